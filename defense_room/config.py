@@ -1,0 +1,337 @@
+"""Server configuration: one frozen dataclass tree, defaults in code.
+
+`config.yaml` only overrides the defaults below. Loading is strict, like
+livekit's `KnownFields(strict)`: an unknown or duplicated key, a value of the
+wrong type or one out of range stops the server at startup with a message
+naming the full dotted key, instead of being silently ignored and surprising
+someone in the middle of a defense.
+
+Every key is documented in the repository's `config.yaml`; a test keeps the
+two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG_PATH = Path("config.yaml")
+"""Used when no --config is given; relative to the working directory."""
+
+
+class ConfigError(Exception):
+    """The configuration file is unreadable or has an invalid value."""
+
+
+class TlsMode(enum.StrEnum):
+    """How the server gets its TLS certificate."""
+
+    AUTO = "auto"
+    FILES = "files"
+    OFF = "off"
+
+
+def _between(low: float | None = None, high: float | None = None) -> dict[str, Any]:
+    return {"min": low, "max": high}
+
+
+def _check_ice_urls(urls: tuple[str, ...]) -> str | None:
+    if not urls:
+        return "must list at least one URL"
+    for url in urls:
+        if not url.startswith(("stun:", "turn:", "turns:")):
+            return f"must hold stun:, turn: or turns: URLs, got {url!r}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Where the HTTP(S) server listens."""
+
+    host: str = "0.0.0.0"
+    port: int = field(default=8443, metadata=_between(1, 65535))
+    # Host name or IP put into printed invite links; None means the
+    # detected LAN address.
+    public_host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """Where the TLS certificate comes from (browsers need HTTPS for cameras)."""
+
+    mode: TlsMode = TlsMode.AUTO
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    def _problem(self) -> tuple[str, str] | None:
+        if self.mode is TlsMode.FILES:
+            for name in ("cert_file", "key_file"):
+                if getattr(self, name) is None:
+                    return name, "is required when tls.mode is 'files'"
+        if (self.cert_file is None) != (self.key_file is None):
+            missing = "key_file" if self.key_file is None else "cert_file"
+            return missing, "must be set together with the other of cert_file/key_file"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """A STUN or TURN server, as in the browser's RTCIceServer."""
+
+    urls: tuple[str, ...] = field(default=(), metadata={"check": _check_ice_urls})
+    username: str | None = None
+    credential: str | None = None
+
+    def _problem(self) -> tuple[str, str] | None:
+        # Browsers reject a turn: server without credentials outright.
+        if any(url.startswith("turn") for url in self.urls):
+            for name in ("username", "credential"):
+                if getattr(self, name) is None:
+                    return name, "is required for turn: and turns: URLs"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaConfig:
+    """Limits of the media forwarder and its signaling."""
+
+    max_message_bytes: int = field(default=65536, metadata=_between(1024, 16 << 20))
+    join_timeout_s: float = field(default=10.0, metadata=_between(0.5, 300))
+    keyframe_min_interval_ms: int = field(default=300, metadata=_between(0, 60_000))
+    max_participants: int = field(default=32, metadata=_between(2, 1000))
+
+
+# Upper bounds catch unit mix-ups (seconds typed as minutes), not policy.
+_DAY_MINUTES = 24 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class PhasesConfig:
+    """Lengths of the phases of one student's defense."""
+
+    talk_minutes: int = field(default=10, metadata=_between(1, _DAY_MINUTES))
+    questions_minutes: int = field(default=15, metadata=_between(1, _DAY_MINUTES))
+    defense_max_minutes: int = field(default=30, metadata=_between(1, _DAY_MINUTES))
+    warning_before_s: int = field(default=60, metadata=_between(0, 3600))
+
+
+@dataclass(frozen=True, slots=True)
+class AbsenceConfig:
+    """What happens when someone drops out."""
+
+    grace_minutes: int = field(default=15, metadata=_between(0, _DAY_MINUTES))
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long recordings are kept."""
+
+    days: int = field(default=30, metadata=_between(1, 3650))
+
+
+@dataclass(frozen=True, slots=True)
+class InvitesConfig:
+    """Invite link lifetime."""
+
+    valid_days_after: int = field(default=1, metadata=_between(0, 365))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole server configuration."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    data_dir: Path = Path("data")
+    # Empty on purpose: given no ICE servers, aiortc would contact a public
+    # STUN server, and a defense must not talk to third parties.
+    ice_servers: tuple[IceServer, ...] = ()
+    media: MediaConfig = field(default_factory=MediaConfig)
+    phases: PhasesConfig = field(default_factory=PhasesConfig)
+    absence: AbsenceConfig = field(default_factory=AbsenceConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    invites: InvitesConfig = field(default_factory=InvitesConfig)
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file."""
+        return self.data_dir / "defense-room.sqlite3"
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where recordings are written."""
+        return self.data_dir / "recordings"
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load `path` over the defaults; None gives the defaults alone.
+
+    Relative paths in the file resolve against the file's folder (against
+    the working directory when there is no file). Raises ConfigError.
+    """
+    if path is None:
+        return _build(Config, {}, "", Path.cwd())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:  # an empty file, or one with only comments
+        data = {}
+    return _build(Config, data, "", path.absolute().parent)
+
+
+def iter_config_keys(cls: type[Any] = Config, prefix: str = "") -> list[str]:
+    """Every dotted key the configuration accepts, e.g. "server.port".
+
+    Keys of list items are written with "[]", e.g. "ice_servers[].urls".
+    """
+    keys: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        keys.append(key)
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            keys.extend(iter_config_keys(typing.cast(type[Any], tp), key + "."))
+        elif typing.get_origin(tp) is tuple:
+            item = typing.get_args(tp)[0]
+            if dataclasses.is_dataclass(item):
+                keys.extend(iter_config_keys(typing.cast(type[Any], item), key + "[]."))
+    return keys
+
+
+_T = typing.TypeVar("_T")
+
+
+def _build(cls: type[_T], data: object, prefix: str, base_dir: Path) -> _T:
+    """Make a `cls` from a YAML mapping, checking every key and value."""
+    where = prefix.rstrip(".")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config key '{where}' must be a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(typing.cast(Any, cls))}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(_unknown_key_message(prefix, key, list(fields)))
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = prefix + name
+        if name in data:
+            converted = _convert(hints[name], data[name], key, base_dir)
+            _check_field(f, converted, key)
+            values[name] = converted
+        elif isinstance(tp := hints[name], type) and dataclasses.is_dataclass(tp):
+            # Built from {} rather than default_factory so that relative
+            # paths inside it are resolved too.
+            values[name] = _build(tp, {}, key + ".", base_dir)
+        elif isinstance(f.default, Path) and not f.default.is_absolute():
+            values[name] = base_dir / f.default
+    obj = cls(**values)
+    problem_of: Callable[[], tuple[str, str] | None] | None = getattr(obj, "_problem", None)
+    problem = problem_of() if problem_of is not None else None
+    if problem is not None:
+        name, message = problem
+        raise ConfigError(f"config key '{prefix}{name}' {message}")
+    return obj
+
+
+def _convert(tp: Any, value: object, key: str, base_dir: Path) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is types.UnionType or origin is typing.Union:
+        if value is None:
+            return None
+        (inner,) = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+        return _convert(inner, value, key, base_dir)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        # A section written with nothing under it ("media:") means defaults.
+        return _build(tp, {} if value is None else value, key + ".", base_dir)
+    if origin is tuple:
+        item_type = typing.get_args(tp)[0]
+        if item_type is str and isinstance(value, str):
+            value = [value]  # RTCIceServer also allows a single URL string
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        return tuple(
+            _convert(item_type, item, f"{key}[{index}]", base_dir)
+            for index, item in enumerate(value)
+        )
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        allowed = [member.value for member in tp]
+        if value not in allowed:
+            choices = ", ".join(repr(choice) for choice in allowed)
+            raise ConfigError(f"config key '{key}' must be one of {choices}, got {value!r}")
+        return tp(value)
+    # bool is an int in Python, but "port: true" is a mistake, not 1.
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, str):
+        if not value.strip():
+            raise ConfigError(f"config key '{key}' must not be empty")
+        return value
+    if tp is Path and isinstance(value, str) and value.strip():
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else base_dir / path
+    raise ConfigError(f"config key '{key}' must be {_describe(tp)}, got {value!r}")
+
+
+def _check_field(f: dataclasses.Field[Any], value: Any, key: str) -> None:
+    low, high = f.metadata.get("min"), f.metadata.get("max")
+    if low is not None and value < low:
+        raise ConfigError(f"config key '{key}' must be at least {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"config key '{key}' must be at most {high}, got {value!r}")
+    check: Callable[[Any], str | None] | None = f.metadata.get("check")
+    problem = check(value) if check is not None else None
+    if problem is not None:
+        raise ConfigError(f"config key '{key}' {problem}")
+
+
+def _describe(tp: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", Path: "a path"}
+    return names.get(tp, str(tp))
+
+
+def _unknown_key_message(prefix: str, key: object, known: list[str]) -> str:
+    message = f"unknown config key '{prefix}{key}'"
+    close = difflib.get_close_matches(str(key), known, n=1)
+    if close:
+        message += f" (did you mean '{prefix}{close[0]}'?)"
+    return message
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicated keys instead of keeping the last."""
+
+
+def _construct_strict_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[object] = set()
+    for key_node, _value_node in node.value:
+        key = loader.construct_object(key_node)
+        if isinstance(key, str) and key in seen:
+            raise ConfigError(
+                f"duplicate config key '{key}' on line {key_node.start_mark.line + 1}"
+            )
+        seen.add(key if isinstance(key, str) else id(key_node))
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_strict_mapping
+)

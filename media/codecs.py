@@ -1,0 +1,95 @@
+"""What the forwarder needs to know about each codec's bitstream.
+
+The forwarder never decodes; it only needs to answer two questions from the bytes:
+does this RTP packet start a frame, and is this depayloaded frame a keyframe (the
+point where a new subscriber can start decoding).
+"""
+
+from __future__ import annotations
+
+from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpSender
+
+from .errors import UnsupportedCodecError
+
+FORWARDED_MIME_TYPES = ("audio/opus", "video/vp8", "video/h264")
+
+_VP8_KEYFRAME_START_CODE = b"\x9d\x01\x2a"
+_H264_NAL_IDR = 5
+_H264_NAL_FU_A = 28
+
+
+def codec_name(codec: RTCRtpCodecParameters) -> str:
+    return codec.mimeType.split("/", 1)[1].upper()
+
+
+def check_forwardable(codec: RTCRtpCodecParameters) -> None:
+    if codec.mimeType.lower() not in FORWARDED_MIME_TYPES:
+        raise UnsupportedCodecError(
+            f"cannot forward codec {codec.mimeType}: only Opus, VP8 and H.264 are forwarded"
+        )
+
+
+def starts_frame(codec: str, payload: bytes) -> bool | None:
+    """Whether an RTP payload (still with its payload descriptor) begins a frame.
+
+    Returns None when the payload alone cannot tell (H.264: a frame may be several
+    single-NAL packets, and only the marker bit of the previous packet tells).
+    """
+    if codec == "VP8":
+        if not payload:
+            return False
+        # RFC 7741: S bit set and partition index 0 begins a frame.
+        return bool(payload[0] & 0x10) and (payload[0] & 0x07) == 0
+    return None
+
+
+def is_keyframe(codec: str, data: bytes) -> bool:
+    """Whether a depayloaded frame can be decoded on its own."""
+    if codec == "VP8":
+        # RFC 6386 9.1: the inverse key-frame bit, then the start code at byte 3.
+        return len(data) >= 10 and not data[0] & 0x01 and data[3:6] == _VP8_KEYFRAME_START_CODE
+    if codec == "H264":
+        return _H264_NAL_IDR in h264_nal_types(data)
+    return True  # audio: every packet stands alone
+
+
+def h264_nal_types(annexb: bytes) -> set[int]:
+    """NAL unit types in an Annex B byte stream (as aiortc's depayloader produces)."""
+    types: set[int] = set()
+    i = annexb.find(b"\x00\x00\x01")
+    while i != -1 and i + 3 < len(annexb):
+        types.add(annexb[i + 3] & 0x1F)
+        i = annexb.find(b"\x00\x00\x01", i + 3)
+    return types
+
+
+def h264_payload_starts_nal(payload: bytes) -> bool:
+    if not payload:
+        return False
+    if payload[0] & 0x1F == _H264_NAL_FU_A:
+        return len(payload) > 1 and bool(payload[1] & 0x80)
+    return True
+
+
+def sender_preferences(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapability]:
+    """Codec preferences that make a subscriber's sender use exactly the publisher's
+    codec (same H.264 profile and packetization), plus RTX so lost packets can be
+    retransmitted from the sender's own history."""
+    check_forwardable(codec)
+    capabilities = RTCRtpSender.getCapabilities(codec.mimeType.split("/")[0]).codecs
+    wanted = codec.mimeType.lower()
+    matching = [c for c in capabilities if c.mimeType.lower() == wanted]
+    if wanted == "video/h264":
+        profile = str(codec.parameters.get("profile-level-id", "42e01f")).lower()
+        matching = [
+            c for c in matching if str(c.parameters.get("profile-level-id", "")).lower() == profile
+        ] or [
+            # Browsers decode any constrained-baseline stream; match on the profile only.
+            c for c in capabilities
+            if c.mimeType.lower() == wanted
+            and str(c.parameters.get("profile-level-id", ""))[:2] == profile[:2]
+        ]
+    if not matching:
+        raise UnsupportedCodecError(f"no sender capability matches {codec.mimeType} {codec.parameters}")
+    rtx = [c for c in capabilities if c.mimeType.lower().endswith("/rtx")]
+    return [matching[0], *rtx]

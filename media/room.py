@@ -1,0 +1,174 @@
+"""A defense room: the participants' peer connections and who receives what.
+
+The Room owns every Peer and every PublishedTrack of one defense day. Its rule is
+simple for now: everyone in the room receives every other participant's audio and
+video (``may_receive`` lets the orchestrator narrow that later, e.g. the closed
+sitting). The Room is the only place that links publications to subscriptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCIceServer
+
+from .forwarder import PublishedTrack
+from .metrics import ForwardingMetrics
+from .peer import Peer
+
+logger = logging.getLogger(__name__)
+
+Signal = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantInfo:
+    id: str
+    name: str
+    role: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "role": self.role}
+
+
+def everyone(publisher: ParticipantInfo, subscriber: ParticipantInfo) -> bool:
+    return publisher.id != subscriber.id
+
+
+class Room:
+    """One videoconference; see the module doc."""
+
+    def __init__(
+        self,
+        room_id: str,
+        *,
+        ice_servers: list[RTCIceServer],
+        keyframe_min_interval: float = 0.3,
+        may_receive: Callable[[ParticipantInfo, ParticipantInfo], bool] = everyone,
+    ) -> None:
+        self._room_id = room_id
+        self._ice_servers = ice_servers
+        self._keyframe_min_interval = keyframe_min_interval
+        self._may_receive = may_receive
+        self._peers: dict[str, Peer] = {}
+        self._publications: dict[str, list[PublishedTrack]] = {}
+        self._metrics = ForwardingMetrics()
+        self._lock = asyncio.Lock()
+
+    @property
+    def room_id(self) -> str:
+        return self._room_id
+
+    @property
+    def metrics(self) -> ForwardingMetrics:
+        return self._metrics
+
+    @property
+    def peers(self) -> dict[str, Peer]:
+        return dict(self._peers)
+
+    def peer(self, participant_id: str) -> Peer | None:
+        return self._peers.get(participant_id)
+
+    def roster(self) -> list[dict[str, Any]]:
+        return [
+            {**peer.info.as_json(), "publishing": sorted(
+                p.kind for p in self._publications.get(pid, []))
+             , "connection": peer.connection_state}
+            for pid, peer in self._peers.items()
+        ]
+
+    async def join(
+        self,
+        info: ParticipantInfo,
+        signal: Signal,
+        welcome: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    ) -> Peer:
+        """Add a participant; a second connection of the same person replaces the first.
+
+        ``welcome(roster)`` builds the first message the participant gets, before any
+        roster update or offer.
+        """
+        async with self._lock:
+            old = self._peers.get(info.id)
+        if old is not None:
+            await self.leave(info.id, reason="replaced")
+        peer = Peer(
+            info,
+            signal=signal,
+            ice_servers=self._ice_servers,
+            metrics=self._metrics,
+            keyframe_min_interval=self._keyframe_min_interval,
+            on_published=self._on_published,
+            on_state=self._on_peer_state,
+        )
+        async with self._lock:
+            self._peers[info.id] = peer
+        await peer.send(welcome(self.roster()))
+        await peer.start()
+        logger.info("room %s: %s (%s) joined", self._room_id, info.name, info.role)
+        await self._broadcast_roster()
+        return peer
+
+    async def leave(self, participant_id: str, reason: str, only: Peer | None = None) -> None:
+        """Remove a participant and everything they published. Idempotent.
+
+        With ``only``, nothing happens unless that Peer is still the participant's
+        current one (a replaced connection closing late must not remove its successor).
+        """
+        async with self._lock:
+            if only is not None and self._peers.get(participant_id) is not only:
+                return
+            peer = self._peers.pop(participant_id, None)
+            publications = self._publications.pop(participant_id, [])
+        if peer is None:
+            return
+        for publication in publications:
+            publication.close()
+            for other in self._peers.values():
+                other.unsubscribe(publication)
+        await peer.stop(reason)
+        logger.info("room %s: %s left (%s)", self._room_id, peer.info.name, reason)
+        await self._broadcast_roster()
+
+    async def stop(self) -> None:
+        """Close every peer. Idempotent."""
+        for participant_id in list(self._peers):
+            await self.leave(participant_id, reason="shutdown")
+
+    async def _on_published(self, peer: Peer, publications: list[PublishedTrack]) -> None:
+        if self._peers.get(peer.info.id) is not peer:
+            return
+        self._publications.setdefault(peer.info.id, []).extend(publications)
+        for other in self._peers.values():
+            if other is peer:
+                continue
+            for publication in publications:
+                if self._may_receive(peer.info, other.info):
+                    other.subscribe(publication, peer.info)
+        # The newcomer receives what was already published.
+        for publisher_id, existing in self._publications.items():
+            publisher = self._peers.get(publisher_id)
+            if publisher is None or publisher is peer:
+                continue
+            for publication in existing:
+                if self._may_receive(publisher.info, peer.info):
+                    peer.subscribe(publication, publisher.info)
+        await self._broadcast_roster()
+
+    async def _on_peer_state(self, peer: Peer) -> None:
+        if peer.negotiation_failed and self._peers.get(peer.info.id) is peer:
+            await self.leave(peer.info.id, reason="negotiation_failed")
+            return
+        if peer.connection_state == "failed":
+            logger.warning("room %s: media of %s failed", self._room_id, peer.info.name)
+        await self._broadcast_roster()
+
+    async def _broadcast_roster(self) -> None:
+        message = {"type": "participants", "participants": self.roster()}
+        for peer in list(self._peers.values()):
+            await peer.send(message)

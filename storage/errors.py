@@ -1,0 +1,71 @@
+"""Errors raised by the storage package.
+
+`StorageError` is the root. `InviteError` means "the person holding the link
+sent something we refuse" (a remote error, shown to them); the others mean the
+server itself misused the database (a local error, logged).
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+
+
+class StorageError(Exception):
+    """Root of every error the storage package raises on purpose."""
+
+
+class DatabaseNotRunningError(StorageError):
+    """A read or write was requested while the database was not started."""
+
+
+class NotFoundError(StorageError):
+    """A row addressed by id does not exist."""
+
+
+class InviteRefusal(enum.StrEnum):
+    """Why an invite token was refused; sent to the browser as a machine code."""
+
+    BAD_TOKEN = "bad_token"
+    EXPIRED_TOKEN = "expired_token"
+    REVOKED_TOKEN = "revoked_token"
+
+
+class InviteError(StorageError):
+    """An invite token was refused.
+
+    `reason` is the machine-readable code; `str(error)` is a sentence meant
+    for the person who clicked the link.
+    """
+
+    def __init__(self, reason: InviteRefusal, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    @classmethod
+    def bad_token(cls) -> InviteError:
+        """The token is malformed or unknown."""
+        # Deliberately vague: telling "malformed" from "unknown" would help
+        # nobody but someone guessing tokens.
+        return cls(
+            InviteRefusal.BAD_TOKEN,
+            "This invite link is not valid. Ask the secretary for a new one.",
+        )
+
+    @classmethod
+    def expired(cls, expires_at: float) -> InviteError:
+        """The token was valid until `expires_at` (unix time)."""
+        moment = datetime.datetime.fromtimestamp(expires_at, tz=datetime.UTC)
+        return cls(
+            InviteRefusal.EXPIRED_TOKEN,
+            f"This invite link expired on {moment:%Y-%m-%d %H:%M} UTC.",
+        )
+
+    @classmethod
+    def revoked(cls) -> InviteError:
+        """The secretary revoked the token."""
+        return cls(
+            InviteRefusal.REVOKED_TOKEN,
+            "This invite link was revoked by the secretary.",
+        )

@@ -1,0 +1,383 @@
+"""Defense days, the people invited to them, and the journal of events.
+
+Every person gets a personal invite link carrying a random token. The token is
+shown once, when issued; the database keeps only its SHA-256, so a leaked
+database file does not let anyone join a defense.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import sqlite3
+import time
+import zoneinfo
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from .db import Database
+from .errors import InviteError, NotFoundError, StorageError
+
+logger = logging.getLogger(__name__)
+
+TOKEN_BYTES = 32
+"""Random bytes per token: 256 bits, far beyond any guessing attack."""
+
+MAX_TOKEN_CHARS = 200
+"""Longer "tokens" are refused without touching the database."""
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class Role(enum.StrEnum):
+    """What a person does at a defense; decides what they may see and do."""
+
+    CHAIR = "chair"
+    MEMBER = "member"
+    SECRETARY = "secretary"
+    STUDENT = "student"
+    SUPERVISOR = "supervisor"
+    REVIEWER = "reviewer"
+    OBSERVER = "observer"
+
+
+@dataclass(frozen=True, slots=True)
+class DefenseDay:
+    """One day of defenses in one room."""
+
+    day_id: int
+    title: str
+    date: datetime.date
+    starts_at: float
+    timezone: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedInvite:
+    """A freshly issued invite: the only time the raw token is known."""
+
+    person_id: int
+    role: Role
+    name: str
+    # Kept out of repr so that logging an IssuedInvite cannot leak the token.
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """A verified invite: who is joining, for which day, until when."""
+
+    person_id: int
+    day_id: int
+    role: Role
+    name: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A person invited to a defense day, as the secretary sees them."""
+
+    person_id: int
+    day_id: int
+    role: Role
+    name: str
+    expires_at: float
+    revoked_at: float | None
+    created_at: float
+
+    @property
+    def revoked(self) -> bool:
+        """True once the secretary revoked this person's invite."""
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One row of the append-only event log."""
+
+    entry_id: int
+    at: float
+    day_id: int
+    person_id: int | None
+    kind: str
+    detail: dict[str, Any]
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 hex digest under which a token is stored."""
+    # A fast unsalted hash is enough: tokens carry 256 random bits, so there
+    # is no dictionary to precompute and brute force is hopeless. Slow
+    # password hashes exist for low-entropy secrets, which these are not.
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def expires_at_for_day(day: datetime.date, timezone: str, valid_days_after: int) -> float:
+    """Unix time at which invites for `day` expire.
+
+    That is the end of the defense day in its own time zone, plus
+    `valid_days_after` whole days (for appeals, protocol signing and so on).
+    """
+    tz = _zone(timezone)
+    end = day + datetime.timedelta(days=1 + valid_days_after)
+    return datetime.datetime.combine(end, datetime.time(0), tzinfo=tz).timestamp()
+
+
+class InviteStore:
+    """Issues, verifies and revokes invites; appends to the journal."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create_day(
+        self,
+        title: str,
+        date: datetime.date,
+        starts_at: float,
+        timezone: str,
+        *,
+        now: float | None = None,
+    ) -> int:
+        """Create a defense day and return its id."""
+        if not title.strip():
+            raise StorageError("a defense day needs a non-empty title")
+        _zone(timezone)
+        created_at = time.time() if now is None else now
+
+        def write(db: sqlite_utils.Database) -> int:
+            cursor = db.execute(
+                "INSERT INTO defense_days (title, date, starts_at, timezone,"
+                " created_at) VALUES (?, ?, ?, ?, ?)",
+                [title, date.isoformat(), starts_at, timezone, created_at],
+            )
+            day_id = _row_id(cursor)
+            _append_journal(db, created_at, day_id, None, "day_created", {"title": title})
+            return day_id
+
+        day_id = await self._db.execute_write(write)
+        logger.info("defense day %s created for %s", day_id, date.isoformat())
+        return day_id
+
+    async def get_day(self, day_id: int) -> DefenseDay:
+        """The defense day with this id; NotFoundError if there is none."""
+
+        def read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+            return list(db.query("SELECT * FROM defense_days WHERE id = ?", [day_id]))
+
+        rows = await self._db.execute_read(read)
+        if not rows:
+            raise NotFoundError(f"no defense day with id {day_id}")
+        row = rows[0]
+        return DefenseDay(
+            day_id=row["id"],
+            title=row["title"],
+            date=datetime.date.fromisoformat(row["date"]),
+            starts_at=row["starts_at"],
+            timezone=row["timezone"],
+            created_at=row["created_at"],
+        )
+
+    async def issue(
+        self,
+        day_id: int,
+        role: Role,
+        name: str,
+        expires_at: float,
+        *,
+        now: float | None = None,
+    ) -> IssuedInvite:
+        """Invite a person to a day; the returned token is never stored."""
+        role = Role(role)
+        if not name.strip():
+            raise StorageError("an invited person needs a non-empty name")
+        created_at = time.time() if now is None else now
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        token_hash = hash_token(token)
+
+        def write(db: sqlite_utils.Database) -> int:
+            _require_day(db, day_id)
+            cursor = db.execute(
+                "INSERT INTO people (day_id, role, name, token_hash, expires_at,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [day_id, role.value, name, token_hash, expires_at, created_at],
+            )
+            person_id = _row_id(cursor)
+            _append_journal(
+                db,
+                created_at,
+                day_id,
+                person_id,
+                "invite_issued",
+                {"role": role.value, "name": name, "expires_at": expires_at},
+            )
+            return person_id
+
+        person_id = await self._db.execute_write(write)
+        logger.info("invite issued: day %s person %s role %s", day_id, person_id, role)
+        return IssuedInvite(person_id=person_id, role=role, name=name, token=token)
+
+    async def verify(self, token: str, now: float) -> Invite:
+        """The invite this token belongs to, or InviteError saying why not.
+
+        A revoked invite reports "revoked" even when it has also expired: it
+        is the more useful thing to tell the person.
+        """
+        if not 0 < len(token) <= MAX_TOKEN_CHARS or not _TOKEN_RE.fullmatch(token):
+            raise InviteError.bad_token()
+        token_hash = hash_token(token)
+
+        def read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+            return list(
+                db.query(
+                    "SELECT id, day_id, role, name, token_hash, expires_at, revoked_at"
+                    " FROM people WHERE token_hash = ?",
+                    [token_hash],
+                )
+            )
+
+        rows = await self._db.execute_read(read)
+        # The index lookup above is not constant-time, but it only reveals
+        # facts about hashes of random tokens; compare_digest guards the
+        # final decision anyway.
+        if not rows or not hmac.compare_digest(rows[0]["token_hash"], token_hash):
+            raise InviteError.bad_token()
+        row = rows[0]
+        if row["revoked_at"] is not None:
+            raise InviteError.revoked()
+        if now >= row["expires_at"]:
+            raise InviteError.expired(row["expires_at"])
+        return Invite(
+            person_id=row["id"],
+            day_id=row["day_id"],
+            role=Role(row["role"]),
+            name=row["name"],
+            expires_at=row["expires_at"],
+        )
+
+    async def revoke(self, person_id: int, now: float) -> None:
+        """Revoke a person's invite; revoking twice keeps the first time."""
+
+        def write(db: sqlite_utils.Database) -> None:
+            rows = db.execute(
+                "SELECT day_id, revoked_at FROM people WHERE id = ?", [person_id]
+            ).fetchall()
+            if not rows:
+                raise NotFoundError(f"no invited person with id {person_id}")
+            day_id, revoked_at = rows[0]
+            if revoked_at is not None:
+                return
+            db.execute("UPDATE people SET revoked_at = ? WHERE id = ?", [now, person_id])
+            _append_journal(db, now, day_id, person_id, "invite_revoked", {})
+
+        await self._db.execute_write(write)
+        logger.info("invite revoked: person %s", person_id)
+
+    async def list_people(self, day_id: int) -> list[Person]:
+        """Everyone invited to a day, in the order they were invited."""
+
+        def read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+            return list(
+                db.query(
+                    "SELECT id, day_id, role, name, expires_at, revoked_at, created_at"
+                    " FROM people WHERE day_id = ? ORDER BY id",
+                    [day_id],
+                )
+            )
+
+        return [
+            Person(
+                person_id=row["id"],
+                day_id=row["day_id"],
+                role=Role(row["role"]),
+                name=row["name"],
+                expires_at=row["expires_at"],
+                revoked_at=row["revoked_at"],
+                created_at=row["created_at"],
+            )
+            for row in await self._db.execute_read(read)
+        ]
+
+    async def journal(
+        self,
+        day_id: int,
+        person_id: int | None,
+        kind: str,
+        detail: dict[str, Any],
+        now: float,
+    ) -> int:
+        """Append an event to the journal and return its id."""
+        # Serialise here so a non-JSON detail fails in the caller's task.
+        detail_json = _to_json(detail)
+
+        def write(db: sqlite_utils.Database) -> int:
+            return _append_journal(db, now, day_id, person_id, kind, detail_json)
+
+        return await self._db.execute_write(write)
+
+    async def list_journal(self, day_id: int) -> list[JournalEntry]:
+        """The journal of a day, oldest first."""
+
+        def read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+            return list(
+                db.query("SELECT * FROM journal WHERE day_id = ? ORDER BY at, id", [day_id])
+            )
+
+        return [
+            JournalEntry(
+                entry_id=row["id"],
+                at=row["at"],
+                day_id=row["day_id"],
+                person_id=row["person_id"],
+                kind=row["kind"],
+                detail=json.loads(row["detail"]),
+            )
+            for row in await self._db.execute_read(read)
+        ]
+
+
+def _zone(timezone: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise StorageError(f"unknown time zone {timezone!r}") from exc
+
+
+def _to_json(detail: dict[str, Any]) -> str:
+    return json.dumps(detail, ensure_ascii=False, sort_keys=True)
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    row_id = cursor.lastrowid
+    if row_id is None:  # cannot happen after a successful INSERT
+        raise StorageError("INSERT returned no row id")
+    return row_id
+
+
+def _require_day(db: sqlite_utils.Database, day_id: int) -> None:
+    if not db.execute("SELECT 1 FROM defense_days WHERE id = ?", [day_id]).fetchall():
+        raise NotFoundError(f"no defense day with id {day_id}")
+
+
+def _append_journal(
+    db: sqlite_utils.Database,
+    at: float,
+    day_id: int,
+    person_id: int | None,
+    kind: str,
+    detail: dict[str, Any] | str,
+) -> int:
+    detail_json = detail if isinstance(detail, str) else _to_json(detail)
+    cursor = db.execute(
+        "INSERT INTO journal (at, day_id, person_id, kind, detail) VALUES (?, ?, ?, ?, ?)",
+        [at, day_id, person_id, kind, detail_json],
+    )
+    return _row_id(cursor)

@@ -1,0 +1,82 @@
+"""Schema migrations, applied in order by `Database.start()`.
+
+Each migration is a function registered on `MIGRATIONS`; registration order is
+application order. sqlite-utils records every applied migration (by name, with
+`applied_at`) in the `_migrations` table and runs each one inside a transaction
+together with that record, so a failed migration leaves nothing behind.
+
+Never edit or rename a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+
+class _Migrations(sqlite_utils.Migrations):
+    # Our own table name rather than sqlite-utils' default "_sqlite_migrations".
+    migrations_table = "_migrations"
+
+
+MIGRATIONS = _Migrations("defense_room")
+
+
+@MIGRATIONS(name="0001_initial_schema")
+def _initial_schema(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE defense_days (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            date TEXT NOT NULL,          -- ISO date, e.g. 2026-11-23
+            starts_at REAL NOT NULL,     -- unix time
+            timezone TEXT NOT NULL,      -- IANA name, e.g. Europe/Moscow
+            created_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE people (
+            id INTEGER PRIMARY KEY,
+            day_id INTEGER NOT NULL REFERENCES defense_days(id),
+            role TEXT NOT NULL,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,  -- SHA-256 hex; never the token
+            expires_at REAL NOT NULL,
+            revoked_at REAL,
+            created_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX people_day_id ON people(day_id)")
+    db.execute(
+        """
+        CREATE TABLE journal (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            day_id INTEGER NOT NULL REFERENCES defense_days(id),
+            person_id INTEGER REFERENCES people(id),
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'  -- JSON object
+        )
+        """
+    )
+    db.execute("CREATE INDEX journal_day_id_at ON journal(day_id, at)")
+    # The journal is evidence of what happened during a defense, so rows are
+    # never rewritten. Deleting stays possible for the retention policy.
+    db.execute(
+        """
+        CREATE TRIGGER journal_append_only BEFORE UPDATE ON journal
+        BEGIN
+            SELECT RAISE(ABORT, 'journal is append-only');
+        END
+        """
+    )
+
+
+def apply_migrations(db: sqlite_utils.Database) -> list[str]:
+    """Apply every pending migration to `db`; return the names applied."""
+    pending = [migration.name for migration in MIGRATIONS.pending(db)]
+    MIGRATIONS.apply(db)
+    return pending

@@ -1,0 +1,105 @@
+"""Shared fixtures: the network guard, a running server, invites, an encoder spy."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from defense_room.config import Config, ServerConfig, TlsConfig, TlsMode
+from storage.invites import InviteStore, IssuedInvite, Role
+from web_ui.app import create_app
+from web_ui.keys import INVITES, ROOMS
+from web_ui.rooms import RoomRegistry
+
+NETNS_INTERFACES = {"lo", "dr0", "dr1"}
+
+
+@pytest.fixture(scope="session")
+def isolated_network() -> None:
+    """Real peers may run only inside the namespace made by scripts/netns-run:
+    outside it, ICE would use (and send to) this machine's LAN addresses."""
+    names = {name for _, name in socket.if_nameindex()}
+    if not names <= NETNS_INTERFACES or "dr0" not in names:
+        pytest.fail(
+            "WebRTC tests must run in a private network namespace; run them with "
+            f"scripts/test.sh (or scripts/netns-run pytest). Interfaces here: {sorted(names)}",
+            pytrace=False,
+        )
+
+
+@dataclass
+class RunningServer:
+    app: web.Application
+    base_url: str
+    day_id: int
+
+    @property
+    def invites(self) -> InviteStore:
+        return self.app[INVITES]
+
+    @property
+    def rooms(self) -> RoomRegistry:
+        return self.app[ROOMS]
+
+    async def invite(self, role: Role, name: str, *, expires_in: float = 3600.0) -> IssuedInvite:
+        return await self.invites.issue(self.day_id, role, name, time.time() + expires_in)
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> Config:
+    base = Config()
+    return dataclasses.replace(
+        base,
+        data_dir=tmp_path / "data",
+        server=dataclasses.replace(base.server, host="127.0.0.1", port=0),
+        tls=TlsConfig(mode=TlsMode.OFF),
+        **overrides,
+    )
+
+
+@pytest.fixture
+async def server(tmp_path: Path, isolated_network: None) -> AsyncIterator[RunningServer]:
+    app = create_app(make_config(tmp_path))
+    test_server = TestServer(app, host="127.0.0.1", port=0)
+    await test_server.start_server()
+    day_id = await app[INVITES].create_day(
+        "Test defense day", datetime.date.today(), time.time(), "Europe/Moscow")
+    try:
+        yield RunningServer(app, str(test_server.make_url("")).rstrip("/"), day_id)
+    finally:
+        await test_server.close()
+
+
+class EncoderSpy:
+    """Records every aiortc encoder instance whose encode() ran."""
+
+    def __init__(self) -> None:
+        self.encoded_by: dict[int, int] = {}
+
+    def calls_for(self, encoders: list[object]) -> int:
+        return sum(self.encoded_by.get(id(e), 0) for e in encoders)
+
+
+@pytest.fixture
+def encoder_spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[EncoderSpy]:
+    from aiortc.codecs import h264, opus, vpx
+
+    spy = EncoderSpy()
+    for cls in (vpx.Vp8Encoder, h264.H264Encoder, opus.OpusEncoder):
+        original = cls.encode
+
+        def encode(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            spy.encoded_by[id(self)] = spy.encoded_by.get(id(self), 0) + 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "encode", encode)
+    yield spy

@@ -1,0 +1,85 @@
+"""Helpers for tests with real peers: collect and check what a subscriber receives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from media.testing import dominant_frequency, read_frame_number
+from web_ui.client import RoomClient
+
+
+@dataclass
+class Collected:
+    frame_numbers: list[int] = field(default_factory=list)
+    audio: list[np.ndarray] = field(default_factory=list)
+
+    def audio_seconds(self) -> float:
+        return sum(len(a) for a in self.audio) / 48_000
+
+    def tone(self) -> float:
+        samples = np.concatenate(self.audio[-50:])
+        return dominant_frequency(samples)
+
+
+async def _consume(track: MediaStreamTrack, sink: Collected) -> None:
+    try:
+        while True:
+            frame = await track.recv()
+            if track.kind == "video":
+                sink.frame_numbers.append(read_frame_number(frame))
+            else:
+                data = frame.to_ndarray()
+                # aiortc decodes Opus to interleaved stereo s16: keep one channel.
+                channels = len(frame.layout.channels)
+                sink.audio.append(data.reshape(-1)[::channels].copy())
+    except MediaStreamError:
+        pass
+
+
+@contextlib.asynccontextmanager
+async def collecting(client: RoomClient, publisher_id: str) -> AsyncIterator[Collected]:
+    """Decode every track ``client`` receives from ``publisher_id`` while inside."""
+    sink = Collected()
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def watch() -> None:
+        while True:
+            for mid, entry in list(client.received.items()):
+                if entry.participant == publisher_id and entry.track is not None and mid not in tasks:
+                    tasks[mid] = asyncio.create_task(_consume(entry.track, sink))
+            await asyncio.sleep(0.02)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield sink
+    finally:
+        watcher.cancel()
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(watcher, *tasks.values(), return_exceptions=True)
+
+
+async def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until true; on timeout, fail naming what was missing."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def increasing_run(numbers: list[int]) -> int:
+    """Length of the longest run of strictly increasing frame numbers."""
+    best = run = 1 if numbers else 0
+    for a, b in zip(numbers, numbers[1:]):
+        run = run + 1 if b > a else 1
+        best = max(best, run)
+    return best

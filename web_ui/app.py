@@ -1,0 +1,122 @@
+"""The aiohttp application: pages, static files, the signaling socket.
+
+Long-lived services are wired as ``cleanup_ctx`` generators (started in order,
+stopped in reverse, and only those that started): the database, then the rooms.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import WSCloseCode, web
+
+from defense_room.config import Config
+from media.hooks import check_internals
+from storage.db import Database
+from storage.errors import InviteError
+from storage.invites import InviteStore
+
+from .keys import CONFIG, DATABASE, INVITES, ROOMS, SOCKETS
+from .rooms import RoomRegistry
+from .session import SignalingSession
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(str(resources.files("web_ui") / "static"))
+# aiohttp closes a socket whose frame exceeds this outright; below it, frames over the
+# configured limit get a polite ``too_large`` error and the session goes on.
+HARD_FRAME_LIMIT = 1 << 20
+
+
+def create_app(config: Config) -> web.Application:
+    """Build the application; nothing starts until aiohttp runs its startup."""
+    check_internals()
+    app = web.Application(client_max_size=1 << 20)
+    app[CONFIG] = config
+    app[SOCKETS] = weakref.WeakSet()
+    app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_rooms_ctx)
+    app.on_shutdown.append(_close_sockets)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/j/{token}", room_page)
+    app.router.add_get("/ws", websocket)
+    app.router.add_static("/static/", STATIC_DIR, name="static")
+    return app
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    database = Database(app[CONFIG].database_path)
+    await database.start()
+    app[DATABASE] = database
+    app[INVITES] = InviteStore(database)
+    yield
+    await database.stop()
+
+
+async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
+    registry = RoomRegistry(app[CONFIG])
+    app[ROOMS] = registry
+    yield
+    await registry.stop()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    for ws in set(app[SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.Response(text=_page(
+        "Defense room",
+        "<p>Open the personal invite link you received from the secretary.</p>"
+        "<p lang='ru'>Откройте персональную ссылку-приглашение, полученную от секретаря.</p>"),
+        content_type="text/html")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    rooms = request.app[ROOMS].rooms
+    return web.json_response({"ok": True, "rooms": len(rooms),
+                              "participants": sum(len(r.peers) for r in rooms.values())})
+
+
+async def room_page(request: web.Request) -> web.StreamResponse:
+    """The room page for an invite link; a bad link gets a page that says why."""
+    try:
+        await request.app[INVITES].verify(request.match_info["token"], now=time.time())
+    except InviteError as exc:
+        return web.Response(status=403, content_type="text/html", text=_page(
+            "Invite link not accepted", f"<p>{html.escape(str(exc))}</p>"))
+    response = web.FileResponse(STATIC_DIR / "room.html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    return response
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(max_msg_size=HARD_FRAME_LIMIT, heartbeat=25.0)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    try:
+        await SignalingSession(request, ws).run()
+    finally:
+        request.app[SOCKETS].discard(ws)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title>"
+        "<link rel='stylesheet' href='/static/room.css'></head>"
+        f"<body class='notice'><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
+    )

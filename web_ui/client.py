@@ -1,0 +1,225 @@
+"""A headless participant: joins a room through the signaling socket with aiortc.
+
+Used by the tests and benchmarks as a real peer, and handy for a smoke test of a
+deployed server. It speaks exactly the protocol of docs/signaling.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class JoinRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ReceivedTrack:
+    mid: str
+    participant: str
+    name: str
+    kind: str
+    track: MediaStreamTrack | None = None
+    receiver: RTCRtpReceiver | None = None
+
+
+@dataclass
+class ClientState:
+    welcome: dict[str, Any] | None = None
+    roster: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    bye: str | None = None
+    offers_answered: int = 0
+
+
+class RoomClient:
+    """One participant. ``tracks`` are published; everything forwarded is received.
+
+    With ``on_receiver`` set, it is called with each new ReceivedTrack before media
+    flows, e.g. to tap the encoded packets instead of decoding them (benchmarks).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        tracks: list[MediaStreamTrack] | None = None,
+        ssl_context: ssl.SSLContext | bool | None = None,
+        on_receiver: Callable[[ReceivedTrack], None] | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._tracks = tracks or []
+        self._ssl = ssl_context
+        self._on_receiver = on_receiver
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._pc: RTCPeerConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._answer: asyncio.Future[str] | None = None
+        self._changed = asyncio.Condition()
+        self.state = ClientState()
+        self.received: dict[str, ReceivedTrack] = {}
+
+    @property
+    def pc(self) -> RTCPeerConnection:
+        assert self._pc is not None
+        return self._pc
+
+    @property
+    def participant_id(self) -> str:
+        assert self.state.welcome is not None
+        return str(self.state.welcome["participant"]["id"])
+
+    async def connect(self) -> dict[str, Any]:
+        """Open the socket and join; raise JoinRefused if the server says no."""
+        self._session = aiohttp.ClientSession()
+        ws_url = self._base_url.replace("http", "ws", 1) + "/ws"
+        self._ws = await self._session.ws_connect(ws_url, ssl=self._ssl if self._ssl is not None else True)
+        await self._ws.send_json({"type": "join", "token": self._token})
+        msg = await self._ws.receive_json(timeout=10)
+        if msg.get("type") == "error":
+            await self.close()
+            raise JoinRefused(msg["code"], msg["message"])
+        assert msg["type"] == "welcome", msg
+        self.state.welcome = msg
+        self.state.roster = msg["participants"]
+        self._reader = asyncio.create_task(self._read())
+        return msg
+
+    async def start_media(self) -> None:
+        """Publish our tracks (or nothing) with the one client offer."""
+        assert self.state.welcome is not None
+        servers = [RTCIceServer(**s) for s in self.state.welcome["iceServers"]]
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self._pc.on("track", self._on_track)
+        for track in self._tracks:
+            self._pc.addTransceiver(track, direction="sendonly")
+        if not self._tracks:
+            self._pc.addTransceiver("audio", direction="recvonly")
+        offer = await self._pc.createOffer()
+        await self._pc.setLocalDescription(offer)
+        self._answer = asyncio.get_running_loop().create_future()
+        await self.send({"type": "offer", "sdp": self._pc.localDescription.sdp})
+        sdp = await asyncio.wait_for(self._answer, 20)
+        await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self._ws is not None
+        await self._ws.send_str(json.dumps(message))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        assert self._ws is not None
+        if isinstance(data, bytes):
+            await self._ws.send_bytes(data)
+        else:
+            await self._ws.send_str(data)
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait until ``predicate()`` holds; on timeout say what was missing."""
+        async def until() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+        try:
+            await asyncio.wait_for(until(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.receiver.track is track and transceiver.mid in self.received:
+                entry = self.received[transceiver.mid]
+                entry.track = track
+                entry.receiver = transceiver.receiver
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for msg in self._ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                await self._handle(json.loads(msg.data))
+                await self._notify()
+        except (asyncio.CancelledError, ConnectionError):
+            pass
+        finally:
+            if self.state.bye is None:
+                self.state.bye = "closed"
+            await self._notify()
+
+    async def _handle(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "answer" and self._answer is not None and not self._answer.done():
+            self._answer.set_result(msg["sdp"])
+        elif kind == "offer":
+            await self._answer_offer(msg)
+        elif kind == "participants":
+            self.state.roster = msg["participants"]
+        elif kind == "error":
+            self.state.errors.append(msg)
+        elif kind == "bye":
+            self.state.bye = msg["reason"]
+
+    async def _answer_offer(self, msg: dict[str, Any]) -> None:
+        for mid, info in msg["tracks"].items():
+            if mid not in self.received:
+                self.received[mid] = ReceivedTrack(mid, info["participant"], info["name"], info["kind"])
+        for mid in list(self.received):
+            if mid not in msg["tracks"]:
+                del self.received[mid]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            entry = self.received.get(transceiver.mid or "")
+            if entry is not None and entry.receiver is None:
+                entry.receiver = transceiver.receiver
+                entry.track = transceiver.receiver.track
+                if self._on_receiver is not None:
+                    self._on_receiver(entry)
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        await self.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+        self.state.offers_answered += 1
+
+    async def close(self) -> None:
+        """Leave and release everything. Idempotent."""
+        if self._ws is not None and not self._ws.closed:
+            try:
+                await self.send({"type": "leave"})
+            except ConnectionError:
+                pass
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+            self._reader = None
+        if self._pc is not None:
+            await self._pc.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

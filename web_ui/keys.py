@@ -1,0 +1,19 @@
+"""Typed handles of the long-lived services, stored on the aiohttp application."""
+
+from __future__ import annotations
+
+import weakref
+
+from aiohttp import web
+
+from defense_room.config import Config
+from storage.db import Database
+from storage.invites import InviteStore
+
+from .rooms import RoomRegistry
+
+CONFIG = web.AppKey("config", Config)
+DATABASE = web.AppKey("database", Database)
+INVITES = web.AppKey("invites", InviteStore)
+ROOMS = web.AppKey("rooms", RoomRegistry)
+SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])

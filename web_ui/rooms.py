@@ -1,0 +1,58 @@
+"""The rooms of a running server, one per defense day, created on first join."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from aiortc import RTCIceServer
+
+from defense_room.config import Config
+from media.room import Room
+
+logger = logging.getLogger(__name__)
+
+
+class RoomRegistry:
+    """Owns every Room and the few fire-and-forget tasks of the web layer."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._rooms: dict[str, Room] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ice_servers = [
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in config.ice_servers
+        ]
+
+    def room_for(self, room_id: str) -> Room:
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = self._rooms[room_id] = Room(
+                room_id,
+                ice_servers=self._ice_servers,
+                keyframe_min_interval=self._config.media.keyframe_min_interval_ms / 1000,
+            )
+        return room
+
+    def get(self, room_id: str) -> Room | None:
+        return self._rooms.get(room_id)
+
+    @property
+    def rooms(self) -> dict[str, Room]:
+        return dict(self._rooms)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a short task that belongs to nobody else; awaited on stop()."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        for room in list(self._rooms.values()):
+            await room.stop()
+        self._rooms.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,190 @@
+"""One participant's signaling WebSocket: join, negotiate, leave.
+
+Domain and protocol errors become ``error`` messages here, in one place. Token errors
+and a missing ``join`` end the socket before any media object exists; every other
+error leaves the session, the room and the other participants as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from media.errors import MediaError, OutOfTurnError
+from media.peer import Peer
+from media.room import ParticipantInfo
+from storage.errors import InviteError
+
+from .keys import CONFIG, INVITES, ROOMS
+from .rooms import RoomRegistry
+from .signaling import (
+    Answer,
+    ErrorCode,
+    IceCandidate,
+    Join,
+    Leave,
+    Offer,
+    ProtocolError,
+    Stats,
+    parse_message,
+)
+
+logger = logging.getLogger(__name__)
+
+CLOSE_BAD_TOKEN = 4401
+CLOSE_JOIN_TIMEOUT = 4408
+
+
+class SignalingSession:
+    """Owns one WebSocket and, once joined, the participant's Peer in its Room."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        self._app = request.app
+        self._ws = ws
+        self._config = request.app[CONFIG]
+        self._rooms: RoomRegistry = request.app[ROOMS]
+        self._peer: Peer | None = None
+        self._room_id: str | None = None
+        self._send_lock = asyncio.Lock()
+        self._remote = request.remote
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self._ws.closed:
+            raise ConnectionError("signaling socket closed")
+        async with self._send_lock:
+            await self._ws.send_json(message)
+        if message.get("type") == "bye":
+            asyncio.get_running_loop().call_soon(self._close_later)
+
+    def _close_later(self) -> None:
+        self._rooms.spawn(self._ws.close(code=WSCloseCode.OK))
+
+    async def run(self) -> None:
+        """Serve the socket until it closes."""
+        try:
+            if not await self._await_join():
+                return
+            async for msg in self._ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._handle_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self._reply_error(ProtocolError(
+                        ErrorCode.MALFORMED, "binary frames are not accepted; send JSON text"))
+                elif msg.type == WSMsgType.ERROR:
+                    logger.info("signaling socket error: %s", self._ws.exception())
+                    break
+        finally:
+            await self._left("disconnected")
+
+    async def _await_join(self) -> bool:
+        timeout = self._config.media.join_timeout_s
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                msg = await self._ws.receive(timeout=max(remaining, 0.001))
+            except asyncio.TimeoutError:
+                await self._refuse(ProtocolError(
+                    ErrorCode.JOIN_TIMEOUT, f"no 'join' message within {timeout:.0f} s"),
+                    CLOSE_JOIN_TIMEOUT)
+                return False
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return False
+            if msg.type != WSMsgType.TEXT:
+                await self._reply_error(ProtocolError(ErrorCode.MALFORMED, "send JSON text frames"))
+                continue
+            try:
+                message = parse_message(msg.data, self._config.media.max_message_bytes)
+            except ProtocolError as exc:
+                await self._reply_error(exc)
+                continue
+            if not isinstance(message, Join):
+                await self._reply_error(ProtocolError(
+                    ErrorCode.NOT_JOINED, "the first message must be 'join' with your invite token"))
+                continue
+            return await self._join(message)
+
+    async def _join(self, message: Join) -> bool:
+        try:
+            invite = await self._app[INVITES].verify(message.token, now=time.time())
+        except InviteError as exc:
+            logger.info("refused a join from %s: %s", self._remote, exc.reason.value)
+            await self._refuse(ProtocolError(ErrorCode(exc.reason.value), str(exc)), CLOSE_BAD_TOKEN)
+            return False
+        room = self._rooms.room_for(str(invite.day_id))
+        if len(room.peers) >= self._config.media.max_participants and room.peer(str(invite.person_id)) is None:
+            await self._refuse(ProtocolError(
+                ErrorCode.ROOM_FULL,
+                f"the room already has {self._config.media.max_participants} participants"),
+                WSCloseCode.TRY_AGAIN_LATER)
+            return False
+        info = ParticipantInfo(str(invite.person_id), invite.name, str(invite.role.value))
+        self._room_id = room.room_id
+        ice_servers = [
+            {"urls": list(s.urls),
+             **({"username": s.username} if s.username else {}),
+             **({"credential": s.credential} if s.credential else {})}
+            for s in self._config.ice_servers
+        ]
+        self._peer = await room.join(info, self.send, lambda roster: {
+            "type": "welcome",
+            "participant": info.as_json(),
+            "iceServers": ice_servers,
+            "participants": roster,
+        })
+        return True
+
+    async def _handle_text(self, text: str) -> None:
+        try:
+            message = parse_message(text, self._config.media.max_message_bytes)
+            await self._dispatch(message)
+        except ProtocolError as exc:
+            await self._reply_error(exc)
+        except OutOfTurnError as exc:
+            await self._reply_error(ProtocolError(ErrorCode.BAD_STATE, str(exc)))
+        except MediaError as exc:
+            await self._reply_error(ProtocolError(ErrorCode.SDP_REJECTED, str(exc)))
+        except Exception:
+            # Our bug, not the client's: say so, keep the session and the room going.
+            logger.exception("failed to handle a message from %s", self._remote)
+            await self._reply_error(ProtocolError(
+                ErrorCode.INTERNAL, "the server failed to handle this message; it was logged"))
+
+    async def _dispatch(self, message: Any) -> None:
+        peer = self._peer
+        assert peer is not None
+        if isinstance(message, Join):
+            raise ProtocolError(ErrorCode.ALREADY_JOINED, "this socket has already joined")
+        if isinstance(message, Offer):
+            await peer.handle_offer(message.sdp)
+        elif isinstance(message, Answer):
+            await peer.handle_answer(message.sdp)
+        elif isinstance(message, IceCandidate):
+            await peer.add_ice_candidate(message.candidate, message.sdp_mid, message.sdp_mline_index)
+        elif isinstance(message, Stats):
+            peer.record_stats([entry.as_json() for entry in message.inbound])
+        elif isinstance(message, Leave):
+            await self._left("left")
+            await self._ws.close(code=WSCloseCode.OK)
+
+    async def _reply_error(self, error: ProtocolError) -> None:
+        logger.info("signaling error to %s: %s %s", self._remote, error.code.value, error.message)
+        if not self._ws.closed:
+            async with self._send_lock:
+                await self._ws.send_json(error.as_json())
+
+    async def _refuse(self, error: ProtocolError, close_code: int) -> None:
+        await self._reply_error(error)
+        await self._ws.close(code=close_code, message=error.code.value.encode())
+
+    async def _left(self, reason: str) -> None:
+        peer, self._peer = self._peer, None
+        if peer is None or self._room_id is None:
+            return
+        room = self._rooms.get(self._room_id)
+        if room is not None:
+            await room.leave(peer.info.id, reason=reason, only=peer)

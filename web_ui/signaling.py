@@ -1,0 +1,192 @@
+"""Typed signaling messages, parsed and validated at the WebSocket edge.
+
+See docs/signaling.md for the protocol. Every client message becomes one of the
+frozen dataclasses below or a ``ProtocolError`` whose ``code`` goes back to the client
+in an ``error`` message; nothing half-parsed gets further.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class ErrorCode(str, Enum):
+    MALFORMED = "malformed"
+    UNKNOWN_TYPE = "unknown_type"
+    TOO_LARGE = "too_large"
+    BAD_TOKEN = "bad_token"
+    EXPIRED_TOKEN = "expired_token"
+    REVOKED_TOKEN = "revoked_token"
+    JOIN_TIMEOUT = "join_timeout"
+    NOT_JOINED = "not_joined"
+    ALREADY_JOINED = "already_joined"
+    BAD_STATE = "bad_state"
+    SDP_REJECTED = "sdp_rejected"
+    ROOM_FULL = "room_full"
+    INTERNAL = "internal"
+
+
+class ProtocolError(Exception):
+    """The client sent something we cannot accept; ``code`` tells it what."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def as_json(self) -> dict[str, str]:
+        return {"type": "error", "code": self.code.value, "message": self.message}
+
+
+MAX_SDP_CHARS = 60_000
+MAX_CANDIDATE_CHARS = 1_000
+MAX_STATS_ENTRIES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class IceCandidate:
+    candidate: str | None
+    sdp_mid: str | None
+    sdp_mline_index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundStats:
+    mid: str
+    kind: str
+    frames_decoded: int
+    packets_received: int
+    bytes_received: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"mid": self.mid, "kind": self.kind, "framesDecoded": self.frames_decoded,
+                "packetsReceived": self.packets_received, "bytesReceived": self.bytes_received}
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    inbound: tuple[InboundStats, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    pass
+
+
+ClientMessage = Join | Offer | Answer | IceCandidate | Stats | Leave
+
+
+def parse_message(text: str, max_bytes: int) -> ClientMessage:
+    """Parse one client text frame; raise ProtocolError for anything invalid."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise ProtocolError(ErrorCode.TOO_LARGE,
+                            f"message of {size} bytes exceeds the limit of {max_bytes} bytes")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError(ErrorCode.MALFORMED, f"message is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(ErrorCode.MALFORMED, "message must be a JSON object")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(ErrorCode.MALFORMED, "message has no string field 'type'")
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
+    return parser(data)
+
+
+def _string(data: dict[str, Any], key: str, limit: int, *, optional: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError(ErrorCode.MALFORMED,
+                            f"{data['type']!r} needs a string field {key!r}")
+    if len(value) > limit:
+        raise ProtocolError(ErrorCode.TOO_LARGE,
+                            f"field {key!r} of {len(value)} characters exceeds {limit}")
+    return value
+
+
+def _int(data: dict[str, Any], key: str, *, optional: bool = False) -> int | None:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProtocolError(ErrorCode.MALFORMED,
+                            f"{data['type']!r} needs a non-negative integer field {key!r}")
+    return value
+
+
+def _join(data: dict[str, Any]) -> Join:
+    return Join(_string(data, "token", 200) or "")
+
+
+def _offer(data: dict[str, Any]) -> Offer:
+    return Offer(_string(data, "sdp", MAX_SDP_CHARS) or "")
+
+
+def _answer(data: dict[str, Any]) -> Answer:
+    return Answer(_string(data, "sdp", MAX_SDP_CHARS) or "")
+
+
+def _ice(data: dict[str, Any]) -> IceCandidate:
+    return IceCandidate(
+        _string(data, "candidate", MAX_CANDIDATE_CHARS, optional=True),
+        _string(data, "sdpMid", 32, optional=True),
+        _int(data, "sdpMLineIndex", optional=True),
+    )
+
+
+def _stats(data: dict[str, Any]) -> Stats:
+    entries = data.get("inbound")
+    if not isinstance(entries, list) or len(entries) > MAX_STATS_ENTRIES:
+        raise ProtocolError(ErrorCode.MALFORMED,
+                            f"'stats' needs a list 'inbound' of at most {MAX_STATS_ENTRIES} entries")
+    parsed = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise ProtocolError(ErrorCode.MALFORMED, "'stats' entries must be objects")
+        entry = {"type": "stats", **entry}
+        parsed.append(InboundStats(
+            _string(entry, "mid", 32) or "",
+            _string(entry, "kind", 8) or "",
+            _int(entry, "framesDecoded", optional=True) or 0,
+            _int(entry, "packetsReceived", optional=True) or 0,
+            _int(entry, "bytesReceived", optional=True) or 0,
+        ))
+    return Stats(tuple(parsed))
+
+
+def _leave(data: dict[str, Any]) -> Leave:
+    return Leave()
+
+
+_PARSERS = {
+    "join": _join,
+    "offer": _offer,
+    "answer": _answer,
+    "ice": _ice,
+    "stats": _stats,
+    "leave": _leave,
+}
