@@ -172,16 +172,21 @@ class Peer:
         self._answer.set_result(RTCSessionDescription(sdp=sdp, type="answer"))
 
     async def add_ice_candidate(self, candidate: str | None, mid: str | None, index: int | None) -> None:
-        if candidate is None or candidate == "":
+        """A trickled candidate of the client; None or "" ends its candidates."""
+        if not candidate:
             await self._pc.addIceCandidate(None)
             return
+        text = candidate.split(":", 1)[1] if candidate.startswith("candidate:") else candidate
         try:
-            parsed = candidate_from_sdp(candidate.split(":", 1)[1] if candidate.startswith("candidate:") else candidate)
-        except (ValueError, IndexError) as exc:
+            parsed = candidate_from_sdp(text)
+        except (ValueError, IndexError, AssertionError) as exc:
             raise NegotiationError(f"unreadable ICE candidate {candidate[:80]!r}") from exc
         parsed.sdpMid = mid
         parsed.sdpMLineIndex = index
-        await self._pc.addIceCandidate(parsed)
+        try:
+            await self._pc.addIceCandidate(parsed)
+        except (ValueError, AssertionError) as exc:
+            raise NegotiationError(f"ICE candidate not accepted: {exc}") from exc
 
     # -- the server's side: forwarded tracks -------------------------------------------
 

@@ -98,8 +98,9 @@ class Database:
         self._writer = threading.Thread(
             target=self._write_loop,
             name=f"sqlite-writer:{self._path.name}",
-            # Every job commits before its future resolves, so a daemon
-            # writer loses nothing if the process exits without stop().
+            # A write is committed before its caller hears of it, so a
+            # daemon writer never loses an acknowledged write if the process
+            # exits without stop(); it just must not block that exit.
             daemon=True,
         )
         self._writer.start()

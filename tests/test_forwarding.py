@@ -50,3 +50,110 @@ async def test_one_publisher_three_subscribers(server: RunningServer, encoder_sp
     finally:
         for client in [publisher, *subscribers]:
             await client.close()
+
+
+async def _video_frames_from(client: RoomClient, publisher_id: str, count: int) -> list[int]:
+    await client.wait_for(lambda: any(
+        r.participant == publisher_id and r.kind == "video" and r.track
+        for r in client.received.values()), timeout=15, what=f"a video track from {publisher_id}")
+    async with collecting(client, publisher_id) as sink:
+        await wait_until(lambda: len(sink.frame_numbers) >= count, timeout=20,
+                         what=f"{count} decoded frames from {publisher_id}")
+    return sink.frame_numbers
+
+
+async def test_subscriber_and_publisher_leave_and_rejoin(server: RunningServer) -> None:
+    student = await server.invite(Role.STUDENT, "Студент")
+    member = await server.invite(Role.MEMBER, "Член")
+    chair = await server.invite(Role.CHAIR, "Председатель")
+    video = FrameNumberTrack()
+    publisher = RoomClient(server.base_url, student.token, tracks=[video, ToneTrack()])
+    staying = RoomClient(server.base_url, chair.token)
+    leaving = RoomClient(server.base_url, member.token)
+    clients = [publisher, staying, leaving]
+    try:
+        for client in clients:
+            await client.connect()
+            await client.start_media()
+        pub_id = publisher.participant_id
+        await _video_frames_from(leaving, pub_id, 10)
+
+        # A subscriber leaves: the others keep receiving; it rejoins and receives again.
+        async with collecting(staying, pub_id) as sink:
+            await _video_frames_from(staying, pub_id, 1)
+            await leaving.close()
+            room = server.rooms.get(str(server.day_id))
+            assert room is not None
+            await wait_until(lambda: member.person_id not in {int(p) for p in room.peers},
+                             timeout=10, what="the server to drop the member")
+            before = len(sink.frame_numbers)
+            await wait_until(lambda: len(sink.frame_numbers) >= before + 20, timeout=10,
+                             what="frames at the chair after the member left")
+        rejoined = RoomClient(server.base_url, member.token)
+        clients.append(rejoined)
+        await rejoined.connect()
+        await rejoined.start_media()
+        frames = await _video_frames_from(rejoined, pub_id, 10)
+        assert increasing_run(frames) >= 9
+
+        # The publisher leaves: its tracks are retired everywhere; it rejoins with a
+        # fresh camera and is received again by everyone.
+        await publisher.close()
+        await staying.wait_for(lambda: not any(r.participant == pub_id for r in staying.received.values()),
+                               timeout=10, what="the publisher's tracks to be retired")
+        video2 = FrameNumberTrack()
+        publisher2 = RoomClient(server.base_url, student.token, tracks=[video2, ToneTrack()])
+        clients.append(publisher2)
+        await publisher2.connect()
+        await publisher2.start_media()
+        for client in (staying, rejoined):
+            frames = await _video_frames_from(client, pub_id, 10)
+            assert increasing_run(frames) >= 9
+            assert max(frames) < video2.frames_sent
+        assert room.metrics.keyframe_requests >= 2
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_bad_messages_get_errors_while_the_room_keeps_forwarding(server: RunningServer) -> None:
+    student = await server.invite(Role.STUDENT, "Студент")
+    members = [await server.invite(Role.MEMBER, f"Член {i}") for i in range(2)]
+    publisher = RoomClient(server.base_url, student.token, tracks=[FrameNumberTrack(), ToneTrack()])
+    rude, polite = (RoomClient(server.base_url, m.token) for m in members)
+    clients = [publisher, rude, polite]
+    try:
+        for client in clients:
+            await client.connect()
+            await client.start_media()
+        pub_id = publisher.participant_id
+        await _video_frames_from(polite, pub_id, 5)
+        await _video_frames_from(rude, pub_id, 5)
+
+        bad = [
+            ("this is not json", "malformed"),
+            ('{"type":"teleport"}', "unknown_type"),
+            ('{"type":"answer"}', "malformed"),
+            ('{"type":"answer","sdp":"v=0"}', "bad_state"),
+            ('{"type":"offer","sdp":"v=0"}', "bad_state"),
+            ('{"type":"join","token":"again"}', "already_joined"),
+            ('{"type":"ice","candidate":"candidate:garbage","sdpMid":"0","sdpMLineIndex":0}', "sdp_rejected"),
+            ('{"type":"stats","inbound":[{"mid":"0"}]}', "malformed"),
+            ('{"type":"answer","sdp":"' + "x" * 100_000 + '"}', "too_large"),
+        ]
+        async with collecting(polite, pub_id) as polite_sink, collecting(rude, pub_id) as rude_sink:
+            for text, _ in bad:
+                await rude.send_raw(text)
+            await rude.send_raw(b"\x00\x01binary")
+            await rude.wait_for(lambda: len(rude.state.errors) >= len(bad) + 1, timeout=10,
+                                what="an error for every bad message")
+            assert [e["code"] for e in rude.state.errors] == [c for _, c in bad] + ["malformed"]
+            assert all(e["message"] for e in rude.state.errors)
+            await wait_until(lambda: len(polite_sink.frame_numbers) >= 30 and len(rude_sink.frame_numbers) >= 30,
+                             timeout=15, what="both subscribers still decoding after the bad messages")
+        assert rude.state.bye is None and polite.state.errors == [] and publisher.state.errors == []
+        room = server.rooms.get(str(server.day_id))
+        assert room is not None and len(room.peers) == 3
+    finally:
+        for client in clients:
+            await client.close()

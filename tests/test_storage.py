@@ -212,3 +212,25 @@ async def test_reads_do_not_wait_for_a_long_write(db: Database) -> None:
     release.set()
     await write
     assert await db.execute_read(count_days) == 1
+
+
+def open_files_under(folder: Path) -> list[str]:
+    fd_dir = Path("/proc/self/fd")
+    targets = []
+    for fd in fd_dir.iterdir():
+        try:
+            targets.append(str(fd.readlink()))
+        except OSError:  # closed between listing and reading
+            continue
+    return [t for t in targets if t.startswith(str(folder))]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
+async def test_stop_closes_every_file(tmp_path: Path) -> None:
+    database = Database(tmp_path / "db.sqlite3")
+    await database.start()
+    await asyncio.gather(*(database.execute_write(add_day(f"d{i}")) for i in range(5)))
+    await asyncio.gather(*(database.execute_read(count_days) for _ in range(8)))
+    assert open_files_under(tmp_path)  # the writer holds the file open
+    await database.stop()
+    assert open_files_under(tmp_path) == []

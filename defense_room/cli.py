@@ -1,0 +1,91 @@
+"""The ``defense-room`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from .demo import create_demo_day, format_invite_lines
+from .tls import detect_lan_address, ssl_context_for
+
+logger = logging.getLogger("defense_room")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="defense-room", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the defense room server")
+    serve.add_argument("--config", type=Path, default=None,
+                       help=f"configuration file (default: {DEFAULT_CONFIG_PATH} if it exists)")
+    serve.add_argument("--demo", action="store_true",
+                       help="create a demo defense day and print one invite link per person")
+    serve.add_argument("--host", help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = _load(args.config)
+        if args.command == "serve":
+            return serve_forever(config, demo=args.demo, host=args.host, port=args.port)
+    except ConfigError as exc:
+        print(f"defense-room: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _load(path: Path | None) -> Config:
+    if path is None:
+        return load_config(DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
+    if not path.exists():
+        raise ConfigError(f"configuration file {path} does not exist")
+    return load_config(path)
+
+
+def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | None) -> int:
+    """Run the server until interrupted (Ctrl+C or SIGTERM shut it down gracefully)."""
+    from web_ui.app import create_app
+    from web_ui.keys import INVITES
+
+    listen_host = host or config.server.host
+    listen_port = port if port is not None else config.server.port
+    public_host = config.server.public_host or (
+        detect_lan_address() if listen_host in ("0.0.0.0", "::") else listen_host)
+    ssl_context, fingerprint = ssl_context_for(config, public_host)
+    scheme = "https" if ssl_context is not None else "http"
+    base_url = f"{scheme}://{public_host}:{listen_port}"
+
+    app = create_app(config)
+
+    async def announce(app: web.Application) -> None:
+        lines = [f"Defense room server at {base_url} (data in {config.data_dir.resolve()})"]
+        if fingerprint:
+            lines.append("TLS: self-signed certificate unless configured; SHA-256 fingerprint")
+            lines.append(f"  {fingerprint}")
+            lines.append("  (compare it with what the browser shows before accepting the warning)")
+        if not config.ice_servers:
+            lines.append("ICE: no STUN/TURN servers configured; participants must reach "
+                         "this machine directly (same network or VPN).")
+        if demo:
+            invites = await create_demo_day(
+                app[INVITES], time.time(), valid_days_after=config.invites.valid_days_after)
+            lines.append("")
+            lines.append("Demo defense day created. Personal invite links:")
+            lines.extend(format_invite_lines(invites, base_url))
+        print("\n".join(lines), flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=listen_host, port=listen_port, ssl_context=ssl_context,
+                print=lambda text: None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""Guards the private aiortc names media/hooks.py relies on (aiortc is pinned to 1.16)."""
+
+from __future__ import annotations
+
+
+import aiortc
+import pytest
+from aiortc import RTCPeerConnection
+
+from media import hooks
+from media.errors import InternalsChangedError
+
+
+def test_pinned_aiortc_version() -> None:
+    assert aiortc.__version__.startswith("1.16."), aiortc.__version__
+
+
+def test_check_internals_passes_on_the_installed_aiortc() -> None:
+    hooks.check_internals()
+
+
+async def test_tap_replaces_the_receivers_jitter_buffer() -> None:
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        seen: list[object] = []
+        hooks.tap_receiver(transceiver.receiver, lambda packet: seen.append(packet) or True)
+        tap = getattr(transceiver.receiver, "_RTCRtpReceiver__jitter_buffer")
+        assert tap.add("packet") == (True, None)
+        assert seen == ["packet"]
+    finally:
+        await pc.close()
+
+
+def test_missing_attribute_is_reported_clearly() -> None:
+    class NotAReceiver:
+        pass
+
+    with pytest.raises(InternalsChangedError, match="_RTCRtpReceiver__jitter_buffer"):
+        hooks.tap_receiver(NotAReceiver(), lambda packet: False)  # type: ignore[arg-type]
