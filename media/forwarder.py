@@ -177,10 +177,15 @@ class PublishedTrack:
         """The lowest fresh subscriber estimate, or None when there is none."""
         now = self._clock()
         fresh = [b for b, at in self._remb.values() if now - at <= REMB_FRESH_S]
-        limit = min(fresh) if fresh else None
-        if limit is not None:
-            self._last_remb_sent = limit
-        return limit
+        return min(fresh) if fresh else None
+
+    def clamp_remb(self, own_estimate: int) -> int:
+        """What the server's periodic REMB to the publisher should say: its own
+        estimate of the publisher's link, lowered to the weakest subscriber's."""
+        limit = self.bitrate_limit()
+        bitrate = own_estimate if limit is None else min(own_estimate, limit)
+        self._last_remb_sent = bitrate
+        return bitrate
 
     def close(self) -> None:
         """The publisher left: end every subscriber's track."""

@@ -63,25 +63,24 @@ def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters:
     raise InternalsChangedError("transceiver has no negotiated media codec")
 
 
-def clamp_remb(receiver: RTCRtpReceiver, limit: Callable[[], int | None]) -> None:
-    """Make the receiver's own REMB to the publisher never exceed ``limit()``, so the
-    weakest subscriber's estimate wins."""
+def clamp_remb(receiver: RTCRtpReceiver, clamp: Callable[[int], int]) -> None:
+    """Pass the receiver's own REMB to the publisher through ``clamp``, so the weakest
+    subscriber's estimate wins."""
     original = receiver._send_rtcp
 
     async def send_rtcp(packet: Any) -> None:
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            cap = limit()
-            if cap is not None:
-                try:
-                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
-                except ValueError:
-                    pass
-                else:
-                    if cap < bitrate:
-                        packet = RtcpPsfbPacket(
-                            fmt=RTCP_PSFB_APP, ssrc=packet.ssrc, media_ssrc=0,
-                            fci=pack_remb_fci(cap, ssrcs),
-                        )
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                pass
+            else:
+                clamped = clamp(bitrate)
+                if clamped != bitrate:
+                    packet = RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP, ssrc=packet.ssrc, media_ssrc=0,
+                        fci=pack_remb_fci(clamped, ssrcs),
+                    )
         await original(packet)
 
     receiver._send_rtcp = send_rtcp  # type: ignore[method-assign]

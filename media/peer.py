@@ -156,7 +156,7 @@ class Peer:
         receiver = transceiver.receiver
         hooks.tap_receiver(receiver, publication.on_rtp)
         if transceiver.kind == "video":
-            hooks.clamp_remb(receiver, publication.bitrate_limit)
+            hooks.clamp_remb(receiver, publication.clamp_remb)
 
             async def remb(bitrate: int, ssrc: int) -> None:
                 await hooks.send_remb(receiver, bitrate, ssrc)

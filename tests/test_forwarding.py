@@ -157,3 +157,52 @@ async def test_bad_messages_get_errors_while_the_room_keeps_forwarding(server: R
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_h264_publisher_is_forwarded_as_h264(server: RunningServer, encoder_spy: EncoderSpy) -> None:
+    student = await server.invite(Role.STUDENT, "Студент с iPhone")
+    member = await server.invite(Role.MEMBER, "Член")
+    publisher = RoomClient(server.base_url, student.token, tracks=[FrameNumberTrack()],
+                           video_codec="video/H264")
+    subscriber = RoomClient(server.base_url, member.token)
+    try:
+        for client in (publisher, subscriber):
+            await client.connect()
+            await client.start_media()
+        frames = await _video_frames_from(subscriber, publisher.participant_id, 20)
+        assert increasing_run(frames) >= 19
+        room = server.rooms.get(str(server.day_id))
+        assert room is not None
+        peer = room.peer(subscriber.participant_id)
+        assert peer is not None
+        publications = list(peer.subscriptions().values())
+        assert [p.codec.mimeType for p in publications] == ["video/H264"]
+        encoders = [getattr(s, "_RTCRtpSender__encoder") for s in peer.pc.getSenders()]
+        assert encoder_spy.calls_for(encoders) == 0
+    finally:
+        await publisher.close()
+        await subscriber.close()
+
+
+async def test_subscriber_bandwidth_estimates_reach_the_publisher(server: RunningServer) -> None:
+    student = await server.invite(Role.STUDENT, "Студент")
+    members = [await server.invite(Role.MEMBER, f"Член {i}") for i in range(2)]
+    publisher = RoomClient(server.base_url, student.token, tracks=[FrameNumberTrack()])
+    subscribers = [RoomClient(server.base_url, m.token) for m in members]
+    try:
+        for client in (publisher, *subscribers):
+            await client.connect()
+            await client.start_media()
+        room = server.rooms.get(str(server.day_id))
+        assert room is not None
+        peer = room.peer(subscribers[0].participant_id)
+        assert peer is not None
+        await wait_until(lambda: len(peer.subscriptions()) == 1, 10, "the forwarded video")
+        publication = next(iter(peer.subscriptions().values()))
+        # aiortc subscribers send REMB (abs-send-time is negotiated); the forwarder
+        # keeps the lowest fresh one as the cap for the publisher.
+        await wait_until(lambda: publication.bitrate_limit() is not None, 15,
+                         "a REMB estimate from a subscriber")
+    finally:
+        for client in (publisher, *subscribers):
+            await client.close()

@@ -21,6 +21,7 @@ from aiortc import (
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpReceiver,
+    RTCRtpSender,
     RTCSessionDescription,
 )
 
@@ -68,12 +69,14 @@ class RoomClient:
         tracks: list[MediaStreamTrack] | None = None,
         ssl_context: ssl.SSLContext | bool | None = None,
         on_receiver: Callable[[ReceivedTrack], None] | None = None,
+        video_codec: str | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._tracks = tracks or []
         self._ssl = ssl_context
         self._on_receiver = on_receiver
+        self._video_codec = video_codec
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pc: RTCPeerConnection | None = None
@@ -116,7 +119,13 @@ class RoomClient:
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         self._pc.on("track", self._on_track)
         for track in self._tracks:
-            self._pc.addTransceiver(track, direction="sendonly")
+            transceiver = self._pc.addTransceiver(track, direction="sendonly")
+            if track.kind == "video" and self._video_codec is not None:
+                wanted = self._video_codec.lower()
+                transceiver.setCodecPreferences([
+                    c for c in RTCRtpSender.getCapabilities("video").codecs
+                    if c.mimeType.lower() in (wanted, "video/rtx")
+                ])
         if not self._tracks:
             self._pc.addTransceiver("audio", direction="recvonly")
         offer = await self._pc.createOffer()

@@ -1,0 +1,80 @@
+"""The defense-room command, run as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import ssl
+import sys
+from pathlib import Path
+
+import aiohttp
+
+INVITE_LINE = re.compile(r"^(chair|member|secretary|student)\s+(.+?)\s+(https://\S+/j/(\S+))$")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_serve_demo_prints_invites_that_open_the_room_over_tls(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("data_dir: ./state\nserver:\n  host: 127.0.0.1\n")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "defense_room.cli", "serve", "--config", str(config), "--demo",
+        "--port", str(port), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        while len([l for l in lines if INVITE_LINE.match(l)]) < 9:
+            raw = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert raw, f"server exited early: {lines}"
+            lines.append(raw.decode().rstrip("\n"))
+        invites = [m.groups() for l in lines if (m := INVITE_LINE.match(l))]
+        roles = [i[0] for i in invites]
+        assert roles.count("chair") == 1 and roles.count("member") == 4
+        assert roles.count("secretary") == 1 and roles.count("student") == 3
+        assert any(re.fullmatch(r"  ([0-9A-F]{2}:){31}[0-9A-F]{2}", l) for l in lines), lines
+        assert len({i[3] for i in invites}) == 9
+
+        context = ssl.create_default_context(cafile=str(tmp_path / "state" / "tls" / "cert.pem"))
+        async with aiohttp.ClientSession() as session:
+            async with session.get(invites[0][2], ssl=context) as response:
+                assert response.status == 200
+                assert "<html" in (await response.text()).lower()
+            bad = f"https://127.0.0.1:{port}/j/not-a-token"
+            async with session.get(bad, ssl=context) as response:
+                assert response.status == 403
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.wait_for(proc.wait(), 15)
+        stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
+    assert rc == 0, stderr
+    assert (tmp_path / "state" / "defense-room.sqlite3").exists()
+
+
+async def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "defense_room.cli", "serve", "--config", str(tmp_path / "nope.yaml"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert "nope.yaml does not exist" in stderr.decode()
+
+
+async def test_unknown_config_key_names_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("server:\n  prot: 1\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "defense_room.cli", "serve", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert "server.prot" in stderr.decode()
