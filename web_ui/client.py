@@ -81,7 +81,7 @@ class RoomClient:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pc: RTCPeerConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._answer: asyncio.Future[str] | None = None
+        self._answer: asyncio.Future[None] | None = None
         self._changed = asyncio.Condition()
         self.state = ClientState()
         self.received: dict[str, ReceivedTrack] = {}
@@ -126,14 +126,18 @@ class RoomClient:
                     c for c in RTCRtpSender.getCapabilities("video").codecs
                     if c.mimeType.lower() in (wanted, "video/rtx")
                 ])
-        if not self._tracks:
-            self._pc.addTransceiver("audio", direction="recvonly")
+        # One m-line per kind from the start, like a browser: later forwarded tracks
+        # then share its transport instead of gathering ICE for a new one.
+        for kind in ("audio", "video"):
+            if not any(track.kind == kind for track in self._tracks):
+                self._pc.addTransceiver(kind, direction="recvonly")
         offer = await self._pc.createOffer()
         await self._pc.setLocalDescription(offer)
         self._answer = asyncio.get_running_loop().create_future()
         await self.send({"type": "offer", "sdp": self._pc.localDescription.sdp})
-        sdp = await asyncio.wait_for(self._answer, 20)
-        await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        # The reader applies the answer itself: the server's first offer may follow
+        # it at once and must find the connection stable.
+        await asyncio.wait_for(self._answer, 20)
 
     async def send(self, message: dict[str, Any]) -> None:
         assert self._ws is not None
@@ -177,6 +181,9 @@ class RoomClient:
                 await self._notify()
         except (asyncio.CancelledError, ConnectionError):
             pass
+        except Exception as exc:
+            logger.exception("client failed to handle a server message")
+            self.state.errors.append({"type": "error", "code": "client_exception", "message": repr(exc)})
         finally:
             if self.state.bye is None:
                 self.state.bye = "closed"
@@ -185,7 +192,8 @@ class RoomClient:
     async def _handle(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
         if kind == "answer" and self._answer is not None and not self._answer.done():
-            self._answer.set_result(msg["sdp"])
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
+            self._answer.set_result(None)
         elif kind == "offer":
             await self._answer_offer(msg)
         elif kind == "participants":

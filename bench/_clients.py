@@ -1,0 +1,232 @@
+"""The load generator: RoomClient participants in a process of their own.
+
+Publishers replay pre-encoded media (bench/_media.py): no encoding here. Subscribers
+never decode: each received track's jitter buffer is replaced by media.hooks' tap, and
+the tap counts complete frames (packets with the marker bit, once per sequence
+number) and bytes.
+
+Usage: _clients.py CONFIG_JSON. Talks to the driver in JSON lines: prints
+``{"event": "ready"}`` (or ``"not_ready"`` with what is missing) once every
+subscriber receives video from every publisher it should, then obeys ``start``,
+``stop`` (answering with the counts over that window) and ``quit`` on stdin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _media import PacketLoopTrack, load_clips  # noqa: E402
+from aiortc.rtp import RtpPacket  # noqa: E402
+
+from media.hooks import tap_receiver  # noqa: E402
+from web_ui.client import ReceivedTrack, RoomClient  # noqa: E402
+from aiortc import MediaStreamTrack  # noqa: E402
+
+READY_VIDEO_FRAMES = 10
+READY_AUDIO_FRAMES = 10
+
+
+@dataclass
+class FrameCounter:
+    """Complete frames and bytes of one received track, counted from RTP packets."""
+
+    publisher: str
+    kind: str
+    frames: int = 0
+    payload_bytes: int = 0
+    _recent: deque[int] = field(default_factory=lambda: deque(maxlen=256))
+
+    def on_packet(self, packet: RtpPacket) -> bool:
+        self.payload_bytes += len(packet.payload)
+        if packet.marker and packet.sequence_number not in self._recent:
+            self._recent.append(packet.sequence_number)
+            self.frames += 1
+        return False  # never ask for a keyframe: we do not decode
+
+
+class TappingRoomClient(RoomClient):
+    """RoomClient with two work-arounds for web_ui/client.py (which the bench must
+    not change), protocol unchanged:
+
+    * ``on_receiver`` never fires there: it is called only for entries whose receiver
+      is still unset after setRemoteDescription, but RoomClient's own "track" handler
+      has set it during that call. Here it is called from the "track" handler (before
+      the answer goes out, so before media flows), at most once per receiver.
+    * The server's first ``offer`` can be read before ``start_media()`` has applied
+      the server's ``answer`` (the reader task resolves the answer future and reads on).
+      setRemoteDescription(offer) then raises in state "have-local-offer", the reader
+      task dies, and the client never answers again. Here the offer waits (bounded)
+      until the connection is back in "stable".
+    """
+
+    def __init__(self, *args: Any, tap: Callable[[ReceivedTrack], None], **kwargs: Any) -> None:
+        self._tap = tap
+        self._tapped: set[int] = set()
+        super().__init__(*args, on_receiver=self._tap_once, **kwargs)
+
+    def _tap_once(self, entry: ReceivedTrack) -> None:
+        if entry.receiver is not None and id(entry.receiver) not in self._tapped:
+            self._tapped.add(id(entry.receiver))
+            self._tap(entry)
+
+    async def _answer_offer(self, msg: dict[str, Any]) -> None:
+        for _ in range(500):  # at most ~5 s
+            if self._pc is not None and self._pc.signalingState == "stable":
+                break
+            await asyncio.sleep(0.01)
+        await super()._answer_offer(msg)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        super()._on_track(track)
+        for entry in list(self.received.values()):
+            if entry.track is track:
+                self._tap_once(entry)
+
+
+@dataclass
+class Participant:
+    index: int
+    client: RoomClient
+    publishes: bool
+    video: PacketLoopTrack | None = None
+    audio: PacketLoopTrack | None = None
+    counters: list[FrameCounter] = field(default_factory=list)
+
+    def on_receiver(self, entry: ReceivedTrack) -> None:
+        assert entry.receiver is not None
+        counter = FrameCounter(entry.participant, entry.kind)
+        self.counters.append(counter)
+        tap_receiver(entry.receiver, counter.on_packet)
+
+
+def snapshot(participants: list[Participant]) -> dict[str, Any]:
+    return {
+        "t": time.monotonic(),
+        "sent": {p.index: p.video.frames_sent for p in participants if p.video is not None},
+        "sent_audio": {p.index: p.audio.frames_sent for p in participants if p.audio is not None},
+        "received": {
+            (p.index, c.publisher, c.kind): (c.frames, c.payload_bytes)
+            for p in participants for c in p.counters
+        },
+    }
+
+
+def window_result(a: dict[str, Any], b: dict[str, Any], participants: list[Participant]) -> dict[str, Any]:
+    span = b["t"] - a["t"]
+    publisher_fps = {i: (b["sent"][i] - a["sent"].get(i, 0)) / span for i in b["sent"]}
+    publisher_audio = {i: (b["sent_audio"][i] - a["sent_audio"].get(i, 0)) / span for i in b["sent_audio"]}
+    received = []
+    for key, (frames, nbytes) in b["received"].items():
+        frames0, bytes0 = a["received"].get(key, (0, 0))
+        subscriber, publisher, kind = key
+        received.append({"subscriber": subscriber, "publisher": publisher, "kind": kind,
+                         "fps": (frames - frames0) / span,
+                         "kbps": (nbytes - bytes0) * 8 / span / 1000})
+    ids = {p.client.participant_id: p.index for p in participants if p.publishes}
+    for entry in received:
+        entry["publisher_fps"] = (publisher_fps if entry["kind"] == "video" else publisher_audio).get(
+            ids.get(entry["publisher"], -1), 0.0)
+    return {"span_s": span, "publisher_fps": list(publisher_fps.values()),
+            "publisher_audio_fps": list(publisher_audio.values()), "received": received}
+
+
+def missing(participants: list[Participant]) -> list[str]:
+    publishers = {p.client.participant_id for p in participants if p.publishes}
+    gaps = []
+    for p in participants:
+        for publisher in publishers - {p.client.participant_id}:
+            for kind, need in (("video", READY_VIDEO_FRAMES), ("audio", READY_AUDIO_FRAMES)):
+                got = sum(c.frames for c in p.counters if c.publisher == publisher and c.kind == kind)
+                if got < need:
+                    gaps.append(f"participant {p.index} has {got}/{need} {kind} frames of {publisher}")
+    return gaps
+
+
+async def join(p: Participant) -> None:
+    await p.client.connect()
+    await p.client.start_media()
+    if p.publishes:
+        for transceiver in p.client.pc.getTransceivers():
+            codecs = getattr(transceiver, "_codecs")
+            if transceiver.kind == "video" and codecs[0].mimeType.lower() != "video/vp8":
+                raise RuntimeError(f"publisher negotiated {codecs[0].mimeType}, the clip is VP8")
+
+
+async def main(config: dict[str, Any]) -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    video_clip, audio_clip = load_clips(Path(config["media"]))
+    participants: list[Participant] = []
+    for i, (token, publishes) in enumerate(zip(config["tokens"], config["publishes"])):
+        tracks = []
+        video = audio = None
+        if publishes:
+            video, audio = PacketLoopTrack(video_clip), PacketLoopTrack(audio_clip)
+            tracks = [video, audio]
+        holder: list[Participant] = []
+        client = TappingRoomClient(config["url"], token, tracks=tracks,
+                                   tap=lambda entry, h=holder: h[0].on_receiver(entry))
+        participant = Participant(i, client, publishes, video, audio)
+        holder.append(participant)
+        participants.append(participant)
+
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    def say(message: dict[str, Any]) -> None:
+        print(json.dumps(message), flush=True)
+
+    started = time.monotonic()
+    try:
+        # Publishers first, so subscribers get one offer with everything; then the rest
+        # at once (in a room everyone publishes and the order does not matter).
+        first = [p for p in participants if p.publishes] if config["mode"] == "fanout" else []
+        rest = [p for p in participants if p not in first]
+        await asyncio.wait_for(asyncio.gather(*(join(p) for p in first)), 30)
+        await asyncio.wait_for(asyncio.gather(*(join(p) for p in rest)), 60)
+        joined = time.monotonic()
+        deadline = joined + config["ready_timeout_s"]
+        while missing(participants) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        gaps = missing(participants)
+        if gaps:
+            say({"event": "not_ready", "join_s": joined - started,
+                 "video_flowing": any(c.frames > 0 for p in participants for c in p.counters
+                                      if c.kind == "video"),
+                 "missing": gaps[:5] + ([f"... {len(gaps) - 5} more"] if len(gaps) > 5 else [])})
+        else:
+            say({"event": "ready", "join_s": joined - started, "ready_s": time.monotonic() - started})
+        mark: dict[str, Any] | None = None
+        for _ in range(10):  # start, stop, quit: bounded
+            line = await asyncio.wait_for(reader.readline(), 120)
+            command = line.decode().strip()
+            if command == "start":
+                mark = snapshot(participants)
+                say({"event": "started"})
+            elif command == "stop" and mark is not None:
+                say({"event": "result", **window_result(mark, snapshot(participants), participants)})
+            else:
+                break
+    finally:
+        async def close_all() -> None:
+            await asyncio.gather(*(p.client.close() for p in participants), return_exceptions=True)
+        try:
+            await asyncio.wait_for(close_all(), 15)
+        except asyncio.TimeoutError:
+            print("clients: closing took over 15 s", file=sys.stderr)
+        say({"event": "closed"})
+
+
+if __name__ == "__main__":
+    asyncio.run(main(json.loads(sys.argv[1])))

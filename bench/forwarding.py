@@ -1,0 +1,381 @@
+"""Benchmark: the selective forwarder against aiortc's MediaRelay (decode + re-encode).
+
+Run:  .venv/bin/python bench/forwarding.py [--quick] [--window S]
+
+It re-executes itself inside scripts/netns-run (a private network namespace) unless
+DEFENSE_ROOM_NETNS=1, because WebRTC peers need a non-loopback address and must not
+reach any real network. Servers listen on 127.0.0.1, with no ICE servers.
+
+For every scenario (1 publisher -> K subscribers; a room of N publishing
+participants) and each server (the product's forwarder, then the MediaRelay
+baseline) it starts the server in a process of its own (bench/_server.py or
+bench/_relay_server.py) and the participants in another (bench/_clients.py), waits
+until every subscriber gets video, then measures over a window:
+
+* server CPU: utime+stime of the server process from /proc/<pid>/stat over the window
+  (all its threads, so the baseline's encoder and decoder threads count), as % of one
+  core, and divided by the number of forwarded video streams;
+* time in server, p50/p95 per kind: for the forwarder the product's own samples
+  (room.metrics, from the receiver tap seeing the packet that completes a frame to the
+  sender asking for the next frame, i.e. having sent all of that frame's packets); for
+  the baseline the same two instants, taken by wrapping aiortc's jitter buffer (the
+  last packet of an RTP timestamp), its TimestampMapper (RTP timestamp -> decoded pts)
+  and each subscriber's relayed track (the sender asking for the next frame);
+* frame rate: complete frames (marker-bit packets) each subscriber got per second,
+  the minimum over subscribers and publishers, against the publisher's send rate;
+* encodes: calls of aiortc's Vp8Encoder/H264Encoder/OpusEncoder.encode in the server.
+
+The last line printed is one JSON object with the headline numbers and every scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+NETNS_RUN = ROOT / "scripts" / "netns-run"
+FULL_RATE = 0.9
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def reexec_in_netns() -> None:
+    if os.environ.get("DEFENSE_ROOM_NETNS") != "1":
+        os.execv(str(NETNS_RUN), [str(NETNS_RUN), sys.executable, str(Path(__file__).resolve()),
+                                  *sys.argv[1:]])
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    server: str  # "forwarder" or "mediarelay"
+    shape: str  # "fanout" (1 -> K) or "room" (N all publishing)
+    size: int  # K or N
+
+    @property
+    def label(self) -> str:
+        return f"1->{self.size}" if self.shape == "fanout" else f"room {self.size}"
+
+    @property
+    def participants(self) -> int:
+        return self.size + 1 if self.shape == "fanout" else self.size
+
+    @property
+    def publishes(self) -> list[bool]:
+        if self.shape == "fanout":
+            return [True] + [False] * self.size
+        return [True] * self.size
+
+    @property
+    def video_streams(self) -> int:
+        return self.size if self.shape == "fanout" else self.size * (self.size - 1)
+
+
+class Child:
+    """A bench subprocess that speaks JSON lines on stdout."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.name = name
+        self.proc = proc
+        self.log = log
+
+    @classmethod
+    async def start(cls, name: str, args: list[str], log: Path) -> Child:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *args, cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=log.open("wb"),
+        )
+        return cls(name, proc, log)
+
+    async def read(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        for _ in range(100):  # skip anything that is not our JSON
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+            if not line:
+                raise RuntimeError(f"{self.name} exited; log tail:\n{self.tail()}")
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                return message
+        raise RuntimeError(f"{self.name} printed no JSON")
+
+    async def say(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    def cpu_seconds(self) -> float:
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
+
+    async def stop(self, timeout: float = 20.0) -> None:
+        if self.proc.returncode is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except asyncio.TimeoutError:
+                print(f"  ({self.name} did not stop in {timeout:.0f} s; killed)", file=sys.stderr)
+                self.proc.kill()
+                await self.proc.wait()
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+async def http_stats(port: int, reset: bool) -> dict[str, Any]:
+    import aiohttp
+
+    url = f"http://127.0.0.1:{port}/bench/stats" + ("?reset=1" if reset else "")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+            body: dict[str, Any] = await response.json()
+            return body
+
+
+async def run_scenario(sc: Scenario, media: Path, workdir: Path, window: float, warmup: float,
+                       ready_timeout: float) -> dict[str, Any]:
+    script = "_server.py" if sc.server == "forwarder" else "_relay_server.py"
+    tag = f"{sc.server}-{sc.shape}-{sc.size}"
+    result: dict[str, Any] = {"server": sc.server, "scenario": sc.label, "shape": sc.shape,
+                              "size": sc.size, "video_streams": sc.video_streams}
+    server = await Child.start(f"{sc.server} server", [str(BENCH / script), str(sc.participants)],
+                               workdir / f"{tag}.server.log")
+    clients: Child | None = None
+    began = time.monotonic()
+    try:
+        hello = await server.read(30)
+        port = hello["port"]
+        config = {"url": f"http://127.0.0.1:{port}", "tokens": hello["tokens"],
+                  "publishes": sc.publishes, "mode": sc.shape, "media": str(media),
+                  "ready_timeout_s": ready_timeout}
+        clients = await Child.start("clients", [str(BENCH / "_clients.py"), json.dumps(config)],
+                                    workdir / f"{tag}.clients.log")
+        ready = await clients.read(90 + ready_timeout + 10)
+        result["setup_s"] = round(time.monotonic() - began, 1)
+        if ready.get("event") != "ready":
+            flowing = bool(ready.get("video_flowing"))
+            result["skipped"] = ("cannot keep up" if sc.server == "mediarelay" and flowing
+                                 else "not ready")
+            result["missing"] = ready.get("missing")
+            return result
+        await asyncio.sleep(warmup)
+        before = await http_stats(port, reset=True)
+        cpu0, ccpu0, t0 = server.cpu_seconds(), clients.cpu_seconds(), time.monotonic()
+        await clients.say("start")
+        await clients.read(10)
+        await asyncio.sleep(window)
+        await clients.say("stop")
+        received = await clients.read(20)
+        cpu1, ccpu1, t1 = server.cpu_seconds(), clients.cpu_seconds(), time.monotonic()
+        after = await http_stats(port, reset=False)
+    finally:
+        if clients is not None:
+            try:
+                await clients.say("quit")
+                await clients.read(25)
+            except (RuntimeError, asyncio.TimeoutError, ConnectionError) as exc:
+                print(f"  (clients did not close cleanly: {exc!r})", file=sys.stderr)
+            await clients.stop()
+        await server.stop()
+    span = t1 - t0
+    cpu_pct = (cpu1 - cpu0) / span * 100
+    video = [r for r in received["received"] if r["kind"] == "video"]
+    audio = [r for r in received["received"] if r["kind"] == "audio"]
+    min_video = min(video, key=lambda r: r["fps"] / max(r["publisher_fps"], 1e-9))
+    publisher_fps = min(received["publisher_fps"])
+    encodes_window = {k: after["encodes"][k] - before["encodes"][k] for k in after["encodes"]}
+    result.update({
+        "window_s": round(span, 2),
+        "cpu_pct": round(cpu_pct, 1),
+        "cpu_pct_per_stream": round(cpu_pct / sc.video_streams, 2),
+        "clients_cpu_pct": round((ccpu1 - ccpu0) / span * 100, 1),
+        "latency_ms": {kind: {k: round(v, 2) if isinstance(v, float) else v for k, v in s.items()}
+                       for kind, s in after["latency"].items()},
+        "publisher_fps": round(publisher_fps, 1),
+        "min_subscriber_fps": round(min_video["fps"], 1),
+        "min_subscriber_ratio": round(min_video["fps"] / max(min_video["publisher_fps"], 1e-9), 3),
+        "min_audio_fps": round(min(r["fps"] for r in audio), 1) if audio else 0.0,
+        "min_video_kbps": round(min(r["kbps"] for r in video), 0),
+        "subscriptions": len(video),
+        "subscriber_fps": sorted(round(r["fps"], 1) for r in video),
+        "encodes_total": after["encodes"],
+        "encodes_window": encodes_window,
+        "counters": after.get("counters", {}),
+        "diagnostics": after.get("diagnostics"),
+    })
+    result["full_rate"] = result["min_subscriber_ratio"] >= FULL_RATE and len(video) == sc.video_streams
+    return result
+
+
+def p95(result: dict[str, Any], kind: str) -> float:
+    return float(result.get("latency_ms", {}).get(kind, {}).get("p95_ms", 0.0))
+
+
+def p50(result: dict[str, Any], kind: str) -> float:
+    return float(result.get("latency_ms", {}).get(kind, {}).get("p50_ms", 0.0))
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    header = (f"{'server':<10} {'scenario':<8} {'streams':>7} {'CPU%':>6} {'CPU%/str':>8} "
+              f"{'video p50/p95 ms':>17} {'audio p50/p95 ms':>17} {'pub fps':>7} "
+              f"{'min sub fps':>11} {'full':>4} {'kbps':>5} {'cli CPU%':>8} {'encodes':>8}")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        if "skipped" in r:
+            print(f"{r['server']:<10} {r['scenario']:<8} {r['video_streams']:>7}  "
+                  f"skipped ({r['skipped']})"
+                  + (f": {'; '.join(r['missing'][:2])}" if r.get("missing") else ""))
+            continue
+        encodes = sum(r["encodes_window"].values())
+        print(f"{r['server']:<10} {r['scenario']:<8} {r['video_streams']:>7} {r['cpu_pct']:>6.1f} "
+              f"{r['cpu_pct_per_stream']:>8.2f} "
+              f"{p50(r, 'video'):>8.2f}/{p95(r, 'video'):<8.2f} "
+              f"{p50(r, 'audio'):>8.2f}/{p95(r, 'audio'):<8.2f} "
+              f"{r['publisher_fps']:>7.1f} {r['min_subscriber_fps']:>11.1f} "
+              f"{'yes' if r['full_rate'] else 'NO':>4} {r['min_video_kbps']:>5.0f} "
+              f"{r['clients_cpu_pct']:>8.1f} {encodes:>8}")
+
+
+def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    def find(server: str, shape: str, size: int) -> dict[str, Any] | None:
+        for r in results:
+            if (r["server"], r["shape"], r["size"]) == (server, shape, size) and "skipped" not in r:
+                return r
+        return None
+
+    fwd1, base1 = find("forwarder", "fanout", 1), find("mediarelay", "fanout", 1)
+    cpu = fwd1["cpu_pct_per_stream"] if fwd1 else None
+    base_cpu = base1["cpu_pct_per_stream"] if base1 else None
+    forwarder = [r for r in results if r["server"] == "forwarder"]
+    full = [r["size"] for r in forwarder if r["shape"] == "fanout" and r.get("full_rate")]
+    base_full = [r["size"] for r in results
+                 if r["server"] == "mediarelay" and r["shape"] == "fanout" and r.get("full_rate")]
+    video_encodes = sum(sum(r.get("encodes_total", {}).values()) for r in forwarder)
+    return {
+        "cpu_pct_per_stream": cpu,
+        "baseline_cpu_pct_per_stream": base_cpu,
+        "ratio": round(base_cpu / cpu, 1) if cpu and base_cpu else None,
+        "p95_ms": round(max(p95(fwd1, "video"), p95(fwd1, "audio")), 2) if fwd1 else None,
+        "video_encodes": video_encodes,
+        "max_k_full_rate": max(full, default=0),
+        "baseline_max_k_full_rate": max(base_full, default=0),
+        "scenarios": [
+            {k: v for k, v in r.items() if k not in ("encodes_total",)} for r in results
+        ],
+    }
+
+
+MEASUREMENT_NOTES = """\
+How each number is measured:
+  CPU%        server process utime+stime (/proc/<pid>/stat, all threads) over the window, % of one core
+  CPU%/str    CPU% / forwarded video streams (K for 1->K, N*(N-1) for a room; audio rides along)
+  p50/p95     time a frame spends in the server. forwarder: room.metrics (receiver tap sees the
+              packet completing the frame -> the sender asks for the next frame, i.e. has sent
+              it). mediarelay: the same instants, via wrappers around aiortc's jitter buffer
+              (last packet of the RTP timestamp), TimestampMapper (-> decoded pts) and each
+              subscriber's relayed track (sender asks for the next frame); includes aiortc's
+              jitter-buffer hold, decode, MediaRelay queue and encode
+  fps         publisher: frames handed to its sender per s; subscriber: marker-bit packets per
+              s per received video track (tap, no decoding), minimum over all subscriptions
+  full        every subscription >= 90% of the publisher's frame rate
+  kbps        lowest received video bitrate (RTP payload) of any subscription
+  cli CPU%    the clients process (publishers replay pre-encoded VP8/Opus; subscribers never decode)
+  encodes     aiortc encoder encode() calls in the server process during the window"""
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="K=1,4 and N=2 only, short windows")
+    parser.add_argument("--window", type=float, help="measurement window in seconds")
+    parser.add_argument("--only", choices=["forwarder", "mediarelay"], help="run one server only")
+    parser.add_argument("--fanout", help="comma-separated K values (default 1,4,8,16)")
+    parser.add_argument("--rooms", help="comma-separated N values (default 2,4,6)")
+    args = parser.parse_args()
+    window = args.window or (4.0 if args.quick else 8.0)
+    warmup = 1.0 if args.quick else 2.0
+    fanout = [1, 4] if args.quick else [1, 4, 8, 16]
+    rooms = [2] if args.quick else [2, 4, 6]
+    servers = [args.only] if args.only else ["forwarder", "mediarelay"]
+    if args.fanout is not None:
+        fanout = [int(k) for k in args.fanout.split(",") if k]
+    if args.rooms is not None:
+        rooms = [int(n) for n in args.rooms.split(",") if n]
+
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(BENCH))
+    from _media import save_clips
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-forwarding-") as tmp:
+        workdir = Path(tmp)
+        media = workdir / "clips.pickle"
+        video, audio = save_clips(media)
+        print(f"pre-encoded media: VP8 640x480 {len(video.frames)} frames "
+              f"({video.duration_s:.0f} s loop, {video.bitrate / 1e6:.2f} Mbit/s, keyframe every 2 s), "
+              f"Opus {len(audio.frames)} x 20 ms ({audio.bitrate / 1e3:.0f} kbit/s); "
+              f"{os.cpu_count()} CPUs; window {window:.0f} s", flush=True)
+        results: list[dict[str, Any]] = []
+        for server in servers:
+            for shape, sizes in (("fanout", fanout), ("room", rooms)):
+                give_up = False
+                for size in sizes:
+                    sc = Scenario(server, shape, size)
+                    if give_up:
+                        results.append({"server": server, "scenario": sc.label, "shape": shape,
+                                        "size": size, "video_streams": sc.video_streams,
+                                        "skipped": "cannot keep up"})
+                        print(f"{server} {sc.label}: skipped (cannot keep up)", flush=True)
+                        continue
+                    ready_timeout = 20.0 if server == "forwarder" else 12.0
+                    try:
+                        r = await run_scenario(sc, media, workdir, window, warmup, ready_timeout)
+                    except Exception as exc:  # report and go on with the next scenario
+                        r = {"server": server, "scenario": sc.label, "shape": shape, "size": size,
+                             "video_streams": sc.video_streams, "skipped": f"error: {exc}"}
+                        for log in sorted(workdir.glob(f"{server}-{shape}-{size}.*.log")):
+                            print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}",
+                                  file=sys.stderr)
+                    results.append(r)
+                    if "skipped" in r:
+                        print(f"{server} {sc.label}: skipped ({r['skipped']})", flush=True)
+                    else:
+                        print(f"{server} {sc.label}: cpu {r['cpu_pct']:.1f}% "
+                              f"({r['cpu_pct_per_stream']:.2f}%/stream), video p95 "
+                              f"{p95(r, 'video'):.2f} ms, audio p95 {p95(r, 'audio'):.2f} ms, "
+                              f"min fps {r['min_subscriber_fps']:.1f}/{r['publisher_fps']:.1f} "
+                              f"[{time.monotonic() - started:.0f} s]", flush=True)
+                    # The baseline cannot keep up beyond a size where it lost half the frames
+                    # (or never got ready): bigger ones would only take longer to fail.
+                    if server == "mediarelay" and ("skipped" in r or r["min_subscriber_ratio"] < 0.5):
+                        give_up = True
+        print()
+        print(MEASUREMENT_NOTES)
+        print()
+        print_table(results)
+        print(f"\ntotal {time.monotonic() - started:.0f} s")
+        print(json.dumps(summary(results)))
+
+
+if __name__ == "__main__":
+    reexec_in_netns()
+    asyncio.run(main())
