@@ -75,3 +75,14 @@ async def test_second_connection_replaces_the_first(server: RunningServer) -> No
     finally:
         await first.close()
         await second.close()
+
+
+async def test_signaling_from_another_sites_page_is_refused(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await session.ws_connect(server.base_url + "/ws", headers={"Origin": "https://evil.example"})
+        assert info.value.status == 403
+        host = server.base_url.split("://", 1)[1]
+        async with session.ws_connect(server.base_url + "/ws", headers={"Origin": f"http://{host}"}) as ws:
+            await ws.send_json({"type": "join", "token": "nope"})
+            assert (await ws.receive_json(timeout=5))["code"] == "bad_token"

@@ -13,6 +13,7 @@ import weakref
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
 
@@ -99,7 +100,12 @@ async def room_page(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def websocket(request: web.Request) -> web.WebSocketResponse:
+async def websocket(request: web.Request) -> web.StreamResponse:
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        # Another site's page must not drive a participant's session (CSWSH).
+        logger.warning("refused a signaling socket from origin %s", origin)
+        return web.Response(status=403, text=f"cross-origin signaling from {origin} is not allowed")
     ws = web.WebSocketResponse(max_msg_size=HARD_FRAME_LIMIT, heartbeat=25.0)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
