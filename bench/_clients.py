@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from collections import deque
@@ -26,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _control import LoopLag, stall_loop  # noqa: E402
 from _media import PacketLoopTrack, load_clips  # noqa: E402
 from aiortc.rtp import RtpPacket  # noqa: E402
 
@@ -56,18 +58,14 @@ class FrameCounter:
 
 
 class TappingRoomClient(RoomClient):
-    """RoomClient with two work-arounds for web_ui/client.py (which the bench must
-    not change), protocol unchanged:
+    """RoomClient whose ``on_receiver`` really runs, once per received track.
 
-    * ``on_receiver`` never fires there: it is called only for entries whose receiver
-      is still unset after setRemoteDescription, but RoomClient's own "track" handler
-      has set it during that call. Here it is called from the "track" handler (before
-      the answer goes out, so before media flows), at most once per receiver.
-    * The server's first ``offer`` can be read before ``start_media()`` has applied
-      the server's ``answer`` (the reader task resolves the answer future and reads on).
-      setRemoteDescription(offer) then raises in state "have-local-offer", the reader
-      task dies, and the client never answers again. Here the offer waits (bounded)
-      until the connection is back in "stable".
+    web_ui/client.py (which the bench must not change) calls ``on_receiver`` only for
+    entries whose receiver is still unset after setRemoteDescription, but its own
+    "track" handler has already set it during that call, so the callback never fires.
+    Here it is called from the "track" handler (before the answer goes out, so before
+    media flows), at most once per receiver should RoomClient's own call start working.
+    The protocol spoken is RoomClient's, unchanged.
     """
 
     def __init__(self, *args: Any, tap: Callable[[ReceivedTrack], None], **kwargs: Any) -> None:
@@ -79,13 +77,6 @@ class TappingRoomClient(RoomClient):
         if entry.receiver is not None and id(entry.receiver) not in self._tapped:
             self._tapped.add(id(entry.receiver))
             self._tap(entry)
-
-    async def _answer_offer(self, msg: dict[str, Any]) -> None:
-        for _ in range(500):  # at most ~5 s
-            if self._pc is not None and self._pc.signalingState == "stable":
-                break
-            await asyncio.sleep(0.01)
-        await super()._answer_offer(msg)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         super()._on_track(track)
@@ -158,9 +149,10 @@ async def join(p: Participant) -> None:
     await p.client.start_media()
     if p.publishes:
         for transceiver in p.client.pc.getTransceivers():
-            codecs = getattr(transceiver, "_codecs")
-            if transceiver.kind == "video" and codecs[0].mimeType.lower() != "video/vp8":
-                raise RuntimeError(f"publisher negotiated {codecs[0].mimeType}, the clip is VP8")
+            if transceiver.sender.track is p.video:
+                codecs = getattr(transceiver, "_codecs")
+                if not codecs or codecs[0].mimeType.lower() != "video/vp8":
+                    raise RuntimeError(f"publisher negotiated {codecs[:1]}, the clip is VP8")
 
 
 async def main(config: dict[str, Any]) -> None:
@@ -174,7 +166,7 @@ async def main(config: dict[str, Any]) -> None:
             video, audio = PacketLoopTrack(video_clip), PacketLoopTrack(audio_clip)
             tracks = [video, audio]
         holder: list[Participant] = []
-        client = TappingRoomClient(config["url"], token, tracks=tracks,
+        client = TappingRoomClient(config["url"], token, tracks=tracks, video_codec="video/VP8",
                                    tap=lambda entry, h=holder: h[0].on_receiver(entry))
         participant = Participant(i, client, publishes, video, audio)
         holder.append(participant)
@@ -188,6 +180,10 @@ async def main(config: dict[str, Any]) -> None:
         print(json.dumps(message), flush=True)
 
     started = time.monotonic()
+    lag = LoopLag()
+    lag.start()
+    stall_ms = float(os.environ.get("BENCH_CLIENT_STALL_MS", "0"))
+    staller = (asyncio.create_task(stall_loop(stall_ms / 1000, 1.7)) if stall_ms > 0 else None)
     try:
         # Publishers first, so subscribers get one offer with everything; then the rest
         # at once (in a room everyone publishes and the order does not matter).
@@ -201,6 +197,11 @@ async def main(config: dict[str, Any]) -> None:
             await asyncio.sleep(0.1)
         gaps = missing(participants)
         if gaps:
+            for p in participants:
+                detail = [(t.mid, t.kind, t.direction, t.currentDirection,
+                           t.mid in p.client.received, id(t.receiver) in p.client._tapped)
+                          for t in p.client.pc.getTransceivers()]
+                print(f"participant {p.index}: {detail}", file=sys.stderr)
             say({"event": "not_ready", "join_s": joined - started,
                  "video_flowing": any(c.frames > 0 for p in participants for c in p.counters
                                       if c.kind == "video"),
@@ -213,12 +214,19 @@ async def main(config: dict[str, Any]) -> None:
             command = line.decode().strip()
             if command == "start":
                 mark = snapshot(participants)
+                lag.reset()
                 say({"event": "started"})
             elif command == "stop" and mark is not None:
-                say({"event": "result", **window_result(mark, snapshot(participants), participants)})
+                say({"event": "result", "loop_lag": lag.as_json(),
+                     **window_result(mark, snapshot(participants), participants)})
             else:
                 break
     finally:
+        await lag.stop()
+        if staller is not None:
+            staller.cancel()
+            await asyncio.gather(staller, return_exceptions=True)
+
         async def close_all() -> None:
             await asyncio.gather(*(p.client.close() for p in participants), return_exceptions=True)
         try:

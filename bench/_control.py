@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,53 @@ from media.metrics import ForwardingMetrics, percentile
 ENCODE_COUNTS: dict[str, int] = {"vp8": 0, "h264": 0, "opus": 0}
 
 StatsSource = Callable[[bool], dict[str, Any]]
+
+
+class LoopLag:
+    """How late a 10 ms timer fires on this process's event loop: stalls show here."""
+
+    def __init__(self, period: float = 0.01) -> None:
+        self._period = period
+        self._task: asyncio.Task[None] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.max_ms = 0.0
+        self.over_50ms = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self._period
+            await asyncio.sleep(self._period)
+            late = (loop.time() - due) * 1000
+            self.max_ms = max(self.max_ms, late)
+            if late > 50:
+                self.over_50ms += 1
+
+    def as_json(self) -> dict[str, float]:
+        return {"max_ms": round(self.max_ms, 1), "over_50ms": self.over_50ms}
+
+
+LOOP_LAG = LoopLag()
+
+
+async def stall_loop(stall_s: float, every_s: float) -> None:
+    """Block this process's event loop for ``stall_s`` every ``every_s`` (like a long GC
+    pause or a descheduled process), to see how the server copes. Diagnosis only."""
+    import time
+
+    while True:
+        await asyncio.sleep(every_s)
+        time.sleep(stall_s)
 
 
 def install_encoder_spy() -> None:
@@ -55,8 +103,12 @@ def latency_summary(metrics: ForwardingMetrics) -> dict[str, dict[str, float]]:
 
 def add_stats_route(app: web.Application, source: StatsSource) -> None:
     async def stats(request: web.Request) -> web.Response:
-        body = source(request.query.get("reset") == "1")
+        reset = request.query.get("reset") == "1"
+        body = source(reset)
         body["encodes"] = dict(ENCODE_COUNTS)
+        body["loop_lag"] = LOOP_LAG.as_json()
+        if reset:
+            LOOP_LAG.reset()
         return web.json_response(body)
 
     app.router.add_get("/bench/stats", stats)
@@ -86,12 +138,19 @@ async def serve(
         done.set()
 
     watcher = asyncio.create_task(watch_stdin())
+    LOOP_LAG.start()
+    stall_ms = float(os.environ.get("BENCH_STALL_MS", "0"))
+    staller = asyncio.create_task(stall_loop(stall_ms / 1000, 2.5)) if stall_ms > 0 else None
     try:
         print(json.dumps({"port": port, **await announce(port)}), flush=True)
         await done.wait()
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
+        if staller is not None:
+            staller.cancel()
+            await asyncio.gather(staller, return_exceptions=True)
+        await LOOP_LAG.stop()
         try:
             await asyncio.wait_for(runner.cleanup(), 15)
         except asyncio.TimeoutError:

@@ -2,11 +2,13 @@
 
 A small aiohttp app that speaks docs/signaling.md closely enough for
 web_ui.client.RoomClient to work unchanged: ``join`` (any issued token), ``welcome``,
-the client's one ``offer`` and our ``answer``, then server ``offer``s carrying a
-``tracks`` map, one at a time, each awaiting the client's ``answer``. Every
-subscriber's sender reads ``MediaRelay().subscribe(publisher's remote track)``, so
-aiortc decodes each publication once (receiver's decoder thread) and encodes it again
-in every subscriber's RTCRtpSender.
+then only server ``offer``s, one at a time, each awaiting the client's ``answer``. The
+first carries the two ``recvonly`` "publish" m-lines (``publish: {kind: mid}``) that
+the client answers ``sendonly`` to publish; every offer carries the ``tracks`` map of
+forwarded m-lines. Every subscriber's sender reads
+``MediaRelay().subscribe(publisher's remote track)``, so aiortc decodes each
+publication once (receiver's decoder thread) and encodes it again in every
+subscriber's RTCRtpSender.
 
 Time in server, measured like the forwarder's: the receiver's jitter buffer is
 wrapped to note when the last packet of each RTP timestamp arrived, and its
@@ -119,6 +121,7 @@ class TimedTrack(MediaStreamTrack):
         self._publication = publication
         self._metrics = metrics
         self._in_flight: float | None = None
+        self.frames = 0
 
     async def recv(self) -> Any:
         now = time.perf_counter()
@@ -127,6 +130,7 @@ class TimedTrack(MediaStreamTrack):
             self._metrics.frames_out[self.kind] += 1
             self._in_flight = None
         frame = await self._inner.recv()
+        self.frames += 1
         arrived = self._publication.arrival_by_pts.get(frame.pts)
         if arrived is None:
             self._publication.unmatched += 1
@@ -149,13 +153,15 @@ class Participant:
         self.name = name
         self._ws = ws
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.published: list[Publication] = []
+        # The participant's own microphone and camera arrive on these two.
+        self._inbound = [self.pc.addTransceiver(kind, direction="recvonly") for kind in ("audio", "video")]
+        self.published: list[Publication] | None = None
         self._wanted: list[Publication] = []
         self._sending: dict[Publication, RTCRtpTransceiver] = {}
         self._dirty = asyncio.Event()
+        self._dirty.set()  # the first offer goes out at once
         self._answer: asyncio.Future[str] | None = None
         self._negotiator: asyncio.Task[None] | None = None
-        self._initial_done = False
 
     def info(self) -> dict[str, str]:
         return {"id": self.id, "name": self.name, "role": "member"}
@@ -167,19 +173,8 @@ class Participant:
     def start(self) -> None:
         self._negotiator = asyncio.create_task(self._negotiate_forever())
 
-    async def handle_offer(self, sdp: str) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        sending = {m.rtp.muxId for m in SessionDescription.parse(sdp).media
-                   if m.direction in ("sendonly", "sendrecv") and m.port != 0}
-        for transceiver in self.pc.getTransceivers():
-            if transceiver.mid in sending and transceiver.receiver.track is not None:
-                self.published.append(Publication(self, transceiver.kind, transceiver.receiver))
-        answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
-        await self.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
-        self._initial_done = True
-        self.room.published(self)
-        self._dirty.set()
+    def sending_items(self) -> list[tuple[Publication, RTCRtpTransceiver]]:
+        return list(self._sending.items())
 
     def subscribe(self, publication: Publication) -> None:
         if publication not in self._wanted:
@@ -195,16 +190,16 @@ class Participant:
             while True:
                 await self._dirty.wait()
                 self._dirty.clear()
-                if self._initial_done:
-                    await self._renegotiate()
+                await self._negotiate()
         except asyncio.CancelledError:
             pass
         except Exception:
             logger.exception("negotiation with %s failed", self.name)
 
-    async def _renegotiate(self) -> None:
+    async def _negotiate(self) -> None:
+        first = self.published is None
         new = [p for p in self._wanted if p not in self._sending]
-        if not new:
+        if not new and not first:
             return
         for publication in new:
             track = TimedTrack(self.room.relay.subscribe(publication.track), publication, self.room.metrics)
@@ -216,9 +211,17 @@ class Participant:
             for p, t in self._sending.items() if t.mid is not None
         }
         self._answer = asyncio.get_running_loop().create_future()
-        await self.send({"type": "offer", "sdp": self.pc.localDescription.sdp, "tracks": tracks})
+        await self.send({"type": "offer", "sdp": self.pc.localDescription.sdp,
+                         "publish": {t.kind: t.mid for t in self._inbound}, "tracks": tracks})
         sdp = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT_S)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        if first:
+            # No await before the receivers are wrapped: media needs the loop to arrive.
+            sending = {m.rtp.muxId for m in SessionDescription.parse(sdp).media
+                       if m.direction in ("sendonly", "sendrecv") and m.port != 0}
+            self.published = [Publication(self, t.kind, t.receiver) for t in self._inbound
+                              if t.mid in sending and t.receiver.track is not None]
+            self.room.published(self)
 
     async def stop(self) -> None:
         if self._negotiator is not None:
@@ -240,13 +243,13 @@ class RelayRoom:
         for other in self.participants.values():
             if other is newcomer:
                 continue
-            for publication in newcomer.published:
+            for publication in newcomer.published or []:
                 other.subscribe(publication)
-            for publication in other.published:
+            for publication in other.published or []:
                 newcomer.subscribe(publication)
 
     def roster(self) -> list[dict[str, Any]]:
-        return [{**p.info(), "publishing": sorted(x.kind for x in p.published)}
+        return [{**p.info(), "publishing": sorted(x.kind for x in p.published or [])}
                 for p in self.participants.values()]
 
     async def serve_socket(self, ws: web.WebSocketResponse) -> None:
@@ -267,7 +270,8 @@ class RelayRoom:
                 message = json.loads(msg.data)
                 kind = message.get("type")
                 if kind == "offer":
-                    await participant.handle_offer(message["sdp"])
+                    await participant.send({"type": "error", "code": "bad_state",
+                                            "message": "the server makes the offers"})
                 elif kind == "answer":
                     participant.handle_answer(message["sdp"])
                 elif kind == "leave":
@@ -281,12 +285,18 @@ class RelayRoom:
             await participant.stop()
 
     def stats(self, reset: bool) -> dict[str, Any]:
-        publications = [p for x in self.participants.values() for p in x.published]
+        publications = [p for x in self.participants.values() for p in x.published or []]
         body: dict[str, Any] = {"latency": latency_summary(self.metrics), "counters": {
             "frames_out": dict(self.metrics.frames_out),
             "frames_matched": sum(p.matched for p in publications),
             "frames_unmatched": sum(p.unmatched for p in publications),
         }}
+        body["diagnostics"] = [
+            {"subscriber": x.id, "publisher": p.publisher.id, "kind": p.kind,
+             "frames_read": getattr(t.sender.track, "frames", None),
+             "sender_track": t.sender.track is not None}
+            for x in self.participants.values() for p, t in x.sending_items()
+        ]
         if reset:
             self.metrics.reset_latency()
         return body

@@ -1,6 +1,8 @@
 """Benchmark: the selective forwarder against aiortc's MediaRelay (decode + re-encode).
 
-Run:  .venv/bin/python bench/forwarding.py [--quick] [--window S]
+Run:  .venv/bin/python bench/forwarding.py [--quick] [--window S] [--only SERVER]
+          [--fanout 1,4,8,16] [--rooms 2,4,6] [--profile] [--stall-ms MS] [--client-stall-ms MS]
+(see bench/README.md).
 
 It re-executes itself inside scripts/netns-run (a private network namespace) unless
 DEFENSE_ROOM_NETNS=1, because WebRTC peers need a non-loopback address and must not
@@ -45,7 +47,9 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 NETNS_RUN = ROOT / "scripts" / "netns-run"
+RESULTS = BENCH / "results"  # git-ignored
 FULL_RATE = 0.9
+SCENARIO_TIMEOUT_S = 150.0  # setup + window + teardown; a hung scenario is reported, not waited on
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -117,9 +121,14 @@ class Child:
         await self.proc.stdin.drain()
 
     def cpu_seconds(self) -> float:
+        user, system = self.cpu_split()
+        return user + system
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(utime, stime) of the whole process (all threads), in seconds."""
         stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
         fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
     async def stop(self, timeout: float = 20.0) -> None:
         if self.proc.returncode is None:
@@ -141,6 +150,94 @@ class Child:
             return ""
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine have used (every core), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def skips(stats: dict[str, Any]) -> int:
+    return sum(int(d.get("assembler_skips", 0)) for d in stats.get("diagnostics") or [])
+
+
+def rtp_lost(stats: dict[str, Any]) -> int:
+    return sum(int(s["lost"]) for d in stats.get("diagnostics") or []
+               for s in d.get("rtp_streams", {}).values())
+
+
+IDLE_LEAVES = {"EpollSelector.select", "select", "wait", "_worker", "get", "Condition.wait",
+               "Queue.get", "_wait_for_tstate_lock"}
+
+
+PROFILE_FOCUS = (
+    "RTCDtlsTransport._handle_rtp_data (rtcdtlstransport.py)",  # receive: SRTP + RTP parse + ...
+    "RTCRtpReceiver._handle_rtp_packet (rtcrtpreceiver.py)",  # ... REMB, NACK, stats, depayload
+    "PublishedTrack.on_rtp (forwarder.py)",  # tap -> assembler -> fan-out
+    "RTCRtpSender._run_rtp (rtcrtpsender.py)",  # send: packetize, serialize, SRTP, sendto
+    "_SelectorDatagramTransport.sendto (selector_events.py)",  # the syscall
+    "ForwardedTrack.recv (forwarder.py)",
+    "RTCRtpSender._run_rtcp (rtcrtpsender.py)",
+    "RTCRtpReceiver._run_rtcp (rtcrtpreceiver.py)",
+    "RTCRtpSender._handle_rtcp_packet (rtcrtpsender.py)",
+)
+
+
+class Profiler:
+    """py-spy on the server process during the window, if py-spy is installed."""
+
+    def __init__(self, pid: int, seconds: float, output: Path) -> None:
+        self._args = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+                      "--duration", str(max(1, int(seconds))), "--rate", "500", "--threads",
+                      "--format", "raw", "--output", str(output)]
+        self._output = output
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            *self._args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+    async def finish(self) -> dict[str, Any]:
+        if self._proc is None:
+            return {}
+        try:
+            await asyncio.wait_for(self._proc.wait(), 20)
+        except asyncio.TimeoutError:
+            self._proc.kill()
+            await self._proc.wait()
+        return summarize_profile(self._output) if self._output.exists() else {}
+
+
+def summarize_profile(path: Path, top: int = 12) -> dict[str, Any]:
+    """Self and inclusive sample shares by function from py-spy's collapsed stacks."""
+    self_time: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  if " (" in f else f for f in stack.split(";")]
+        if frames and frames[0].startswith("thread"):
+            frames = frames[1:]
+        if not frames or frames[-1].split(" (")[0] in IDLE_LEAVES:
+            continue
+        total += count
+        self_time[frames[-1]] = self_time.get(frames[-1], 0) + count
+        for name in set(frames):
+            inclusive[name] = inclusive.get(name, 0) + count
+
+    def share(table: dict[str, int]) -> list[tuple[str, float]]:
+        ranked = sorted(table.items(), key=lambda kv: -kv[1])[:top]
+        return [(name, round(100 * n / total, 1)) for name, n in ranked]
+
+    focus = {name: round(100 * inclusive.get(name, 0) / max(total, 1), 1) for name in PROFILE_FOCUS}
+    return {"samples": total, "self_pct": share(self_time), "inclusive_pct": share(inclusive),
+            "focus_inclusive_pct": focus}
+
+
 async def http_stats(port: int, reset: bool) -> dict[str, Any]:
     import aiohttp
 
@@ -152,7 +249,7 @@ async def http_stats(port: int, reset: bool) -> dict[str, Any]:
 
 
 async def run_scenario(sc: Scenario, media: Path, workdir: Path, window: float, warmup: float,
-                       ready_timeout: float) -> dict[str, Any]:
+                       ready_timeout: float, profile: bool = False) -> dict[str, Any]:
     script = "_server.py" if sc.server == "forwarder" else "_relay_server.py"
     tag = f"{sc.server}-{sc.shape}-{sc.size}"
     result: dict[str, Any] = {"server": sc.server, "scenario": sc.label, "shape": sc.shape,
@@ -172,6 +269,10 @@ async def run_scenario(sc: Scenario, media: Path, workdir: Path, window: float, 
         ready = await clients.read(90 + ready_timeout + 10)
         result["setup_s"] = round(time.monotonic() - began, 1)
         if ready.get("event") != "ready":
+            try:
+                result["diagnostics"] = (await http_stats(port, reset=False)).get("diagnostics")
+            except Exception as exc:  # noqa: BLE001 - diagnostics only
+                result["diagnostics"] = repr(exc)
             flowing = bool(ready.get("video_flowing"))
             result["skipped"] = ("cannot keep up" if sc.server == "mediarelay" and flowing
                                  else "not ready")
@@ -179,14 +280,23 @@ async def run_scenario(sc: Scenario, media: Path, workdir: Path, window: float, 
             return result
         await asyncio.sleep(warmup)
         before = await http_stats(port, reset=True)
+        profiler = Profiler(server.proc.pid, window, workdir / f"{tag}.pyspy.txt") if profile else None
+        if profiler is not None:
+            await profiler.start()
+        sys0 = server.cpu_split()[1]
         cpu0, ccpu0, t0 = server.cpu_seconds(), clients.cpu_seconds(), time.monotonic()
+        busy0 = machine_busy_seconds()
         await clients.say("start")
         await clients.read(10)
         await asyncio.sleep(window)
         await clients.say("stop")
         received = await clients.read(20)
         cpu1, ccpu1, t1 = server.cpu_seconds(), clients.cpu_seconds(), time.monotonic()
+        sys1 = server.cpu_split()[1]
+        busy1 = machine_busy_seconds()
         after = await http_stats(port, reset=False)
+        if profiler is not None:
+            result["profile"] = await profiler.finish()
     finally:
         if clients is not None:
             try:
@@ -203,11 +313,15 @@ async def run_scenario(sc: Scenario, media: Path, workdir: Path, window: float, 
     min_video = min(video, key=lambda r: r["fps"] / max(r["publisher_fps"], 1e-9))
     publisher_fps = min(received["publisher_fps"])
     encodes_window = {k: after["encodes"][k] - before["encodes"][k] for k in after["encodes"]}
+    counters0, counters1 = before.get("counters", {}), after.get("counters", {})
+    other_cpu = ((busy1 - busy0) - (cpu1 - cpu0) - (ccpu1 - ccpu0)) / span * 100
     result.update({
         "window_s": round(span, 2),
         "cpu_pct": round(cpu_pct, 1),
         "cpu_pct_per_stream": round(cpu_pct / sc.video_streams, 2),
+        "cpu_sys_pct": round((sys1 - sys0) / span * 100, 1),
         "clients_cpu_pct": round((ccpu1 - ccpu0) / span * 100, 1),
+        "other_cpu_pct": round(other_cpu, 1),
         "latency_ms": {kind: {k: round(v, 2) if isinstance(v, float) else v for k, v in s.items()}
                        for kind, s in after["latency"].items()},
         "publisher_fps": round(publisher_fps, 1),
@@ -219,8 +333,19 @@ async def run_scenario(sc: Scenario, media: Path, workdir: Path, window: float, 
         "subscriber_fps": sorted(round(r["fps"], 1) for r in video),
         "encodes_total": after["encodes"],
         "encodes_window": encodes_window,
-        "counters": after.get("counters", {}),
+        "counters": counters1,
+        "window_frames_dropped": counters1.get("frames_dropped", 0) - counters0.get("frames_dropped", 0),
+        "window_keyframe_requests": (counters1.get("keyframe_requests", 0)
+                                     - counters0.get("keyframe_requests", 0)),
+        "window_assembler_skips": skips(after) - skips(before),
+        "window_rtp_lost": rtp_lost(after) - rtp_lost(before),
+        "window_pts_unmatched": (counters1.get("frames_unmatched", 0)
+                                 - counters0.get("frames_unmatched", 0)),
         "diagnostics": after.get("diagnostics"),
+        "server_loop_lag": after.get("loop_lag"),
+        "clients_loop_lag": received.get("loop_lag"),
+        "received": [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()}
+                     for r in video],
     })
     result["full_rate"] = result["min_subscriber_ratio"] >= FULL_RATE and len(video) == sc.video_streams
     return result
@@ -237,7 +362,8 @@ def p50(result: dict[str, Any], kind: str) -> float:
 def print_table(results: list[dict[str, Any]]) -> None:
     header = (f"{'server':<10} {'scenario':<8} {'streams':>7} {'CPU%':>6} {'CPU%/str':>8} "
               f"{'video p50/p95 ms':>17} {'audio p50/p95 ms':>17} {'pub fps':>7} "
-              f"{'min sub fps':>11} {'full':>4} {'kbps':>5} {'cli CPU%':>8} {'encodes':>8}")
+              f"{'min sub fps':>11} {'full':>4} {'kbps':>5} {'cli CPU%':>8} {'other%':>6} "
+              f"{'encodes':>7} {'skip/drop':>9}")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -253,7 +379,11 @@ def print_table(results: list[dict[str, Any]]) -> None:
               f"{p50(r, 'audio'):>8.2f}/{p95(r, 'audio'):<8.2f} "
               f"{r['publisher_fps']:>7.1f} {r['min_subscriber_fps']:>11.1f} "
               f"{'yes' if r['full_rate'] else 'NO':>4} {r['min_video_kbps']:>5.0f} "
-              f"{r['clients_cpu_pct']:>8.1f} {encodes:>8}")
+              f"{r['clients_cpu_pct']:>8.1f} {r['other_cpu_pct']:>6.0f} {encodes:>7} "
+              f"{r['window_assembler_skips']:>4}/{r['window_frames_dropped']:<4}")
+
+
+BULKY = ("encodes_total", "received", "diagnostics", "profile", "counters")
 
 
 def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -279,8 +409,10 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
         "video_encodes": video_encodes,
         "max_k_full_rate": max(full, default=0),
         "baseline_max_k_full_rate": max(base_full, default=0),
+        "fanout_full_rate": {str(r["size"]): r.get("full_rate", False)
+                             for r in forwarder if r["shape"] == "fanout"},
         "scenarios": [
-            {k: v for k, v in r.items() if k not in ("encodes_total",)} for r in results
+            {k: v for k, v in r.items() if k not in BULKY} for r in results
         ],
     }
 
@@ -300,7 +432,10 @@ How each number is measured:
   full        every subscription >= 90% of the publisher's frame rate
   kbps        lowest received video bitrate (RTP payload) of any subscription
   cli CPU%    the clients process (publishers replay pre-encoded VP8/Opus; subscribers never decode)
-  encodes     aiortc encoder encode() calls in the server process during the window"""
+  other%      CPU used on the machine by everything else during the window (shared machine)
+  encodes     aiortc encoder encode() calls in the server process during the window
+  skip/drop   forwarder only, during the window: VideoFrameAssembler skips (incomplete frame
+              given up, then nothing until a keyframe) / frames ForwardedTrack dropped"""
 
 
 async def main() -> None:
@@ -308,6 +443,12 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="K=1,4 and N=2 only, short windows")
     parser.add_argument("--window", type=float, help="measurement window in seconds")
     parser.add_argument("--only", choices=["forwarder", "mediarelay"], help="run one server only")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the server during each window (needs .venv/bin/py-spy)")
+    parser.add_argument("--stall-ms", type=float, default=0.0,
+                        help="diagnosis: block the server's event loop this long every 2.5 s")
+    parser.add_argument("--client-stall-ms", type=float, default=0.0,
+                        help="diagnosis: block the clients' event loop this long every 1.7 s")
     parser.add_argument("--fanout", help="comma-separated K values (default 1,4,8,16)")
     parser.add_argument("--rooms", help="comma-separated N values (default 2,4,6)")
     args = parser.parse_args()
@@ -316,6 +457,10 @@ async def main() -> None:
     fanout = [1, 4] if args.quick else [1, 4, 8, 16]
     rooms = [2] if args.quick else [2, 4, 6]
     servers = [args.only] if args.only else ["forwarder", "mediarelay"]
+    if args.stall_ms:
+        os.environ["BENCH_STALL_MS"] = str(args.stall_ms)  # inherited by the server processes
+    if args.client_stall_ms:
+        os.environ["BENCH_CLIENT_STALL_MS"] = str(args.client_stall_ms)
     if args.fanout is not None:
         fanout = [int(k) for k in args.fanout.split(",") if k]
     if args.rooms is not None:
@@ -327,8 +472,10 @@ async def main() -> None:
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-forwarding-") as tmp:
-        workdir = Path(tmp)
-        media = workdir / "clips.pickle"
+        media = Path(tmp) / "clips.pickle"
+        run_id = time.strftime("forwarding-%Y%m%d-%H%M%S")
+        workdir = RESULTS / run_id  # logs and profiles of each process
+        workdir.mkdir(parents=True)
         video, audio = save_clips(media)
         print(f"pre-encoded media: VP8 640x480 {len(video.frames)} frames "
               f"({video.duration_s:.0f} s loop, {video.bitrate / 1e6:.2f} Mbit/s, keyframe every 2 s), "
@@ -348,10 +495,13 @@ async def main() -> None:
                         continue
                     ready_timeout = 20.0 if server == "forwarder" else 12.0
                     try:
-                        r = await run_scenario(sc, media, workdir, window, warmup, ready_timeout)
+                        r = await asyncio.wait_for(
+                            run_scenario(sc, media, workdir, window, warmup, ready_timeout,
+                                         profile=args.profile),
+                            SCENARIO_TIMEOUT_S)
                     except Exception as exc:  # report and go on with the next scenario
                         r = {"server": server, "scenario": sc.label, "shape": shape, "size": size,
-                             "video_streams": sc.video_streams, "skipped": f"error: {exc}"}
+                             "video_streams": sc.video_streams, "skipped": f"error: {exc!r}"}
                         for log in sorted(workdir.glob(f"{server}-{shape}-{size}.*.log")):
                             print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}",
                                   file=sys.stderr)
@@ -372,7 +522,18 @@ async def main() -> None:
         print(MEASUREMENT_NOTES)
         print()
         print_table(results)
-        print(f"\ntotal {time.monotonic() - started:.0f} s")
+        for r in results:
+            if r.get("profile"):
+                print(f"\npy-spy, {r['server']} {r['scenario']} ({r['profile']['samples']} samples):")
+                print("  self:      " + "; ".join(f"{n} {p}%" for n, p in r["profile"]["self_pct"]))
+                print("  focus (inclusive): " + "; ".join(
+                    f"{n.split(' (')[0]} {p}%" for n, p in r["profile"]["focus_inclusive_pct"].items()))
+        saved = RESULTS / f"{run_id}.json"
+        saved.write_text(json.dumps({"argv": sys.argv[1:], "window_s": window, "results": results},
+                                    indent=1))
+        print(f"\nfull results (per subscription, diagnostics, profiles): {saved.relative_to(ROOT)}; "
+              f"process logs: {workdir.relative_to(ROOT)}/")
+        print(f"total {time.monotonic() - started:.0f} s")
         print(json.dumps(summary(results)))
 
 

@@ -64,8 +64,10 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
 
     app = create_app(config)
 
-    async def announce(app: web.Application) -> None:
-        lines = [f"Defense room server at {base_url} (data in {config.data_dir.resolve()})"]
+    lines: list[str] = []
+
+    async def prepare(app: web.Application) -> None:
+        lines.append(f"Defense room server at {base_url} (data in {config.data_dir.resolve()})")
         if fingerprint:
             lines.append("TLS: self-signed certificate unless configured; SHA-256 fingerprint")
             lines.append(f"  {fingerprint}")
@@ -79,11 +81,14 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
             lines.append("")
             lines.append("Demo defense day created. Personal invite links:")
             lines.extend(format_invite_lines(invites, base_url))
+
+    def announce(_: str) -> None:
+        # run_app calls this once the socket listens: links printed now work now.
         print("\n".join(lines), flush=True)
 
-    app.on_startup.append(announce)
+    app.on_startup.append(prepare)
     web.run_app(app, host=listen_host, port=listen_port, ssl_context=ssl_context,
-                print=lambda text: None, access_log=None)
+                print=announce, access_log=None)
     return 0
 
 

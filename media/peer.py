@@ -1,10 +1,16 @@
 """One participant's RTCPeerConnection to the server and its negotiation.
 
-Negotiation is one-sided after the start, which rules out glare: the client makes one
-offer with its own camera and microphone; from then on only the server offers, to add
-or retire the forwarded tracks the participant receives. A single task per peer does
-that, one offer at a time, each answered before the next (``offer`` messages carry a
-``tracks`` map from m-line mid to the publishing participant).
+The server makes every offer and the client only answers. That keeps one numbering
+of payload types and RTP header extensions for the whole connection (aiortc's: it
+rebuilds both for every offer it makes, so as an answerer it would later contradict
+what a browser had offered), and it rules out glare.
+
+The first offer has two ``recvonly`` m-lines, audio and video, for the participant's
+own microphone and camera (named in the offer's ``publish`` field), plus one
+``sendonly`` m-line per track forwarded to the participant. The client answers
+``sendonly`` on the first two to publish, or ``inactive`` to only watch. Later offers
+add or retire forwarded tracks. One task per peer does all of it, one offer at a time,
+each answered before the next.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from . import hooks
 from .codecs import sender_preferences
-from .errors import NegotiationError, OutOfTurnError, UnsupportedCodecError
+from .errors import InternalsChangedError, NegotiationError, OutOfTurnError, UnsupportedCodecError
 from .forwarder import ForwardedTrack, PublishedTrack
 from .metrics import ForwardingMetrics
 
@@ -30,6 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ANSWER_TIMEOUT_S = 20.0
+# The first answer waits for the browser's camera permission prompt.
+FIRST_ANSWER_TIMEOUT_S = 120.0
 
 
 class Peer:
@@ -54,13 +62,18 @@ class Peer:
         self._on_state = on_state
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
         self._pc.on("connectionstatechange", self._connection_state_changed)
-        self._initial_done = False
+        # The participant's own audio and video arrive on these two.
+        self._inbound = [self._pc.addTransceiver(kind, direction="recvonly")
+                         for kind in ("audio", "video")]
+        self._published: list[PublishedTrack] | None = None
         self._wanted: dict[PublishedTrack, ParticipantInfo] = {}
         self._sending: dict[PublishedTrack, tuple[RTCRtpTransceiver, ForwardedTrack]] = {}
         self._retired: list[RTCRtpTransceiver] = []
         self._dirty = asyncio.Event()
+        self._dirty.set()  # the first offer goes out at once
         self._answer: asyncio.Future[RTCSessionDescription] | None = None
         self._negotiator: asyncio.Task[None] | None = None
+        self._remote_candidates = 0
         self._stopped = False
         self._negotiation_failed = False
         self._last_stats: list[dict[str, Any]] = []
@@ -82,6 +95,11 @@ class Peer:
     @property
     def pc(self) -> RTCPeerConnection:
         return self._pc
+
+    @property
+    def published(self) -> list[PublishedTrack]:
+        """The participant's own tracks the server receives (empty until answered)."""
+        return list(self._published or [])
 
     @property
     def last_stats(self) -> list[dict[str, Any]]:
@@ -109,61 +127,10 @@ class Peer:
         except ConnectionError:
             logger.debug("signal to %s dropped: socket closed", self._info.name)
 
-    # -- the client's side of negotiation --------------------------------------------
+    # -- what the client sends ---------------------------------------------------------
 
     async def handle_offer(self, sdp: str) -> None:
-        """Apply the client's one offer (its own media) and answer it."""
-        if self._initial_done or self._pc.signalingState != "stable":
-            raise OutOfTurnError("an offer is accepted only once, at the start")
-        try:
-            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except (ValueError, AssertionError) as exc:
-            raise NegotiationError(f"the offer could not be applied: {exc}") from exc
-        sending = {
-            m.rtp.muxId for m in SessionDescription.parse(sdp).media
-            if m.direction in ("sendonly", "sendrecv") and m.port != 0
-        }
-        publications: list[PublishedTrack] = []
-        for transceiver in self._pc.getTransceivers():
-            if transceiver.mid not in sending:
-                continue
-            publication = self._publish(transceiver)
-            if publication is not None:
-                publications.append(publication)
-        answer = await self._pc.createAnswer()
-        await self._pc.setLocalDescription(answer)
-        await self.send({"type": "answer", "sdp": self._pc.localDescription.sdp})
-        self._initial_done = True
-        await self._on_published(self, publications)
-        self._dirty.set()
-
-    def _publish(self, transceiver: RTCRtpTransceiver) -> PublishedTrack | None:
-        try:
-            codec = hooks.negotiated_codec(transceiver)
-            publication = PublishedTrack(
-                publisher_id=self._info.id,
-                kind=transceiver.kind,
-                codec=codec,
-                metrics=self._metrics,
-                keyframe_min_interval=self._keyframe_min_interval,
-            )
-        except UnsupportedCodecError as exc:
-            logger.warning("%s: not forwarding %s: %s", self._info.name, transceiver.kind, exc)
-            return None
-        except Exception as exc:  # noqa: BLE001 - a bad m-line must not end the session
-            logger.warning("%s: no usable %s codec: %s", self._info.name, transceiver.kind, exc)
-            return None
-        receiver = transceiver.receiver
-        hooks.tap_receiver(receiver, publication.on_rtp)
-        if transceiver.kind == "video":
-            hooks.clamp_remb(receiver, publication.clamp_remb)
-
-            async def remb(bitrate: int, ssrc: int) -> None:
-                await hooks.send_remb(receiver, bitrate, ssrc)
-
-            publication.set_remb_sink(remb)
-        logger.info("%s publishes %s as %s", self._info.name, transceiver.kind, codec.mimeType)
-        return publication
+        raise OutOfTurnError("the server makes the offers; answer them with 'answer'")
 
     async def handle_answer(self, sdp: str) -> None:
         """The client's answer to the server's latest offer."""
@@ -174,7 +141,10 @@ class Peer:
     async def add_ice_candidate(self, candidate: str | None, mid: str | None, index: int | None) -> None:
         """A trickled candidate of the client; None or "" ends its candidates."""
         if not candidate:
-            await self._pc.addIceCandidate(None)
+            # With no candidate at all (a browser hiding its addresses), ending the
+            # list would fail ICE at once; the client's checks will reveal its address.
+            if self._remote_candidates:
+                await self._pc.addIceCandidate(None)
             return
         text = candidate.split(":", 1)[1] if candidate.startswith("candidate:") else candidate
         try:
@@ -187,8 +157,9 @@ class Peer:
             await self._pc.addIceCandidate(parsed)
         except (ValueError, AssertionError) as exc:
             raise NegotiationError(f"ICE candidate not accepted: {exc}") from exc
+        self._remote_candidates += 1
 
-    # -- the server's side: forwarded tracks -------------------------------------------
+    # -- forwarded tracks ----------------------------------------------------------------
 
     def subscribe(self, publication: PublishedTrack, publisher: ParticipantInfo) -> None:
         if publication not in self._wanted:
@@ -199,13 +170,15 @@ class Peer:
         if self._wanted.pop(publication, None) is not None:
             self._dirty.set()
 
+    # -- negotiation ---------------------------------------------------------------------
+
     async def _negotiate_forever(self) -> None:
         try:
             while not self._stopped:
                 await self._dirty.wait()
                 self._dirty.clear()
-                if self._initial_done and self._pc.connectionState != "closed":
-                    await self._renegotiate()
+                if self._pc.connectionState != "closed":
+                    await self._negotiate()
         except asyncio.CancelledError:
             pass
         except Exception as exc:
@@ -215,19 +188,20 @@ class Peer:
                 logger.exception("negotiation with %s failed", self._info.name)
             self._negotiation_failed = True
             await self.send({"type": "error", "code": "sdp_rejected",
-                             "message": f"The media session could not be updated ({exc}); "
+                             "message": f"The media session could not be set up ({exc}); "
                                         "please rejoin."})
             self._notify_state()
 
-    async def _renegotiate(self) -> None:
-        changed = False
+    async def _negotiate(self) -> None:
+        first = self._published is None
+        changed = first
         for publication in [p for p in self._sending if p not in self._wanted]:
             transceiver, track = self._sending.pop(publication)
             track.stop()
             transceiver.direction = "inactive"
             self._retired.append(transceiver)
             changed = True
-        for publication, publisher in list(self._wanted.items()):
+        for publication in list(self._wanted):
             if publication in self._sending or publication.closed:
                 continue
             track = publication.subscribe(self._info.id)
@@ -238,6 +212,7 @@ class Peer:
             changed = True
         if not changed:
             return
+
         offer = await self._pc.createOffer()
         await self._pc.setLocalDescription(offer)
         tracks = {}
@@ -248,22 +223,71 @@ class Peer:
                                            "kind": publication.kind}
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
-        await self.send({"type": "offer", "sdp": self._pc.localDescription.sdp, "tracks": tracks})
+        await self.send({
+            "type": "offer",
+            "sdp": self._pc.localDescription.sdp,
+            "publish": {t.kind: t.mid for t in self._inbound},
+            "tracks": tracks,
+        })
+        timeout = FIRST_ANSWER_TIMEOUT_S if first else ANSWER_TIMEOUT_S
         try:
-            answer = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT_S)
+            answer = await asyncio.wait_for(self._answer, timeout)
         except asyncio.TimeoutError as exc:
             raise NegotiationError(
-                f"no answer to the server's offer within {ANSWER_TIMEOUT_S:.0f} s"
+                f"no answer to the server's offer within {timeout:.0f} s"
             ) from exc
         finally:
             self._answer = None
         try:
             await self._pc.setRemoteDescription(answer)
-        except (ValueError, AssertionError) as exc:
+        except Exception as exc:  # aiortc raises assorted types for a bad SDP
             raise NegotiationError(f"the answer could not be applied: {exc}") from exc
+        if first:
+            # No await between applying the answer and tapping the receivers: media
+            # cannot arrive before the transports connect, which needs the loop.
+            self._published = self._publish_from(answer.sdp)
+            await self._on_published(self, self._published)
         for transceiver in self._retired:
             await transceiver.sender.stop()
         self._retired.clear()
+
+    def _publish_from(self, answer_sdp: str) -> list[PublishedTrack]:
+        sending = {
+            m.rtp.muxId for m in SessionDescription.parse(answer_sdp).media
+            if m.direction in ("sendonly", "sendrecv") and m.port != 0
+        }
+        publications = []
+        for transceiver in self._inbound:
+            if transceiver.mid in sending:
+                publication = self._publish(transceiver)
+                if publication is not None:
+                    publications.append(publication)
+        return publications
+
+    def _publish(self, transceiver: RTCRtpTransceiver) -> PublishedTrack | None:
+        try:
+            codec = hooks.negotiated_codec(transceiver)
+            publication = PublishedTrack(
+                publisher_id=self._info.id,
+                kind=transceiver.kind,
+                codec=codec,
+                metrics=self._metrics,
+                keyframe_min_interval=self._keyframe_min_interval,
+            )
+        except (UnsupportedCodecError, InternalsChangedError) as exc:
+            logger.warning("%s: not forwarding %s: %s", self._info.name, transceiver.kind, exc)
+            return None
+        receiver = transceiver.receiver
+        hooks.tap_receiver(receiver, publication.on_rtp)
+        if transceiver.kind == "video":
+            hooks.clamp_remb(receiver, publication.clamp_remb)
+
+            async def remb(bitrate: int, ssrc: int) -> None:
+                await hooks.send_remb(receiver, bitrate, ssrc)
+
+            publication.set_remb_sink(remb)
+        logger.info("%s publishes %s as %s", self._info.name, transceiver.kind, codec.mimeType)
+        return publication
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -294,7 +318,11 @@ class Peer:
         for _, track in self._sending.values():
             track.stop()
         self._sending.clear()
+        for publication in self._published or []:
+            publication.close()
         await self._pc.close()
-        for task in list(self._state_tasks):
+        # A state task may be what called stop(): never cancel or await oneself.
+        others = [t for t in self._state_tasks if t is not asyncio.current_task()]
+        for task in others:
             task.cancel()
-        await asyncio.gather(*self._state_tasks, return_exceptions=True)
+        await asyncio.gather(*others, return_exceptions=True)

@@ -1,5 +1,6 @@
-"""The room page in real browsers: two headless Chromiums see each other through the
-forwarder, and a bad invite link gets a page that says why."""
+"""The room page in real browsers (headless Chromium, see tests/chromium.py): two
+participants see each other through the forwarder, a page refused the camera joins
+receive-only, and a bad invite link gets a page that says why."""
 
 from __future__ import annotations
 

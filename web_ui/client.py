@@ -81,7 +81,6 @@ class RoomClient:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pc: RTCPeerConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._answer: asyncio.Future[None] | None = None
         self._changed = asyncio.Condition()
         self.state = ClientState()
         self.received: dict[str, ReceivedTrack] = {}
@@ -109,35 +108,32 @@ class RoomClient:
         assert msg["type"] == "welcome", msg
         self.state.welcome = msg
         self.state.roster = msg["participants"]
+        self._pc = self._new_peer_connection(msg["iceServers"])
         self._reader = asyncio.create_task(self._read())
         return msg
 
-    async def start_media(self) -> None:
-        """Publish our tracks (or nothing) with the one client offer."""
-        assert self.state.welcome is not None
-        servers = [RTCIceServer(**s) for s in self.state.welcome["iceServers"]]
-        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
-        self._pc.on("track", self._on_track)
+    def _new_peer_connection(self, ice_servers: list[dict[str, Any]]) -> RTCPeerConnection:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(**s) for s in ice_servers]))
+        pc.on("track", self._on_track)
+        # Made before the server's first offer, so aiortc matches them to its
+        # "publish" m-lines (an m-line of the same kind and no mid yet).
         for track in self._tracks:
-            transceiver = self._pc.addTransceiver(track, direction="sendonly")
+            transceiver = pc.addTransceiver(track, direction="sendonly")
             if track.kind == "video" and self._video_codec is not None:
                 wanted = self._video_codec.lower()
                 transceiver.setCodecPreferences([
                     c for c in RTCRtpSender.getCapabilities("video").codecs
                     if c.mimeType.lower() in (wanted, "video/rtx")
                 ])
-        # One m-line per kind from the start, like a browser: later forwarded tracks
-        # then share its transport instead of gathering ICE for a new one.
-        for kind in ("audio", "video"):
-            if not any(track.kind == kind for track in self._tracks):
-                self._pc.addTransceiver(kind, direction="recvonly")
-        offer = await self._pc.createOffer()
-        await self._pc.setLocalDescription(offer)
-        self._answer = asyncio.get_running_loop().create_future()
-        await self.send({"type": "offer", "sdp": self._pc.localDescription.sdp})
-        # The reader applies the answer itself: the server's first offer may follow
-        # it at once and must find the connection stable.
-        await asyncio.wait_for(self._answer, 20)
+        return pc
+
+    async def start_media(self, timeout: float = 20.0) -> None:
+        """Wait until the server's first offer is answered: from then on our tracks
+        are published and forwarded tracks arrive."""
+        await self.wait_for(lambda: self.state.offers_answered >= 1 or bool(self.state.errors),
+                            timeout, "the server's first offer")
+        if self.state.offers_answered < 1:
+            raise AssertionError(f"media setup failed: {self.state.errors}")
 
     async def send(self, message: dict[str, Any]) -> None:
         assert self._ws is not None
@@ -191,10 +187,7 @@ class RoomClient:
 
     async def _handle(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
-        if kind == "answer" and self._answer is not None and not self._answer.done():
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
-            self._answer.set_result(None)
-        elif kind == "offer":
+        if kind == "offer":
             await self._answer_offer(msg)
         elif kind == "participants":
             self.state.roster = msg["participants"]
@@ -220,7 +213,10 @@ class RoomClient:
                     self._on_receiver(entry)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        await self.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+        try:
+            await self.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+        except ConnectionError:
+            return  # the server is closing; keep reading what it sent before (a bye)
         self.state.offers_answered += 1
 
     async def close(self) -> None:

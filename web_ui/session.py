@@ -187,4 +187,7 @@ class SignalingSession:
             return
         room = self._rooms.get(self._room_id)
         if room is not None:
-            await room.leave(peer.info.id, reason=reason, only=peer)
+            # This handler is cancelled when the client vanishes or the server stops;
+            # closing the peer connection and telling the others must finish anyway.
+            await asyncio.shield(self._rooms.spawn(
+                room.leave(peer.info.id, reason=reason, only=peer)))

@@ -1,35 +1,12 @@
 // The defense room page. It speaks docs/signaling.md exactly as web_ui/client.py does:
-// join with the token from the URL, make one offer of its own (camera and microphone,
-// or receive-only), then only answer the server's offers. Messages are handled one at a
-// time, in order, so an offer never overtakes the answer or the welcome before it.
+// join with the token from the URL, then answer the server's offers. The first offer
+// names two m-lines ("publish") for our own microphone and camera: we attach our
+// tracks there and answer sendonly, or inactive to only watch. Messages are handled
+// one at a time, in order, so an offer never overtakes the welcome before it.
 
 const STATS_INTERVAL_MS = 2000;
 const MAX_STATS_ENTRIES = 256;
 const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 480 } };
-
-// The server (aiortc) writes every offer of its own with these payload types and
-// header extension ids, also for the m-lines our offer created, and neither side
-// copes with a change: Chrome refuses an offer that gives an active extension id a
-// new meaning, and the server drops packets whose payload type moved. So our one
-// offer uses the same numbers from the start (see alignOffer).
-const SERVER_CODECS = {
-  audio: [{ name: "opus/48000/2", pt: 96 }],
-  video: [
-    { name: "vp8/90000", pt: 97, rtx: 98 },
-    { name: "h264/90000", profile: "42001f", pt: 99, rtx: 100 },
-    { name: "h264/90000", profile: "42e01f", pt: 101, rtx: 102 },
-  ],
-};
-const SERVER_EXTENSIONS = {
-  audio: {
-    "urn:ietf:params:rtp-hdrext:sdes:mid": 1,
-    "urn:ietf:params:rtp-hdrext:ssrc-audio-level": 2,
-  },
-  video: {
-    "urn:ietf:params:rtp-hdrext:sdes:mid": 1,
-    "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": 3,
-  },
-};
 
 const STRINGS = {
   ru: {
@@ -181,11 +158,13 @@ const view = {
 let ws = null;
 let pc = null;
 let localStream = null;
+let mediaStream = null;     // what we publish, once the permission question is settled
 let forwarded = {};            // mid -> {participant, name, role, kind}, from the latest offer
 const receivedTracks = new Map();  // mid -> MediaStreamTrack
 const tiles = new Map();       // participant id -> tile
 let selfTile = null;
-let offerSent = false;
+let answered = false;
+let candidatesSent = 0;
 const pendingCandidates = [];
 let statsTimer = null;
 let statsBusy = false;
@@ -470,12 +449,6 @@ async function handle(message, mediaReady) {
   switch (message.type) {
     case "welcome":
       return welcome(message, mediaReady);
-    case "answer":
-      if (pc && pc.signalingState === "have-local-offer") {
-        await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
-        console.info("[room] server answered our offer");
-      }
-      return undefined;
     case "offer":
       return answerOffer(message);
     case "participants":
@@ -504,7 +477,9 @@ async function welcome(message, mediaReady) {
   ui.leave.disabled = false;
   render();
   setStatus("statusWaitingMedia");
-  const stream = await mediaReady;
+  // The server's first offer follows at once; it is handled after this returns, so
+  // our tracks are known by then.
+  mediaStream = await mediaReady;
   if (finished) return;
   setStatus("statusNegotiating");
   pc = new RTCPeerConnection({ iceServers: message.iceServers ?? [] });
@@ -515,107 +490,55 @@ async function welcome(message, mediaReady) {
     refreshTiles();
   });
   pc.addEventListener("connectionstatechange", connectionChanged);
-  if (stream) {
-    for (const track of stream.getTracks()) {
-      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-    }
-  } else {
-    pc.addTransceiver("audio", { direction: "recvonly" });
-    pc.addTransceiver("video", { direction: "recvonly" });
-  }
-  const offer = await pc.createOffer();
-  await pc.setLocalDescription({ type: "offer", sdp: alignOffer(offer.sdp) });
-  send({ type: "offer", sdp: pc.localDescription.sdp });
-  offerSent = true;
-  for (const candidate of pendingCandidates.splice(0)) trickle(candidate);
   statsTimer = setInterval(reportStats, STATS_INTERVAL_MS);
   console.info("[room] joined as", message.participant.id, "media:", roomState.media);
 }
 
-// Renumber our offer's codecs and header extensions to the server's own numbering
-// (SERVER_CODECS, SERVER_EXTENSIONS) and leave out what the server cannot use.
-function alignOffer(sdp) {
-  const sections = [[]];
-  for (const line of sdp.split("\r\n")) {
-    if (line.startsWith("m=")) sections.push([]);
-    sections[sections.length - 1].push(line);
-  }
-  return sections.map((lines, i) => (i === 0 ? lines : alignMedia(lines)).join("\r\n")).join("\r\n");
-}
-
-function alignMedia(lines) {
-  const kind = lines[0].slice(2).split(" ")[0];
-  const codecs = SERVER_CODECS[kind];
-  const extensions = SERVER_EXTENSIONS[kind];
-  if (!codecs) return lines;
-  const rtpmap = new Map();
-  const fmtp = new Map();
-  for (const line of lines) {
-    const map = /^a=rtpmap:(\d+) (.+)$/.exec(line);
-    if (map) rtpmap.set(map[1], map[2].toLowerCase());
-    const format = /^a=fmtp:(\d+) (.+)$/.exec(line);
-    if (format) fmtp.set(format[1], format[2]);
-  }
-  const parameters = (pt) => Object.fromEntries((fmtp.get(pt) ?? "").split(";")
-    .map((pair) => pair.trim().toLowerCase().split("="))
-    .filter(([key]) => key));
-  const renumber = new Map();  // our payload type -> the server's
-  for (const codec of codecs) {
-    const match = [...rtpmap].find(([pt, name]) => name === codec.name && !renumber.has(pt)
-      && (!codec.profile || (parameters(pt)["profile-level-id"] === codec.profile
-        && parameters(pt)["packetization-mode"] === "1")));
-    if (!match) continue;
-    renumber.set(match[0], codec.pt);
-    const rtx = [...rtpmap].find(([pt, name]) => name.startsWith("rtx/") && parameters(pt).apt === match[0]);
-    if (rtx && codec.rtx) renumber.set(rtx[0], codec.rtx);
-  }
-  if (!renumber.size) return lines;
-  const out = [];
-  for (const line of lines) {
-    if (line.startsWith("m=")) {
-      const [media, port, proto, ...formats] = line.split(" ");
-      const kept = formats.filter((pt) => renumber.has(pt)).map((pt) => renumber.get(pt));
-      out.push([media, port, proto, ...kept].join(" "));
-      continue;
+// On the server's first offer: put our microphone and camera on the m-lines it named.
+async function attachOwnMedia(publish) {
+  for (const [kind, mid] of Object.entries(publish ?? {})) {
+    const transceiver = pc.getTransceivers().find((t) => t.mid === mid);
+    if (!transceiver) continue;
+    const track = mediaStream?.getTracks().find((t) => t.kind === kind);
+    if (track) {
+      transceiver.direction = "sendonly";
+      await transceiver.sender.replaceTrack(track);
+      transceiver.sender.setStreams?.(mediaStream);
+    } else {
+      transceiver.direction = "inactive";
     }
-    const perCodec = /^a=(rtpmap|fmtp|rtcp-fb):(\d+)( .*)$/.exec(line);
-    if (perCodec) {
-      if (!renumber.has(perCodec[2])) continue;
-      const rest = perCodec[3].replace(/apt=(\d+)/, (_, apt) => `apt=${renumber.get(apt) ?? apt}`);
-      out.push(`a=${perCodec[1]}:${renumber.get(perCodec[2])}${rest}`);
-      continue;
-    }
-    const extmap = /^a=extmap:(\d+)(\/\w+)? (\S+)(.*)$/.exec(line);
-    if (extmap) {
-      const id = extensions[extmap[3]];
-      if (id !== undefined) out.push(`a=extmap:${id}${extmap[2] ?? ""} ${extmap[3]}${extmap[4]}`);
-      continue;
-    }
-    out.push(line);
   }
-  return out;
 }
 
 function trickle(candidate) {
-  if (!offerSent) {
+  if (!answered) {
     pendingCandidates.push(candidate);
     return;
   }
   if (candidate && candidate.candidate) {
+    candidatesSent += 1;
     send({ type: "ice", candidate: candidate.candidate, sdpMid: candidate.sdpMid,
       sdpMLineIndex: candidate.sdpMLineIndex });
   } else if (!candidate) {
-    send({ type: "ice", candidate: null, sdpMid: null, sdpMLineIndex: null });
+    // Without camera permission a browser may reveal no address of its own at all;
+    // the server then learns it only from our connectivity checks, and an early
+    // end-of-candidates would make it give up before the first check arrives.
+    if (candidatesSent > 0) {
+      send({ type: "ice", candidate: null, sdpMid: null, sdpMLineIndex: null });
+    } else {
+      console.info("[room] no local ICE candidates to signal; the server will see our checks");
+    }
   }
 }
 
 async function answerOffer(message) {
   if (!pc) {
-    console.warn("[room] an offer before our own offer; ignored");
+    console.warn("[room] an offer before the welcome; ignored");
     return;
   }
   forwarded = message.tracks ?? {};
   await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
+  if (!answered) await attachOwnMedia(message.publish);
   for (const transceiver of pc.getTransceivers()) {
     if (transceiver.mid != null && transceiver.mid in forwarded) {
       receivedTracks.set(transceiver.mid, transceiver.receiver.track);
@@ -628,6 +551,10 @@ async function answerOffer(message) {
   const answer = await pc.createAnswer();
   await pc.setLocalDescription(answer);
   send({ type: "answer", sdp: pc.localDescription.sdp });
+  if (!answered) {
+    answered = true;
+    for (const candidate of pendingCandidates.splice(0)) trickle(candidate);
+  }
   roomState.offersAnswered += 1;
   console.info("[room] answered an offer with", Object.keys(forwarded).length, "forwarded tracks");
 }
@@ -720,7 +647,7 @@ function start() {
   const segments = location.pathname.split("/").filter(Boolean);
   const token = decodeURIComponent(segments[segments.length - 1] ?? "");
   // Join right away: the server wants `join` within seconds, and the browser's
-  // permission prompt may take longer than that. The offer waits for the media.
+  // permission prompt may take longer than that. The first answer waits for the media.
   const mediaReady = acquireMedia().catch((error) => noMedia("mediaFailed", { detail: String(error) }));
   connect(token, mediaReady);
 }
