@@ -20,7 +20,6 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from aiortc.rtp import RtpPacket  # noqa: E402
 
 from media.hooks import tap_receiver  # noqa: E402
 from web_ui.client import ReceivedTrack, RoomClient  # noqa: E402
-from aiortc import MediaStreamTrack  # noqa: E402
 
 READY_VIDEO_FRAMES = 10
 READY_AUDIO_FRAMES = 10
@@ -55,34 +53,6 @@ class FrameCounter:
             self._recent.append(packet.sequence_number)
             self.frames += 1
         return False  # never ask for a keyframe: we do not decode
-
-
-class TappingRoomClient(RoomClient):
-    """RoomClient whose ``on_receiver`` really runs, once per received track.
-
-    web_ui/client.py (which the bench must not change) calls ``on_receiver`` only for
-    entries whose receiver is still unset after setRemoteDescription, but its own
-    "track" handler has already set it during that call, so the callback never fires.
-    Here it is called from the "track" handler (before the answer goes out, so before
-    media flows), at most once per receiver should RoomClient's own call start working.
-    The protocol spoken is RoomClient's, unchanged.
-    """
-
-    def __init__(self, *args: Any, tap: Callable[[ReceivedTrack], None], **kwargs: Any) -> None:
-        self._tap = tap
-        self._tapped: set[int] = set()
-        super().__init__(*args, on_receiver=self._tap_once, **kwargs)
-
-    def _tap_once(self, entry: ReceivedTrack) -> None:
-        if entry.receiver is not None and id(entry.receiver) not in self._tapped:
-            self._tapped.add(id(entry.receiver))
-            self._tap(entry)
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        super()._on_track(track)
-        for entry in list(self.received.values()):
-            if entry.track is track:
-                self._tap_once(entry)
 
 
 @dataclass
@@ -166,8 +136,8 @@ async def main(config: dict[str, Any]) -> None:
             video, audio = PacketLoopTrack(video_clip), PacketLoopTrack(audio_clip)
             tracks = [video, audio]
         holder: list[Participant] = []
-        client = TappingRoomClient(config["url"], token, tracks=tracks, video_codec="video/VP8",
-                                   tap=lambda entry, h=holder: h[0].on_receiver(entry))
+        client = RoomClient(config["url"], token, tracks=tracks, video_codec="video/VP8",
+                            on_receiver=lambda entry, h=holder: h[0].on_receiver(entry))
         participant = Participant(i, client, publishes, video, audio)
         holder.append(participant)
         participants.append(participant)
@@ -189,22 +159,26 @@ async def main(config: dict[str, Any]) -> None:
         # at once (in a room everyone publishes and the order does not matter).
         first = [p for p in participants if p.publishes] if config["mode"] == "fanout" else []
         rest = [p for p in participants if p not in first]
-        await asyncio.wait_for(asyncio.gather(*(join(p) for p in first)), 30)
-        await asyncio.wait_for(asyncio.gather(*(join(p) for p in rest)), 60)
+        join_error = None
+        try:
+            await asyncio.wait_for(asyncio.gather(*(join(p) for p in first)), 30)
+            await asyncio.wait_for(asyncio.gather(*(join(p) for p in rest)), 60)
+        except (AssertionError, asyncio.TimeoutError, RuntimeError, ConnectionError) as exc:
+            join_error = repr(exc)
         joined = time.monotonic()
         deadline = joined + config["ready_timeout_s"]
-        while missing(participants) and time.monotonic() < deadline:
+        while join_error is None and missing(participants) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         gaps = missing(participants)
-        if gaps:
+        if gaps or join_error:
             for p in participants:
                 detail = [(t.mid, t.kind, t.direction, t.currentDirection,
                            t.mid in p.client.received, id(t.receiver) in p.client._tapped)
-                          for t in p.client.pc.getTransceivers()]
+                          for t in p.client.pc.getTransceivers()] if p.client._pc else None
                 print(f"participant {p.index}: {detail}", file=sys.stderr)
-            say({"event": "not_ready", "join_s": joined - started,
-                 "video_flowing": any(c.frames > 0 for p in participants for c in p.counters
-                                      if c.kind == "video"),
+            say({"event": "not_ready", "join_s": joined - started, "join_error": join_error,
+                 "all_flowing": join_error is None and not any("has 0/" in g and "video" in g
+                                                               for g in gaps),
                  "missing": gaps[:5] + ([f"... {len(gaps) - 5} more"] if len(gaps) > 5 else [])})
         else:
             say({"event": "ready", "join_s": joined - started, "ready_s": time.monotonic() - started})

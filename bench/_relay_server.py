@@ -12,7 +12,8 @@ subscriber's RTCRtpSender.
 
 Time in server, measured like the forwarder's: the receiver's jitter buffer is
 wrapped to note when the last packet of each RTP timestamp arrived, and its
-TimestampMapper to carry that over to the decoded frame's pts. The subscriber's
+TimestampMapper to carry that over to the decoded frame's pts (converted back to the
+RTP clock: the VP8 decoder may return frames in microseconds). The subscriber's
 track is wrapped too: when the sender asks for the next frame, it has sent every
 packet of the previous one, so ``now - arrival(previous frame's pts)`` is a sample.
 
@@ -27,6 +28,7 @@ import logging
 import secrets
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from _control import add_stats_route, install_encoder_spy, latency_summary, serv
 from aiohttp import WSMsgType, web  # noqa: E402
 from aiortc import (  # noqa: E402
     MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpReceiver,
@@ -68,6 +71,7 @@ class Publication:
         self.kind = kind
         assert receiver.track is not None
         self.track: MediaStreamTrack = receiver.track
+        self.clock_rate = 90_000 if kind == "video" else 48_000  # RTP clocks of VP8 and Opus
         self.arrival_by_pts: dict[int, float] = {}
         self.unmatched = 0
         self.matched = 0
@@ -131,7 +135,11 @@ class TimedTrack(MediaStreamTrack):
             self._in_flight = None
         frame = await self._inner.recv()
         self.frames += 1
-        arrived = self._publication.arrival_by_pts.get(frame.pts)
+        # The decoder may hand frames over in another time base (libvpx: microseconds).
+        pts = frame.pts
+        if frame.time_base is not None and frame.time_base != Fraction(1, self._publication.clock_rate):
+            pts = round(frame.pts * frame.time_base * self._publication.clock_rate)
+        arrived = self._publication.arrival_by_pts.get(pts)
         if arrived is None:
             self._publication.unmatched += 1
         else:
@@ -152,7 +160,11 @@ class Participant:
         self.id = pid
         self.name = name
         self._ws = ws
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # MAX_BUNDLE: with aiortc's default (BALANCED), a second m-line of a kind in the
+        # first offer keeps a transport that BUNDLE then discards, so that sender never
+        # starts (a forwarded video in a newcomer's first offer would never flow).
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[],
+                                                     bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         # The participant's own microphone and camera arrive on these two.
         self._inbound = [self.pc.addTransceiver(kind, direction="recvonly") for kind in ("audio", "video")]
         self.published: list[Publication] | None = None
@@ -162,6 +174,7 @@ class Participant:
         self._dirty.set()  # the first offer goes out at once
         self._answer: asyncio.Future[str] | None = None
         self._negotiator: asyncio.Task[None] | None = None
+        self.in_first_offer: set[Publication] = set()
 
     def info(self) -> dict[str, str]:
         return {"id": self.id, "name": self.name, "role": "member"}
@@ -204,6 +217,8 @@ class Participant:
         for publication in new:
             track = TimedTrack(self.room.relay.subscribe(publication.track), publication, self.room.metrics)
             self._sending[publication] = self.pc.addTransceiver(track, direction="sendonly")
+            if first:
+                self.in_first_offer.add(publication)
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
         tracks = {
@@ -294,7 +309,9 @@ class RelayRoom:
         body["diagnostics"] = [
             {"subscriber": x.id, "publisher": p.publisher.id, "kind": p.kind,
              "frames_read": getattr(t.sender.track, "frames", None),
-             "sender_track": t.sender.track is not None}
+             "dtls": t.sender.transport.state,
+             "sender_started": getattr(t.sender, "_RTCRtpSender__started", None),
+             "direction": t.currentDirection, "in_first_offer": p in x.in_first_offer}
             for x in self.participants.values() for p, t in x.sending_items()
         ]
         if reset:

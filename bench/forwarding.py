@@ -273,9 +273,14 @@ async def run_scenario(sc: Scenario, media: Path, workdir: Path, window: float, 
                 result["diagnostics"] = (await http_stats(port, reset=False)).get("diagnostics")
             except Exception as exc:  # noqa: BLE001 - diagnostics only
                 result["diagnostics"] = repr(exc)
-            flowing = bool(ready.get("video_flowing"))
-            result["skipped"] = ("cannot keep up" if sc.server == "mediarelay" and flowing
+            # The baseline "cannot keep up" when every subscription has video, only too
+            # slowly, or when it is too busy to finish negotiating in time; anything else
+            # (no video at all somewhere) is "not ready", with what was missing.
+            slow = bool(ready.get("all_flowing")) or "timed out" in str(ready.get("join_error"))
+            result["skipped"] = ("cannot keep up" if sc.server == "mediarelay" and slow
                                  else "not ready")
+            if ready.get("join_error"):
+                result["join_error"] = ready["join_error"]
             result["missing"] = ready.get("missing")
             return result
         await asyncio.sleep(warmup)
@@ -370,7 +375,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
         if "skipped" in r:
             print(f"{r['server']:<10} {r['scenario']:<8} {r['video_streams']:>7}  "
                   f"skipped ({r['skipped']})"
-                  + (f": {'; '.join(r['missing'][:2])}" if r.get("missing") else ""))
+                  + (f": {'; '.join(r['missing'][:2])}" if r.get("missing") else "")
+                  + (f" [{r['join_error'][:100]}]" if r.get("join_error") else ""))
             continue
         encodes = sum(r["encodes_window"].values())
         print(f"{r['server']:<10} {r['scenario']:<8} {r['video_streams']:>7} {r['cpu_pct']:>6.1f} "
@@ -432,7 +438,8 @@ How each number is measured:
   full        every subscription >= 90% of the publisher's frame rate
   kbps        lowest received video bitrate (RTP payload) of any subscription
   cli CPU%    the clients process (publishers replay pre-encoded VP8/Opus; subscribers never decode)
-  other%      CPU used on the machine by everything else during the window (shared machine)
+  other%      CPU used on the machine by everything else during the window (shared machine;
+              /proc/stat minus both processes, so a few % either side of 0 means idle)
   encodes     aiortc encoder encode() calls in the server process during the window
   skip/drop   forwarder only, during the window: VideoFrameAssembler skips (incomplete frame
               given up, then nothing until a keyframe) / frames ForwardedTrack dropped"""

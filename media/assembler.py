@@ -161,9 +161,22 @@ class VideoFrameAssembler:
             self._need_keyframe = False
             self._frames_released += 1
             frames.append(EncodedFrame(data, first.timestamp, keyframe, now))
-        if self._held and self._blocked_since is None:
-            self._blocked_since = now
+        # Only a missing packet starts the clock: a frame still arriving (or a busy
+        # event loop between its packets) is not a loss.
+        if self._has_hole():
+            if self._blocked_since is None:
+                self._blocked_since = now
+        else:
+            self._blocked_since = None
         return frames
+
+    def _has_hole(self) -> bool:
+        if not self._held or self._next_seq is None:
+            return False
+        base = self._next_seq
+        offsets = [seq_delta(s, base) for s in self._held]
+        newest = max(offsets)
+        return newest >= 0 and sum(1 for d in offsets if 0 <= d <= newest) < newest + 1
 
     def _complete_frame_end(self, start: int) -> int | None:
         first = self._held.get(start)

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver
 from aiortc import RTCSessionDescription
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
@@ -60,7 +60,11 @@ class Peer:
         self._keyframe_min_interval = keyframe_min_interval
         self._on_published = on_published
         self._on_state = on_state
-        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
+        # One transport for everything from the start: with aiortc's default
+        # ("balanced") a second m-line of a kind in the first offer would stay on a
+        # transport that BUNDLE then discards, and its sender would never start.
+        self._pc = RTCPeerConnection(RTCConfiguration(
+            iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self._pc.on("connectionstatechange", self._connection_state_changed)
         # The participant's own audio and video arrive on these two.
         self._inbound = [self._pc.addTransceiver(kind, direction="recvonly")

@@ -108,6 +108,14 @@ class Room:
         )
         async with self._lock:
             self._peers[info.id] = peer
+            # What is already published goes into the newcomer's first offer.
+            for publisher_id, existing in self._publications.items():
+                publisher = self._peers.get(publisher_id)
+                if publisher is None or publisher is peer:
+                    continue
+                for publication in existing:
+                    if self._may_receive(publisher.info, info):
+                        peer.subscribe(publication, publisher.info)
         await peer.send(welcome(self.roster()))
         await peer.start()
         logger.info("room %s: %s (%s) joined", self._room_id, info.name, info.role)
@@ -150,14 +158,6 @@ class Room:
             for publication in publications:
                 if self._may_receive(peer.info, other.info):
                     other.subscribe(publication, peer.info)
-        # The newcomer receives what was already published.
-        for publisher_id, existing in self._publications.items():
-            publisher = self._peers.get(publisher_id)
-            if publisher is None or publisher is peer:
-                continue
-            for publication in existing:
-                if self._may_receive(publisher.info, peer.info):
-                    peer.subscribe(publication, publisher.info)
         await self._broadcast_roster()
 
     async def _on_peer_state(self, peer: Peer) -> None:

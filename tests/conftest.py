@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from defense_room.config import Config, ServerConfig, TlsConfig, TlsMode
+from defense_room.config import Config, TlsConfig, TlsMode
 from storage.invites import InviteStore, IssuedInvite, Role
 from web_ui.app import create_app
 from web_ui.keys import INVITES, ROOMS

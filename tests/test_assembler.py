@@ -100,3 +100,12 @@ def test_audio_passes_through_and_drops_late_packets() -> None:
         out += sequencer.add(RtpIn(seq, seq * 960, False, b"o", b"o", 0.0))
     assert [f.timestamp // 960 for f in out] == [1, 2, 4, 5]
     assert sequencer.dropped == 2
+
+
+def test_a_slow_frame_without_loss_is_not_given_up() -> None:
+    assembler = VideoFrameAssembler("VP8", max_wait=0.25)
+    assert assembler.add(vp8(1, 0, first=True, marker=False, data=KEY[:6], now=0.0)) == []
+    # The event loop stalled for 300 ms between packets of one frame: nothing is lost.
+    assert assembler.add(vp8(2, 0, first=False, marker=False, data=KEY[6:12], now=0.3)) == []
+    frames = assembler.add(vp8(3, 0, first=False, marker=True, data=KEY[12:], now=0.31))
+    assert [f.data for f in frames] == [KEY] and assembler.skips == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 from media.testing import FrameNumberTrack, ToneTrack
 from storage.invites import Role

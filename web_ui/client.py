@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from aiortc import (
     MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -84,6 +85,7 @@ class RoomClient:
         self._changed = asyncio.Condition()
         self.state = ClientState()
         self.received: dict[str, ReceivedTrack] = {}
+        self._announced: set[str] = set()
 
     @property
     def pc(self) -> RTCPeerConnection:
@@ -113,13 +115,23 @@ class RoomClient:
         return msg
 
     def _new_peer_connection(self, ice_servers: list[dict[str, Any]]) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(**s) for s in ice_servers]))
+        # max-bundle, as on the server: with aiortc's default a second m-line of a
+        # kind in one offer stays on a transport that BUNDLE discards.
+        pc = RTCPeerConnection(RTCConfiguration(
+            iceServers=[RTCIceServer(**s) for s in ice_servers],
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         pc.on("track", self._on_track)
         # Made before the server's first offer, so aiortc matches them to its
-        # "publish" m-lines (an m-line of the same kind and no mid yet).
-        for track in self._tracks:
+        # "publish" m-lines (an m-line of the same kind and no mid yet). Audio first,
+        # as the server offers them: aiortc bundles onto the first m-line's transport
+        # and would stop the shared one if the first transceiver ended up second.
+        for kind in ("audio", "video"):
+            track = next((t for t in self._tracks if t.kind == kind), None)
+            if track is None:
+                pc.addTransceiver(kind, direction="inactive")
+                continue
             transceiver = pc.addTransceiver(track, direction="sendonly")
-            if track.kind == "video" and self._video_codec is not None:
+            if kind == "video" and self._video_codec is not None:
                 wanted = self._video_codec.lower()
                 transceiver.setCodecPreferences([
                     c for c in RTCRtpSender.getCapabilities("video").codecs
@@ -206,7 +218,8 @@ class RoomClient:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="offer"))
         for transceiver in self.pc.getTransceivers():
             entry = self.received.get(transceiver.mid or "")
-            if entry is not None and entry.receiver is None:
+            if entry is not None and transceiver.mid not in self._announced:
+                self._announced.add(transceiver.mid or "")
                 entry.receiver = transceiver.receiver
                 entry.track = transceiver.receiver.track
                 if self._on_receiver is not None:
