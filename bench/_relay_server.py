@@ -321,6 +321,13 @@ class RelayRoom:
 
 async def main(invites: int) -> None:
     install_encoder_spy()
+    # Re-encode at the bitrate the publisher sends, so both servers deliver the same
+    # bitrate: aiortc's default (500 kbit/s) would trade picture quality for CPU.
+    from aiortc.codecs import vpx
+
+    from _media import VIDEO_BITRATE
+
+    vpx.DEFAULT_BITRATE = VIDEO_BITRATE
     tokens = {secrets.token_urlsafe(16): f"bench participant {i}" for i in range(invites)}
     room = RelayRoom(tokens)
     app = web.Application()

@@ -72,6 +72,7 @@ async def main(invites: int, data_dir: Path) -> None:
         body: dict[str, Any] = {"latency": latency_summary(metrics), "counters": {
             "frames_in": dict(metrics.frames_in), "frames_out": dict(metrics.frames_out),
             "frames_dropped": metrics.frames_dropped,
+            "frames_before_keyframe": metrics.frames_before_keyframe,
             "keyframe_requests": metrics.keyframe_requests,
         }}
         body["diagnostics"] = diagnostics(rooms[0])

@@ -223,7 +223,7 @@ class ForwardedTrack(MediaStreamTrack):
             return
         if self._waiting_for_keyframe:
             if not frame.keyframe:
-                self._metrics.frames_dropped += 1
+                self._metrics.frames_before_keyframe += 1
                 return
             self._waiting_for_keyframe = False
         if len(self._queue) >= self._max_queue:

@@ -22,6 +22,9 @@ class ForwardingMetrics:
     max_samples: int = 100_000
     frames_in: dict[str, int] = field(default_factory=lambda: {"audio": 0, "video": 0})
     frames_out: dict[str, int] = field(default_factory=lambda: {"audio": 0, "video": 0})
+    # Frames a subscriber could not use yet: it waits for a keyframe (just joined).
+    frames_before_keyframe: int = 0
+    # Frames thrown away because a subscriber's sender fell behind.
     frames_dropped: int = 0
     keyframe_requests: int = 0
     _latency: dict[str, deque[float]] = field(default_factory=dict)
@@ -44,6 +47,7 @@ class ForwardingMetrics:
         result: dict[str, object] = {
             "frames_in": dict(self.frames_in),
             "frames_out": dict(self.frames_out),
+            "frames_before_keyframe": self.frames_before_keyframe,
             "frames_dropped": self.frames_dropped,
             "keyframe_requests": self.keyframe_requests,
         }

@@ -54,7 +54,7 @@ async def test_keyframe_requests_are_rate_limited() -> None:
 
 async def test_new_subscriber_starts_at_a_keyframe() -> None:
     clock = Clock()
-    track, _ = make(clock)
+    track, metrics = make(clock)
     track.on_rtp(packet(1, KEY))
     sub = track.subscribe("9")
     track.on_rtp(packet(2, DELTA))
@@ -63,6 +63,7 @@ async def test_new_subscriber_starts_at_a_keyframe() -> None:
     got = [bytes(await sub.recv()) for _ in range(2)]
     assert got == [KEY, DELTA]
     assert sub._queue == type(sub._queue)()  # nothing else queued
+    assert metrics.frames_before_keyframe == 1 and metrics.frames_dropped == 0
 
 
 async def test_slow_subscriber_is_reset_to_the_next_keyframe() -> None:
@@ -74,7 +75,8 @@ async def test_slow_subscriber_is_reset_to_the_next_keyframe() -> None:
         track.on_rtp(packet(seq, DELTA))
     assert metrics.frames_dropped == QUEUE_FRAMES["video"]
     seq = 2 + QUEUE_FRAMES["video"]
-    track.on_rtp(packet(seq, DELTA))  # still waiting for a keyframe: dropped
+    track.on_rtp(packet(seq, DELTA))  # still waiting for a keyframe: not queued
+    assert metrics.frames_before_keyframe == 1
     track.on_rtp(packet(seq + 1, KEY))
     assert bytes(await sub.recv()) == KEY
 
