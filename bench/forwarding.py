@@ -407,11 +407,26 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     base_full = [r["size"] for r in results
                  if r["server"] == "mediarelay" and r["shape"] == "fanout" and r.get("full_rate")]
     video_encodes = sum(sum(r.get("encodes_total", {}).values()) for r in forwarder)
+
+    def marginal(server: str) -> float | None:
+        # CPU each subscriber beyond the first adds: K=1 -> K=4, both at full rate.
+        one, four = find(server, "fanout", 1), find(server, "fanout", 4)
+        if not one or not four or not four.get("full_rate"):
+            return None
+        return round((four["cpu_pct"] - one["cpu_pct"]) / 3, 2)
+
+    fwd_marginal, base_marginal = marginal("forwarder"), marginal("mediarelay")
+    worst_p95 = max((max(p95(r, "video"), p95(r, "audio")) for r in forwarder), default=None)
     return {
         "cpu_pct_per_stream": cpu,
         "baseline_cpu_pct_per_stream": base_cpu,
         "ratio": round(base_cpu / cpu, 1) if cpu and base_cpu else None,
         "p95_ms": round(max(p95(fwd1, "video"), p95(fwd1, "audio")), 2) if fwd1 else None,
+        "p95_ms_worst_scenario": round(worst_p95, 2) if worst_p95 is not None else None,
+        "marginal_cpu_pct_per_subscriber": fwd_marginal,
+        "baseline_marginal_cpu_pct_per_subscriber": base_marginal,
+        "marginal_ratio": (round(base_marginal / fwd_marginal, 1)
+                           if fwd_marginal and base_marginal else None),
         "video_encodes": video_encodes,
         "max_k_full_rate": max(full, default=0),
         "baseline_max_k_full_rate": max(base_full, default=0),
