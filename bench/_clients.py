@@ -30,6 +30,7 @@ from _control import LoopLag, stall_loop  # noqa: E402
 from _media import PacketLoopTrack, load_clips  # noqa: E402
 from aiortc.rtp import RtpPacket  # noqa: E402
 
+from aiortc import MediaStreamTrack  # noqa: E402
 from media.hooks import tap_receiver  # noqa: E402
 from web_ui.client import ReceivedTrack, RoomClient  # noqa: E402
 
@@ -130,14 +131,18 @@ async def main(config: dict[str, Any]) -> None:
     video_clip, audio_clip = load_clips(Path(config["media"]))
     participants: list[Participant] = []
     for i, (token, publishes) in enumerate(zip(config["tokens"], config["publishes"])):
-        tracks = []
+        tracks: list[MediaStreamTrack] = []
         video = audio = None
         if publishes:
             video, audio = PacketLoopTrack(video_clip), PacketLoopTrack(audio_clip)
             tracks = [video, audio]
         holder: list[Participant] = []
+
+        def on_receiver(entry: ReceivedTrack, holder: list[Participant] = holder) -> None:
+            holder[0].on_receiver(entry)
+
         client = RoomClient(config["url"], token, tracks=tracks, video_codec="video/VP8",
-                            on_receiver=lambda entry, h=holder: h[0].on_receiver(entry))
+                            on_receiver=on_receiver)
         participant = Participant(i, client, publishes, video, audio)
         holder.append(participant)
         participants.append(participant)
@@ -173,7 +178,7 @@ async def main(config: dict[str, Any]) -> None:
         if gaps or join_error:
             for p in participants:
                 detail = [(t.mid, t.kind, t.direction, t.currentDirection,
-                           t.mid in p.client.received, id(t.receiver) in p.client._tapped)
+                           t.mid in p.client.received)
                           for t in p.client.pc.getTransceivers()] if p.client._pc else None
                 print(f"participant {p.index}: {detail}", file=sys.stderr)
             say({"event": "not_ready", "join_s": joined - started, "join_error": join_error,

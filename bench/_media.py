@@ -20,6 +20,7 @@ import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -143,7 +144,7 @@ class PacketLoopTrack(MediaStreamTrack):
     def frames_sent(self) -> int:
         return self._sent
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:

@@ -136,9 +136,9 @@ class TimedTrack(MediaStreamTrack):
         frame = await self._inner.recv()
         self.frames += 1
         # The decoder may hand frames over in another time base (libvpx: microseconds).
-        pts = frame.pts
+        pts = frame.pts or 0
         if frame.time_base is not None and frame.time_base != Fraction(1, self._publication.clock_rate):
-            pts = round(frame.pts * frame.time_base * self._publication.clock_rate)
+            pts = round(pts * frame.time_base * self._publication.clock_rate)
         arrived = self._publication.arrival_by_pts.get(pts)
         if arrived is None:
             self._publication.unmatched += 1

@@ -413,7 +413,7 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
         one, four = find(server, "fanout", 1), find(server, "fanout", 4)
         if not one or not four or not four.get("full_rate"):
             return None
-        return round((four["cpu_pct"] - one["cpu_pct"]) / 3, 2)
+        return round((float(four["cpu_pct"]) - float(one["cpu_pct"])) / 3, 2)
 
     fwd_marginal, base_marginal = marginal("forwarder"), marginal("mediarelay")
     worst_p95 = max((max(p95(r, "video"), p95(r, "audio")) for r in forwarder), default=None)

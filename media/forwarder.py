@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
+from typing import Any
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpCodecParameters
@@ -204,7 +205,7 @@ class ForwardedTrack(MediaStreamTrack):
         self._source = source
         self._subscriber_id = subscriber_id
         self._metrics = metrics
-        self._queue: deque[tuple[float, av.Packet]] = deque()
+        self._queue: deque[tuple[float, av.Packet[Any]]] = deque()
         self._ready = asyncio.Event()
         self._waiting_for_keyframe = source.kind == "video"
         self._in_flight: float | None = None
@@ -218,7 +219,7 @@ class ForwardedTrack(MediaStreamTrack):
     def subscriber_id(self) -> str:
         return self._subscriber_id
 
-    def _push(self, frame: EncodedFrame, packet: av.Packet) -> None:
+    def _push(self, frame: EncodedFrame, packet: av.Packet[Any]) -> None:
         if self.readyState != "live":
             return
         if self._waiting_for_keyframe:
@@ -241,7 +242,7 @@ class ForwardedTrack(MediaStreamTrack):
         self._queue.append((frame.arrived, packet))
         self._ready.set()
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:
         # The sender calls recv() again only once it has sent every packet of the
         # previous frame, so now is when that frame left the server.
         now = time.perf_counter()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver
@@ -52,7 +52,7 @@ class Peer:
         metrics: ForwardingMetrics,
         keyframe_min_interval: float,
         on_published: Callable[[Peer, list[PublishedTrack]], Awaitable[None]],
-        on_state: Callable[[Peer], Awaitable[None]],
+        on_state: Callable[[Peer], Coroutine[Any, Any, None]],
     ) -> None:
         self._info = info
         self._signal = signal

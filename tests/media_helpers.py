@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import av
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
@@ -32,9 +33,9 @@ async def _consume(track: MediaStreamTrack, sink: Collected) -> None:
     try:
         while True:
             frame = await track.recv()
-            if track.kind == "video":
+            if isinstance(frame, av.VideoFrame):
                 sink.frame_numbers.append(read_frame_number(frame))
-            else:
+            elif isinstance(frame, av.AudioFrame):
                 data = frame.to_ndarray()
                 # aiortc decodes Opus to interleaved stereo s16: keep one channel.
                 channels = len(frame.layout.channels)

@@ -24,7 +24,12 @@ async def test_tap_replaces_the_receivers_jitter_buffer() -> None:
     try:
         transceiver = pc.addTransceiver("video", direction="recvonly")
         seen: list[object] = []
-        hooks.tap_receiver(transceiver.receiver, lambda packet: seen.append(packet) or True)
+
+        def sink(packet: object) -> bool:
+            seen.append(packet)
+            return True
+
+        hooks.tap_receiver(transceiver.receiver, sink)
         tap = getattr(transceiver.receiver, "_RTCRtpReceiver__jitter_buffer")
         assert tap.add("packet") == (True, None)
         assert seen == ["packet"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 
 from media.testing import FrameNumberTrack, ToneTrack
 from storage.invites import Role
@@ -22,10 +24,13 @@ async def test_one_publisher_three_subscribers(server: RunningServer, encoder_sp
             await client.connect()
             await client.start_media()
         pub_id = publisher.participant_id
+        def has_both(client: RoomClient) -> bool:
+            return sum(1 for r in client.received.values()
+                       if r.participant == pub_id and r.track) == 2
+
         for sub in subscribers:
-            await sub.wait_for(lambda s=sub: sum(
-                1 for r in s.received.values() if r.participant == pub_id and r.track) == 2,
-                timeout=15, what="both of the publisher's tracks")
+            await sub.wait_for(functools.partial(has_both, sub),
+                               timeout=15, what="both of the publisher's tracks")
         async with collecting(subscribers[0], pub_id) as c0, \
                 collecting(subscribers[1], pub_id) as c1, \
                 collecting(subscribers[2], pub_id) as c2:

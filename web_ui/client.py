@@ -103,7 +103,7 @@ class RoomClient:
         ws_url = self._base_url.replace("http", "ws", 1) + "/ws"
         self._ws = await self._session.ws_connect(ws_url, ssl=self._ssl if self._ssl is not None else True)
         await self._ws.send_json({"type": "join", "token": self._token})
-        msg = await self._ws.receive_json(timeout=10)
+        msg: dict[str, Any] = await self._ws.receive_json(timeout=10)
         if msg.get("type") == "error":
             await self.close()
             raise JoinRefused(msg["code"], msg["message"])

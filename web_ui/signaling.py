@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
+from collections.abc import Callable
 from typing import Any
 
 
@@ -182,7 +183,7 @@ def _leave(data: dict[str, Any]) -> Leave:
     return Leave()
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[dict[str, Any]], ClientMessage]] = {
     "join": _join,
     "offer": _offer,
     "answer": _answer,
