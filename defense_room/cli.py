@@ -18,7 +18,8 @@ logger = logging.getLogger("defense_room")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="defense-room", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="defense-room", description="Defense room server: remote thesis defenses over WebRTC.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the defense room server")

@@ -20,4 +20,4 @@ class InternalsChangedError(MediaError):
 
 class OutOfTurnError(NegotiationError):
     """A negotiation message arrived when none was expected (e.g. an answer with no
-    offer pending, a second client offer)."""
+    offer pending, or any offer from a client: only the server offers)."""

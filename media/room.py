@@ -75,10 +75,14 @@ class Room:
         return self._peers.get(participant_id)
 
     def roster(self) -> list[dict[str, Any]]:
+        """Who is in the room, what the server receives from them, and the state of
+        their media connection (presence comes from the media, not the socket)."""
         return [
-            {**peer.info.as_json(), "publishing": sorted(
-                p.kind for p in self._publications.get(pid, []))
-             , "connection": peer.connection_state}
+            {
+                **peer.info.as_json(),
+                "publishing": sorted(p.kind for p in self._publications.get(pid, [])),
+                "connection": peer.connection_state,
+            }
             for pid, peer in self._peers.items()
         ]
 
@@ -149,6 +153,7 @@ class Room:
             await self.leave(participant_id, reason="shutdown")
 
     async def _on_published(self, peer: Peer, publications: list[PublishedTrack]) -> None:
+        """A peer answered its first offer: forward what it publishes to the others."""
         if self._peers.get(peer.info.id) is not peer:
             return
         self._publications.setdefault(peer.info.id, []).extend(publications)
