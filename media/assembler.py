@@ -171,12 +171,16 @@ class VideoFrameAssembler:
         return frames
 
     def _has_hole(self) -> bool:
+        # Everything held is at or after next_seq, so a hole means fewer packets than
+        # the span from next_seq to the newest one.
+        newest = self._newest_offset()
+        return newest is not None and len(self._held) < newest + 1
+
+    def _newest_offset(self) -> int | None:
         if not self._held or self._next_seq is None:
-            return False
+            return None
         base = self._next_seq
-        offsets = [seq_delta(s, base) for s in self._held]
-        newest = max(offsets)
-        return newest >= 0 and sum(1 for d in offsets if 0 <= d <= newest) < newest + 1
+        return max(seq_delta(s, base) for s in self._held)
 
     def _complete_frame_end(self, start: int) -> int | None:
         first = self._held.get(start)
@@ -193,9 +197,9 @@ class VideoFrameAssembler:
         return None
 
     def _is_stuck(self, now: float) -> bool:
-        if self._next_seq is None:
+        newest = self._newest_offset()
+        if newest is None:
             return False
-        newest = max(seq_delta(s, self._next_seq) for s in self._held)
         waited = self._blocked_since is not None and now - self._blocked_since > self._max_wait
         return newest >= self._window or (waited and newest > 0)
 
