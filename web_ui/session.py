@@ -58,10 +58,9 @@ class SignalingSession:
         async with self._send_lock:
             await self._ws.send_json(message)
         if message.get("type") == "bye":
-            asyncio.get_running_loop().call_soon(self._close_later)
-
-    def _close_later(self) -> None:
-        self._rooms.spawn(self._ws.close(code=WSCloseCode.OK))
+            # Not awaited here: the caller may be the Room stopping this peer on
+            # behalf of another task, and closing waits for the client's close frame.
+            self._rooms.spawn(self._ws.close(code=WSCloseCode.OK))
 
     async def run(self) -> None:
         """Serve the socket until it closes."""
