@@ -1,0 +1,97 @@
+"""Outputs of the defense procedure: effects the caller carries out, in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import Grade, Phase, Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StartRecording(Effect):
+    """Turn recording on and feed `RecordingStarted` back when it runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopRecording(Effect):
+    """Turn recording off and feed `RecordingStopped` back when it has stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast(Effect):
+    """Send the new state to everyone in the room."""
+
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Effect):
+    """A message for the room, e.g. that the procedure is paused."""
+
+    text: str
+    clause: str
+
+
+@dataclass(frozen=True, slots=True)
+class MoveToLobby(Effect):
+    person: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitFromLobby(Effect):
+    person: str
+
+
+@dataclass(frozen=True, slots=True)
+class Warn(Effect):
+    """A limit is near. `phase` is None for the limit of the whole defense."""
+
+    phase: Phase | None
+    seconds_left: float
+
+
+@dataclass(frozen=True, slots=True)
+class Overtime(Effect):
+    """A limit has passed; the defense goes on, flagged (clause 7.5)."""
+
+    phase: Phase | None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkAbsent(Effect):
+    student: str
+    clause: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule(Effect):
+    """Absent for a valid reason: the defense goes to another day; tell the student."""
+
+    student: str
+    reason: str
+    clause: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveVote(Effect):
+    member: str
+    student: str
+    grade: Grade
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResults(Effect):
+    grades: tuple[tuple[str, Grade], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Journal(Effect):
+    """A line for the protocol and the evidence record (clause 7.18)."""
+
+    kind: str
+    detail: str

@@ -1,0 +1,117 @@
+"""Inputs of the defense procedure: typed events, each stamped with `now` (seconds).
+
+`actor` is the person id of whoever acts. Presence comes from the media layer and
+recording confirmations from the recorder; everything else is a command from a
+person in the room.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import Grade
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantJoined(Event):
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantLeft(Event):
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStarted(Event):
+    """The recorder confirms that the recording runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStopped(Event):
+    """The recorder confirms that the recording has stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSitting(Event):
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityDecided(Event):
+    actor: str
+    student: str
+    accepted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceLimits(Event):
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallStudent(Event):
+    """The secretary calls the student to their defense (starts the 'from_call' clock)."""
+
+    actor: str
+    student: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartDefense(Event):
+    actor: str
+    student: str
+
+
+@dataclass(frozen=True, slots=True)
+class NextPhase(Event):
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReorderQueue(Event):
+    actor: str
+    order: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordValidReason(Event):
+    actor: str
+    student: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MoveDefense(Event):
+    actor: str
+    student: str
+    failure_description: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartClosedSitting(Event):
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class CastVote(Event):
+    """`actor` votes `grade` for `student`."""
+
+    actor: str
+    student: str
+    grade: Grade
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceResults(Event):
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSitting(Event):
+    actor: str

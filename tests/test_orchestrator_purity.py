@@ -1,0 +1,24 @@
+"""The orchestrator core does no I/O and never reads the clock (STYLE.md section 1)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+CORE = Path(__file__).resolve().parent.parent / "orchestrator"
+FORBIDDEN = {"asyncio", "aiohttp", "aiortc", "av", "sqlite3", "sqlite_utils", "time", "datetime"}
+
+
+@pytest.mark.parametrize("module", sorted(CORE.glob("*.py")), ids=lambda p: p.name)
+def test_core_imports_no_io(module: Path) -> None:
+    tree = ast.parse(module.read_text())
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & FORBIDDEN
+    assert len(module.read_text().splitlines()) < 400
