@@ -38,6 +38,9 @@ from .metrics import ForwardingMetrics
 logger = logging.getLogger(__name__)
 
 REMB_FRESH_S = 5.0
+# A PLI travels over UDP and a publisher may coalesce or ignore one: a subscriber
+# still waiting for a keyframe after this long asks again.
+KEYFRAME_RETRY_S = 1.0
 QUEUE_FRAMES = {"audio": 50, "video": 30}
 
 RembSink = Callable[[int, int], Awaitable[None]]
@@ -208,6 +211,7 @@ class ForwardedTrack(MediaStreamTrack):
         self._queue: deque[tuple[float, av.Packet[Any]]] = deque()
         self._ready = asyncio.Event()
         self._waiting_for_keyframe = source.kind == "video"
+        self._waiting_since: float | None = None
         self._in_flight: float | None = None
         self._max_queue = QUEUE_FRAMES[source.kind]
 
@@ -225,8 +229,14 @@ class ForwardedTrack(MediaStreamTrack):
         if self._waiting_for_keyframe:
             if not frame.keyframe:
                 self._metrics.frames_before_keyframe += 1
+                if self._waiting_since is None:
+                    self._waiting_since = frame.arrived
+                elif frame.arrived - self._waiting_since >= KEYFRAME_RETRY_S:
+                    self._waiting_since = frame.arrived
+                    self._source.request_keyframe()
                 return
             self._waiting_for_keyframe = False
+            self._waiting_since = None
         if len(self._queue) >= self._max_queue:
             # The subscriber's sender fell behind: start over at the next keyframe
             # rather than send a stale backlog.

@@ -104,3 +104,20 @@ async def test_lowest_fresh_remb_wins_and_drops_are_sent_at_once() -> None:
     assert track.clamp_remb(800_000) == 800_000
     weak.stop()  # a subscriber that leaves no longer counts
     assert track.subscriber_count == 1
+
+
+async def test_a_subscriber_still_waiting_for_a_keyframe_asks_again() -> None:
+    clock = Clock()
+    track, metrics = make(clock)
+    track.on_rtp(packet(1, KEY))
+    clock.now += 1
+    track.subscribe("9")
+    assert track.on_rtp(packet(2, DELTA)) is True  # the newcomer's request goes out
+    # The publisher ignores it and keeps sending delta frames.
+    clock.now += 0.5
+    assert track.on_rtp(packet(3, DELTA)) is False  # within the retry interval
+    clock.now += 0.6
+    assert track.on_rtp(packet(4, DELTA)) is True  # 1.1 s waiting: it asks again
+    clock.now += 0.01
+    assert track.on_rtp(packet(5, DELTA)) is False
+    assert metrics.keyframe_requests == 3  # at the start, for the newcomer, the retry
