@@ -69,3 +69,15 @@ class InviteError(StorageError):
             InviteRefusal.REVOKED_TOKEN,
             "This invite link was revoked by the secretary.",
         )
+
+
+class JournalTampered(StorageError):
+    """The journal's hash chain is broken: a row was changed or deleted.
+
+    `event_id` is the first event whose row fails the check; the message says
+    what is wrong with it.
+    """
+
+    def __init__(self, event_id: int, message: str) -> None:
+        super().__init__(message)
+        self.event_id = event_id

@@ -25,6 +25,7 @@ import sqlite_utils
 
 from .db import Database
 from .errors import InviteError, NotFoundError, StorageError
+from .journal import Journal, append_event, encode_detail
 
 logger = logging.getLogger(__name__)
 
@@ -314,14 +315,9 @@ class InviteStore:
         detail: dict[str, Any],
         now: float,
     ) -> int:
-        """Append an event to the journal and return its id."""
-        # Serialise here so a non-JSON detail fails in the caller's task.
-        detail_json = _to_json(detail)
-
-        def write(db: sqlite_utils.Database) -> int:
-            return _append_journal(db, now, day_id, person_id, kind, detail_json)
-
-        return await self._db.execute_write(write)
+        """Append an event to the (hash-chained) journal and return its id."""
+        event = await Journal(self._db).append(day_id, person_id, kind, detail, now)
+        return event.id
 
     async def list_journal(self, day_id: int) -> list[JournalEntry]:
         """The journal of a day, oldest first."""
@@ -351,10 +347,6 @@ def _zone(timezone: str) -> zoneinfo.ZoneInfo:
         raise StorageError(f"unknown time zone {timezone!r}") from exc
 
 
-def _to_json(detail: dict[str, Any]) -> str:
-    return json.dumps(detail, ensure_ascii=False, sort_keys=True)
-
-
 def _row_id(cursor: sqlite3.Cursor) -> int:
     row_id = cursor.lastrowid
     if row_id is None:  # cannot happen after a successful INSERT
@@ -373,11 +365,15 @@ def _append_journal(
     day_id: int,
     person_id: int | None,
     kind: str,
-    detail: dict[str, Any] | str,
+    detail: dict[str, Any],
 ) -> int:
-    detail_json = detail if isinstance(detail, str) else _to_json(detail)
-    cursor = db.execute(
-        "INSERT INTO journal (at, day_id, person_id, kind, detail) VALUES (?, ?, ?, ?, ?)",
-        [at, day_id, person_id, kind, detail_json],
+    # Inside the caller's write, so the event commits with what it records.
+    event = append_event(
+        db,
+        at=at,
+        day_id=day_id,
+        person_id=person_id,
+        kind=kind,
+        detail_json=encode_detail(detail),
     )
-    return _row_id(cursor)
+    return event.id

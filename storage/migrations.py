@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from .journal import GENESIS_HASH, event_hash
+
 
 class _Migrations(sqlite_utils.Migrations):
     # Our own table name rather than sqlite-utils' default "_sqlite_migrations".
@@ -65,6 +67,45 @@ def _initial_schema(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX journal_day_id_at ON journal(day_id, at)")
     # The journal is evidence of what happened during a defense, so rows are
     # never rewritten. Deleting stays possible for the retention policy.
+    db.execute(
+        """
+        CREATE TRIGGER journal_append_only BEFORE UPDATE ON journal
+        BEGIN
+            SELECT RAISE(ABORT, 'journal is append-only');
+        END
+        """
+    )
+
+
+@MIGRATIONS(name="0002_journal_hash_chain")
+def _journal_hash_chain(db: sqlite_utils.Database) -> None:
+    # See storage/journal.py: each row carries the hash of the one before it.
+    db.execute("ALTER TABLE journal ADD COLUMN prev_hash TEXT")
+    db.execute("ALTER TABLE journal ADD COLUMN hash TEXT")
+    rows = db.execute(
+        "SELECT id, at, day_id, person_id, kind, detail FROM journal ORDER BY id"
+    ).fetchall()
+    if not rows:
+        return
+    # Chaining the rows already there is the one rewrite the journal ever
+    # gets; it happens in this migration's transaction, trigger and all.
+    db.execute("DROP TRIGGER journal_append_only")
+    prev_hash = GENESIS_HASH
+    for event_id, at, day_id, person_id, kind, detail in rows:
+        digest = event_hash(
+            event_id=event_id,
+            at=at,
+            day_id=day_id,
+            person_id=person_id,
+            kind=kind,
+            detail_json=detail,
+            prev_hash=prev_hash,
+        )
+        db.execute(
+            "UPDATE journal SET prev_hash = ?, hash = ? WHERE id = ?",
+            [prev_hash, digest, event_id],
+        )
+        prev_hash = digest
     db.execute(
         """
         CREATE TRIGGER journal_append_only BEFORE UPDATE ON journal

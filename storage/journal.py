@@ -1,0 +1,286 @@
+"""The journal: an append-only, hash-chained log of what happened at a defense.
+
+In a dispute the evidence is the stored record of who sent what when (rule
+R2), so the record has to show when it was altered. Every event stores
+`prev_hash`, the hash of the event before it (ordered by id, over the whole
+table; the first event links to `GENESIS_HASH`), and `hash`, the SHA-256 of
+its own content together with `prev_hash` (see `event_hash`). Changing an
+event's content breaks its own hash; deleting an event breaks the link of the
+one after it. `verify_chain` finds the first such break.
+
+What the chain cannot show on its own: deleting the newest events (nothing
+links to them yet), or someone who rewrites every hash after an edit. Both
+need the head hash (`JournalEvent.hash` of the last event) kept somewhere the
+database file's owner cannot reach, e.g. printed in the signed protocol.
+
+Reading the last hash and inserting the next event must be one transaction,
+so events are appended only by `append_event` inside `Database.execute_write`
+(the single writer thread). `Journal.append` does that; `InviteStore` calls
+`append_event` inside its own writes so that, e.g., a day and its
+`day_created` event commit together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+
+from .errors import JournalTampered, StorageError
+
+if TYPE_CHECKING:
+    # Only for annotations: db imports migrations, which imports this module.
+    from .db import Database
+
+logger = logging.getLogger(__name__)
+
+GENESIS_HASH = "0" * 64
+"""The `prev_hash` of the first event in the journal."""
+
+_COLUMNS = "id, at, day_id, person_id, kind, detail, prev_hash, hash"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEvent:
+    """One event of the journal, with its place in the hash chain.
+
+    `prev_hash` and `hash` are empty only for a row that was not written
+    through this module; `Journal.verify` reports such a row.
+    """
+
+    id: int
+    at: float
+    day_id: int
+    person_id: int | None
+    kind: str
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def encode_detail(detail: dict[str, Any]) -> str:
+    """The JSON text stored (and hashed) as an event's detail.
+
+    Raises TypeError or ValueError for a detail that is not plain JSON.
+    """
+    return json.dumps(detail, ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+
+def event_hash(
+    *,
+    event_id: int,
+    at: float,
+    day_id: int,
+    person_id: int | None,
+    kind: str,
+    detail_json: str,
+    prev_hash: str | None,
+) -> str:
+    """SHA-256 hex of the canonical JSON of an event and the previous hash.
+
+    Canonical: sorted keys, no whitespace, non-ASCII kept as is, UTF-8.
+    `detail_json` is hashed as the stored text, not re-encoded, so the hash
+    covers exactly the bytes in the database. This is the chain's format:
+    changing it needs a new migration that re-hashes the journal.
+    """
+    payload = {
+        "id": event_id,
+        # REAL columns read back as float; hash the float so that an `at`
+        # given as int hashes the same before and after the round trip.
+        "at": float(at),
+        "day_id": day_id,
+        "person_id": person_id,
+        "kind": kind,
+        "detail": detail_json,
+        "prev_hash": prev_hash,
+    }
+    text = json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def append_event(
+    conn: sqlite_utils.Database,
+    *,
+    at: float,
+    day_id: int,
+    person_id: int | None,
+    kind: str,
+    detail_json: str,
+) -> JournalEvent:
+    """Append one event, chained to the newest one; return it.
+
+    Call only inside `Database.execute_write`: the read of the last hash and
+    the insert must share the writer's transaction.
+    """
+    last = conn.execute("SELECT id, hash FROM journal ORDER BY id DESC LIMIT 1").fetchone()
+    if last is None:
+        event_id, prev_hash = 1, GENESIS_HASH
+    else:
+        event_id, prev_hash = last[0] + 1, last[1]
+        if prev_hash is None:
+            # Keep recording (the defense goes on); verify() names that row.
+            logger.warning("journal event %s has no hash; chaining to it anyway", last[0])
+            prev_hash = ""
+    # The id is part of the hash, so it is chosen here rather than by SQLite
+    # (a row cannot be updated afterwards). It is what SQLite would pick.
+    at = float(at)
+    digest = event_hash(
+        event_id=event_id,
+        at=at,
+        day_id=day_id,
+        person_id=person_id,
+        kind=kind,
+        detail_json=detail_json,
+        prev_hash=prev_hash,
+    )
+    conn.execute(
+        f"INSERT INTO journal ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [event_id, at, day_id, person_id, kind, detail_json, prev_hash, digest],
+    )
+    return JournalEvent(
+        id=event_id,
+        at=at,
+        day_id=day_id,
+        person_id=person_id,
+        kind=kind,
+        # Parsed back from the stored text, so it is exactly what was hashed.
+        detail=json.loads(detail_json),
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+
+
+def verify_chain(rows: Iterable[Mapping[str, Any]]) -> int | None:
+    """The id of the first event that breaks the chain, or None if none does.
+
+    `rows` are all journal rows ordered by id, as mappings with the columns
+    id, at, day_id, person_id, kind, detail (the stored text), prev_hash, hash.
+    """
+    broken = _first_break(rows)
+    return None if broken is None else broken.event_id
+
+
+def _first_break(rows: Iterable[Mapping[str, Any]]) -> JournalTampered | None:
+    prev_id: int | None = None
+    prev_hash: str = GENESIS_HASH
+    for row in rows:
+        event_id = row["id"]
+        if row["prev_hash"] != prev_hash:
+            return JournalTampered(event_id, _link_message(event_id, prev_id))
+        if row["hash"] is None:
+            return JournalTampered(
+                event_id,
+                f"journal event {event_id} has no hash: it was not written through the journal",
+            )
+        expected = event_hash(
+            event_id=event_id,
+            at=row["at"],
+            day_id=row["day_id"],
+            person_id=row["person_id"],
+            kind=row["kind"],
+            detail_json=row["detail"],
+            prev_hash=row["prev_hash"],
+        )
+        if row["hash"] != expected:
+            return JournalTampered(
+                event_id,
+                f"journal event {event_id} was changed after it was written:"
+                " its stored hash does not match its content",
+            )
+        prev_id, prev_hash = event_id, row["hash"]
+    return None
+
+
+def _link_message(event_id: int, prev_id: int | None) -> str:
+    first_missing = 1 if prev_id is None else prev_id + 1
+    after = "the start of the journal" if prev_id is None else f"event {prev_id}"
+    if event_id > first_missing:
+        missing = (
+            f"event {first_missing} is missing"
+            if event_id == first_missing + 1
+            else f"events {first_missing}..{event_id - 1} are missing"
+        )
+        return f"journal event {event_id} does not link to {after}: {missing} (deleted)"
+    return (
+        f"journal event {event_id} does not link to {after}:"
+        " its prev_hash does not match, so an event was deleted or changed"
+    )
+
+
+class Journal:
+    """Appends events to the journal, lists them and checks the hash chain."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def append(
+        self,
+        day_id: int,
+        person_id: int | None,
+        kind: str,
+        detail: dict[str, Any],
+        now: float,
+    ) -> JournalEvent:
+        """Append an event at time `now` and return it with its hashes."""
+        if not kind:
+            raise StorageError("a journal event needs a non-empty kind")
+        # Serialise here so a non-JSON detail fails in the caller's task.
+        detail_json = encode_detail(detail)
+
+        def write(conn: sqlite_utils.Database) -> JournalEvent:
+            return append_event(
+                conn,
+                at=now,
+                day_id=day_id,
+                person_id=person_id,
+                kind=kind,
+                detail_json=detail_json,
+            )
+
+        return await self._db.execute_write(write)
+
+    async def entries(self, day_id: int | None = None) -> list[JournalEvent]:
+        """Events in id (= chain) order: of one day, or all of them."""
+
+        def read(conn: sqlite_utils.Database) -> list[dict[str, Any]]:
+            if day_id is None:
+                return list(conn.query(f"SELECT {_COLUMNS} FROM journal ORDER BY id"))
+            return list(
+                conn.query(
+                    f"SELECT {_COLUMNS} FROM journal WHERE day_id = ? ORDER BY id", [day_id]
+                )
+            )
+
+        return [
+            JournalEvent(
+                id=row["id"],
+                at=row["at"],
+                day_id=row["day_id"],
+                person_id=row["person_id"],
+                kind=row["kind"],
+                detail=json.loads(row["detail"]),
+                prev_hash=row["prev_hash"] or "",
+                hash=row["hash"] or "",
+            )
+            for row in await self._db.execute_read(read)
+        ]
+
+    async def verify(self) -> None:
+        """Check the whole chain; JournalTampered names the first bad event."""
+
+        def read(conn: sqlite_utils.Database) -> JournalTampered | None:
+            # Hash in the reader thread, streaming rows: the journal of a
+            # long day need not sit in memory or on the event loop.
+            return _first_break(conn.query(f"SELECT {_COLUMNS} FROM journal ORDER BY id"))
+
+        broken = await self._db.execute_read(read)
+        if broken is not None:
+            logger.warning("journal verification failed: %s", broken)
+            raise broken
