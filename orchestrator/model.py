@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from .quorum import Quorum
 
 
-class Role(enum.Enum):
+class Role(enum.StrEnum):
+    """What a person does at a defense; decides what they may see and do.
+
+    The one definition of roles: invites (storage) bind tokens to these values.
+    """
+
     CHAIR = "chair"
     MEMBER = "member"
     SECRETARY = "secretary"

@@ -8,7 +8,6 @@ database file does not let anyone join a defense.
 from __future__ import annotations
 
 import datetime
-import enum
 import hashlib
 import hmac
 import json
@@ -23,6 +22,8 @@ from typing import Any
 
 import sqlite_utils
 
+from orchestrator.model import Role as Role  # re-exported: invites are bound to roles
+
 from .db import Database
 from .errors import InviteError, NotFoundError, StorageError
 from .journal import Journal, append_event, encode_detail
@@ -36,18 +37,6 @@ MAX_TOKEN_CHARS = 200
 """Longer "tokens" are refused without touching the database."""
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
-
-
-class Role(enum.StrEnum):
-    """What a person does at a defense; decides what they may see and do."""
-
-    CHAIR = "chair"
-    MEMBER = "member"
-    SECRETARY = "secretary"
-    STUDENT = "student"
-    SUPERVISOR = "supervisor"
-    REVIEWER = "reviewer"
-    OBSERVER = "observer"
 
 
 @dataclass(frozen=True, slots=True)
