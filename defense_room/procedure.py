@@ -1,0 +1,248 @@
+"""`ProcedureRunner`: the asyncio adapter around the pure `DefenseSession`.
+
+The session owns the rules; this module owns time, the journal and the timer
+(STYLE.md sections 1-3). Every accepted event is journaled (kind
+"procedure_event", detail = `event_to_json(event)`) before its effects are carried
+out, and every firing of deadlines is journaled (kind "procedure_deadline",
+detail `{"now": t}`). After a restart `start()` replays both kinds in journal
+order through a fresh session, which rebuilds the same state, phase times
+included, so the timers continue where they were.
+
+Times are wall-clock (`time.time`), not `loop.time()`: a deadline written before a
+restart must mean the same instant after it. Only the delay until the next
+deadline is handed to the loop, as one `call_later` handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from orchestrator.codec import EventCodecError, event_from_json, event_to_json
+from orchestrator.effects import Effect
+from orchestrator.errors import OrchestratorError
+from orchestrator.events import Event
+from orchestrator.model import Snapshot
+from orchestrator.session import DefenseSession
+from storage.journal import Journal
+
+logger = logging.getLogger(__name__)
+
+EVENT_KIND = "procedure_event"
+DEADLINE_KIND = "procedure_deadline"
+
+
+class ProcedureError(Exception):
+    """The runner cannot go on: not started, stopped, or its journal is unusable."""
+
+
+class ProcedureRunner:
+    """Feeds events and deadlines of one defense day into its session.
+
+    `submit()` and the timer are serialised by one lock. `effect_sink` is awaited
+    for each effect, in order, while that lock is held: it must not await
+    `submit()` itself (feed back e.g. `RecordingStarted` from another task).
+    """
+
+    def __init__(
+        self,
+        session_factory: Callable[[], DefenseSession],
+        journal: Journal,
+        day_id: int,
+        effect_sink: Callable[[Effect], Awaitable[None]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._session_factory = session_factory
+        self._journal = journal
+        self._day_id = day_id
+        self._sink = effect_sink
+        self._clock = clock
+        self._session: DefenseSession | None = None
+        self._lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running = False
+        self._broken: str | None = None
+
+    # -- read-only views --------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The session's state as everyone may see it."""
+        return self._require_session().snapshot()
+
+    @property
+    def next_deadline(self) -> float | None:
+        """Wall-clock time of the next deadline, or None."""
+        return self._require_session().next_deadline()
+
+    @property
+    def timer_armed(self) -> bool:
+        """Whether a timer handle is pending (for shutdown checks)."""
+        return self._timer is not None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Rebuild the session from the journal, fire what came due while down, arm."""
+        if self._running:
+            raise ProcedureError(f"the procedure of day {self._day_id} is already running")
+        self._loop = asyncio.get_running_loop()
+        session = self._session_factory()
+        replayed = 0
+        for entry in await self._journal.entries(self._day_id):
+            try:
+                if entry.kind == EVENT_KIND:
+                    session.handle(event_from_json(entry.detail))
+                elif entry.kind == DEADLINE_KIND:
+                    session.handle_deadline(float(entry.detail["now"]))
+                else:
+                    continue
+            except (OrchestratorError, EventCodecError, KeyError, TypeError, ValueError) as exc:
+                raise ProcedureError(
+                    f"cannot replay journal entry {entry.id} ({entry.kind}) of day "
+                    f"{self._day_id}: {exc}"
+                ) from exc
+            replayed += 1
+            # Replayed effects were carried out before the restart.
+            while session.next_effect() is not None:
+                pass
+        self._session = session
+        self._running = True
+        logger.info(
+            "procedure of day %s started: %s entries replayed, phase %s",
+            self._day_id, replayed, session.phase.name,
+        )
+        async with self._lock:
+            await self._fire_due(self._clock())
+            self._arm()
+
+    async def stop(self) -> None:
+        """Cancel the timer and any timer work in flight, and await it. Idempotent."""
+        self._running = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- input -----------------------------------------------------------------------
+
+    async def submit(self, event: Event, *, stamp: bool = True) -> None:
+        """Apply `event`, journal it, carry out its effects and re-arm the timer.
+
+        With `stamp` (the default) the event's `now` is replaced by the clock.
+        Raises the session's `OrchestratorError` for a rejected event, which
+        changes nothing and journals nothing.
+        """
+        if stamp:
+            event = dataclasses.replace(event, now=self._clock())
+        async with self._lock:
+            session = self._require_running()
+            # A deadline that came due before this event happens before it.
+            await self._fire_due(event.now)
+            try:
+                session.handle(event)
+            except OrchestratorError:
+                self._arm()  # a deadline may have fired just above
+                raise
+            detail = event_to_json(event)
+            try:
+                await self._journal.append(self._day_id, None, EVENT_KIND, detail, event.now)
+            except BaseException:
+                self._fail(f"could not journal {type(event).__name__} at {event.now}")
+                raise
+            await self._carry_out()
+            self._arm()
+
+    async def run_due(self) -> None:
+        """Fire the deadlines due at the clock's time now; what the timer does."""
+        async with self._lock:
+            self._require_running()
+            await self._fire_due(self._clock())
+            self._arm()
+
+    # -- internals -------------------------------------------------------------------
+
+    async def _fire_due(self, now: float) -> None:
+        session = self._require_running()
+        deadline = session.next_deadline()
+        if deadline is None or deadline > now:
+            return
+        session.handle_deadline(now)
+        try:
+            await self._journal.append(self._day_id, None, DEADLINE_KIND, {"now": now}, now)
+        except BaseException:
+            self._fail(f"could not journal the deadlines fired at {now}")
+            raise
+        await self._carry_out()
+
+    async def _carry_out(self) -> None:
+        session = self._require_running()
+        effects: list[Effect] = []
+        while (effect := session.next_effect()) is not None:
+            effects.append(effect)
+        for effect in effects:
+            await self._sink(effect)
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self._require_running().next_deadline()
+        if deadline is None or self._loop is None:
+            return
+        delay = max(0.0, deadline - self._clock())
+        self._timer = self._loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._running or self._loop is None:
+            return
+        task = self._loop.create_task(self._timer_work())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _timer_work(self) -> None:
+        try:
+            await self.run_due()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Nobody awaits the timer: log, and re-arm so the next deadline still fires.
+            logger.exception("deadline handling of day %s failed", self._day_id)
+            if self._running:
+                self._arm()
+
+    def _fail(self, reason: str) -> None:
+        # The session has moved on but the journal has not: a replay would differ.
+        # Stop here; a restart rebuilds the state from what the journal holds.
+        self._broken = reason
+        self._running = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        logger.error("procedure of day %s stopped: %s", self._day_id, reason)
+
+    def _require_session(self) -> DefenseSession:
+        if self._session is None:
+            raise ProcedureError(f"the procedure of day {self._day_id} is not started")
+        return self._session
+
+    def _require_running(self) -> DefenseSession:
+        if self._broken is not None:
+            raise ProcedureError(f"the procedure of day {self._day_id} stopped: {self._broken}")
+        if not self._running:
+            raise ProcedureError(f"the procedure of day {self._day_id} is not running")
+        return self._require_session()
