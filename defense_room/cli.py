@@ -29,6 +29,17 @@ def main(argv: list[str] | None = None) -> int:
                        help="create a demo defense day and print one invite link per person")
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    day = commands.add_parser("day", help="defense days: import a day file, check readiness")
+    day_commands = day.add_subparsers(dest="day_command", required=True)
+    day_import = day_commands.add_parser(
+        "import", help="create a defense day from a YAML day file and print the invite links")
+    day_import.add_argument("file", type=Path, help="day file (see examples/defense-day.yaml)")
+    day_readiness = day_commands.add_parser(
+        "readiness", help="which students lack consent or documents (rule B1)")
+    day_readiness.add_argument("day_id", type=int, help="id printed by 'day import'")
+    for sub in (day_import, day_readiness):
+        sub.add_argument("--config", type=Path, default=None,
+                         help=f"configuration file (default: {DEFAULT_CONFIG_PATH} if it exists)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -36,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         config = _load(args.config)
         if args.command == "serve":
             return serve_forever(config, demo=args.demo, host=args.host, port=args.port)
+        if args.command == "day":
+            from .daycli import import_day, print_readiness
+
+            if args.day_command == "import":
+                return import_day(config, args.file)
+            return print_readiness(config, args.day_id)
     except ConfigError as exc:
         print(f"defense-room: configuration error: {exc}", file=sys.stderr)
         return 2

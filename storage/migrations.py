@@ -116,6 +116,41 @@ def _journal_hash_chain(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="0003_roster")
+def _roster(db: sqlite_utils.Database) -> None:
+    # The roster of a defense day (rules B1, B3): who defends in which order,
+    # and what each student has on file. Only new tables and one defaulted
+    # column, so the days, people and journal already there stay as they are.
+    db.execute(
+        "ALTER TABLE defense_days ADD COLUMN norm_control_required INTEGER NOT NULL DEFAULT 0"
+    )
+    db.execute(
+        """
+        CREATE TABLE students (
+            person_id INTEGER PRIMARY KEY REFERENCES people(id),
+            thesis_title TEXT NOT NULL,
+            supervisor TEXT NOT NULL,    -- name of the thesis supervisor
+            reviewer TEXT NOT NULL,      -- name of the reviewer
+            timezone TEXT NOT NULL,      -- IANA name of where the student is
+            consent_at REAL,             -- unix time of consent to personal-data processing
+            queue_position INTEGER NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES students(person_id),
+            kind TEXT NOT NULL CHECK (kind IN ('thesis', 'plagiarism_report',
+                'supervisor_review', 'reviewer_review', 'presentation_pdf', 'norm_control')),
+            uploaded_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX documents_person_id ON documents(person_id)")
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration to `db`; return the names applied."""
     pending = [migration.name for migration in MIGRATIONS.pending(db)]

@@ -23,6 +23,7 @@ from storage.db import Database
 from storage.errors import InviteError
 from storage.invites import InviteStore
 
+from .api import day_readiness
 from .keys import CONFIG, DATABASE, INVITES, ROOMS, SOCKETS
 from .rooms import RoomRegistry
 from .session import SignalingSession
@@ -48,6 +49,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/j/{token}", room_page)
     app.router.add_get("/ws", websocket)
+    app.router.add_get(r"/api/days/{day_id:\d+}/readiness", day_readiness)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app
 

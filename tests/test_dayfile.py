@@ -1,0 +1,99 @@
+"""Tests for defense_room.dayfile: the example files and clear errors."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+
+from defense_room.dayfile import DayFileError, load_day_file
+from orchestrator.documents import DocumentKind
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+GOOD = """\
+title: Защиты
+date: 2026-06-15
+start: "10:00"
+timezone: Europe/Moscow
+commission: {chair: Соколов А. В., members: [Кузнецова Е. С.], secretary: Новикова М. А.}
+students:
+  - {name: Иванов И. П., thesis_title: Тема, supervisor: Лебедев П. И., reviewer: Орлова Н. В.}
+"""
+
+
+def test_yaml_example_parses() -> None:
+    spec = load_day_file(EXAMPLES / "defense-day.yaml")
+    assert spec.date == datetime.date(2026, 6, 15)
+    assert spec.start == datetime.time(10, 0)
+    assert spec.norm_control_required
+    assert spec.commission.chair == "Соколов Андрей Викторович"
+    assert len(spec.commission.members) == 3
+    assert [s.name for s in spec.students][0] == "Иванов Иван Петрович"
+    second = spec.students[1]
+    assert second.timezone == "Asia/Yekaterinburg"
+    review = next(d for d in second.documents if d.kind is DocumentKind.REVIEWER_REVIEW)
+    assert review.uploaded_at.isoformat() == "2026-06-14T09:30:00+03:00"
+    assert spec.students[2].consent_at is None
+    moscow_10 = datetime.datetime(2026, 6, 15, 7, 0, tzinfo=datetime.UTC).timestamp()
+    assert spec.starts_at == moscow_10
+
+
+def test_csv_example_gives_the_same_day() -> None:
+    assert load_day_file(EXAMPLES / "defense-day-csv.yaml") == load_day_file(
+        EXAMPLES / "defense-day.yaml")
+
+
+def write(tmp_path: Path, text: str, name: str = "day.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (GOOD.replace("Europe/Moscow", "Europe/Mosco"), "'timezone'.*'Europe/Mosco'"),
+    (GOOD.replace("2026-06-15", "2026-06-31"), "'date'.*'2026-06-31'"),
+    (GOOD.replace('"10:00"', "10:00"), "'start'.*600"),
+    (GOOD.replace("thesis_title: Тема", "thesis_tilte: Тема"), r"'students\[0\].thesis_tilte'"),
+    (GOOD.replace("thesis_title: Тема, ", ""), r"'students\[0\].thesis_title' is missing"),
+    (GOOD.replace("reviewer: Орлова Н. В.}",
+                  "reviewer: Орлова Н. В., documents: [{kind: thesis2, date: 2026-06-01}]}"),
+     r"'students\[0\].documents\[0\].kind'.*'thesis2'"),
+    (GOOD.replace("reviewer: Орлова Н. В.}", "reviewer: Орлова Н. В., consent: true}"),
+     r"'students\[0\].consent_date' is required"),
+    (GOOD.replace("members: [Кузнецова Е. С.]", "members: []"), "'commission.members'"),
+])
+def test_bad_yaml_names_file_key_and_value(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(DayFileError, match=expected) as info:
+        load_day_file(path)
+    assert str(path) in str(info.value)
+
+
+def csv_day(tmp_path: Path, rows: str) -> Path:
+    day = GOOD.split("students:")[0] + "students_csv: s.csv\n"
+    write(tmp_path, rows, "s.csv")
+    return write(tmp_path, day)
+
+
+HEADER = "name,thesis_title,supervisor,reviewer,consent,consent_date,thesis\n"
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    (HEADER + "А,Т,С,Р,yes,2026-06-01,2026-06-02\nБ,Т,С,Р,maybe,,\n",
+     "row 3, column 'consent'.*'maybe'"),
+    (HEADER + "А,Т,С,Р,no,,2026-06-40\n", "row 2, column 'thesis'.*'2026-06-40'"),
+    (HEADER + "А,,С,Р,no,,\n", "row 2, column 'thesis_title' is empty"),
+    (HEADER.replace("thesis\n", "thesis,grade\n") + "А,Т,С,Р,no,,,5\n", "unknown column 'grade'"),
+    ("name,supervisor,reviewer\nА,С,Р\n", "required column 'thesis_title'"),
+])
+def test_bad_csv_names_file_row_and_value(tmp_path: Path, rows: str, expected: str) -> None:
+    with pytest.raises(DayFileError, match=expected) as info:
+        load_day_file(csv_day(tmp_path, rows))
+    assert str(tmp_path / "s.csv") in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DayFileError, match="does not exist"):
+        load_day_file(tmp_path / "nope.yaml")

@@ -1,0 +1,25 @@
+"""JSON API for the commission; each handler authenticates via `web_ui.auth`."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from defense_room.readiness import readiness_report
+from storage.invites import Role
+from storage.roster import RosterStore
+
+from .auth import require_invite
+from .keys import DATABASE
+
+READINESS_ROLES = frozenset({Role.SECRETARY, Role.CHAIR})
+
+
+async def day_readiness(request: web.Request) -> web.Response:
+    """GET /api/days/{day_id}/readiness: B1 readiness of every student of the day."""
+    day_id = int(request.match_info["day_id"])
+    await require_invite(request, day_id, READINESS_ROLES)
+    roster = await RosterStore(request.app[DATABASE]).day_roster(day_id)
+    report = readiness_report(roster, now=time.time())
+    return web.json_response(report.to_json(), headers={"Cache-Control": "no-store"})
