@@ -44,6 +44,9 @@ KEYFRAME_RETRY_S = 1.0
 QUEUE_FRAMES = {"audio": 50, "video": 30}
 
 RembSink = Callable[[int, int], Awaitable[None]]
+# Receives every complete encoded frame of a publication (e.g. the recorder). Called
+# on the media path: it must return at once (queue the frame, never write it).
+FrameSink = Callable[["PublishedTrack", EncodedFrame], None]
 
 
 class PublishedTrack:
@@ -71,6 +74,7 @@ class PublishedTrack:
         self._assembler: VideoFrameAssembler | AudioSequencer = self._new_assembler()
         self._ssrc: int | None = None
         self._subscribers: set[ForwardedTrack] = set()
+        self._sinks: list[FrameSink] = []
         self._keyframe_wanted = kind == "video"
         self._last_keyframe_request = float("-inf")
         self._remb: dict[ForwardedTrack, tuple[int, float]] = {}
@@ -140,6 +144,8 @@ class PublishedTrack:
 
     def _fan_out(self, frame: EncodedFrame) -> None:
         self._metrics.frames_in[self._kind] += 1
+        for sink in self._sinks:
+            sink(self, frame)
         if not self._subscribers:
             return
         packet = av.Packet(frame.data)
@@ -149,6 +155,16 @@ class PublishedTrack:
             subscriber._push(frame, packet)
 
     # -- subscribers -----------------------------------------------------------------
+
+    def add_sink(self, sink: FrameSink) -> None:
+        """Also hand every complete frame to ``sink``; a video sink starting now
+        needs a keyframe, so one is requested."""
+        self._sinks.append(sink)
+        self.request_keyframe()
+
+    def remove_sink(self, sink: FrameSink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
 
     def subscribe(self, subscriber_id: str) -> ForwardedTrack:
         """A new track carrying this publication to one subscriber."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiortc import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
+from media.assembler import EncodedFrame
 from media.forwarder import QUEUE_FRAMES, PublishedTrack
 from media.metrics import ForwardingMetrics
 
@@ -121,3 +122,19 @@ async def test_a_subscriber_still_waiting_for_a_keyframe_asks_again() -> None:
     clock.now += 0.01
     assert track.on_rtp(packet(5, DELTA)) is False
     assert metrics.keyframe_requests == 3  # at the start, for the newcomer, the retry
+
+
+async def test_frame_sinks_see_every_complete_frame_without_subscribers() -> None:
+    clock = Clock()
+    track, _ = make(clock)
+    seen: list[tuple[int, bool]] = []
+
+    def sink(publication: PublishedTrack, frame: EncodedFrame) -> None:
+        seen.append((frame.timestamp, frame.keyframe))
+
+    track.add_sink(sink)
+    assert track.on_rtp(packet(1, KEY)) is True  # a starting sink asks for a keyframe
+    track.on_rtp(packet(2, DELTA))
+    track.remove_sink(sink)
+    track.on_rtp(packet(3, DELTA))
+    assert seen == [(3000, True), (6000, False)]
