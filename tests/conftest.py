@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from defense_room.config import Config, TlsConfig, TlsMode
+from storage.db import Database
 from storage.invites import InviteStore, IssuedInvite, Role
 from web_ui.app import create_app
 from web_ui.keys import INVITES, ROOMS
@@ -35,6 +36,20 @@ def isolated_network() -> None:
             f"scripts/test.sh (or scripts/netns-run pytest). Interfaces here: {sorted(names)}",
             pytrace=False,
         )
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "defense-room.sqlite3"
+
+
+@pytest.fixture
+async def db(db_path: Path) -> AsyncIterator[Database]:
+    """A started database on a real SQLite file under tmp_path."""
+    database = Database(db_path)
+    await database.start()
+    yield database
+    await database.stop()
 
 
 @dataclass

@@ -8,7 +8,6 @@ import datetime
 import re
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,19 +27,6 @@ from storage.invites import (
 NOW = datetime.datetime(2026, 11, 23, 9, 0, tzinfo=datetime.UTC).timestamp()
 DAY = datetime.date(2026, 11, 23)
 EXPIRES = datetime.datetime(2026, 11, 24, 23, 59, tzinfo=datetime.UTC).timestamp()
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "defense-room.sqlite3"
-
-
-@pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = Database(db_path)
-    await database.start()
-    yield database
-    await database.stop()
 
 
 @pytest.fixture

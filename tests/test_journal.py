@@ -6,7 +6,7 @@ import asyncio
 import datetime
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,19 +21,6 @@ from storage.migrations import MIGRATIONS
 
 NOW = datetime.datetime(2026, 11, 23, 9, 0, tzinfo=datetime.UTC).timestamp()
 EXPIRES = NOW + 2 * 86400
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "defense-room.sqlite3"
-
-
-@pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = Database(db_path)
-    await database.start()
-    yield database
-    await database.stop()
 
 
 @pytest.fixture

@@ -30,14 +30,6 @@ EXPIRES = datetime.datetime(2026, 6, 17, tzinfo=datetime.UTC).timestamp()
 DAY_NOW = datetime.datetime(2026, 6, 15, 6, 0, tzinfo=datetime.UTC).timestamp()
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "defense-room.sqlite3")
-    await database.start()
-    yield database
-    await database.stop()
-
-
 @pytest.mark.parametrize("example", ["defense-day.yaml", "defense-day-csv.yaml"])
 async def test_import_round_trip(db: Database, example: str) -> None:
     spec = load_day_file(EXAMPLES / example)

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,14 +19,6 @@ from storage.migrations import MIGRATIONS
 
 def our_threads() -> list[str]:
     return sorted(t.name for t in threading.enumerate() if t.name.startswith("sqlite-"))
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "defense-room.sqlite3")
-    await database.start()
-    yield database
-    await database.stop()
 
 
 def add_day(title: str) -> Callable[[sqlite_utils.Database], int]:
