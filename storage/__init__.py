@@ -1,7 +1,8 @@
 """Persistent state: one SQLite file written by one thread.
 
 `Database` owns the connection and the writer thread; `InviteStore` keeps
-defense days, invited people and the journal on top of it.
+defense days and invited people on top of it; `Journal` the hash-chained
+event log.
 """
 
 from .db import Database
@@ -17,11 +18,11 @@ from .invites import (
     Invite,
     InviteStore,
     IssuedInvite,
-    JournalEntry,
     Person,
     Role,
     expires_at_for_day,
 )
+from .journal import Journal, JournalEvent
 
 __all__ = [
     "Database",
@@ -32,7 +33,8 @@ __all__ = [
     "InviteRefusal",
     "InviteStore",
     "IssuedInvite",
-    "JournalEntry",
+    "Journal",
+    "JournalEvent",
     "NotFoundError",
     "Person",
     "Role",

@@ -17,7 +17,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +178,10 @@ class Database:
         self._reads_in_flight.add(future)
         future.add_done_callback(self._reads_in_flight.discard)
         return await future
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """The rows of one SELECT, as dicts, read in a reader thread."""
+        return await self.execute_read(lambda db: list(db.query(sql, params)))
 
     async def _submit(self, fn: Callable[[sqlite_utils.Database], T], *, transactional: bool) -> T:
         if not self._running:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
-import json
 import logging
 import re
 import secrets
@@ -26,7 +25,7 @@ from orchestrator.model import Role as Role  # re-exported: invites are bound to
 
 from .db import Database
 from .errors import InviteError, NotFoundError, StorageError
-from .journal import Journal, append_event, encode_detail
+from .journal import Journal, JournalEvent, append_event, encode_detail
 
 logger = logging.getLogger(__name__)
 
@@ -91,18 +90,6 @@ class Person:
         return self.revoked_at is not None
 
 
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One row of the append-only event log."""
-
-    entry_id: int
-    at: float
-    day_id: int
-    person_id: int | None
-    kind: str
-    detail: dict[str, Any]
-
-
 def hash_token(token: str) -> str:
     """The SHA-256 hex digest under which a token is stored."""
     # A fast unsalted hash is enough: tokens carry 256 random bits, so there
@@ -160,10 +147,7 @@ class InviteStore:
     async def get_day(self, day_id: int) -> DefenseDay:
         """The defense day with this id; NotFoundError if there is none."""
 
-        def read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-            return list(db.query("SELECT * FROM defense_days WHERE id = ?", [day_id]))
-
-        rows = await self._db.execute_read(read)
+        rows = await self._db.query("SELECT * FROM defense_days WHERE id = ?", [day_id])
         if not rows:
             raise NotFoundError(f"no defense day with id {day_id}")
         row = rows[0]
@@ -225,16 +209,11 @@ class InviteStore:
             raise InviteError.bad_token()
         token_hash = hash_token(token)
 
-        def read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-            return list(
-                db.query(
-                    "SELECT id, day_id, role, name, token_hash, expires_at, revoked_at"
-                    " FROM people WHERE token_hash = ?",
-                    [token_hash],
-                )
-            )
-
-        rows = await self._db.execute_read(read)
+        rows = await self._db.query(
+            "SELECT id, day_id, role, name, token_hash, expires_at, revoked_at"
+            " FROM people WHERE token_hash = ?",
+            [token_hash],
+        )
         # The index lookup above is not constant-time, but it only reveals
         # facts about hashes of random tokens; compare_digest guards the
         # final decision anyway.
@@ -273,15 +252,11 @@ class InviteStore:
 
     async def list_people(self, day_id: int) -> list[Person]:
         """Everyone invited to a day, in the order they were invited."""
-
-        def read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-            return list(
-                db.query(
-                    "SELECT id, day_id, role, name, expires_at, revoked_at, created_at"
-                    " FROM people WHERE day_id = ? ORDER BY id",
-                    [day_id],
-                )
-            )
+        rows = await self._db.query(
+            "SELECT id, day_id, role, name, expires_at, revoked_at, created_at"
+            " FROM people WHERE day_id = ? ORDER BY id",
+            [day_id],
+        )
 
         return [
             Person(
@@ -293,7 +268,7 @@ class InviteStore:
                 revoked_at=row["revoked_at"],
                 created_at=row["created_at"],
             )
-            for row in await self._db.execute_read(read)
+            for row in rows
         ]
 
     async def journal(
@@ -308,26 +283,9 @@ class InviteStore:
         event = await Journal(self._db).append(day_id, person_id, kind, detail, now)
         return event.id
 
-    async def list_journal(self, day_id: int) -> list[JournalEntry]:
+    async def list_journal(self, day_id: int) -> list[JournalEvent]:
         """The journal of a day, oldest first."""
-
-        def read(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-            return list(
-                db.query("SELECT * FROM journal WHERE day_id = ? ORDER BY at, id", [day_id])
-            )
-
-        return [
-            JournalEntry(
-                entry_id=row["id"],
-                at=row["at"],
-                day_id=row["day_id"],
-                person_id=row["person_id"],
-                kind=row["kind"],
-                detail=json.loads(row["detail"]),
-            )
-            for row in await self._db.execute_read(read)
-        ]
-
+        return await Journal(self._db).entries(day_id)
 
 def _zone(timezone: str) -> zoneinfo.ZoneInfo:
     try:

@@ -249,14 +249,11 @@ class Journal:
     async def entries(self, day_id: int | None = None) -> list[JournalEvent]:
         """Events in id (= chain) order: of one day, or all of them."""
 
-        def read(conn: sqlite_utils.Database) -> list[dict[str, Any]]:
-            if day_id is None:
-                return list(conn.query(f"SELECT {_COLUMNS} FROM journal ORDER BY id"))
-            return list(
-                conn.query(
-                    f"SELECT {_COLUMNS} FROM journal WHERE day_id = ? ORDER BY id", [day_id]
-                )
-            )
+        if day_id is None:
+            rows = await self._db.query(f"SELECT {_COLUMNS} FROM journal ORDER BY id")
+        else:
+            rows = await self._db.query(
+                f"SELECT {_COLUMNS} FROM journal WHERE day_id = ? ORDER BY id", [day_id])
 
         return [
             JournalEvent(
@@ -269,7 +266,7 @@ class Journal:
                 prev_hash=row["prev_hash"] or "",
                 hash=row["hash"] or "",
             )
-            for row in await self._db.execute_read(read)
+            for row in rows
         ]
 
     async def verify(self) -> None:

@@ -217,7 +217,6 @@ def open_files_under(folder: Path) -> list[str]:
     return [t for t in targets if t.startswith(str(folder))]
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
 async def test_stop_closes_every_file(tmp_path: Path) -> None:
     database = Database(tmp_path / "db.sqlite3")
     await database.start()

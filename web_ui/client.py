@@ -120,7 +120,6 @@ class RoomClient:
         pc = RTCPeerConnection(RTCConfiguration(
             iceServers=[RTCIceServer(**s) for s in ice_servers],
             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        pc.on("track", self._on_track)
         # Made before the server's first offer, so aiortc matches them to its
         # "publish" m-lines (an m-line of the same kind and no mid yet). Audio first,
         # as the server offers them: aiortc bundles onto the first m-line's transport
@@ -171,13 +170,6 @@ class RoomClient:
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        for transceiver in self.pc.getTransceivers():
-            if transceiver.receiver.track is track and transceiver.mid in self.received:
-                entry = self.received[transceiver.mid]
-                entry.track = track
-                entry.receiver = transceiver.receiver
 
     async def _read(self) -> None:
         assert self._ws is not None
