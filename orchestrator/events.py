@@ -94,6 +94,31 @@ class MoveDefense(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class SetRecording(Event):
+    """The secretary turns recording on or off (clauses 7.5, 7.11-7.13)."""
+
+    actor: str
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordQuestion(Event):
+    """The secretary types in a question asked of the current student (protocol, 7.14)."""
+
+    actor: str
+    student: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TellReturnTime(Event):
+    """After the group's defenses the students are told when to come back (clause 7.7)."""
+
+    actor: str
+    return_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class StartClosedSitting(Event):
     actor: str
 

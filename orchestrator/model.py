@@ -155,3 +155,5 @@ class Snapshot:
     defense_ends_at: float | None
     phase_overtime: bool
     defense_overtime: bool
+    #: When the students were told to come back for the results (clause 7.7).
+    return_at: float | None

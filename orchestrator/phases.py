@@ -47,9 +47,12 @@ from .events import (
     ParticipantLeft,
     RecordingStarted,
     RecordingStopped,
+    RecordQuestion,
     RecordValidReason,
     ReorderQueue,
+    SetRecording,
     StartClosedSitting,
+    TellReturnTime,
     StartDefense,
 )
 from .model import Phase, Role
@@ -103,7 +106,18 @@ STAYS: dict[type[Event], frozenset[Phase]] = {
     ReorderQueue: _BEFORE_DEFENSES,
     RecordValidReason: _ALL - {Phase.CLOSED_SITTING, Phase.RESULTS, Phase.CLOSED},
     CastVote: frozenset({Phase.CLOSED_SITTING}),
+    # Which phases allow on or off is checked by DefenseSession (clauses 7.5-7.13).
+    SetRecording: _ALL,
+    RecordQuestion: frozenset(DEFENSE_PHASES),
+    TellReturnTime: frozenset({Phase.ANNOUNCEMENT, Phase.BETWEEN_DEFENSES}),
 }
+
+#: Phases that must be on the recording (clauses 7.5, 7.11, 7.13): turning it off
+#: is refused, and procedure steps in them wait until it runs.
+RECORDED_PHASES = frozenset(
+    {Phase.IDENTIFICATION, Phase.ANNOUNCEMENT, *DEFENSE_PHASES, Phase.BETWEEN_DEFENSES,
+     Phase.RESULTS}
+)
 
 #: What each command does, for error messages, and the clause that orders it.
 ACTIONS: dict[type[Event], tuple[str, str]] = {
@@ -121,6 +135,9 @@ ACTIONS: dict[type[Event], tuple[str, str]] = {
     CastVote: ("start the vote", "7.12"),
     AnnounceResults: ("announce the results", "7.13"),
     CloseSitting: ("close the sitting", "7.13"),
+    SetRecording: ("turn the recording on or off", "7.11"),
+    RecordQuestion: ("record a question", "7.14"),
+    TellReturnTime: ("tell the students when to come back", "7.7"),
 }
 
 #: Who may issue each command (clauses 7.1, 7.4, 7.5, 7.8, 7.12). Events missing
@@ -139,6 +156,9 @@ RIGHTS: dict[type[Event], frozenset[Role]] = {
     CastVote: frozenset({Role.CHAIR, Role.MEMBER}),
     AnnounceResults: frozenset({Role.SECRETARY}),
     CloseSitting: frozenset({Role.CHAIR, Role.SECRETARY}),
+    SetRecording: frozenset({Role.SECRETARY}),
+    RecordQuestion: frozenset({Role.SECRETARY}),
+    TellReturnTime: frozenset({Role.SECRETARY}),
 }
 
 

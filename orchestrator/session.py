@@ -16,27 +16,23 @@ from .effects import (
     Broadcast,
     Effect,
     Journal,
-    MarkAbsent,
     MoveToLobby,
     Notice,
-    Overtime,
     PublishResults,
     Reschedule,
     SaveVote,
     StartRecording,
     StopRecording,
-    Warn,
 )
 from .errors import ForbiddenAction, NotAllowedForRole
 from .model import COMMISSION_ROLES, RESOLVED_STATUSES, AbsenceFrom, Phase, StudentStatus
-from .phases import DEFENSE_PHASES, RIGHTS, next_phase
-from .state import SessionState
-from .timers import Deadlines
+from .phases import DEFENSE_PHASES, RECORDED_PHASES, RIGHTS, next_phase
+from .deadlines import DeadlineRules
 from .votes import decide
 
 logger = logging.getLogger(__name__)
 
-class DefenseSession(SessionState):
+class DefenseSession(DeadlineRules):
     """The defense procedure of one day: queue, phases, quorum, absence and votes."""
 
     # -- the caller's interface -------------------------------------------------------
@@ -76,9 +72,6 @@ class DefenseSession(SessionState):
                 )
 
     # -- state changes ------------------------------------------------------------------
-
-    def _emit(self, *effects: Effect) -> None:
-        self._effects.extend(effects)
 
     def _enter(self, phase: Phase, now: float) -> None:
         logger.info("phase %s -> %s (student %s)", self._phase.name, phase.name, self._current)
@@ -170,6 +163,7 @@ class DefenseSession(SessionState):
             )
         if event.student not in self._present:
             raise ForbiddenAction(f"cannot identify {event.student}: not connected", "7.5")
+        self._require_recording(f"identify {event.student}", "7.5")
         for earlier in self._queue[: self._queue.index(event.student)]:
             if self._status[earlier] is StudentStatus.WAITING and earlier in self._present:
                 raise ForbiddenAction(
@@ -183,6 +177,7 @@ class DefenseSession(SessionState):
         self._emit(Journal("identity", f"{event.student} {verdict} by {event.actor}"))
 
     def _on_AnnounceLimits(self, event: ev.AnnounceLimits) -> None:
+        self._require_recording("announce the time limits", "7.5")
         s = self._settings
         limits = (
             f"talk {s.talk_minutes} min, questions {s.questions_minutes} min, "
@@ -217,6 +212,7 @@ class DefenseSession(SessionState):
                     "7.4",
                 )
         self._require_quorum(f"start the defense of {event.student}")
+        self._require_recording(f"start the defense of {event.student}", "7.11")
         self._status[event.student] = StudentStatus.DEFENDING
         self._current = event.student
         self._defense_started_at = event.now
@@ -229,6 +225,7 @@ class DefenseSession(SessionState):
                 f"cannot move on from phase {self._phase.name} while paused without quorum",
                 "7.2",
             )
+        self._require_recording(f"move on from phase {self._phase.name}", "7.11")
         if self._phase is Phase.FINAL_WORD:
             self._emit(Journal("defended", f"{self._current} at {event.now}"))
             self._end_defense(StudentStatus.DEFENDED, event.now)
@@ -282,11 +279,57 @@ class DefenseSession(SessionState):
         )
         self._end_defense(StudentStatus.RESCHEDULED, event.now)
 
-    def _on_StartClosedSitting(self, event: ev.StartClosedSitting) -> None:
-        pending = [s for s in self._queue if self._status[s] not in RESOLVED_STATUSES]
-        if pending:
+    def _on_SetRecording(self, event: ev.SetRecording) -> None:
+        if event.on:
+            if self._phase is Phase.CLOSED_SITTING:
+                raise ForbiddenAction(
+                    "cannot turn the recording on: the closed sitting is not recorded", "7.12"
+                )
+            if self._recording:
+                raise ForbiddenAction("cannot turn the recording on: it is on", "7.5")
+            self._emit(StartRecording())
+            return
+        if self._phase in RECORDED_PHASES:
             raise ForbiddenAction(
-                f"cannot start the closed sitting: defenses of {', '.join(pending)} pending",
+                f"cannot turn the recording off in phase {self._phase.name}: the whole "
+                "procedure is recorded",
+                "7.11",
+            )
+        if not self._recording:
+            raise ForbiddenAction("cannot turn the recording off: it is off", "7.11")
+        self._emit(StopRecording())
+
+    def _on_RecordQuestion(self, event: ev.RecordQuestion) -> None:
+        if event.student != self._current:
+            raise ForbiddenAction(
+                f"cannot record a question for {event.student}: not defending now", "7.6"
+            )
+        text = event.text.strip()
+        if not text:
+            raise ForbiddenAction("cannot record an empty question", "7.14")
+        self._questions.append((event.student, event.now, text))
+        self._emit(Journal("question", f"{event.student}: {text}"))
+
+    def _on_TellReturnTime(self, event: ev.TellReturnTime) -> None:
+        self._require_group_done("tell the students when to come back")
+        if event.return_at < event.now:
+            raise ForbiddenAction(
+                f"cannot tell the students to come back at {event.return_at}: it has passed",
+                "7.7",
+            )
+        self._return_at = event.return_at
+        self._emit(
+            Notice(f"results at {event.return_at}", "7.7"),
+            Journal("return_time", f"results at {event.return_at}"),
+            Broadcast(self.snapshot()),
+        )
+
+    def _on_StartClosedSitting(self, event: ev.StartClosedSitting) -> None:
+        self._require_group_done("start the closed sitting")
+        if self._return_at is None:
+            raise ForbiddenAction(
+                "cannot start the closed sitting: tell the students when to come back "
+                "for the results first",
                 "7.7",
             )
         for person_id in sorted(self._present):
@@ -345,54 +388,3 @@ class DefenseSession(SessionState):
                 "7.13",
             )
         self._emit(StopRecording())
-
-    # -- deadlines ------------------------------------------------------------------------
-
-    def _deadlines(self) -> Deadlines:
-        d = Deadlines()
-        warn = self._settings.warning_before_s
-        if self._paused_since is None:
-            phase_end, defense_end = self.phase_ends_at, self.defense_ends_at
-            if phase_end is not None:
-                d.add(phase_end - warn, "phase_warning", self._fire_warning, self._phase, phase_end)
-                d.add(phase_end, "phase_end", self._fire_overtime, self._phase)
-            if defense_end is not None:
-                d.add(defense_end - warn, "defense_warning", self._fire_warning, None, defense_end)
-                d.add(defense_end, "defense_end", self._fire_overtime, None)
-        if self._failure_since is not None:
-            at = self._failure_since + 60 * self._settings.failure_grace_minutes
-            d.add(at, "failure", self._fire_failure)
-        grace = 60 * self._settings.absence_grace_minutes
-        for student, since in self._absence_clock.items():
-            d.add(since + grace, f"absent:{student}", self._fire_absence, student)
-        d.drop(self._fired)
-        return d
-
-    def _fire_warning(self, key: str, now: float, phase: Phase | None, end: float) -> None:
-        self._fired.add(key)
-        if now < end:
-            self._emit(Warn(phase, end - now))
-
-    def _fire_overtime(self, key: str, now: float, phase: Phase | None) -> None:
-        self._fired.add(key)
-        what = "the defense" if phase is None else f"phase {phase.name}"
-        self._emit(
-            Overtime(phase),
-            Journal("overtime", f"{what} of {self._current} over its limit at {now}"),
-            Broadcast(self.snapshot()),
-        )
-
-    def _fire_failure(self, key: str, now: float) -> None:
-        self._fired.add(key)
-        text = f"connection of {self._current} lost for 15 min: the chair may move the defense"
-        self._emit(Notice(text, "7.8"), Journal("failure_deadline", text))
-
-    def _fire_absence(self, key: str, now: float, student: str) -> None:
-        del self._absence_clock[student]
-        if self._status[student] is StudentStatus.WAITING:
-            self._status[student] = StudentStatus.ABSENT
-            self._emit(
-                MarkAbsent(student, "7.9"),
-                Journal("absent", f"{student} not connected at {now}"),
-                Broadcast(self.snapshot()),
-            )

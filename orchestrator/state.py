@@ -11,7 +11,16 @@ from collections.abc import Callable
 
 from .effects import Effect
 from .errors import ForbiddenAction, UnknownPerson
-from .model import DefenseDay, Grade, Person, Phase, Settings, Snapshot, StudentStatus
+from .model import (
+    RESOLVED_STATUSES,
+    DefenseDay,
+    Grade,
+    Person,
+    Phase,
+    Settings,
+    Snapshot,
+    StudentStatus,
+)
 from .quorum import Quorum, count_quorum
 
 _PHASE_LIMIT_MINUTES: dict[Phase, Callable[[Settings], float]] = {
@@ -44,6 +53,8 @@ class SessionState:
         self._failure_since: float | None = None
         self._votes: dict[str, dict[str, Grade]] = {}
         self._results: tuple[tuple[str, Grade], ...] | None = None
+        self._return_at: float | None = None
+        self._questions: list[tuple[str, float, str]] = []
         self._effects: deque[Effect] = deque()
 
     # -- read-only state ---------------------------------------------------------
@@ -128,6 +139,14 @@ class SessionState:
         """The grades, once announced with the recording on (clause 7.13)."""
         return self._results
 
+    @property
+    def return_at(self) -> float | None:
+        return self._return_at
+
+    def questions(self, student: str) -> tuple[tuple[float, str], ...]:
+        """The questions typed in for `student`, as (time, text)."""
+        return tuple((at, text) for s, at, text in self._questions if s == student)
+
     def snapshot(self) -> Snapshot:
         return Snapshot(
             phase=self._phase,
@@ -143,7 +162,11 @@ class SessionState:
             defense_ends_at=self.defense_ends_at,
             phase_overtime=self.phase_overtime,
             defense_overtime=self.defense_overtime,
+            return_at=self._return_at,
         )
+
+    def _emit(self, *effects: Effect) -> None:
+        self._effects.extend(effects)
 
     # -- checks -------------------------------------------------------------------------
 
@@ -158,6 +181,20 @@ class SessionState:
         if status is None:
             raise UnknownPerson(f"{student!r} is not a student in the queue")
         return status
+
+    def _require_recording(self, action: str, clause: str) -> None:
+        if not self._recording:
+            raise ForbiddenAction(
+                f"cannot {action}: the recording is off; the secretary turns it on first",
+                clause,
+            )
+
+    def _require_group_done(self, action: str) -> None:
+        pending = [s for s in self._queue if self._status[s] not in RESOLVED_STATUSES]
+        if pending:
+            raise ForbiddenAction(
+                f"cannot {action}: defenses of {', '.join(pending)} pending", "7.7"
+            )
 
     def _require_quorum(self, action: str) -> None:
         q = self.quorum

@@ -76,6 +76,7 @@ def closed_sitting() -> tuple[DefenseSession, float]:
     now = defend(s, "s1", START + 6 * MIN)
     now = defend(s, "s2", now + MIN)
     now += MIN
+    s.handle(ev.TellReturnTime(now=now, actor="sec", return_at=now + 30 * MIN))
     s.handle(ev.StartClosedSitting(now=now, actor="sec"))
     s.handle(ev.RecordingStopped(now=now + 1))
     drain(s)

@@ -34,6 +34,7 @@ def test_7_12_closed_sitting_stops_recording_and_empties_room() -> None:
     s = announced()
     now = defend(s, "s1", START + 6 * MIN)
     now = defend(s, "s2", now)
+    s.handle(ev.TellReturnTime(now=now, actor="sec", return_at=now + 20 * MIN))
     s.handle(ev.StartClosedSitting(now=now, actor="sec"))
     effects = drain(s)
     assert StopRecording() in effects
@@ -48,6 +49,7 @@ def test_7_12_no_vote_while_recording() -> None:
     s = announced()
     now = defend(s, "s1", START + 6 * MIN)
     now = defend(s, "s2", now)
+    s.handle(ev.TellReturnTime(now=now, actor="sec", return_at=now + 20 * MIN))
     s.handle(ev.StartClosedSitting(now=now, actor="sec"))
     with pytest.raises(ForbiddenAction, match=r"recording is on \(clause 7\.12\)"):
         s.handle(ev.CastVote(now=now + 1, actor="m1", student="s1", grade=E))
