@@ -38,6 +38,13 @@ class RecordingStopped(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentOnFile(Event):
+    """The student's consent to personal-data processing is on file (clause 6.6)."""
+
+    student: str
+
+
+@dataclass(frozen=True, slots=True)
 class OpenSitting(Event):
     actor: str
 

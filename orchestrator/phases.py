@@ -38,6 +38,7 @@ from .events import (
     CallStudent,
     CastVote,
     CloseSitting,
+    ConsentOnFile,
     Event,
     IdentityDecided,
     MoveDefense,
@@ -97,6 +98,7 @@ STAYS: dict[type[Event], frozenset[Phase]] = {
     ParticipantLeft: _ALL,
     RecordingStarted: _ALL,
     RecordingStopped: _ALL,
+    ConsentOnFile: _ALL,
     # Late students are identified when they come, still in queue order.
     IdentityDecided: frozenset(
         {Phase.IDENTIFICATION, Phase.ANNOUNCEMENT, Phase.BETWEEN_DEFENSES}

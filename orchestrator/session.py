@@ -148,6 +148,10 @@ class DefenseSession(DeadlineRules):
         self._recording = False
         self._emit(Journal("recording", f"off at {event.now}"))
 
+    def _on_ConsentOnFile(self, event: ev.ConsentOnFile) -> None:
+        self._student(event.student)
+        self._consent.add(event.student)
+
     def _on_OpenSitting(self, event: ev.OpenSitting) -> None:
         if self._settings.absence_from is AbsenceFrom.START:
             for student in self._queue:
@@ -163,6 +167,7 @@ class DefenseSession(DeadlineRules):
             )
         if event.student not in self._present:
             raise ForbiddenAction(f"cannot identify {event.student}: not connected", "7.5")
+        self._require_consent(event.student, f"identify {event.student}")
         self._require_recording(f"identify {event.student}", "7.5")
         for earlier in self._queue[: self._queue.index(event.student)]:
             if self._status[earlier] is StudentStatus.WAITING and earlier in self._present:
@@ -211,6 +216,7 @@ class DefenseSession(DeadlineRules):
                     f"cannot start the defense of {event.student} before {earlier}",
                     "7.4",
                 )
+        self._require_consent(event.student, f"start the defense of {event.student}")
         self._require_quorum(f"start the defense of {event.student}")
         self._require_recording(f"start the defense of {event.student}", "7.11")
         self._status[event.student] = StudentStatus.DEFENDING

@@ -54,6 +54,7 @@ class SessionState:
         self._votes: dict[str, dict[str, Grade]] = {}
         self._results: tuple[tuple[str, Grade], ...] | None = None
         self._return_at: float | None = None
+        self._consent: set[str] = set()
         self._questions: list[tuple[str, float, str]] = []
         self._effects: deque[Effect] = deque()
 
@@ -181,6 +182,12 @@ class SessionState:
         if status is None:
             raise UnknownPerson(f"{student!r} is not a student in the queue")
         return status
+
+    def _require_consent(self, student: str, action: str) -> None:
+        if student not in self._consent:
+            raise ForbiddenAction(
+                f"cannot {action}: no consent to personal-data processing on file", "6.6"
+            )
 
     def _require_recording(self, action: str, clause: str) -> None:
         if not self._recording:

@@ -41,6 +41,8 @@ def join(session: DefenseSession, now: float, *people: str) -> None:
 def opened(settings: Settings | None = None, students_present: bool = True) -> DefenseSession:
     """A session in IDENTIFICATION at START, the commission present."""
     s = DefenseSession(make_day(), settings)
+    for student in STUDENTS:
+        s.handle(ev.ConsentOnFile(now=START - 60 * MIN, student=student))
     join(s, START - 5 * MIN, *COMMISSION, "sec", "sup", "rev")
     if students_present:
         join(s, START - 5 * MIN, *STUDENTS)

@@ -55,6 +55,7 @@ def test_7_5_opening_starts_recording() -> None:
 
 def test_7_5_identification_needs_recording() -> None:
     s = DefenseSession(make_day())
+    s.handle(ev.ConsentOnFile(now=START - MIN, student="s1"))
     join(s, START - MIN, *COMMISSION, "sec", "s1")
     s.handle(ev.OpenSitting(now=START, actor="sec"))
     with pytest.raises(ForbiddenAction, match=r"cannot identify a student in phase OPENING \(clause 7\.5\)"):

@@ -17,6 +17,7 @@ from .orchestrator_helpers import (
     closed_sitting,
     defend,
     drain,
+    join,
     make_day,
     opened,
 )
@@ -123,3 +124,17 @@ def test_7_7_students_are_told_when_to_come_back_before_the_closed_sitting() -> 
     assert s.snapshot().return_at == now + 30 * MIN
     s.handle(ev.StartClosedSitting(now=now + 1, actor="sec"))
     assert s.phase is Phase.CLOSED_SITTING
+
+
+def test_6_6_no_identification_or_defense_without_consent() -> None:
+    s = DefenseSession(make_day())
+    join(s, START - MIN, "chair", "m1", "m2", "m3", "m4", "m5", "sec", "s1", "s2")
+    s.handle(ev.ConsentOnFile(now=START - MIN, student="s2"))
+    s.handle(ev.OpenSitting(now=START, actor="sec"))
+    s.handle(ev.RecordingStarted(now=START + 1))
+    with pytest.raises(ForbiddenAction, match=r"s1: no consent .* \(clause 6\.6\)"):
+        s.handle(ev.IdentityDecided(now=START + 2, actor="sec", student="s1", accepted=True))
+    assert s.status("s1") is StudentStatus.WAITING
+    s.handle(ev.ConsentOnFile(now=START + 3, student="s1"))
+    s.handle(ev.IdentityDecided(now=START + 4, actor="sec", student="s1", accepted=True))
+    assert s.status("s1") is StudentStatus.IDENTIFIED

@@ -72,6 +72,7 @@ async def boot(path: Path, day_id: int, clock: FakeClock) -> Server:
 
 #: The day up to the first defense's talk, as (time, event without `now`).
 SCRIPT: list[tuple[float, ev.Event]] = [
+    *((START - 60 * MIN, ev.ConsentOnFile(now=0, student=s)) for s in STUDENTS),
     *((START - 5 * MIN, ev.ParticipantJoined(now=0, actor=p))
       for p in (*COMMISSION, "sec", "sup", "rev", *STUDENTS)),
     (START, ev.OpenSitting(now=0, actor="sec")),
