@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from orchestrator.model import AbsenceFrom
+
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 """Used when no --config is given; relative to the working directory."""
 
@@ -126,9 +128,18 @@ class PhasesConfig:
 
 @dataclass(frozen=True, slots=True)
 class AbsenceConfig:
-    """What happens when someone drops out."""
+    """What happens when someone drops out (clauses 7.8, 7.9)."""
 
     grace_minutes: int = field(default=15, metadata=_between(0, _DAY_MINUTES))
+    counted_from: AbsenceFrom = AbsenceFrom.START
+    reconnect_grace_s: float = field(default=30.0, metadata=_between(0, 3600))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """The order of defenses (clause 7.4)."""
+
+    lock_minutes: int = field(default=30, metadata=_between(0, _DAY_MINUTES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +169,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     phases: PhasesConfig = field(default_factory=PhasesConfig)
     absence: AbsenceConfig = field(default_factory=AbsenceConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     invites: InvitesConfig = field(default_factory=InvitesConfig)
 
