@@ -1,9 +1,16 @@
 """A defense room: the participants' peer connections and who receives what.
 
-The Room owns every Peer and every PublishedTrack of one defense day. Its rule is
-simple for now: everyone in the room receives every other participant's audio and
-video (``may_receive`` lets the orchestrator narrow that later, e.g. the closed
-sitting). The Room is the only place that links publications to subscriptions.
+The Room owns every Peer and every PublishedTrack of one defense day. Everyone
+in the room receives every other participant's audio and video, except that
+``may_receive`` may narrow it and people in the lobby (``set_lobby``, the closed
+sitting of clause 7.12) neither receive nor are received. The Room is the only
+place that links publications to subscriptions.
+
+Presence comes from the media: a participant is present while their peer
+connection is ``connected`` (aiortc's ICE consent checks turn a vanished phone
+into ``failed`` within about 30 s), not while their WebSocket is open. A
+``RoomObserver`` hears presence changes and publications come and go, each
+exactly once per change.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import RTCIceServer
 
@@ -39,6 +46,16 @@ def everyone(publisher: ParticipantInfo, subscriber: ParticipantInfo) -> bool:
     return publisher.id != subscriber.id
 
 
+class RoomObserver(Protocol):
+    """Told, synchronously on the event loop, what changes in a room."""
+
+    def presence_changed(self, participant: ParticipantInfo, present: bool) -> None: ...
+
+    def publication_added(self, participant: ParticipantInfo, track: PublishedTrack) -> None: ...
+
+    def publication_removed(self, participant: ParticipantInfo, track: PublishedTrack) -> None: ...
+
+
 class Room:
     """One videoconference; see the module doc."""
 
@@ -58,6 +75,9 @@ class Room:
         self._publications: dict[str, list[PublishedTrack]] = {}
         self._metrics = ForwardingMetrics()
         self._lock = asyncio.Lock()
+        self._lobby: frozenset[str] = frozenset()
+        self._present: dict[str, ParticipantInfo] = {}
+        self._observers: list[RoomObserver] = []
 
     @property
     def room_id(self) -> str:
@@ -74,6 +94,73 @@ class Room:
     def peer(self, participant_id: str) -> Peer | None:
         return self._peers.get(participant_id)
 
+    @property
+    def present(self) -> frozenset[str]:
+        """Participants whose media connection is up."""
+        return frozenset(self._present)
+
+    @property
+    def lobby(self) -> frozenset[str]:
+        return self._lobby
+
+    def publications(self) -> list[tuple[ParticipantInfo, PublishedTrack]]:
+        return [
+            (peer.info, publication)
+            for pid, peer in self._peers.items()
+            for publication in self._publications.get(pid, [])
+        ]
+
+    def observe(self, observer: RoomObserver) -> None:
+        self._observers.append(observer)
+
+    def unobserve(self, observer: RoomObserver) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def set_lobby(self, lobby: frozenset[str]) -> None:
+        """Who waits in the lobby: they neither receive media nor are received."""
+        self._lobby = frozenset(lobby)
+        for pid, peer in self._peers.items():
+            for publisher_id, publications in self._publications.items():
+                publisher = self._peers.get(publisher_id)
+                if publisher is None or publisher is peer:
+                    continue
+                allowed = self._allowed(publisher.info, peer.info)
+                for publication in publications:
+                    if allowed:
+                        peer.subscribe(publication, publisher.info)
+                    else:
+                        peer.unsubscribe(publication)
+
+    def _allowed(self, publisher: ParticipantInfo, subscriber: ParticipantInfo) -> bool:
+        return (
+            publisher.id not in self._lobby
+            and subscriber.id not in self._lobby
+            and self._may_receive(publisher, subscriber)
+        )
+
+    async def send_to(self, participant_id: str, message: dict[str, Any]) -> None:
+        peer = self._peers.get(participant_id)
+        if peer is not None:
+            await peer.send(message)
+
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        for peer in list(self._peers.values()):
+            await peer.send(message)
+
+    def _update_presence(self) -> None:
+        for pid, peer in self._peers.items():
+            if peer.connection_state == "connected" and pid not in self._present:
+                self._present[pid] = peer.info
+                for observer in list(self._observers):
+                    observer.presence_changed(peer.info, True)
+        for pid, info in list(self._present.items()):
+            current = self._peers.get(pid)
+            if current is None or current.connection_state != "connected":
+                del self._present[pid]
+                for observer in list(self._observers):
+                    observer.presence_changed(info, False)
+
     def roster(self) -> list[dict[str, Any]]:
         """Who is in the room, what the server receives from them, and the state of
         their media connection (presence comes from the media, not the socket)."""
@@ -82,6 +169,8 @@ class Room:
                 **peer.info.as_json(),
                 "publishing": sorted(p.kind for p in self._publications.get(pid, [])),
                 "connection": peer.connection_state,
+                "present": pid in self._present,
+                "lobby": pid in self._lobby,
             }
             for pid, peer in self._peers.items()
         ]
@@ -118,7 +207,7 @@ class Room:
                 if publisher is None or publisher is peer:
                     continue
                 for publication in existing:
-                    if self._may_receive(publisher.info, info):
+                    if self._allowed(publisher.info, info):
                         peer.subscribe(publication, publisher.info)
         await peer.send(welcome(self.roster()))
         await peer.start()
@@ -139,10 +228,13 @@ class Room:
             publications = self._publications.pop(participant_id, [])
         if peer is None:
             return
+        self._update_presence()
         for publication in publications:
             publication.close()
             for other in self._peers.values():
                 other.unsubscribe(publication)
+            for observer in list(self._observers):
+                observer.publication_removed(peer.info, publication)
         await peer.stop(reason)
         logger.info("room %s: %s left (%s)", self._room_id, peer.info.name, reason)
         await self._broadcast_roster()
@@ -161,8 +253,11 @@ class Room:
             if other is peer:
                 continue
             for publication in publications:
-                if self._may_receive(peer.info, other.info):
+                if self._allowed(peer.info, other.info):
                     other.subscribe(publication, peer.info)
+        for publication in publications:
+            for observer in list(self._observers):
+                observer.publication_added(peer.info, publication)
         await self._broadcast_roster()
 
     async def _on_peer_state(self, peer: Peer) -> None:
@@ -171,9 +266,9 @@ class Room:
             return
         if peer.connection_state == "failed":
             logger.warning("room %s: media of %s failed", self._room_id, peer.info.name)
+        if self._peers.get(peer.info.id) is peer:
+            self._update_presence()
         await self._broadcast_roster()
 
     async def _broadcast_roster(self) -> None:
-        message = {"type": "participants", "participants": self.roster()}
-        for peer in list(self._peers.values()):
-            await peer.send(message)
+        await self.broadcast({"type": "participants", "participants": self.roster()})

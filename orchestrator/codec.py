@@ -1,4 +1,5 @@
-"""Events to plain JSON and back, for the journal and for replaying it.
+"""Events to plain JSON and back, for the journal and for replaying it; snapshots
+to JSON for the participants.
 
 An event becomes `{"type": <class name>, <field>: <value>, ...}`: enums by their
 value, tuples as lists. Decoding checks the type name and every field against the
@@ -17,6 +18,7 @@ import typing
 from typing import Any
 
 from . import events as ev
+from .model import Snapshot
 
 
 class EventCodecError(ValueError):
@@ -108,3 +110,28 @@ def _decode(value: object, hint: Any, where: str) -> Any:
     else:
         raise EventCodecError(f"cannot decode {where}: unsupported annotation {hint!r}")
     raise EventCodecError(f"{where} must be {hint.__name__}, got {value!r}")
+
+
+def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
+    """The state as participants receive it: absolute times (unix seconds), never
+    countdowns, so every page computes what is left from its own clock."""
+    q = snapshot.quorum
+    return {
+        "phase": snapshot.phase.value,
+        "current_student": snapshot.current_student,
+        "queue": list(snapshot.queue),
+        "statuses": {student: status.value for student, status in snapshot.statuses},
+        "present": sorted(snapshot.present),
+        "quorum": {"present": q.present, "total": q.total, "required": q.required,
+                   "reached": q.reached},
+        "recording": snapshot.recording,
+        "paused": snapshot.paused,
+        "phase_started_at": snapshot.phase_started_at,
+        "phase_ends_at": snapshot.phase_ends_at,
+        "defense_ends_at": snapshot.defense_ends_at,
+        "phase_overtime": snapshot.phase_overtime,
+        "defense_overtime": snapshot.defense_overtime,
+        "return_at": snapshot.return_at,
+        "consented": sorted(snapshot.consented),
+        "lobby": sorted(snapshot.lobby),
+    }

@@ -157,3 +157,7 @@ class Snapshot:
     defense_overtime: bool
     #: When the students were told to come back for the results (clause 7.7).
     return_at: float | None
+    #: Students whose consent to personal-data processing is on file (clause 6.6).
+    consented: frozenset[str]
+    #: Who waits in the lobby (the closed sitting, clause 7.12).
+    lobby: frozenset[str]

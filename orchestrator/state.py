@@ -164,6 +164,8 @@ class SessionState:
             phase_overtime=self.phase_overtime,
             defense_overtime=self.defense_overtime,
             return_at=self._return_at,
+            consented=frozenset(self._consent),
+            lobby=frozenset(self._lobby),
         )
 
     def _emit(self, *effects: Effect) -> None:

@@ -1,7 +1,8 @@
 """The aiohttp application: pages, static files, the signaling socket.
 
 Long-lived services are wired as ``cleanup_ctx`` generators (started in order,
-stopped in reverse, and only those that started): the database, then the rooms.
+stopped in reverse, and only those that started): the database, the rooms, then
+the hosted defense days (stopped first: their recordings close before the rooms).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from storage.errors import InviteError
 from storage.invites import InviteStore
 
 from .api import day_readiness
-from .keys import CONFIG, DATABASE, INVITES, ROOMS, SOCKETS
+from .hosts import DayHosts
+from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
+from .procedure_api import day_action, day_state, openapi
 from .rooms import RoomRegistry
 from .session import SignalingSession
 
@@ -44,12 +47,16 @@ def create_app(config: Config) -> web.Application:
     app[SOCKETS] = weakref.WeakSet()
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
+    app.cleanup_ctx.append(_hosts_ctx)
     app.on_shutdown.append(_close_sockets)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/j/{token}", room_page)
     app.router.add_get("/ws", websocket)
     app.router.add_get(r"/api/days/{day_id:\d+}/readiness", day_readiness)
+    app.router.add_get(r"/api/days/{day_id:\d+}/state", day_state)
+    app.router.add_post(r"/api/days/{day_id:\d+}/actions/{action}", day_action)
+    app.router.add_get("/api/openapi.json", openapi)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app
 
@@ -68,6 +75,14 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ROOMS] = registry
     yield
     await registry.stop()
+
+
+async def _hosts_ctx(app: web.Application) -> AsyncIterator[None]:
+    hosts = DayHosts(app[CONFIG], app[DATABASE], app[ROOMS])
+    app[HOSTS] = hosts
+    await hosts.start_days_under_way()
+    yield
+    await hosts.stop()
 
 
 async def _close_sockets(app: web.Application) -> None:

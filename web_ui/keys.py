@@ -10,10 +10,12 @@ from defense_room.config import Config
 from storage.db import Database
 from storage.invites import InviteStore
 
+from .hosts import DayHosts
 from .rooms import RoomRegistry
 
 CONFIG = web.AppKey("config", Config)
 DATABASE = web.AppKey("database", Database)
 INVITES = web.AppKey("invites", InviteStore)
 ROOMS = web.AppKey("rooms", RoomRegistry)
+HOSTS = web.AppKey("hosts", DayHosts)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])

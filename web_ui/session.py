@@ -14,12 +14,13 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from defense_room.dayhost import DayHost
 from media.errors import MediaError, OutOfTurnError
 from media.peer import Peer
 from media.room import ParticipantInfo
 from storage.errors import InviteError
 
-from .keys import CONFIG, INVITES, ROOMS
+from .keys import CONFIG, HOSTS, INVITES, ROOMS
 from .rooms import RoomRegistry
 from .signaling import (
     Answer,
@@ -129,13 +130,24 @@ class SignalingSession:
              **({"credential": s.credential} if s.credential else {})}
             for s in self._config.ice_servers
         ]
+        host = await self._day_host(invite.day_id)
         self._peer = await room.join(info, self.send, lambda roster: {
             "type": "welcome",
             "participant": info.as_json(),
             "iceServers": ice_servers,
             "participants": roster,
+            **({"state": host.state_message()["state"]} if host is not None else {}),
         })
         return True
+
+    async def _day_host(self, day_id: int) -> DayHost | None:
+        """The day's procedure, started before the media so presence is seen from the
+        first moment; a day whose procedure cannot start still gets its media."""
+        try:
+            return await self._app[HOSTS].host(day_id)
+        except Exception:
+            logger.exception("the procedure of day %s could not start", day_id)
+            return None
 
     async def _handle_text(self, text: str) -> None:
         try:

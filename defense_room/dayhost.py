@@ -1,0 +1,264 @@
+"""`DayHost`: one defense day running on the server.
+
+It joins the three owners of a day's state: the `ProcedureRunner` (rules, journal,
+timer), the `Room` (media) and the current `RoomRecording` (files). It feeds the
+runner what the media layer sees (presence) and what the recorder confirms, and
+carries out the runner's effects on the room and the recorder.
+
+Presence: the room reports each participant's media connection going up or down;
+one task (`_presence_loop`) turns those reports into `ParticipantJoined`/`Left`
+events, in order, and only when they differ from what the procedure believes, so
+the journal holds presence changes and nothing else. After a restart the
+procedure believes those present before the crash are still there; they get
+`reconnect_grace_s` to come back before they count as gone, so a server restart is
+not an absence and the talk's clock goes on as if nothing happened.
+
+Recording: `StartRecording`/`StopRecording` effects start or stop a take in a task
+of their own (the effect sink may not submit), which then submits the recorder's
+confirmation. A day whose procedure was recording when the server died resumes
+recording in a new take as soon as it starts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from media.forwarder import PublishedTrack
+from media.room import ParticipantInfo, Room
+from orchestrator import effects as fx
+from orchestrator import events as ev
+from orchestrator.codec import snapshot_to_json
+from orchestrator.errors import OrchestratorError
+from orchestrator.model import Settings, Snapshot
+from orchestrator.session import DefenseSession
+from recordings.room_recording import RoomRecording
+from storage.journal import Journal
+
+from .dayload import LoadedDay
+from .procedure import ProcedureRunner
+
+logger = logging.getLogger(__name__)
+
+
+class DayHost:
+    """Runs one defense day; see the module doc."""
+
+    def __init__(
+        self,
+        loaded: LoadedDay,
+        settings: Settings,
+        journal: Journal,
+        room: Room,
+        recordings_dir: Path,
+        *,
+        reconnect_grace_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._loaded = loaded
+        self._day_id = loaded.stored.day_id
+        self._room = room
+        self._journal = journal
+        self._folder = recordings_dir / f"day-{self._day_id}"
+        self._grace_s = reconnect_grace_s
+        self._clock = clock
+        self._runner = ProcedureRunner(
+            lambda: DefenseSession(loaded.day, settings), journal, self._day_id,
+            self._carry_out, clock,
+        )
+        self._recording: RoomRecording | None = None
+        self._presence: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+        self._grace: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._presence_task: asyncio.Task[None] | None = None
+        self._started = False
+
+    @property
+    def day_id(self) -> int:
+        return self._day_id
+
+    @property
+    def loaded(self) -> LoadedDay:
+        return self._loaded
+
+    @property
+    def runner(self) -> ProcedureRunner:
+        return self._runner
+
+    @property
+    def recording(self) -> RoomRecording | None:
+        return self._recording
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._runner.snapshot
+
+    def state_message(self) -> dict[str, Any]:
+        """The ``state`` message every participant receives on join and on change."""
+        return {"type": "state", "state": snapshot_to_json(self._runner.snapshot),
+                "server_time": self._clock()}
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._runner.start()
+        self._started = True
+        self._room.observe(self)
+        self._presence_task = asyncio.create_task(self._presence_loop())
+        snapshot = self._runner.snapshot
+        for person_id in sorted(snapshot.present - self._room.present):
+            # Present before a restart: give them time to come back.
+            loop = asyncio.get_running_loop()
+            self._grace[person_id] = loop.call_later(
+                self._grace_s, self._grace_over, person_id)
+        for person_id in sorted(self._room.present - snapshot.present):
+            self._presence.put_nowait((person_id, True))
+        for student_id, student in self._loaded.students.items():
+            if student.consent_at is not None and student_id not in snapshot.consented:
+                await self._runner.submit(ev.ConsentOnFile(now=0, student=student_id))
+        self._room.set_lobby(snapshot.lobby)
+        if snapshot.recording:
+            await self._journal.append(self._day_id, None, "recording_resumed",
+                                       {"reason": "server restarted"}, self._clock())
+            await self._start_take()
+        logger.info("day %s hosted: phase %s", self._day_id, snapshot.phase.value)
+
+    async def stop(self) -> None:
+        """Stop the timer, presence work and recording (files closed). Idempotent."""
+        self._room.unobserve(self)
+        for handle in self._grace.values():
+            handle.cancel()
+        self._grace.clear()
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+            await asyncio.gather(self._presence_task, return_exceptions=True)
+            self._presence_task = None
+        await self._runner.stop()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._recording is not None:
+            await self._recording.stop()
+            self._recording = None
+
+    # -- commands --------------------------------------------------------------------
+
+    async def act(self, event: ev.Event) -> Snapshot:
+        """Submit a person's command; raises the core's error if it is refused."""
+        await self._runner.submit(event)
+        return self._runner.snapshot
+
+    async def consent_recorded(self, student_id: str) -> None:
+        if student_id not in self._runner.snapshot.consented:
+            await self._runner.submit(ev.ConsentOnFile(now=0, student=student_id))
+
+    # -- RoomObserver ----------------------------------------------------------------
+
+    def presence_changed(self, participant: ParticipantInfo, present: bool) -> None:
+        if present:
+            handle = self._grace.pop(participant.id, None)
+            if handle is not None:
+                handle.cancel()
+        self._presence.put_nowait((participant.id, present))
+
+    def publication_added(self, participant: ParticipantInfo, track: PublishedTrack) -> None:
+        pass
+
+    def publication_removed(self, participant: ParticipantInfo, track: PublishedTrack) -> None:
+        pass
+
+    # -- presence --------------------------------------------------------------------
+
+    def _grace_over(self, person_id: str) -> None:
+        self._grace.pop(person_id, None)
+        if person_id not in self._room.present:
+            self._presence.put_nowait((person_id, False))
+
+    async def _presence_loop(self) -> None:
+        while True:
+            person_id, present = await self._presence.get()
+            if person_id in self._grace and not present:
+                continue  # still within the grace after a restart
+            if present == (person_id in self._runner.snapshot.present):
+                continue
+            event: ev.Event = (ev.ParticipantJoined(now=0, actor=person_id) if present
+                               else ev.ParticipantLeft(now=0, actor=person_id))
+            try:
+                await self._runner.submit(event)
+            except OrchestratorError as exc:
+                logger.warning("day %s: presence of %s not taken: %s",
+                               self._day_id, person_id, exc)
+            except Exception:
+                logger.exception("day %s: presence of %s failed", self._day_id, person_id)
+
+    # -- effects ---------------------------------------------------------------------
+
+    async def _carry_out(self, effect: fx.Effect) -> None:
+        """The runner's effect sink: runs under its lock, so it never submits."""
+        if isinstance(effect, fx.Broadcast):
+            await self._room.broadcast(self.state_message())
+        elif isinstance(effect, fx.StartRecording):
+            self._spawn(self._recording_on())
+        elif isinstance(effect, fx.StopRecording):
+            self._spawn(self._recording_off())
+        elif isinstance(effect, fx.MoveToLobby | fx.AdmitFromLobby):
+            waiting = isinstance(effect, fx.MoveToLobby)
+            lobby = (self._room.lobby | {effect.person} if waiting
+                     else self._room.lobby - {effect.person})
+            self._room.set_lobby(lobby)
+            await self._room.send_to(effect.person, {"type": "lobby", "waiting": waiting})
+        elif isinstance(effect, fx.Notice):
+            await self._notice("notice", text=effect.text, clause=effect.clause)
+        elif isinstance(effect, fx.Warn):
+            await self._notice("warning", phase=effect.phase.value if effect.phase else None,
+                               seconds_left=effect.seconds_left)
+        elif isinstance(effect, fx.Overtime):
+            await self._notice("overtime", phase=effect.phase.value if effect.phase else None)
+        elif isinstance(effect, fx.MarkAbsent):
+            await self._notice("absent", student=effect.student, clause=effect.clause)
+        elif isinstance(effect, fx.Reschedule):
+            await self._notice("rescheduled", student=effect.student, reason=effect.reason,
+                               clause=effect.clause)
+        elif isinstance(effect, fx.PublishResults):
+            await self._notice("results", grades={s: g.value for s, g in effect.grades})
+        # SaveVote and Journal lines are in the journal already, as the events that
+        # caused them; the protocol is built by replaying it.
+
+    async def _notice(self, kind: str, **fields: Any) -> None:
+        await self._room.broadcast({"type": "notice", "kind": kind, **fields})
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- recording -------------------------------------------------------------------
+
+    async def _start_take(self) -> bool:
+        if self._recording is not None:
+            return True
+        take = RoomRecording(self._room, self._folder, started_at=self._clock())
+        try:
+            await take.start()
+        except Exception:
+            logger.exception("day %s: the recording could not start", self._day_id)
+            await take.stop()
+            await self._notice("notice", text="the recording could not start", clause="7.11")
+            return False
+        self._recording = take
+        return True
+
+    async def _recording_on(self) -> None:
+        if await self._start_take():
+            await self._runner.submit(ev.RecordingStarted(now=0))
+
+    async def _recording_off(self) -> None:
+        take, self._recording = self._recording, None
+        if take is not None:
+            await take.stop()
+        await self._runner.submit(ev.RecordingStopped(now=0))

@@ -1,0 +1,95 @@
+"""The defense days a running server hosts: one `DayHost` per day, started once.
+
+A day is hosted from its first join or API call, and at startup if its journal
+shows a procedure under way (so its timers fire, and recording resumes, even
+before anyone reconnects). All hosts stop before the rooms do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from defense_room.config import Config
+from defense_room.dayhost import DayHost
+from defense_room.dayload import load_day, settings_from
+from defense_room.procedure import EVENT_KIND
+from storage.db import Database
+from storage.journal import Journal
+
+from .rooms import RoomRegistry
+
+logger = logging.getLogger(__name__)
+
+
+class DayHosts:
+    """Owns every DayHost of the server."""
+
+    def __init__(self, config: Config, db: Database, rooms: RoomRegistry) -> None:
+        self._config = config
+        self._db = db
+        self._rooms = rooms
+        self._journal = Journal(db)
+        self._hosts: dict[int, DayHost] = {}
+        self._starting: dict[int, asyncio.Task[DayHost]] = {}
+        self._stopped = False
+
+    def get(self, day_id: int) -> DayHost | None:
+        return self._hosts.get(day_id)
+
+    async def host(self, day_id: int) -> DayHost:
+        """The running host of `day_id`, started on first use.
+
+        Raises `storage.errors.NotFoundError` for an unknown day and the runner's
+        `ProcedureError` if its journal cannot be replayed.
+        """
+        host = self._hosts.get(day_id)
+        if host is not None:
+            return host
+        if self._stopped:
+            raise RuntimeError("the server is shutting down")
+        task = self._starting.get(day_id)
+        if task is None:
+            # Concurrent first callers share one start.
+            task = self._starting[day_id] = asyncio.ensure_future(self._start(day_id))
+            task.add_done_callback(lambda _t: self._starting.pop(day_id, None))
+        return await asyncio.shield(task)
+
+    async def _start(self, day_id: int) -> DayHost:
+        loaded = await load_day(self._db, day_id)
+        host = DayHost(
+            loaded,
+            settings_from(self._config),
+            self._journal,
+            self._rooms.room_for(str(day_id)),
+            self._config.recordings_dir,
+            reconnect_grace_s=self._config.absence.reconnect_grace_s,
+        )
+        await host.start()
+        self._hosts[day_id] = host
+        return host
+
+    async def start_days_under_way(self) -> None:
+        """Host every day whose procedure has begun and not yet closed."""
+        rows = await self._db.query(
+            "SELECT DISTINCT day_id FROM journal WHERE kind = ?", [EVENT_KIND])
+        for row in rows:
+            day_id = int(row["day_id"])
+            closed = await self._db.query(
+                "SELECT 1 FROM journal WHERE day_id = ? AND kind = ?"
+                " AND json_extract(detail, '$.type') = 'CloseSitting' LIMIT 1",
+                [day_id, EVENT_KIND])
+            if closed:
+                continue
+            try:
+                await self.host(day_id)
+            except Exception:
+                logger.exception("could not resume the procedure of day %s", day_id)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        for task in list(self._starting.values()):
+            await asyncio.gather(task, return_exceptions=True)
+        for host in list(self._hosts.values()):
+            await host.stop()
+        self._hosts.clear()

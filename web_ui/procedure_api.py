@@ -1,0 +1,224 @@
+"""HTTP API of the defense procedure: state, one endpoint per command, OpenAPI.
+
+Every command is ``POST /api/days/{day_id}/actions/{action}`` with the caller's
+invite token as a Bearer token and the command's fields as a JSON object. The
+role is checked twice: here against the rights table (403 before anything runs)
+and again by the core. The core's refusals keep their clause:
+
+- 400 ``malformed``: the body is not the JSON object the action takes;
+- 401/403: no or a bad token, another day, or a role without the right;
+- 409 ``forbidden``: the rules forbid it now (``clause`` says which);
+- 422 ``unknown_person``: the body names someone not on the day;
+- 503 ``procedure_stopped``: the procedure's journal failed; restart the server.
+
+A successful command answers ``{"state": ...}``, the same state every participant
+receives over their WebSocket as a ``state`` message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from defense_room.procedure import ProcedureError
+from orchestrator import events as ev
+from orchestrator.codec import EventCodecError, event_from_json, snapshot_to_json
+from orchestrator.errors import ForbiddenAction, NotAllowedForRole, UnknownPerson
+from orchestrator.model import Grade, Role
+from orchestrator.phases import ACTIONS, RIGHTS
+from storage.errors import NotFoundError
+
+from .auth import require_invite
+from .keys import HOSTS
+
+ALL_ROLES = frozenset(Role)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    path: str
+    event: type[ev.Event]
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The body fields: the event's fields less the stamped time and the actor."""
+        hints = typing.get_type_hints(self.event)
+        return {f.name: hints[f.name] for f in dataclasses.fields(self.event)
+                if f.name not in ("now", "actor")}
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return RIGHTS[self.event]
+
+
+#: The commands people give, by URL name. Presence and recorder confirmations are
+#: facts from the media layer and have no endpoint.
+ACTION_LIST: tuple[Action, ...] = (
+    Action("open-sitting", ev.OpenSitting),
+    Action("recording", ev.SetRecording),
+    Action("identity", ev.IdentityDecided),
+    Action("announce-limits", ev.AnnounceLimits),
+    Action("queue", ev.ReorderQueue),
+    Action("call", ev.CallStudent),
+    Action("start-defense", ev.StartDefense),
+    Action("next-phase", ev.NextPhase),
+    Action("question", ev.RecordQuestion),
+    Action("valid-reason", ev.RecordValidReason),
+    Action("move-defense", ev.MoveDefense),
+    Action("return-time", ev.TellReturnTime),
+    Action("closed-sitting", ev.StartClosedSitting),
+    Action("vote", ev.CastVote),
+    Action("announce-results", ev.AnnounceResults),
+    Action("close-sitting", ev.CloseSitting),
+)
+ACTIONS_BY_PATH = {action.path: action for action in ACTION_LIST}
+
+
+def _error(cls: type[web.HTTPError], code: str, message: str, **extra: Any) -> web.HTTPError:
+    return cls(text=json.dumps({"error": code, "message": message, **extra}, ensure_ascii=False),
+               content_type="application/json")
+
+
+async def day_state(request: web.Request) -> web.Response:
+    """GET /api/days/{day_id}/state: the procedure's state and who is who."""
+    day_id = int(request.match_info["day_id"])
+    await require_invite(request, day_id, ALL_ROLES)
+    host = await request.app[HOSTS].host(day_id)
+    people = [{"id": p.person_id, "name": p.name, "role": p.role.value}
+              for p in host.loaded.day.people]
+    return web.json_response({**host.state_message(), "people": people},
+                             headers={"Cache-Control": "no-store"})
+
+
+async def day_action(request: web.Request) -> web.Response:
+    """POST /api/days/{day_id}/actions/{action}: one command of the procedure."""
+    day_id = int(request.match_info["day_id"])
+    action = ACTIONS_BY_PATH.get(request.match_info["action"])
+    if action is None:
+        raise _error(web.HTTPNotFound, "unknown_action",
+                     f"no action {request.match_info['action']!r}; the actions are "
+                     + ", ".join(ACTIONS_BY_PATH))
+    invite = await require_invite(request, day_id, action.roles)
+    body = await _body(request)
+    try:
+        event = event_from_json(
+            {**body, "type": action.event.__name__, "now": 0.0, "actor": str(invite.person_id)})
+    except EventCodecError as exc:
+        raise _error(web.HTTPBadRequest, "malformed", str(exc)) from None
+    try:
+        host = await request.app[HOSTS].host(day_id)
+    except NotFoundError as exc:
+        raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
+    try:
+        snapshot = await host.act(event)
+    except ForbiddenAction as exc:
+        raise _error(web.HTTPConflict, "forbidden", str(exc), clause=exc.clause) from None
+    except NotAllowedForRole as exc:
+        raise _error(web.HTTPForbidden, "role", str(exc)) from None
+    except UnknownPerson as exc:
+        raise _error(web.HTTPUnprocessableEntity, "unknown_person", str(exc)) from None
+    except ProcedureError as exc:
+        raise _error(web.HTTPServiceUnavailable, "procedure_stopped", str(exc)) from None
+    return web.json_response({"state": snapshot_to_json(snapshot)})
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _error(web.HTTPBadRequest, "malformed", f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _error(web.HTTPBadRequest, "malformed", "the body must be a JSON object")
+    reserved = sorted({"type", "now", "actor"} & body.keys())
+    if reserved:
+        raise _error(web.HTTPBadRequest, "malformed",
+                     f"{', '.join(reserved)} are set by the server, not the caller")
+    return body
+
+
+# -- OpenAPI -----------------------------------------------------------------------------
+
+def _schema(hint: Any) -> dict[str, Any]:
+    if hint is bool:
+        return {"type": "boolean"}
+    if hint is float:
+        return {"type": "number", "description": "unix time in seconds"}
+    if hint is str:
+        return {"type": "string"}
+    if hint is Grade:
+        return {"type": "string", "enum": [g.value for g in Grade]}
+    if typing.get_origin(hint) is tuple:
+        return {"type": "array", "items": _schema(typing.get_args(hint)[0])}
+    raise TypeError(f"no schema for {hint!r}")
+
+
+_ERRORS = {
+    "400": "malformed body", "401": "no, wrong, expired or revoked invite token",
+    "403": "another day's token or a role without this right",
+    "409": "forbidden by the rules now; `clause` names the clause",
+    "422": "names a person not on this day", "503": "the procedure stopped; restart",
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of the procedure API, built from the action table."""
+    day = {"name": "day_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    error = {"$ref": "#/components/schemas/Error"}
+    paths: dict[str, Any] = {
+        "/api/days/{day_id}/state": {"get": {
+            "summary": "The procedure's state (any invited person of the day)",
+            "parameters": [day], "security": [{"invite": []}],
+            "responses": {"200": {"description": "state, server_time and people"},
+                          "401": {"description": _ERRORS["401"]},
+                          "403": {"description": _ERRORS["403"]}}}},
+        "/api/days/{day_id}/readiness": {"get": {
+            "summary": "Readiness of every student (B1); secretary or chair",
+            "parameters": [day], "security": [{"invite": []}],
+            "responses": {"200": {"description": "per-student report"}}}},
+    }
+    for action in ACTION_LIST:
+        what, clause = ACTIONS.get(action.event, (action.event.__name__, ""))
+        fields = action.fields
+        paths[f"/api/days/{{day_id}}/actions/{action.path}"] = {"post": {
+            "operationId": action.path.replace("-", "_"),
+            "summary": f"{what[0].upper()}{what[1:]} (clause {clause}); "
+                       f"allowed: {', '.join(sorted(r.value for r in action.roles))}",
+            "parameters": [day], "security": [{"invite": []}],
+            "requestBody": {"required": bool(fields), "content": {"application/json": {
+                "schema": {"type": "object", "additionalProperties": False,
+                           "required": sorted(fields),
+                           "properties": {n: _schema(h) for n, h in fields.items()}}}}},
+            "responses": {
+                "200": {"description": "accepted; the new state",
+                        "content": {"application/json": {"schema": {
+                            "type": "object", "properties": {"state": {"type": "object"}}}}}},
+                **{code: {"description": text,
+                          "content": {"application/json": {"schema": error}}}
+                   for code, text in _ERRORS.items()},
+            }}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Defense room procedure API", "version": "1"},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"invite": {
+                "type": "http", "scheme": "bearer",
+                "description": "the personal invite token from the invite link"}},
+            "schemas": {"Error": {"type": "object", "required": ["error", "message"],
+                                  "properties": {"error": {"type": "string"},
+                                                 "message": {"type": "string"},
+                                                 "clause": {"type": "string"}}}},
+        },
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """GET /api/openapi.json."""
+    return web.json_response(openapi_document())
