@@ -53,6 +53,12 @@ class ClientState:
     errors: list[dict[str, Any]] = field(default_factory=list)
     bye: str | None = None
     offers_answered: int = 0
+    #: The procedure's state as last pushed (``welcome`` or ``state``), and when.
+    procedure: dict[str, Any] | None = None
+    server_time: float | None = None
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    #: Whether the server says we wait in the lobby (closed sitting).
+    lobby: bool = False
 
 
 class RoomClient:
@@ -110,6 +116,7 @@ class RoomClient:
         assert msg["type"] == "welcome", msg
         self.state.welcome = msg
         self.state.roster = msg["participants"]
+        self.state.procedure = msg.get("state")
         self._pc = self._new_peer_connection(msg["iceServers"])
         self._reader = asyncio.create_task(self._read())
         return msg
@@ -195,6 +202,13 @@ class RoomClient:
             await self._answer_offer(msg)
         elif kind == "participants":
             self.state.roster = msg["participants"]
+        elif kind == "state":
+            self.state.procedure = msg["state"]
+            self.state.server_time = msg["server_time"]
+        elif kind == "notice":
+            self.state.notices.append(msg)
+        elif kind == "lobby":
+            self.state.lobby = msg["waiting"]
         elif kind == "error":
             self.state.errors.append(msg)
         elif kind == "bye":

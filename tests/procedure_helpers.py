@@ -1,0 +1,86 @@
+"""Shared pieces of the tests that run a defense day on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from defense_room.dayfile import CommissionSpec, DaySpec, StudentSpec
+
+TZ = "Europe/Moscow"
+COMMISSION = CommissionSpec(
+    chair="Соколов Андрей", members=("Кузнецова Елена", "Морозов Дмитрий", "Волкова Ольга"),
+    secretary="Новикова Мария")
+
+
+def day_spec(starts_at: float, students: int = 2) -> DaySpec:
+    """A day starting at `starts_at` (to the minute) with consenting students."""
+    moment = datetime.datetime.fromtimestamp(starts_at, zoneinfo.ZoneInfo(TZ))
+    consent = moment - datetime.timedelta(days=10)
+    return DaySpec(
+        title="Защиты ВКР", date=moment.date(), start=moment.time().replace(second=0, microsecond=0),
+        timezone=TZ, norm_control_required=False, commission=COMMISSION,
+        students=tuple(
+            StudentSpec(name=f"Студент {n}", thesis_title=f"Тема {n}", supervisor="Лебедев",
+                        reviewer="Орлова", timezone=TZ, consent_at=consent, documents=())
+            for n in range(1, students + 1)),
+    )
+
+
+@dataclass
+class ApiError(Exception):
+    status: int
+    body: dict[str, Any]
+
+
+class Api:
+    """The procedure API as one person calls it, with their invite token."""
+
+    def __init__(self, base_url: str, day_id: int, token: str) -> None:
+        self._base = f"{base_url}/api/days/{day_id}"
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def state(self) -> dict[str, Any]:
+        async with self._session.get(f"{self._base}/state", headers=self._headers) as r:
+            body: dict[str, Any] = await r.json()
+            if r.status != 200:
+                raise ApiError(r.status, body)
+            return body
+
+    async def act(self, action: str, **body: Any) -> dict[str, Any]:
+        async with self._session.post(f"{self._base}/actions/{action}", json=body,
+                                      headers=self._headers) as r:
+            answer: dict[str, Any] = await r.json()
+            if r.status != 200:
+                raise ApiError(r.status, answer)
+            state: dict[str, Any] = answer["state"]
+            return state
+
+    async def refused(self, action: str, **body: Any) -> ApiError:
+        try:
+            await self.act(action, **body)
+        except ApiError as exc:
+            return exc
+        raise AssertionError(f"{action} {body} was accepted")
+
+    async def wait_state(self, predicate: Callable[[dict[str, Any]], bool], what: str,
+                         timeout: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            state: dict[str, Any] = (await self.state())["state"]
+            if predicate(state):
+                return state
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; state: {state}")
+            await asyncio.sleep(0.1)
