@@ -27,6 +27,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.events import Event
 from orchestrator.model import Snapshot
 from orchestrator.session import DefenseSession
+from storage.errors import JournalTampered
 from storage.journal import Journal
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,14 @@ class ProcedureRunner:
         if self._running:
             raise ProcedureError(f"the procedure of day {self._day_id} is already running")
         self._loop = asyncio.get_running_loop()
+        try:
+            # A changed or deleted event would replay into a different state.
+            await self._journal.verify()
+        except JournalTampered as exc:
+            raise ProcedureError(
+                f"the journal fails verification, so the procedure of day {self._day_id} "
+                f"cannot be rebuilt from it: {exc}"
+            ) from exc
         session = self._session_factory()
         replayed = 0
         for entry in await self._journal.entries(self._day_id):

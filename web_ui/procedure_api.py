@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from defense_room.dayhost import DayHost
 from defense_room.procedure import ProcedureError
 from orchestrator import events as ev
 from orchestrator.codec import EventCodecError, event_from_json, snapshot_to_json
@@ -88,7 +89,7 @@ async def day_state(request: web.Request) -> web.Response:
     """GET /api/days/{day_id}/state: the procedure's state and who is who."""
     day_id = int(request.match_info["day_id"])
     await require_invite(request, day_id, ALL_ROLES)
-    host = await request.app[HOSTS].host(day_id)
+    host = await _host(request, day_id)
     people = [{"id": p.person_id, "name": p.name, "role": p.role.value}
               for p in host.loaded.day.people]
     return web.json_response({**host.state_message(), "people": people},
@@ -110,10 +111,7 @@ async def day_action(request: web.Request) -> web.Response:
             {**body, "type": action.event.__name__, "now": 0.0, "actor": str(invite.person_id)})
     except EventCodecError as exc:
         raise _error(web.HTTPBadRequest, "malformed", str(exc)) from None
-    try:
-        host = await request.app[HOSTS].host(day_id)
-    except NotFoundError as exc:
-        raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
+    host = await _host(request, day_id)
     try:
         snapshot = await host.act(event)
     except ForbiddenAction as exc:
@@ -125,6 +123,15 @@ async def day_action(request: web.Request) -> web.Response:
     except ProcedureError as exc:
         raise _error(web.HTTPServiceUnavailable, "procedure_stopped", str(exc)) from None
     return web.json_response({"state": snapshot_to_json(snapshot)})
+
+
+async def _host(request: web.Request, day_id: int) -> DayHost:
+    try:
+        return await request.app[HOSTS].host(day_id)
+    except NotFoundError as exc:
+        raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
+    except ProcedureError as exc:
+        raise _error(web.HTTPServiceUnavailable, "procedure_stopped", str(exc)) from None
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
