@@ -204,3 +204,64 @@ async def test_sigkill_during_the_talk_and_restart(
     finally:
         await sec.close()
     assert os.path.exists(database)
+
+
+async def test_those_who_do_not_come_back_after_a_restart_count_as_gone(
+        tmp_path: Path, isolated_network: None) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from web_ui.app import create_app
+    from web_ui.keys import DATABASE
+
+    from .conftest import make_config
+
+    config = make_config(tmp_path)
+    config = config.__class__(**{
+        **{f: getattr(config, f) for f in config.__dataclass_fields__},
+        "absence": config.absence.__class__(grace_minutes=15, reconnect_grace_s=0.5)})
+
+    async def run_server() -> TestServer:
+        test_server = TestServer(create_app(config), host="127.0.0.1", port=0)
+        await test_server.start_server()
+        return test_server
+
+    first = await run_server()
+    try:
+        spec = day_spec(time.time() + 60, students=1)
+        created = await RosterStore(first.app[DATABASE]).create_day(
+            spec, expires_at=time.time() + 86400, now=time.time())
+        tokens = dict(zip(["chair", "m1", "m2", "m3", "sec", "s1"],
+                          (i.token for i in created.invites), strict=True))
+        base = str(first.make_url("")).rstrip("/")
+        clients = []
+        for name in ("chair", "m1", "m2", "sec", "s1"):
+            client = RoomClient(base, tokens[name])
+            await client.connect()
+            await client.start_media()
+            clients.append(client)
+        sec = Api(base, created.day_id, tokens["sec"])
+        await sec.wait_state(lambda s: len(s["present"]) == 5, "five present")
+        await sec.act("open-sitting")
+        await sec.wait_state(lambda s: s["recording"], "recording on")
+        await sec.act("identity", student=clients[4].participant_id, accepted=True)
+        await sec.act("announce-limits")
+        await sec.act("start-defense", student=clients[4].participant_id)
+        await sec.close()
+    finally:
+        await first.close()  # hosts stop before the rooms: nobody is journaled as gone
+    for client in clients:
+        await client.close()
+
+    second = await run_server()
+    try:
+        base = str(second.make_url("")).rstrip("/")
+        sec = Api(base, created.day_id, tokens["sec"])
+        try:
+            state = (await sec.state())["state"]
+            assert len(state["present"]) == 5 and not state["paused"]
+            state = await sec.wait_state(lambda s: s["paused"], "the pause after the grace", 10)
+            assert state["present"] == [] and state["quorum"]["reached"] is False
+        finally:
+            await sec.close()
+    finally:
+        await second.close()

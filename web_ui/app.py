@@ -48,6 +48,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
     app.cleanup_ctx.append(_hosts_ctx)
+    app.on_shutdown.append(_stop_hosts)
     app.on_shutdown.append(_close_sockets)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
@@ -83,6 +84,14 @@ async def _hosts_ctx(app: web.Application) -> AsyncIterator[None]:
     await hosts.start_days_under_way()
     yield
     await hosts.stop()
+
+
+async def _stop_hosts(app: web.Application) -> None:
+    # Before the sockets close: a shutdown (an upgrade, a restart) is not everyone
+    # leaving, so their going must not reach the journal as absences.
+    hosts = app.get(HOSTS)
+    if hosts is not None:
+        await hosts.stop()
 
 
 async def _close_sockets(app: web.Application) -> None:
