@@ -61,14 +61,17 @@ def event_from_json(data: object) -> ev.Event:
     if cls is None:
         raise EventCodecError(f"unknown event type {name!r}")
     hints = _HINTS[cls]
-    names = [f.name for f in dataclasses.fields(cls)]
-    missing = [n for n in names if n not in data]
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
+    # A field added later with a default may be absent from older journal entries.
+    missing = [f.name for f in fields
+               if f.name not in data and f.default is dataclasses.MISSING]
     extra = sorted(k for k in data if k != "type" and k not in names)
     if missing or extra:
         raise EventCodecError(
             f"bad fields for {name}: missing {missing or 'none'}, unknown {extra or 'none'}"
         )
-    values = {n: _decode(data[n], hints[n], f"{name}.{n}") for n in names}
+    values = {n: _decode(data[n], hints[n], f"{name}.{n}") for n in names if n in data}
     return cls(**values)
 
 

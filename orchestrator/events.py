@@ -51,9 +51,13 @@ class OpenSitting(Event):
 
 @dataclass(frozen=True, slots=True)
 class IdentityDecided(Event):
+    """The secretary's decision on a student's identity (clause 7.5); the automatic
+    face check only advises, and its score never reaches the journal."""
+
     actor: str
     student: str
     accepted: bool
+    comment: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,11 @@ class Action:
                 if f.name not in ("now", "actor")}
 
     @property
+    def required(self) -> list[str]:
+        return sorted(f.name for f in dataclasses.fields(self.event)
+                      if f.name not in ("now", "actor") and f.default is dataclasses.MISSING)
+
+    @property
     def roles(self) -> frozenset[Role]:
         return RIGHTS[self.event]
 
@@ -200,7 +205,7 @@ def openapi_document() -> dict[str, Any]:
             "parameters": [day], "security": [{"invite": []}],
             "requestBody": {"required": bool(fields), "content": {"application/json": {
                 "schema": {"type": "object", "additionalProperties": False,
-                           "required": sorted(fields),
+                           "required": action.required,
                            "properties": {n: _schema(h) for n, h in fields.items()}}}}},
             "responses": {
                 "200": {"description": "accepted; the new state",
