@@ -40,9 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     for sub in (day_import, day_readiness):
         sub.add_argument("--config", type=Path, default=None,
                          help=f"configuration file (default: {DEFAULT_CONFIG_PATH} if it exists)")
+    commands.add_parser(
+        "organizer-token",
+        help="make a token for creating days over HTTP and the config line that allows it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "organizer-token":
+        return print_organizer_token()
     try:
         config = _load(args.config)
         if args.command == "serve":
@@ -56,6 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"defense-room: configuration error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def print_organizer_token() -> int:
+    """Print a fresh organizer token and the configuration line that accepts it."""
+    import secrets
+
+    from storage.invites import hash_token
+
+    token = secrets.token_urlsafe(32)
+    print(f"Organizer token (keep it secret; it is not stored anywhere):\n  {token}\n"
+          "Put this into config.yaml and restart the server:\n"
+          f"api:\n  organizer_token_sha256: \"{hash_token(token)}\"", flush=True)
     return 0
 
 

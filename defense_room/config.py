@@ -149,6 +149,20 @@ class RetentionConfig:
     days: int = field(default=30, metadata=_between(1, 3650))
 
 
+def _check_sha256(value: str | None) -> str | None:
+    if value is not None and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):
+        return "must be 64 lowercase hex digits (defense-room organizer-token prints them)"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """Who may create defense days over HTTP."""
+
+    # SHA-256 of the organizer's token; None: only the command line creates days.
+    organizer_token_sha256: str | None = field(default=None, metadata={"check": _check_sha256})
+
+
 @dataclass(frozen=True, slots=True)
 class InvitesConfig:
     """Invite link lifetime."""
@@ -172,6 +186,7 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     invites: InvitesConfig = field(default_factory=InvitesConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     @property
     def database_path(self) -> Path:

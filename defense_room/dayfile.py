@@ -107,8 +107,18 @@ def load_day_file(path: Path) -> DaySpec:
         data = yaml.load(_read(path), Loader=_Loader)
     except yaml.YAMLError as exc:
         raise DayFileError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_day(data, path)
+
+
+def parse_day(data: object, source: Path | str = "request body") -> DaySpec:
+    """Validate a day given as a mapping (a parsed YAML file or a JSON body).
+
+    `source` names it in error messages; a relative `students_csv` is read from
+    its folder, so a body (a str source) must list its students inline.
+    """
+    path = Path(source) if isinstance(source, str) else source
     if not isinstance(data, Mapping):
-        raise DayFileError(f"{path}: the file must be a mapping of keys, got {data!r}")
+        raise DayFileError(f"{path}: the day must be a mapping of keys, got {data!r}")
     where = _Where(path)
     where.check_keys(data, _DAY_KEYS, "")
     timezone = where.zone(where.require(data, "timezone", ""), "timezone")
@@ -130,6 +140,9 @@ def load_day_file(path: Path) -> DaySpec:
         )
     else:
         csv_name = where.text(data, "students_csv", "")
+        if isinstance(source, str):
+            raise where.error("students_csv", csv_name, "is only for day files; list the"
+                              " students under 'students'")
         students = load_students_csv(path.parent / csv_name, timezone)
     names = [s.name for s in students]
     for name in names:

@@ -197,6 +197,9 @@ async def test_the_api_refuses_bad_requests_and_leaves_the_state(server: Running
             schema = vote["requestBody"]["content"]["application/json"]["schema"]
             assert schema["required"] == ["grade", "student"]
             assert "chair, member" in vote["summary"]
+            assert doc["paths"]["/api/days/{day_id}/state"]["get"]["summary"].startswith("GET")
+            assert "post" in doc["paths"]["/api/days"]
+            assert "/api/days/{day_id}/actions/{action}" not in doc["paths"]
         finally:
             for api in (sec, other, nobody):
                 await api.close()

@@ -18,7 +18,9 @@ receives over their WebSocket as a ``state`` message.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import re
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -179,22 +181,35 @@ _ERRORS = {
 }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 description of the procedure API, built from the action table."""
+def _router_paths(app: web.Application) -> dict[str, Any]:
+    """Every other /api/ route, described by its handler's docstring."""
+    paths: dict[str, Any] = {}
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("formatter") or info.get("path") or ""
+        if (not path.startswith("/api/") or route.method == "HEAD"
+                or path.endswith("/actions/{action}") or path == "/api/openapi.json"):
+            continue  # the actions are described one by one below
+        path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)
+        doc = (inspect.getdoc(route.handler) or "").strip()
+        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for n in re.findall(r"\{(\w+)\}", path)]
+        paths.setdefault(path, {})[route.method.lower()] = {
+            "summary": doc.splitlines()[0] if doc else path,
+            **({"description": doc} if "\n" in doc else {}),
+            "parameters": params, "security": [{"invite": []}],
+            "responses": {"200": {"description": "see the summary"},
+                          **{code: {"description": _ERRORS[code]} for code in ("401", "403")}},
+        }
+    return paths
+
+
+def openapi_document(app: web.Application | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of the API: the procedure's commands in detail,
+    built from the action table, and every other /api/ route of `app`."""
     day = {"name": "day_id", "in": "path", "required": True, "schema": {"type": "integer"}}
     error = {"$ref": "#/components/schemas/Error"}
-    paths: dict[str, Any] = {
-        "/api/days/{day_id}/state": {"get": {
-            "summary": "The procedure's state (any invited person of the day)",
-            "parameters": [day], "security": [{"invite": []}],
-            "responses": {"200": {"description": "state, server_time and people"},
-                          "401": {"description": _ERRORS["401"]},
-                          "403": {"description": _ERRORS["403"]}}}},
-        "/api/days/{day_id}/readiness": {"get": {
-            "summary": "Readiness of every student (B1); secretary or chair",
-            "parameters": [day], "security": [{"invite": []}],
-            "responses": {"200": {"description": "per-student report"}}}},
-    }
+    paths: dict[str, Any] = _router_paths(app) if app is not None else {}
     for action in ACTION_LIST:
         what, clause = ACTIONS.get(action.event, (action.event.__name__, ""))
         fields = action.fields
@@ -233,4 +248,4 @@ def openapi_document() -> dict[str, Any]:
 
 async def openapi(request: web.Request) -> web.Response:
     """GET /api/openapi.json."""
-    return web.json_response(openapi_document())
+    return web.json_response(openapi_document(request.app))

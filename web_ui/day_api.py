@@ -1,0 +1,193 @@
+"""HTTP API of defense days: create one, keep its roster, show the queue.
+
+- ``POST /api/days``: the organizer (Bearer token whose SHA-256 is
+  ``api.organizer_token_sha256``) creates a day from the same fields as a day
+  file (students inline); the answer holds everyone's invite link, the only time
+  the tokens are known.
+- ``PATCH /api/days/{id}/students/{person}``: the secretary edits a student;
+  ``POST .../consent`` and ``POST .../documents`` record what came in (B1).
+- ``GET /api/days/{id}/queue``: the order of defenses as the procedure holds it,
+  each student with the start in their own time zone (B3), and when it locks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hmac
+import json
+import time
+import zoneinfo
+from typing import Any
+
+from aiohttp import web
+
+from defense_room.dayfile import DayFileError, parse_day
+from storage.errors import NotFoundError, StorageError
+from storage.invites import Role, expires_at_for_day, hash_token
+from orchestrator.documents import DocumentKind
+from storage.roster import RosterStore
+
+from .auth import require_invite
+from .keys import CONFIG, DATABASE, HOSTS
+
+SECRETARY = frozenset({Role.SECRETARY})
+COMMISSION = frozenset({Role.CHAIR, Role.MEMBER, Role.SECRETARY})
+_EDITABLE = ("thesis_title", "supervisor", "reviewer", "timezone")
+
+
+def _error(cls: type[web.HTTPError], code: str, message: str) -> web.HTTPError:
+    return cls(text=json.dumps({"error": code, "message": message}, ensure_ascii=False),
+               content_type="application/json")
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _error(web.HTTPBadRequest, "malformed", f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _error(web.HTTPBadRequest, "malformed", "the body must be a JSON object")
+    return body
+
+
+def _require_organizer(request: web.Request) -> None:
+    expected = request.app[CONFIG].api.organizer_token_sha256
+    if not expected:
+        raise _error(web.HTTPForbidden, "disabled",
+                     "creating days over HTTP is off: set api.organizer_token_sha256 in the"
+                     " configuration, or use 'defense-room day import'")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    valid = (scheme.lower() == "bearer" and 0 < len(token) <= 200 and token.isascii()
+             and hmac.compare_digest(hash_token(token), expected))
+    if not valid:
+        raise web.HTTPUnauthorized(
+            text=json.dumps({"error": "bad_token", "message": "send the organizer token as"
+                             " 'Authorization: Bearer <token>'"}),
+            content_type="application/json", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def create_day(request: web.Request) -> web.Response:
+    """POST /api/days."""
+    _require_organizer(request)
+    try:
+        spec = parse_day(await _json_object(request))
+    except DayFileError as exc:
+        raise _error(web.HTTPUnprocessableEntity, "invalid_day", str(exc)) from None
+    config = request.app[CONFIG]
+    created = await RosterStore(request.app[DATABASE]).create_day(
+        spec, expires_at=expires_at_for_day(spec.date, spec.timezone,
+                                            config.invites.valid_days_after),
+        now=time.time())
+    base = f"{request.scheme}://{request.host}"
+    return web.json_response({
+        "day_id": created.day_id,
+        "invites": [{"person_id": i.person_id, "role": i.role.value, "name": i.name,
+                     "link": f"{base}/j/{i.token}"} for i in created.invites],
+    }, status=201, headers={"Cache-Control": "no-store"})
+
+
+async def _student_of_day(request: web.Request) -> tuple[int, int]:
+    day_id = int(request.match_info["day_id"])
+    await require_invite(request, day_id, SECRETARY)
+    person_id = int(request.match_info["person_id"])
+    students = await RosterStore(request.app[DATABASE]).list_students(day_id)
+    if all(s.person_id != person_id for s in students):
+        raise _error(web.HTTPNotFound, "no_student",
+                     f"person {person_id} is not a student on the roster of day {day_id}")
+    return day_id, person_id
+
+
+async def update_student(request: web.Request) -> web.Response:
+    """PATCH /api/days/{day_id}/students/{person_id}."""
+    _, person_id = await _student_of_day(request)
+    body = await _json_object(request)
+    unknown = sorted(set(body) - set(_EDITABLE))
+    if unknown or not body:
+        raise _error(web.HTTPBadRequest, "malformed",
+                     f"give some of {', '.join(_EDITABLE)}; unknown: {', '.join(unknown) or '-'}")
+    if any(not isinstance(v, str) for v in body.values()):
+        raise _error(web.HTTPBadRequest, "malformed", "every field must be a text")
+    try:
+        await RosterStore(request.app[DATABASE]).update_student(
+            person_id, now=time.time(), **body)
+    except StorageError as exc:
+        raise _error(web.HTTPUnprocessableEntity, "invalid", str(exc)) from None
+    return web.json_response({"updated": sorted(body)})
+
+
+def _moment(body: dict[str, Any], key: str) -> float:
+    value = body.get(key, time.time())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _error(web.HTTPBadRequest, "malformed", f"{key} must be a unix time in seconds")
+    if value > time.time() + 60:
+        raise _error(web.HTTPUnprocessableEntity, "invalid", f"{key} is in the future")
+    return float(value)
+
+
+async def record_consent(request: web.Request) -> web.Response:
+    """POST /api/days/{day_id}/students/{person_id}/consent {"consent_at"?}."""
+    day_id, person_id = await _student_of_day(request)
+    at = _moment(await _json_object(request) if request.can_read_body else {}, "consent_at")
+    await RosterStore(request.app[DATABASE]).record_consent(person_id, at, now=time.time())
+    host = await request.app[HOSTS].host(day_id)
+    await host.consent_recorded(str(person_id))
+    return web.json_response({"consent_at": at})
+
+
+async def record_document(request: web.Request) -> web.Response:
+    """POST /api/days/{day_id}/students/{person_id}/documents {"kind", "uploaded_at"?}."""
+    _, person_id = await _student_of_day(request)
+    body = await _json_object(request)
+    try:
+        kind = DocumentKind(str(body.get("kind")))
+    except ValueError:
+        raise _error(web.HTTPBadRequest, "malformed", "kind must be one of "
+                     + ", ".join(k.value for k in DocumentKind)) from None
+    at = _moment(body, "uploaded_at")
+    await RosterStore(request.app[DATABASE]).record_document(
+        person_id, kind, at, now=time.time())
+    return web.json_response({"kind": kind.value, "uploaded_at": at}, status=201)
+
+
+async def day_queue(request: web.Request) -> web.Response:
+    """GET /api/days/{day_id}/queue: the order of defenses with local times (B3)."""
+    day_id = int(request.match_info["day_id"])
+    await require_invite(request, day_id, COMMISSION)
+    try:
+        host = await request.app[HOSTS].host(day_id)
+    except NotFoundError as exc:
+        raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
+    loaded, snapshot = host.loaded, host.snapshot
+    # Fresh from the roster: the secretary may have changed a time zone since.
+    roster_now = {str(s.person_id): s
+                  for s in await RosterStore(request.app[DATABASE]).list_students(day_id)}
+    starts_at = loaded.stored.starts_at
+    lock_minutes = request.app[CONFIG].queue.lock_minutes
+    statuses = dict(snapshot.statuses)
+    entries = []
+    for position, student_id in enumerate(snapshot.queue, 1):
+        roster = roster_now.get(student_id)
+        zone = roster.timezone if roster is not None else loaded.stored.timezone
+        local = datetime.datetime.fromtimestamp(starts_at, zoneinfo.ZoneInfo(zone))
+        entries.append({
+            "position": position, "student": student_id, "name": loaded.name(student_id),
+            "thesis_title": roster.thesis_title if roster is not None else None,
+            "timezone": zone, "sitting_starts_local": local.isoformat(timespec="minutes"),
+            "status": statuses[student_id].value,
+        })
+    locks_at = starts_at - 60 * lock_minutes
+    return web.json_response({
+        "starts_at": starts_at, "locks_at": locks_at, "locked": time.time() >= locks_at,
+        "queue": entries,
+    }, headers={"Cache-Control": "no-store"})
+
+
+def add_day_routes(app: web.Application) -> None:
+    day = r"/api/days/{day_id:\d+}"
+    student = day + r"/students/{person_id:\d+}"
+    app.router.add_post("/api/days", create_day)
+    app.router.add_get(day + "/queue", day_queue)
+    app.router.add_patch(student, update_student)
+    app.router.add_post(student + "/consent", record_consent)
+    app.router.add_post(student + "/documents", record_document)
