@@ -88,7 +88,7 @@ def _load(path: Path | None) -> Config:
 def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | None) -> int:
     """Run the server until interrupted (Ctrl+C or SIGTERM shut it down gracefully)."""
     from web_ui.app import create_app
-    from web_ui.keys import INVITES
+    from web_ui.keys import DATABASE
 
     listen_host = host or config.server.host
     listen_port = port if port is not None else config.server.port
@@ -113,7 +113,7 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
                          "this machine directly (same network or VPN).")
         if demo:
             invites = await create_demo_day(
-                app[INVITES], time.time(), valid_days_after=config.invites.valid_days_after)
+                app[DATABASE], time.time(), valid_days_after=config.invites.valid_days_after)
             lines.append("")
             lines.append("Demo defense day created. Personal invite links:")
             lines.extend(format_invite_lines(invites, base_url))

@@ -1,7 +1,8 @@
 """A ready-made defense day for trying the server out.
 
-`defense-room demo` (or a developer) creates one day with a full committee
-and three students, and prints one invite link per person.
+`defense-room serve --demo` creates one day with a full commission and three
+students, each with consent and every document on file, so the whole procedure
+can be run; then it prints one invite link per person.
 """
 
 from __future__ import annotations
@@ -10,7 +11,12 @@ import datetime
 import zoneinfo
 from collections.abc import Iterable
 
-from storage.invites import InviteStore, IssuedInvite, Role, expires_at_for_day
+from orchestrator.documents import ALWAYS_REQUIRED
+from storage.db import Database
+from storage.invites import IssuedInvite, Role, expires_at_for_day
+from storage.roster import RosterStore
+
+from .dayfile import CommissionSpec, DaySpec, DocumentSpec, StudentSpec
 
 DEMO_TITLE = "Demo defense day — Applied Informatics, group 42"
 
@@ -28,9 +34,35 @@ DEMO_PEOPLE: tuple[tuple[Role, str], ...] = (
     (Role.STUDENT, "Попов Артём Евгеньевич"),
 )
 
+DEMO_THESES = (
+    "Распознавание жестов на мобильных устройствах",
+    "Планирование расписания экзаменов методом ветвей и границ",
+    "Сжатие временных рядов датчиков без потерь",
+)
+
+
+def demo_spec(now: float, tz: str) -> DaySpec:
+    moment = datetime.datetime.fromtimestamp(now, tz=zoneinfo.ZoneInfo(tz))
+    filed = moment - datetime.timedelta(days=7)
+    names = {role: [n for r, n in DEMO_PEOPLE if r is role] for role in Role}
+    return DaySpec(
+        title=DEMO_TITLE, date=moment.date(),
+        start=moment.time().replace(second=0, microsecond=0), timezone=tz,
+        norm_control_required=False,
+        commission=CommissionSpec(chair=names[Role.CHAIR][0],
+                                  members=tuple(names[Role.MEMBER]),
+                                  secretary=names[Role.SECRETARY][0]),
+        students=tuple(
+            StudentSpec(name=name, thesis_title=title, supervisor="Лебедев Павел Игоревич",
+                        reviewer="Орлова Наталья Викторовна", timezone=tz,
+                        consent_at=filed - datetime.timedelta(days=3),
+                        documents=tuple(DocumentSpec(kind, filed) for kind in ALWAYS_REQUIRED))
+            for name, title in zip(names[Role.STUDENT], DEMO_THESES, strict=True)),
+    )
+
 
 async def create_demo_day(
-    store: InviteStore,
+    db: Database,
     now: float,
     tz: str = "Europe/Moscow",
     valid_days_after: int = 1,
@@ -40,12 +72,10 @@ async def create_demo_day(
     The day starts at `now`; invites expire at the end of today plus
     `valid_days_after` days. Returns the invites in DEMO_PEOPLE order.
     """
-    today = datetime.datetime.fromtimestamp(now, tz=zoneinfo.ZoneInfo(tz)).date()
-    day_id = await store.create_day(DEMO_TITLE, today, now, tz, now=now)
-    expires_at = expires_at_for_day(today, tz, valid_days_after)
-    return [
-        await store.issue(day_id, role, name, expires_at, now=now) for role, name in DEMO_PEOPLE
-    ]
+    spec = demo_spec(now, tz)
+    expires_at = expires_at_for_day(spec.date, tz, valid_days_after)
+    created = await RosterStore(db).create_day(spec, expires_at=expires_at, now=now)
+    return list(created.invites)
 
 
 def format_invite_lines(invites: Iterable[IssuedInvite], base_url: str) -> list[str]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from defense_room.demo import DEMO_TITLE, create_demo_day, format_invite_lines
+from defense_room.demo import DEMO_PEOPLE, DEMO_TITLE, create_demo_day, format_invite_lines
+from defense_room.readiness import readiness_report
 from storage.db import Database
 from storage.errors import InviteError, InviteRefusal, NotFoundError, StorageError
 from storage.invites import (
@@ -23,6 +24,7 @@ from storage.invites import (
     expires_at_for_day,
     hash_token,
 )
+from storage.roster import RosterStore
 
 NOW = datetime.datetime(2026, 11, 23, 9, 0, tzinfo=datetime.UTC).timestamp()
 DAY = datetime.date(2026, 11, 23)
@@ -204,8 +206,9 @@ def test_expiry_is_end_of_day_in_its_zone_plus_days() -> None:
     assert expires_at_for_day(DAY, "UTC", 0) == utc_midnight.timestamp()
 
 
-async def test_demo_day(store: InviteStore) -> None:
-    invites = await create_demo_day(store, NOW, valid_days_after=1)
+async def test_demo_day(db: Database, store: InviteStore) -> None:
+    invites = await create_demo_day(db, NOW, valid_days_after=1)
+    assert [(i.role, i.name) for i in invites] == list(DEMO_PEOPLE)
     assert Counter(invite.role for invite in invites) == {
         Role.CHAIR: 1,
         Role.MEMBER: 4,
@@ -227,3 +230,6 @@ async def test_demo_day(store: InviteStore) -> None:
     day = await store.get_day(first.day_id)
     assert day.title == DEMO_TITLE
     assert day.date == DAY
+    # Ready to defend: consent and every document on file (B1).
+    report = readiness_report(await RosterStore(db).day_roster(first.day_id), now=NOW)
+    assert [s.can_defend for s in report.students] == [True, True, True]
