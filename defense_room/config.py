@@ -110,6 +110,8 @@ class MediaConfig:
     join_timeout_s: float = field(default=10.0, metadata=_between(0.5, 300))
     keyframe_min_interval_ms: int = field(default=300, metadata=_between(0, 60_000))
     max_participants: int = field(default=32, metadata=_between(2, 1000))
+    # A participant whose tracks all stop for this long counts as gone (presence).
+    media_stall_s: float = field(default=15.0, metadata=_between(2, 600))
 
 
 # Upper bounds catch unit mix-ups (seconds typed as minutes), not policy.

@@ -80,6 +80,7 @@ class PublishedTrack:
         self._remb: dict[ForwardedTrack, tuple[int, float]] = {}
         self._remb_sink: RembSink | None = None
         self._last_remb_sent: int | None = None
+        self._last_packet_at: float | None = None
         self._closed = False
 
     @property
@@ -93,6 +94,13 @@ class PublishedTrack:
     @property
     def codec(self) -> RTCRtpCodecParameters:
         return self._codec
+
+    def silent_for(self, now: float | None = None) -> float | None:
+        """Seconds since the last packet arrived, on this track's clock; None if none
+        has arrived yet."""
+        if self._last_packet_at is None:
+            return None
+        return (self._clock() if now is None else now) - self._last_packet_at
 
     @property
     def subscriber_count(self) -> int:
@@ -119,6 +127,7 @@ class PublishedTrack:
         now = self._clock()
         if self._closed:
             return False
+        self._last_packet_at = now
         if packet.ssrc != self._ssrc:
             if self._ssrc is not None:
                 logger.info("publisher %s restarted %s stream (SSRC %d -> %d)",

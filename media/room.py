@@ -8,7 +8,10 @@ place that links publications to subscriptions.
 
 Presence comes from the media: a participant is present while their peer
 connection is ``connected`` (aiortc's ICE consent checks turn a vanished phone
-into ``failed`` within about 30 s), not while their WebSocket is open. A
+into ``failed`` within about 30 s) and, once they have sent media, while it
+still flows (no packet on any of their tracks for ``media_stall_s`` means gone:
+a frozen phone whose ICE still answers); not while their WebSocket is open. A
+one-second watchdog, running while the room has peers, notices stalls. A
 ``RoomObserver`` hears presence changes and publications come and go, each
 exactly once per change.
 """
@@ -66,6 +69,7 @@ class Room:
         ice_servers: list[RTCIceServer],
         keyframe_min_interval: float = 0.3,
         may_receive: Callable[[ParticipantInfo, ParticipantInfo], bool] = everyone,
+        media_stall_s: float = 15.0,
     ) -> None:
         self._room_id = room_id
         self._ice_servers = ice_servers
@@ -78,6 +82,8 @@ class Room:
         self._lobby: frozenset[str] = frozenset()
         self._present: dict[str, ParticipantInfo] = {}
         self._observers: list[RoomObserver] = []
+        self._media_stall_s = media_stall_s
+        self._watchdog: asyncio.TimerHandle | None = None
 
     @property
     def room_id(self) -> str:
@@ -148,15 +154,31 @@ class Room:
         for peer in list(self._peers.values()):
             await peer.send(message)
 
+    def _media_present(self, peer: Peer) -> bool:
+        if peer.connection_state != "connected":
+            return False
+        silences = [s for p in self._publications.get(peer.info.id, [])
+                    if (s := p.silent_for()) is not None]
+        return not silences or min(silences) < self._media_stall_s
+
+    def _watch(self) -> None:
+        self._watchdog = None
+        if not self._peers:
+            return
+        self._update_presence()
+        self._watchdog = asyncio.get_running_loop().call_later(1.0, self._watch)
+
     def _update_presence(self) -> None:
+        if self._watchdog is None and self._peers:
+            self._watchdog = asyncio.get_running_loop().call_later(1.0, self._watch)
         for pid, peer in self._peers.items():
-            if peer.connection_state == "connected" and pid not in self._present:
+            if self._media_present(peer) and pid not in self._present:
                 self._present[pid] = peer.info
                 for observer in list(self._observers):
                     observer.presence_changed(peer.info, True)
         for pid, info in list(self._present.items()):
             current = self._peers.get(pid)
-            if current is None or current.connection_state != "connected":
+            if current is None or not self._media_present(current):
                 del self._present[pid]
                 for observer in list(self._observers):
                     observer.presence_changed(info, False)
@@ -243,6 +265,9 @@ class Room:
         """Close every peer. Idempotent."""
         for participant_id in list(self._peers):
             await self.leave(participant_id, reason="shutdown")
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     async def _on_published(self, peer: Peer, publications: list[PublishedTrack]) -> None:
         """A peer answered its first offer: forward what it publishes to the others."""

@@ -34,6 +34,7 @@ class RoomRegistry:
                 room_id,
                 ice_servers=self._ice_servers,
                 keyframe_min_interval=self._config.media.keyframe_min_interval_ms / 1000,
+                media_stall_s=self._config.media.media_stall_s,
             )
         return room
 
