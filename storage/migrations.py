@@ -151,6 +151,55 @@ def _roster(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX documents_person_id ON documents(person_id)")
 
 
+@MIGRATIONS(name="0004_protocols")
+def _protocols(db: sqlite_utils.Database) -> None:
+    # Protocols (rules V5, V6; storage/protocols.py). Drafts are rebuilt from the
+    # journal on demand and never stored; what people do with them is. Both tables
+    # are evidence (clause 7.18): an approval and a signed protocol are never
+    # changed or deleted, so the triggers below refuse it outright.
+    db.execute(
+        """
+        CREATE TABLE protocol_approvals (
+            id INTEGER PRIMARY KEY,
+            day_id INTEGER NOT NULL REFERENCES defense_days(id),
+            protocol TEXT NOT NULL,       -- 'day' or the student's person id
+            person_id INTEGER NOT NULL REFERENCES people(id),
+            content_hash TEXT NOT NULL,   -- SHA-256 hex of the draft approved
+            approved_at REAL NOT NULL,
+            UNIQUE (day_id, protocol, person_id, content_hash)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE protocols (
+            day_id INTEGER NOT NULL REFERENCES defense_days(id),
+            protocol TEXT NOT NULL,       -- 'day' or the student's person id
+            content_hash TEXT NOT NULL,   -- SHA-256 hex of content_json
+            content_json TEXT NOT NULL,   -- canonical JSON of the protocol
+            html TEXT NOT NULL,           -- as signed, with approvals and signature
+            pdf BLOB NOT NULL,
+            approvals TEXT NOT NULL,      -- JSON [[person_id, content_hash, approved_at]]
+            signed_by INTEGER NOT NULL REFERENCES people(id),
+            signed_at REAL NOT NULL,
+            journal_id INTEGER NOT NULL,  -- the 'protocol_signed' journal event
+            PRIMARY KEY (day_id, protocol)
+        )
+        """
+    )
+    for table, what in (("protocols", "a signed protocol"),
+                        ("protocol_approvals", "a protocol approval")):
+        for action in ("UPDATE", "DELETE"):
+            db.execute(
+                f"""
+                CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table}
+                BEGIN
+                    SELECT RAISE(ABORT, '{what} is immutable');
+                END
+                """
+            )
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration to `db`; return the names applied."""
     pending = [migration.name for migration in MIGRATIONS.pending(db)]

@@ -29,6 +29,7 @@ from .day_api import add_day_routes
 from .hosts import DayHosts
 from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
 from .procedure_api import day_action, day_state, openapi
+from .protocol_api import add_protocol_routes
 from .rooms import RoomRegistry
 from .session import SignalingSession
 
@@ -56,6 +57,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/j/{token}", room_page)
     app.router.add_get("/ws", websocket)
     app.router.add_get(r"/api/days/{day_id:\d+}/readiness", day_readiness)
+    add_protocol_routes(app)
     app.router.add_get(r"/api/days/{day_id:\d+}/state", day_state)
     app.router.add_post(r"/api/days/{day_id:\d+}/actions/{action}", day_action)
     app.router.add_get("/api/openapi.json", openapi)

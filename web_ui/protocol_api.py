@@ -1,0 +1,263 @@
+"""Protocol API (rules V5, V6): list, read as JSON, HTML or PDF, approve, sign.
+
+    GET  /api/days/{day_id}/protocols                   chair, members, secretary
+    GET  /api/days/{day_id}/protocols/{which}?format=json|html|pdf
+                                                        chair, members, secretary
+    POST /api/days/{day_id}/protocols/{which}/approve   members; {"hash": "<hex>"}
+    POST /api/days/{day_id}/protocols/{which}/sign      the chair
+
+`which` is "day" or a student's person id. Every handler authenticates the bearer
+invite token and checks the role (`web_ui.auth`); students, supervisors, reviewers
+and observers read nothing here. A member approves the content hash they were shown,
+so approving a draft that changed since is refused (409) rather than silently
+approving something else. Refusals of the protocol rules become JSON replies in one
+place, `_refusal`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from defense_room.dayload import settings_from
+from defense_room.protocol_render import (
+    Endorsement, ProtocolRenderError, render_html, render_pdf,
+)
+from orchestrator.protocol import DayProtocol, ProtocolReplayError
+from storage.errors import NotFoundError, StorageError
+from storage.invites import Role
+from storage.protocols import (
+    Approval, ApprovalsMissing, AlreadySigned, DayDrafts, Draft, NotAnApprover, NotFinal,
+    ProtocolError, ProtocolStore, RecordingIndex, SignedProtocol, load_drafts,
+    missing_approvals, missing_message,
+)
+
+from .auth import require_invite
+from .keys import CONFIG, DATABASE
+
+READ_ROLES = frozenset({Role.CHAIR, Role.MEMBER, Role.SECRETARY})
+APPROVE_ROLES = frozenset({Role.MEMBER})
+SIGN_ROLES = frozenset({Role.CHAIR})
+FORMATS = ("json", "html", "pdf")
+
+RECORDING_INDEX = web.AppKey("protocol_recording_index", RecordingIndex)
+
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+# A protocol page shows people's typed text: allow no scripts, frames or fetches.
+_HTML_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_protocol_routes(app: web.Application) -> None:
+    """Register the protocol routes and the recording index they share."""
+    app[RECORDING_INDEX] = RecordingIndex()
+    base = r"/api/days/{day_id:\d+}/protocols"
+    app.router.add_get(base, _json_errors(list_protocols))
+    app.router.add_get(base + "/{which}", _json_errors(get_protocol))
+    app.router.add_post(base + "/{which}/approve", _json_errors(approve_protocol))
+    app.router.add_post(base + "/{which}/sign", _json_errors(sign_protocol))
+
+
+async def list_protocols(request: web.Request) -> web.Response:
+    """GET /api/days/{day_id}/protocols: every protocol of the day and its status.
+
+    The day's protocol, then each student's: draft, approved (by every member present)
+    or signed; its content hash; who approved it and whose approval is missing.
+    """
+    day_id = int(request.match_info["day_id"])
+    await require_invite(request, day_id, READ_ROLES)
+    drafts = await _drafts(request, day_id)
+    store = ProtocolStore(request.app[DATABASE])
+    approvals, signed = await store.approvals(day_id), await store.signed(day_id)
+    return _json({"day_id": day_id, "protocols": [
+        _summary(drafts.draft(w), approvals.get(w, []), signed.get(w)) for w in drafts.names]})
+
+
+async def get_protocol(request: web.Request) -> web.StreamResponse:
+    """GET /api/days/{day_id}/protocols/{which}?format=json|html|pdf: one protocol.
+
+    `which` is "day" or a student's person id. A signed protocol is served exactly
+    as signed; a draft as the journal has it now, with its content hash.
+    """
+    day_id, which = int(request.match_info["day_id"]), request.match_info["which"]
+    await require_invite(request, day_id, READ_ROLES)
+    fmt = request.query.get("format", "json")
+    if fmt not in FORMATS:
+        raise _error(web.HTTPBadRequest, "bad_format",
+                     f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)}.")
+    draft = (await _drafts(request, day_id)).draft(which)
+    store = ProtocolStore(request.app[DATABASE])
+    signed = (await store.signed(day_id, which)).get(which)
+    approvals = (await store.approvals(day_id)).get(which, [])
+    if fmt == "json":
+        content = signed.content_json if signed is not None else draft.content_json
+        return _json({**_summary(draft, approvals, signed), "content": json.loads(content)})
+    endorsement = _endorsement(draft, approvals, None)
+    if fmt == "html":
+        html = signed.html if signed is not None else render_html(draft.protocol, endorsement)
+        return web.Response(text=html, content_type="text/html", charset="utf-8",
+                            headers=_HTML_HEADERS)
+    pdf = signed.pdf if signed is not None else await asyncio.to_thread(
+        render_pdf, draft.protocol, endorsement)
+    name = f"protocol-day{day_id}-{which}.pdf"
+    return web.Response(body=pdf, content_type="application/pdf", headers={
+        "Cache-Control": "no-store", "Content-Disposition": f'inline; filename="{name}"'})
+
+
+async def approve_protocol(request: web.Request) -> web.Response:
+    """POST /api/days/{day_id}/protocols/{which}/approve: a member approves the draft.
+
+    Body {"hash": "<content hash>"}: the hash of the draft the member read. 409
+    stale_hash if the draft has changed since; 403 for a member not present.
+    """
+    day_id, which = int(request.match_info["day_id"]), request.match_info["which"]
+    invite = await require_invite(request, day_id, APPROVE_ROLES)
+    seen = await _hash_from_body(request)
+    draft = (await _drafts(request, day_id)).draft(which)
+    store = ProtocolStore(request.app[DATABASE])
+    approval = await store.approve(draft, invite.person_id, seen, time.time())
+    approvals = (await store.approvals(day_id)).get(which, [])
+    return _json({"approved": {"person_id": approval.person_id, "hash": approval.content_hash,
+                               "approved_at": approval.approved_at},
+                  "protocol": _summary(draft, approvals, None)})
+
+
+async def sign_protocol(request: web.Request) -> web.Response:
+    """POST /api/days/{day_id}/protocols/{which}/sign: the chair signs, last.
+
+    409 approvals_missing names the members who have not approved the current
+    draft. A signed protocol is stored for good and its hash goes into the journal.
+    """
+    day_id, which = int(request.match_info["day_id"]), request.match_info["which"]
+    invite = await require_invite(request, day_id, SIGN_ROLES)
+    draft = (await _drafts(request, day_id)).draft(which)
+    store = ProtocolStore(request.app[DATABASE])
+    if (await store.signed(day_id, which)).get(which) is not None:
+        raise AlreadySigned(f"protocol {which!r} of day {day_id} is already signed")
+    if draft.not_final is not None:
+        raise NotFinal(f"cannot sign protocol {which!r} yet: {draft.not_final}")
+    approvals = (await store.approvals(day_id)).get(which, [])
+    if missing := missing_approvals(draft, approvals):
+        raise ApprovalsMissing(missing_message(draft, missing, approvals))
+    now = time.time()
+    endorsement = _endorsement(draft, approvals, (invite.name, now))
+    html = render_html(draft.protocol, endorsement)
+    pdf = await asyncio.to_thread(render_pdf, draft.protocol, endorsement)
+    signed = await store.sign(draft, invite.person_id, html, pdf, now)
+    return _json(_summary(draft, approvals, signed))
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+async def _drafts(request: web.Request, day_id: int) -> DayDrafts:
+    config = request.app[CONFIG]
+    return await load_drafts(request.app[DATABASE], day_id, settings_from(config),
+                             config.recordings_dir / f"day-{day_id}", request.app[RECORDING_INDEX])
+
+
+async def _hash_from_body(request: web.Request) -> str:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    seen = body.get("hash") if isinstance(body, dict) else None
+    if not isinstance(seen, str) or not _HASH_RE.fullmatch(seen):
+        raise _error(web.HTTPBadRequest, "bad_request",
+                     'Send a JSON object {"hash": "<the protocol\'s content hash>"}: the '
+                     "64 lowercase hex digits shown with the draft you approve.")
+    return seen
+
+
+def _endorsement(draft: Draft, approvals: list[Approval],
+                 signed: tuple[str, float] | None) -> Endorsement:
+    names = draft.approvers
+    done = [a for a in approvals if a.content_hash == draft.content_hash and a.person_id in names]
+    return Endorsement(
+        content_hash=draft.content_hash,
+        approvals=tuple((names[a.person_id], a.approved_at) for a in done),
+        missing=tuple(missing_approvals(draft, approvals).values()),
+        signed=signed,
+    )
+
+
+def _summary(draft: Draft, approvals: list[Approval],
+             signed: SignedProtocol | None) -> dict[str, Any]:
+    """What the list shows of one protocol; for a signed one, what was signed."""
+    protocol = draft.protocol
+    names = {int(p.person_id): p.name for p in protocol.commission}
+    entry: dict[str, Any] = {"which": draft.which}
+    if isinstance(protocol, DayProtocol):
+        entry["kind"] = "day"
+    else:
+        entry["kind"] = "student"
+        entry["student"] = {"person_id": int(protocol.student.person_id),
+                            "name": protocol.student.name}
+    if signed is not None:
+        return {**entry, "status": "signed", "hash": signed.content_hash, "final": True,
+                "approved_by": [_person(a.person_id, names, a.approved_at)
+                                for a in signed.approvals],
+                "missing_approvals": [],
+                "signed": {**_person(signed.signed_by, names, signed.signed_at),
+                           "journal_id": signed.journal_id}}
+    missing = missing_approvals(draft, approvals)
+    done = [a for a in approvals
+            if a.content_hash == draft.content_hash and a.person_id in draft.approvers]
+    final = draft.not_final is None
+    return {**entry, "status": "approved" if final and not missing else "draft",
+            "hash": draft.content_hash, "final": final, "not_final": draft.not_final,
+            "approved_by": [_person(a.person_id, names, a.approved_at) for a in done],
+            "missing_approvals": [{"person_id": pid, "name": name}
+                                  for pid, name in missing.items()],
+            "signed": None}
+
+
+def _person(person_id: int, names: dict[int, str], at: float) -> dict[str, Any]:
+    return {"person_id": person_id, "name": names.get(person_id, str(person_id)), "at": at}
+
+
+def _json(data: dict[str, Any]) -> web.Response:
+    return web.json_response(data, headers={"Cache-Control": "no-store"},
+                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def _error(cls: type[web.HTTPError], code: str, message: str) -> web.HTTPError:
+    return cls(text=json.dumps({"error": code, "message": message}, ensure_ascii=False),
+               content_type="application/json")
+
+
+def _refusal(exc: Exception) -> web.HTTPError:
+    """The one translation of protocol, storage and rendering errors into replies."""
+    if isinstance(exc, NotAnApprover):
+        return _error(web.HTTPForbidden, exc.code, str(exc))
+    if isinstance(exc, ProtocolError):
+        return _error(web.HTTPConflict, exc.code, str(exc))
+    if isinstance(exc, NotFoundError):
+        return _error(web.HTTPNotFound, "not_found", str(exc))
+    if isinstance(exc, ProtocolReplayError):
+        return _error(web.HTTPInternalServerError, "journal_unusable", str(exc))
+    return _error(web.HTTPInternalServerError, "protocol_unavailable", str(exc))
+
+
+def _json_errors(handler: Handler) -> Handler:
+    """`handler` with its refusals answered by `_refusal` (the docstring stays: OpenAPI)."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (StorageError, ProtocolReplayError, ProtocolRenderError) as exc:
+            raise _refusal(exc) from None
+
+    return wrapped
