@@ -47,7 +47,9 @@ async def load_day(db: Database, day_id: int) -> LoadedDay:
     """The day `day_id`; `storage.errors.NotFoundError` if there is none."""
     invites = InviteStore(db)
     stored = await invites.get_day(day_id)
-    people = [p for p in await invites.list_people(day_id) if not p.revoked]
+    # Revoked people stay: the journal may name them, and a revoked token cannot
+    # join anyway.
+    people = await invites.list_people(day_id)
     roster = {str(s.person_id): s for s in await RosterStore(db).list_students(day_id)}
     students = [p for p in people if p.role is Role.STUDENT]
     rank = {pid: i for i, pid in enumerate(roster)}

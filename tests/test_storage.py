@@ -48,7 +48,8 @@ async def test_start_creates_folder_schema_and_wal(tmp_path: Path) -> None:
             lambda conn: conn.execute("PRAGMA foreign_keys").fetchone()[0]
         )
     assert path.exists()
-    assert tables == ["_migrations", "defense_days", "documents", "journal", "people", "students"]
+    assert {"_migrations", "defense_days", "documents", "journal", "people", "students",
+            "protocols", "protocol_approvals"} <= set(tables)
     assert mode == "wal"
     assert foreign_keys == 1
 
