@@ -34,7 +34,7 @@ from orchestrator import effects as fx
 from orchestrator import events as ev
 from orchestrator.codec import snapshot_to_json
 from orchestrator.errors import OrchestratorError
-from orchestrator.model import Settings, Snapshot
+from orchestrator.model import Role, Settings, Snapshot
 from orchestrator.session import DefenseSession
 from recordings.room_recording import RoomRecording
 from storage.journal import Journal
@@ -43,6 +43,12 @@ from .dayload import LoadedDay
 from .procedure import ProcedureRunner
 
 logger = logging.getLogger(__name__)
+
+PRESENTATION_KIND = "presentation_page"
+
+
+class PresentationRefused(Exception):
+    """Someone other than the defending student (or the secretary) turned a page."""
 
 
 class DayHost:
@@ -76,6 +82,8 @@ class DayHost:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._presence_task: asyncio.Task[None] | None = None
         self._started = False
+        #: (student, page) of the presentation on screen; journaled, not in the core.
+        self._presentation: tuple[str, int] | None = None
 
     @property
     def day_id(self) -> int:
@@ -99,14 +107,19 @@ class DayHost:
 
     def state_message(self) -> dict[str, Any]:
         """The ``state`` message every participant receives on join and on change."""
+        presentation = (None if self._presentation is None else
+                        {"student": self._presentation[0], "page": self._presentation[1]})
         return {"type": "state", "state": snapshot_to_json(self._runner.snapshot),
-                "server_time": self._clock()}
+                "presentation": presentation, "server_time": self._clock()}
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         await self._runner.start()
         self._started = True
+        for entry in await self._journal.entries(self._day_id):
+            if entry.kind == PRESENTATION_KIND:
+                self._presentation = (str(entry.detail["student"]), int(entry.detail["page"]))
         self._room.observe(self)
         self._presence_task = asyncio.create_task(self._presence_loop())
         snapshot = self._runner.snapshot
@@ -152,6 +165,21 @@ class DayHost:
         """Submit a person's command; raises the core's error if it is refused."""
         await self._runner.submit(event)
         return self._runner.snapshot
+
+    async def turn_page(self, person_id: str, page: int) -> None:
+        """The defending student (or the secretary, helping) shows page `page` of the
+        student's presentation to everyone; each turn goes into the timeline."""
+        snapshot = self._runner.snapshot
+        student = snapshot.current_student
+        person = self._loaded.day.person(person_id)
+        if student is None:
+            raise PresentationRefused("no defense is under way")
+        if person_id != student and (person is None or person.role is not Role.SECRETARY):
+            raise PresentationRefused("only the defending student turns the pages")
+        self._presentation = (student, page)
+        await self._journal.append(self._day_id, int(person_id), PRESENTATION_KIND,
+                                   {"student": student, "page": page}, self._clock())
+        await self._room.broadcast({"type": "presentation", "student": student, "page": page})
 
     async def consent_recorded(self, student_id: str) -> None:
         if student_id not in self._runner.snapshot.consented:

@@ -26,6 +26,7 @@ from storage.invites import InviteStore
 
 from .api import day_readiness
 from .day_api import add_day_routes
+from .documents_api import add_document_routes
 from .hosts import DayHosts
 from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
 from .procedure_api import day_action, day_state, openapi
@@ -62,6 +63,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post(r"/api/days/{day_id:\d+}/actions/{action}", day_action)
     app.router.add_get("/api/openapi.json", openapi)
     add_day_routes(app)
+    add_document_routes(app)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app
 

@@ -57,6 +57,8 @@ class ClientState:
     procedure: dict[str, Any] | None = None
     server_time: float | None = None
     notices: list[dict[str, Any]] = field(default_factory=list)
+    #: ``presentation`` messages (page turns), in order.
+    presentations: list[dict[str, Any]] = field(default_factory=list)
     #: Whether the server says we wait in the lobby (closed sitting).
     lobby: bool = False
 
@@ -207,6 +209,8 @@ class RoomClient:
             self.state.server_time = msg["server_time"]
         elif kind == "notice":
             self.state.notices.append(msg)
+        elif kind == "presentation":
+            self.state.presentations.append(msg)
         elif kind == "lobby":
             self.state.lobby = msg["waiting"]
         elif kind == "error":

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from defense_room.dayhost import DayHost
+from defense_room.dayhost import DayHost, PresentationRefused
 from media.errors import MediaError, OutOfTurnError
 from media.peer import Peer
 from media.room import ParticipantInfo
@@ -29,6 +29,7 @@ from .signaling import (
     Join,
     Leave,
     Offer,
+    Page,
     ProtocolError,
     Stats,
     parse_message,
@@ -50,6 +51,7 @@ class SignalingSession:
         self._rooms: RoomRegistry = request.app[ROOMS]
         self._peer: Peer | None = None
         self._room_id: str | None = None
+        self._day_id: int | None = None
         self._send_lock = asyncio.Lock()
         self._remote = request.remote
 
@@ -124,6 +126,7 @@ class SignalingSession:
             return False
         info = ParticipantInfo(str(invite.person_id), invite.name, str(invite.role.value))
         self._room_id = room.room_id
+        self._day_id = invite.day_id
         ice_servers = [
             {"urls": list(s.urls),
              **({"username": s.username} if s.username else {}),
@@ -178,9 +181,20 @@ class SignalingSession:
             await peer.add_ice_candidate(message.candidate, message.sdp_mid, message.sdp_mline_index)
         elif isinstance(message, Stats):
             peer.record_stats([entry.as_json() for entry in message.inbound])
+        elif isinstance(message, Page):
+            await self._turn_page(peer.info.id, message.page)
         elif isinstance(message, Leave):
             await self._left("left")
             await self._ws.close(code=WSCloseCode.OK)
+
+    async def _turn_page(self, person_id: str, page: int) -> None:
+        host = self._app[HOSTS].get(self._day_id) if self._day_id is not None else None
+        if host is None:
+            raise ProtocolError(ErrorCode.BAD_STATE, "the procedure of this day is not running")
+        try:
+            await host.turn_page(person_id, page)
+        except PresentationRefused as exc:
+            raise ProtocolError(ErrorCode.BAD_STATE, str(exc)) from None
 
     async def _reply_error(self, error: ProtocolError) -> None:
         logger.info("signaling error to %s: %s %s", self._remote, error.code.value, error.message)

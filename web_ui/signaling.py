@@ -92,7 +92,16 @@ class Leave:
     pass
 
 
-ClientMessage = Join | Offer | Answer | IceCandidate | Stats | Leave
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The defending student turns their presentation to page ``page`` (1-based)."""
+
+    page: int
+
+
+MAX_PAGE = 10_000
+
+ClientMessage = Join | Offer | Answer | IceCandidate | Stats | Leave | Page
 
 
 def parse_message(text: str, max_bytes: int) -> ClientMessage:
@@ -183,7 +192,15 @@ def _leave(data: dict[str, Any]) -> Leave:
     return Leave()
 
 
+def _page(data: dict[str, Any]) -> Page:
+    page = _int(data, "page") or 0
+    if not 1 <= page <= MAX_PAGE:
+        raise ProtocolError(ErrorCode.MALFORMED, f"'page' must be from 1 to {MAX_PAGE}")
+    return Page(page)
+
+
 _PARSERS: dict[str, Callable[[dict[str, Any]], ClientMessage]] = {
+    "page": _page,
     "join": _join,
     "offer": _offer,
     "answer": _answer,
