@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import av
@@ -157,6 +158,39 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
     kinds = [e.detail.get("type") for e in await Journal(server.app[DATABASE]).entries(day_id)
              if e.kind == "procedure_event"]
     assert kinds.count("ParticipantLeft") >= 2 and "CastVote" in kinds
+    await check_protocol(server, day_id, tokens, ids)
+
+
+async def check_protocol(server: RunningServer, day_id: int, tokens: dict[str, str],
+                         ids: dict[str, str]) -> None:
+    """The student's protocol from the journal: what happened, approved, then signed."""
+    by_id = {ids[name]: tokens[name] for name in ids}
+    url = f"{server.base_url}/api/days/{day_id}/protocols/{ids['s1']}"
+    async with aiohttp.ClientSession() as session:
+        async def call(method: str, path: str, token: str,
+                       body: dict[str, str] | None = None) -> tuple[int, Any]:
+            async with session.request(method, url + path, json=body,
+                                       headers={"Authorization": f"Bearer {token}"}) as r:
+                return r.status, await r.json()
+
+        status, protocol = await call("GET", "?format=json", tokens["sec"])
+        assert status == 200, protocol
+        content = protocol["content"]["protocol"]
+        assert content["grade"] == "excellent" and content["status"] == "defended"
+        assert [q["text"] for q in content["questions"]] == ["Почему выбран этот метод?"]
+        assert [i["accepted"] for i in content["identity"]] == [True]
+        assert sorted(v["grade"] for v in content["votes"]) == ["excellent", "excellent", "good"]
+        assert len(content["pauses"]) == 1  # the lost quorum
+        assert (await call("POST", "/sign", tokens["chair"]))[0] == 409  # members first
+        for missing in protocol["missing_approvals"]:
+            status, answer = await call("POST", "/approve", by_id[str(missing["person_id"])],
+                                        {"hash": protocol["hash"]})
+            assert status == 200, answer
+        status, signed = await call("POST", "/sign", tokens["chair"])
+        assert status == 200 and signed["status"] == "signed", signed
+    entries = await Journal(server.app[DATABASE]).entries(day_id)
+    assert any(e.kind == "protocol_signed" and e.detail.get("hash") == protocol["hash"]
+               for e in entries)
 
 
 def recorded_bytes(take: RoomRecording | None, participant: str) -> int:
