@@ -29,6 +29,7 @@ from .day_api import add_day_routes
 from .documents_api import add_document_routes
 from .hosts import DayHosts
 from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
+from .pages import add_page_routes
 from .procedure_api import day_action, day_state, openapi
 from .protocol_api import add_protocol_routes
 from .rooms import RoomRegistry
@@ -64,6 +65,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi)
     add_day_routes(app)
     add_document_routes(app)
+    add_page_routes(app)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app
 

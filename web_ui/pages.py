@@ -1,0 +1,135 @@
+"""What the room pages read besides the procedure API: who am I, and is my link fast enough.
+
+    GET  /api/me                  the caller's day, person and role, the day's people
+                                  and students with the documents the caller may open
+    GET  /api/connection-check    ?bytes=N: N bytes to time the download (P5)
+    POST /api/connection-check    a body to time the upload; answers how much arrived
+
+Each authenticates the invite token (``Authorization: Bearer <token>``) of any role:
+the page has it from its invite link, and the welcome message does not carry the
+day. Nothing here changes state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from aiohttp import web
+
+from orchestrator.documents import DocumentKind
+from orchestrator.model import COMMISSION_ROLES
+from storage.document_files import DocumentFiles
+from storage.errors import InviteError
+from storage.invites import Invite, InviteStore
+from storage.roster import RosterStore
+
+from .keys import CONFIG, DATABASE, INVITES
+
+#: Rule P5 (clause 6.4): the student's link needs 200 kbit/s, 1 Mbit/s recommended.
+MINIMUM_KBPS = 200
+RECOMMENDED_KBPS = 1000
+#: The most a connection check moves each way; the page asks for far less.
+CHECK_MAX_BYTES = 2 << 20
+
+
+def add_page_routes(app: web.Application) -> None:
+    app.router.add_get("/api/me", me)
+    app.router.add_get("/api/connection-check", check_download)
+    app.router.add_post("/api/connection-check", check_upload)
+
+
+def _error(cls: type[web.HTTPError], code: str, message: str) -> web.HTTPError:
+    return cls(text=json.dumps({"error": code, "message": message}, ensure_ascii=False),
+               content_type="application/json")
+
+
+async def _invite(request: web.Request) -> Invite:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _error(web.HTTPUnauthorized, "bad_token",
+                     "Send your invite token as 'Authorization: Bearer <token>'.")
+    try:
+        return await request.app[INVITES].verify(token.strip(), now=time.time())
+    except InviteError as exc:
+        raise _error(web.HTTPUnauthorized, exc.reason, exc.message) from None
+
+
+def _features(app: web.Application) -> dict[str, bool]:
+    """Which optional APIs this server has, so a page can say what is not available."""
+    paths = [str(r.resource.canonical) for r in app.router.routes() if r.resource is not None]
+    return {"identity": any("/identity/" in p for p in paths),
+            "recordings": any("/recordings" in p for p in paths)}
+
+
+async def me(request: web.Request) -> web.Response:
+    """GET /api/me: the caller's day, person and role; the day's people and students.
+
+    Each student lists the documents on file that the caller may open (the
+    presentation for everyone, the rest for the commission and the student).
+    """
+    invite = await _invite(request)
+    app = request.app
+    invites: InviteStore = app[INVITES]
+    day = await invites.get_day(invite.day_id)
+    people = await invites.list_people(invite.day_id)
+    students = await RosterStore(app[DATABASE]).list_students(invite.day_id)
+    files = DocumentFiles(app[CONFIG].data_dir / "documents")
+    commission = invite.role in COMMISSION_ROLES
+
+    def readable(person_id: int) -> list[str]:
+        return [kind.value for kind in DocumentKind
+                if (commission or person_id == invite.person_id
+                    or kind is DocumentKind.PRESENTATION_PDF)
+                and files.existing(invite.day_id, person_id, kind) is not None]
+
+    phases = app[CONFIG].phases
+    body: dict[str, Any] = {
+        "day": {"id": day.day_id, "title": day.title, "date": day.date.isoformat(),
+                "starts_at": day.starts_at, "timezone": day.timezone},
+        "me": {"id": str(invite.person_id), "name": invite.name, "role": invite.role.value},
+        "people": [{"id": str(p.person_id), "name": p.name, "role": p.role.value}
+                   for p in people if not p.revoked],
+        "students": [{"id": str(s.person_id), "name": s.name, "thesis_title": s.thesis_title,
+                      "supervisor": s.supervisor, "reviewer": s.reviewer,
+                      "timezone": s.timezone, "files": readable(s.person_id)}
+                     for s in students],
+        "phases": {"talk_minutes": phases.talk_minutes,
+                   "questions_minutes": phases.questions_minutes,
+                   "defense_max_minutes": phases.defense_max_minutes},
+        "connection": {"minimum_kbps": MINIMUM_KBPS, "recommended_kbps": RECOMMENDED_KBPS},
+        "features": _features(app),
+        "server_time": time.time(),
+    }
+    return web.json_response(body, headers={"Cache-Control": "no-store"},
+                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+async def check_download(request: web.Request) -> web.Response:
+    """GET /api/connection-check?bytes=N: N random bytes (at most 2 MiB), not cached."""
+    await _invite(request)
+    try:
+        size = int(request.query.get("bytes", "131072"))
+    except ValueError:
+        raise _error(web.HTTPBadRequest, "malformed", "bytes must be a whole number") from None
+    if not 1 <= size <= CHECK_MAX_BYTES:
+        raise _error(web.HTTPBadRequest, "malformed",
+                     f"bytes must be between 1 and {CHECK_MAX_BYTES}, not {size}")
+    # Random, so nothing on the way can compress it and flatter the link.
+    return web.Response(body=os.urandom(size), content_type="application/octet-stream",
+                        headers={"Cache-Control": "no-store"})
+
+
+async def check_upload(request: web.Request) -> web.Response:
+    """POST /api/connection-check: a body of at most 2 MiB; answers {"received": bytes}."""
+    await _invite(request)
+    received = 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        received += len(chunk)
+        if received > CHECK_MAX_BYTES:
+            raise _error(web.HTTPRequestEntityTooLarge, "too_large",
+                         f"send at most {CHECK_MAX_BYTES} bytes")
+    return web.json_response({"received": received, "server_time": time.time()},
+                             headers={"Cache-Control": "no-store"})
