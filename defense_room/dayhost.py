@@ -78,6 +78,10 @@ class DayHost:
         )
         self._recording: RoomRecording | None = None
         self._presence: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+        # Messages to the room leave from one task, in order, so a slow socket never
+        # holds the runner's lock (the effect sink only enqueues).
+        self._outbox: asyncio.Queue[tuple[str | None, dict[str, Any]]] = asyncio.Queue()
+        self._send_task: asyncio.Task[None] | None = None
         self._grace: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._presence_task: asyncio.Task[None] | None = None
@@ -116,7 +120,15 @@ class DayHost:
 
     async def start(self) -> None:
         await self._runner.start()
+        try:
+            await self._start_rest()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_rest(self) -> None:
         self._started = True
+        self._send_task = asyncio.create_task(self._send_loop())
         for entry in await self._journal.entries(self._day_id):
             if entry.kind == PRESENTATION_KIND:
                 self._presentation = (str(entry.detail["student"]), int(entry.detail["page"]))
@@ -146,10 +158,11 @@ class DayHost:
         for handle in self._grace.values():
             handle.cancel()
         self._grace.clear()
-        if self._presence_task is not None:
-            self._presence_task.cancel()
-            await asyncio.gather(self._presence_task, return_exceptions=True)
-            self._presence_task = None
+        for task in (self._presence_task, self._send_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._presence_task = self._send_task = None
         await self._runner.stop()
         tasks = list(self._tasks)
         for task in tasks:
@@ -179,7 +192,8 @@ class DayHost:
         self._presentation = (student, page)
         await self._journal.append(self._day_id, int(person_id), PRESENTATION_KIND,
                                    {"student": student, "page": page}, self._clock())
-        await self._room.broadcast({"type": "presentation", "student": student, "page": page})
+        self._outbox.put_nowait(
+            (None, {"type": "presentation", "student": student, "page": page}))
 
     async def consent_recorded(self, student_id: str) -> None:
         if student_id not in self._runner.snapshot.consented:
@@ -229,7 +243,7 @@ class DayHost:
     async def _carry_out(self, effect: fx.Effect) -> None:
         """The runner's effect sink: runs under its lock, so it never submits."""
         if isinstance(effect, fx.Broadcast):
-            await self._room.broadcast(self.state_message())
+            self._outbox.put_nowait((None, self.state_message()))
         elif isinstance(effect, fx.StartRecording):
             self._spawn(self._recording_on())
         elif isinstance(effect, fx.StopRecording):
@@ -239,7 +253,7 @@ class DayHost:
             lobby = (self._room.lobby | {effect.person} if waiting
                      else self._room.lobby - {effect.person})
             self._room.set_lobby(lobby)
-            await self._room.send_to(effect.person, {"type": "lobby", "waiting": waiting})
+            self._outbox.put_nowait((effect.person, {"type": "lobby", "waiting": waiting}))
         elif isinstance(effect, fx.Notice):
             await self._notice("notice", text=effect.text, clause=effect.clause)
         elif isinstance(effect, fx.Warn):
@@ -258,7 +272,18 @@ class DayHost:
         # caused them; the protocol is built by replaying it.
 
     async def _notice(self, kind: str, **fields: Any) -> None:
-        await self._room.broadcast({"type": "notice", "kind": kind, **fields})
+        self._outbox.put_nowait((None, {"type": "notice", "kind": kind, **fields}))
+
+    async def _send_loop(self) -> None:
+        while True:
+            to, message = await self._outbox.get()
+            try:
+                if to is None:
+                    await self._room.broadcast(message)
+                else:
+                    await self._room.send_to(to, message)
+            except Exception:
+                logger.exception("day %s: sending %s failed", self._day_id, message.get("type"))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

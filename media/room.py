@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 Signal = Callable[[dict[str, Any]], Awaitable[None]]
 
+SEND_TIMEOUT_S = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class ParticipantInfo:
@@ -151,8 +153,16 @@ class Room:
             await peer.send(message)
 
     async def broadcast(self, message: dict[str, Any]) -> None:
-        for peer in list(self._peers.values()):
-            await peer.send(message)
+        """Send to everyone at once; a socket that takes over 5 s is skipped (its
+        client resynchronises from the next message or on rejoin)."""
+        peers = list(self._peers.values())
+        results = await asyncio.gather(
+            *(asyncio.wait_for(peer.send(message), SEND_TIMEOUT_S) for peer in peers),
+            return_exceptions=True)
+        for peer, result in zip(peers, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning("room %s: %s message to %s not sent: %r", self._room_id,
+                               message.get("type"), peer.info.name, result)
 
     def _media_present(self, peer: Peer) -> bool:
         if peer.connection_state != "connected":
