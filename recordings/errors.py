@@ -17,3 +17,27 @@ class RecorderStateError(RecordingError):
 
 class RemuxError(RecordingError):
     """A recording could not be remuxed into a finished file."""
+
+
+class BuildRefused(RecordingError):
+    """A defense's archive cannot be built now (recording on, no finished defense,
+    deleted under retention); the message says which."""
+
+
+class HoldError(RecordingError):
+    """An appeal hold cannot be placed or released (already held, none to release,
+    not a student of the day)."""
+
+
+class LinkRefused(RecordingError):
+    """A recording link is forged, guessed, expired or points at nothing any more.
+
+    ``reason`` is "bad_link", "expired_link" or "gone"; ``day_id`` is set when the
+    link was genuine, so the refusal can be journaled against its day."""
+
+    def __init__(self, reason: str, message: str, day_id: int | None = None,
+                 person_id: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.day_id = day_id
+        self.person_id = person_id

@@ -27,9 +27,11 @@ def final_path(path: Path) -> Path:
     return path.with_name(f"{stem}.final.{ext}")
 
 
-def finalize(path: Path) -> Path:
-    """Remux ``path`` with stream copy into ``final_path(path)`` and return it."""
-    target = final_path(path)
+def finalize(path: Path, target: Path | None = None) -> Path:
+    """Remux ``path`` with stream copy into ``target`` (default ``final_path(path)``)
+    and return it. The target appears only once complete (written under a ``.tmp``
+    name, then renamed), so an existing target is a finished one."""
+    target = final_path(path) if target is None else target
     tmp = target.with_name(target.name + ".tmp")
     out_format = "matroska" if target.suffix == ".mkv" else "webm"
     try:

@@ -200,6 +200,95 @@ def _protocols(db: sqlite_utils.Database) -> None:
             )
 
 
+@MIGRATIONS(name="0005_recordings_archive")
+def _recordings_archive(db: sqlite_utils.Database) -> None:
+    # Recordings after capture (issue 4; recordings/archive_store.py): the state of
+    # each defense's build, the archive index (one row per day and student, and one
+    # per file with its SHA-256), appeal holds (rule R1) and what retention deleted.
+    db.execute(
+        """
+        CREATE TABLE recording_jobs (
+            day_id INTEGER NOT NULL REFERENCES defense_days(id),
+            student_id INTEGER NOT NULL REFERENCES people(id),
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+            progress REAL NOT NULL DEFAULT 0,   -- 0..1
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            requested_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (day_id, student_id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE recording_archives (
+            day_id INTEGER NOT NULL REFERENCES defense_days(id),
+            student_id INTEGER NOT NULL REFERENCES people(id),
+            folder TEXT NOT NULL,            -- relative to the recordings folder
+            manifest_sha256 TEXT NOT NULL,
+            manifest_json TEXT NOT NULL,     -- kept after the files are deleted
+            defense_start REAL NOT NULL,
+            defense_end REAL NOT NULL,
+            chapters_json TEXT NOT NULL,
+            built_at REAL NOT NULL,
+            deleted_at REAL,
+            PRIMARY KEY (day_id, student_id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE recording_files (
+            id INTEGER PRIMARY KEY,
+            day_id INTEGER NOT NULL REFERENCES defense_days(id),
+            student_id INTEGER NOT NULL REFERENCES people(id),
+            path TEXT NOT NULL,              -- relative to the recordings folder
+            role TEXT NOT NULL,              -- composite, chapters, timeline, manifest, raw, archived
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            deleted_at REAL,
+            UNIQUE (day_id, student_id, path)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE appeal_holds (
+            id INTEGER PRIMARY KEY,
+            day_id INTEGER NOT NULL REFERENCES defense_days(id),
+            student_id INTEGER NOT NULL REFERENCES people(id),
+            placed_by INTEGER NOT NULL REFERENCES people(id),
+            placed_at REAL NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            released_by INTEGER REFERENCES people(id),
+            released_at REAL,
+            decision TEXT
+        )
+        """
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX appeal_holds_active ON appeal_holds(day_id, student_id)"
+        " WHERE released_at IS NULL"
+    )
+    db.execute(
+        """
+        CREATE TABLE recording_deletions (
+            id INTEGER PRIMARY KEY,
+            day_id INTEGER NOT NULL REFERENCES defense_days(id),
+            student_id INTEGER REFERENCES people(id),  -- NULL: the whole day folder
+            folder TEXT NOT NULL,
+            manifest_sha256 TEXT NOT NULL,
+            manifest_json TEXT NOT NULL,
+            files INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            deleted_at REAL NOT NULL,
+            journal_id INTEGER NOT NULL
+        )
+        """
+    )
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration to `db`; return the names applied."""
     pending = [migration.name for migration in MIGRATIONS.pending(db)]
