@@ -32,12 +32,12 @@ class HoldError(RecordingError):
 class LinkRefused(RecordingError):
     """A recording link is forged, guessed, expired or points at nothing any more.
 
-    ``reason`` is "bad_link", "expired_link" or "gone"; ``day_id`` is set when the
-    link was genuine, so the refusal can be journaled against its day."""
+    ``reason`` is "bad_link" or "expired_link"; for a genuine but expired link
+    ``file_id`` and ``person_id`` say whose it was, so the refusal can be journaled."""
 
-    def __init__(self, reason: str, message: str, day_id: int | None = None,
+    def __init__(self, reason: str, message: str, file_id: int | None = None,
                  person_id: int | None = None) -> None:
         super().__init__(message)
         self.reason = reason
-        self.day_id = day_id
+        self.file_id = file_id
         self.person_id = person_id

@@ -66,7 +66,7 @@ def encode_video(track: FakeTrack) -> list[tuple[bytes, bool]]:
     for n in range(round(track.duration_s * track.fps)):
         image = frame_number_image(track.first_number + n, track.width, track.height)
         # cv2 converts in microseconds; VideoFrame.reformat sets up swscale every call.
-        yuv = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)
+        yuv = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts, frame.time_base = n, codec.time_base
         out.extend((bytes(p), bool(p.is_keyframe)) for p in codec.encode(frame))

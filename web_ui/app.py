@@ -32,6 +32,7 @@ from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
 from .pages import add_page_routes
 from .procedure_api import day_action, day_state, openapi
 from .protocol_api import add_protocol_routes
+from .recordings_api import add_recording_routes, recordings_ctx
 from .rooms import RoomRegistry
 from .session import SignalingSession
 
@@ -51,6 +52,8 @@ def create_app(config: Config) -> web.Application:
     app[SOCKETS] = weakref.WeakSet()
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
+    # Before the hosts: a closing sitting hands its builds to the recordings jobs.
+    app.cleanup_ctx.append(recordings_ctx)
     app.cleanup_ctx.append(_hosts_ctx)
     app.on_shutdown.append(_stop_hosts)
     app.on_shutdown.append(_close_sockets)
@@ -66,6 +69,7 @@ def create_app(config: Config) -> web.Application:
     add_day_routes(app)
     add_document_routes(app)
     add_page_routes(app)
+    add_recording_routes(app)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app
 

@@ -1,0 +1,328 @@
+"""HTTP API of recordings: the archive list, builds, appeal holds and file links.
+
+    GET  /api/days/{day_id}/recordings            students, builds, archives, links
+    GET  /api/days/{day_id}/recordings/jobs       build progress (poll this)
+    POST /api/days/{day_id}/recordings/build      {"student": id} or {}: (re)build
+    POST /api/days/{day_id}/recordings/{student}/appeal            {"note": text}
+    POST /api/days/{day_id}/recordings/{student}/appeal-decision   {"decision", "note"}
+    GET  /recordings/file/{link}                  a file, by signed link (Range works)
+    GET  /recordings                              the page (token after '#')
+
+Who: the secretary and the chair of the day list, play and download (issue 4);
+only the secretary asks for builds (P3); chair or secretary record an appeal and
+its decision. Students, members and everyone else get 403. `APPEAL_ROLES` is where
+the appeal commission's roles go once they exist: they will see a student's
+recordings only while that student's appeal holds them.
+
+Links are signed and expire (`recordings.links`), because a ``<video>`` element
+cannot send the invite token. Every listing (which issues links), every opening of
+a file and every refused genuine link is journaled; a range request that continues
+a playback (``Range`` not starting at byte 0) is not journaled again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from aiohttp import web
+
+from orchestrator.model import Role
+from recordings.archive_store import ArchiveStore
+from recordings.errors import BuildRefused, HoldError, LinkRefused
+from recordings.jobs import RecordingJobs
+from recordings.links import LinkSigner, load_secret
+from recordings.retention import Retention, RetentionSweeper, due_at
+from storage.errors import NotFoundError
+from storage.journal import Journal
+
+from .auth import require_invite
+from .keys import CONFIG, DATABASE
+
+logger = logging.getLogger(__name__)
+
+VIEW_ROLES = frozenset({Role.SECRETARY, Role.CHAIR})
+#: Appeal commission roles (rules A3, A4), once they exist: access to a student's
+#: recordings only while that student's appeal hold is active.
+APPEAL_ROLES: frozenset[Role] = frozenset()
+BUILD_ROLES = frozenset({Role.SECRETARY})
+HOLD_ROLES = frozenset({Role.CHAIR, Role.SECRETARY})
+DECISIONS = ("rejected", "upheld")
+LINK_TTL_S = 2 * 3600
+STATIC_DIR = Path(str(resources.files("web_ui") / "static"))
+_TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".mkv": "video/x-matroska",
+          ".vtt": "text/vtt; charset=utf-8", ".json": "application/json",
+          ".part": "application/octet-stream"}
+
+
+def may_see(role: Role, held: bool) -> bool:
+    """Whether ``role`` may list, play and download a student's recordings."""
+    return role in VIEW_ROLES or (held and role in APPEAL_ROLES)
+
+
+@dataclass(frozen=True, slots=True)
+class Recordings:
+    """The recordings services of one server."""
+
+    jobs: RecordingJobs
+    signer: LinkSigner
+    sweeper: RetentionSweeper
+    clock: Callable[[], float]
+
+    @property
+    def store(self) -> ArchiveStore:
+        return self.jobs.store
+
+
+RECORDINGS = web.AppKey("recordings", Recordings)
+
+
+async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the build jobs and the retention sweeper run while the server does."""
+    config, db = app[CONFIG], app[DATABASE]
+    signer = LinkSigner(await asyncio.to_thread(load_secret, config.data_dir))
+    jobs = RecordingJobs(db, config)
+    sweeper = RetentionSweeper(Retention(db, config.recordings_dir, config.retention.days))
+    await jobs.start()
+    await sweeper.start()
+    app[RECORDINGS] = Recordings(jobs, signer, sweeper, time.time)
+    try:
+        yield
+    finally:
+        await sweeper.stop()
+        await jobs.stop()
+
+
+def add_recording_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get(r"/api/days/{day_id:\d+}/recordings", list_recordings)
+    r.add_get(r"/api/days/{day_id:\d+}/recordings/jobs", list_jobs)
+    r.add_post(r"/api/days/{day_id:\d+}/recordings/build", build)
+    r.add_post(r"/api/days/{day_id:\d+}/recordings/{student:\d+}/appeal", place_hold)
+    r.add_post(r"/api/days/{day_id:\d+}/recordings/{student:\d+}/appeal-decision",
+               release_hold)
+    r.add_get("/recordings/file/{link}", serve_file)
+    r.add_get("/recordings", recordings_page)
+
+
+def _error(cls: type[web.HTTPError], code: str, message: str) -> web.HTTPError:
+    return cls(text=json.dumps({"error": code, "message": message}, ensure_ascii=False),
+               content_type="application/json")
+
+
+def _json(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"},
+                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _error(web.HTTPBadRequest, "malformed", f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _error(web.HTTPBadRequest, "malformed", "the body must be a JSON object")
+    return body
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str:
+    value = body.get(name, "")
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise _error(web.HTTPBadRequest, "malformed", f"{name} must be a non-empty string"
+                     if required else f"{name} must be a string")
+    return value.strip()
+
+
+async def _students(request: web.Request, day_id: int) -> dict[int, str]:
+    """The day's students by id, with their names (404 for an unknown day)."""
+    rows = await request.app[DATABASE].query(
+        "SELECT id, name FROM people WHERE day_id = ? AND role = ? ORDER BY id",
+        [day_id, Role.STUDENT.value])
+    return {int(r["id"]): str(r["name"]) for r in rows}
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    """GET /api/days/{day_id}/recordings: every student's defense, build and archive,
+    with signed links to play and download each archived file."""
+    day_id = int(request.match_info["day_id"])
+    invite = await require_invite(request, day_id, VIEW_ROLES | APPEAL_ROLES)
+    rec = request.app[RECORDINGS]
+    store = rec.store
+    try:
+        loaded, timeline = await rec.jobs.day_timeline(day_id)
+    except NotFoundError as exc:
+        raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
+    now = rec.clock()
+    expires = now + LINK_TTL_S
+    jobs = {j.student_id: j for j in await rec.jobs.jobs(day_id)}
+    archives = await store.archives(day_id)
+    holds = await store.active_holds(day_id)
+    stored = loaded.stored
+    delete_after = due_at(stored.date, stored.timezone, request.app[CONFIG].retention.days)
+    students: list[dict[str, Any]] = []
+    for sid, name in (await _students(request, day_id)).items():
+        hold = holds.get((day_id, sid))
+        if not may_see(invite.role, hold is not None):
+            continue
+        defense = timeline.defense_of(str(sid))
+        archive = archives.get(sid)
+        entry: dict[str, Any] = {
+            "id": str(sid), "name": name,
+            "defense": None if defense is None else {
+                "start": defense.start, "end": defense.end, "outcome": defense.outcome},
+            "job": None if sid not in jobs else jobs[sid].to_json(),
+            "hold": None if hold is None else hold.to_json(),
+            "archive": None,
+        }
+        if archive is not None:
+            files = [] if archive.deleted_at is not None else await store.files(day_id, sid)
+            entry["archive"] = {
+                "built_at": archive.built_at, "deleted_at": archive.deleted_at,
+                "manifest_sha256": archive.manifest_sha256, "chapters": archive.chapters,
+                "delete_after": delete_after,
+                "files": [{
+                    "name": PurePosixPath(f.path).name, "path": f.path, "role": f.role,
+                    "size": f.size, "sha256": f.sha256,
+                    "play": "/recordings/file/" + rec.signer.sign(
+                        f.file_id, invite.person_id, expires, download=False),
+                    "download": "/recordings/file/" + rec.signer.sign(
+                        f.file_id, invite.person_id, expires, download=True),
+                } for f in files]}
+        students.append(entry)
+    await Journal(request.app[DATABASE]).append(
+        day_id, invite.person_id, "recording_list",
+        {"students": [s["id"] for s in students if s["archive"]], "links_expire_at": expires},
+        now)
+    return _json({"day_id": day_id, "role": invite.role.value, "links_expire_at": expires,
+                  "delete_after": delete_after, "recording": timeline.recording,
+                  "students": students})
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    """GET /api/days/{day_id}/recordings/jobs: the state and progress of each build."""
+    day_id = int(request.match_info["day_id"])
+    await require_invite(request, day_id, VIEW_ROLES)
+    jobs = await request.app[RECORDINGS].jobs.jobs(day_id)
+    return _json({"jobs": [j.to_json() for j in jobs]})
+
+
+async def build(request: web.Request) -> web.Response:
+    """POST /api/days/{day_id}/recordings/build: (re)build one student's archive
+    (``{"student": id}``) or every finished defense's (``{}``)."""
+    day_id = int(request.match_info["day_id"])
+    invite = await require_invite(request, day_id, BUILD_ROLES)
+    body = await _body(request)
+    student = body.get("student")
+    if student is not None and not (isinstance(student, str | int) and str(student).isdigit()):
+        raise _error(web.HTTPBadRequest, "malformed", "student must be a person id")
+    try:
+        jobs = await request.app[RECORDINGS].jobs.request(
+            day_id, None if student is None else int(student), by=invite.person_id)
+    except NotFoundError as exc:
+        raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
+    except BuildRefused as exc:
+        raise _error(web.HTTPConflict, "refused", str(exc)) from None
+    return _json({"jobs": [j.to_json() for j in jobs]}, status=202)
+
+
+async def _hold_target(request: web.Request, roles: frozenset[Role]) -> tuple[int, int, int]:
+    day_id = int(request.match_info["day_id"])
+    invite = await require_invite(request, day_id, roles)
+    student = int(request.match_info["student"])
+    if student not in await _students(request, day_id):
+        raise _error(web.HTTPNotFound, "no_student", f"{student} is not a student of day {day_id}")
+    return day_id, student, invite.person_id
+
+
+async def place_hold(request: web.Request) -> web.Response:
+    """POST .../recordings/{student}/appeal: the student appealed (rule A1); their
+    recordings are held from deletion until the decision is recorded."""
+    day_id, student, by = await _hold_target(request, HOLD_ROLES)
+    note = _text(await _body(request), "note")
+    rec = request.app[RECORDINGS]
+    archive = (await rec.store.archives(day_id)).get(student)
+    if archive is not None and archive.deleted_at is not None:
+        raise _error(web.HTTPConflict, "deleted", f"the recordings of student {student} were "
+                     "deleted under the retention rule")
+    try:
+        hold = await rec.store.place_hold(day_id, student, by, note, rec.clock())
+    except HoldError as exc:
+        raise _error(web.HTTPConflict, "held", str(exc)) from None
+    return _json({"hold": hold.to_json()})
+
+
+async def release_hold(request: web.Request) -> web.Response:
+    """POST .../recordings/{student}/appeal-decision: the appeal was decided (rule A5);
+    the hold ends and retention applies again."""
+    day_id, student, by = await _hold_target(request, HOLD_ROLES)
+    body = await _body(request)
+    decision = _text(body, "decision", required=True)
+    if decision not in DECISIONS:
+        raise _error(web.HTTPBadRequest, "malformed", f"decision must be one of {DECISIONS}")
+    rec = request.app[RECORDINGS]
+    try:
+        await rec.store.release_hold(day_id, student, by, decision, _text(body, "note"),
+                                     rec.clock())
+    except HoldError as exc:
+        raise _error(web.HTTPConflict, "not_held", str(exc)) from None
+    return _json({"hold": None, "decision": decision})
+
+
+async def serve_file(request: web.Request) -> web.StreamResponse:
+    """GET /recordings/file/{link}: one archived file, with Range support."""
+    rec = request.app[RECORDINGS]
+    journal = Journal(request.app[DATABASE])
+    now = rec.clock()
+    try:
+        claim = rec.signer.verify(request.match_info["link"], now)
+    except LinkRefused as exc:
+        logger.warning("recording link refused (%s) from %s", exc.reason, request.remote)
+        expired = None if exc.file_id is None else await rec.store.file(exc.file_id)
+        if expired is not None:
+            await journal.append(expired.day_id, exc.person_id, "recording_access_refused",
+                                 {"file": expired.path, "reason": exc.reason}, now)
+        raise _error(web.HTTPForbidden, exc.reason, str(exc)) from None
+    stored = await rec.store.file(claim.file_id)
+    if stored is None or stored.deleted_at is not None:
+        raise _error(web.HTTPGone, "gone", "This recording is no longer kept.")
+    person = await request.app[DATABASE].query(
+        "SELECT day_id, role, revoked_at FROM people WHERE id = ?", [claim.person_id])
+    held = (stored.day_id, stored.student_id) in await rec.store.active_holds(stored.day_id)
+    if (not person or int(person[0]["day_id"]) != stored.day_id
+            or person[0]["revoked_at"] is not None
+            or not may_see(Role(person[0]["role"]), held)):
+        await journal.append(stored.day_id, claim.person_id, "recording_access_refused",
+                             {"file": stored.path, "reason": "not allowed"}, now)
+        raise _error(web.HTTPForbidden, "not_allowed", "You may not open this recording.")
+    path = request.app[CONFIG].recordings_dir / stored.path
+    if not path.is_file():
+        raise _error(web.HTTPGone, "gone", "This recording is no longer kept.")
+    ranged = request.headers.get("Range", "")
+    if not ranged or ranged.replace(" ", "").startswith("bytes=0-"):
+        await journal.append(stored.day_id, claim.person_id, "recording_access", {
+            "file": stored.path, "sha256": stored.sha256,
+            "purpose": "download" if claim.download else "play"}, now)
+    name = PurePosixPath(stored.path).name
+    headers = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer",
+               "X-Content-Type-Options": "nosniff",
+               "Content-Type": _TYPES.get(path.suffix, "application/octet-stream"),
+               "Content-Disposition": ("attachment" if claim.download else "inline")
+               + f'; filename="{name}"'}
+    return web.FileResponse(path, headers=headers)
+
+
+async def recordings_page(request: web.Request) -> web.StreamResponse:
+    """GET /recordings: the page; it reads the invite token from after the '#'."""
+    response = web.FileResponse(STATIC_DIR / "recordings.html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
