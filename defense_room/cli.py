@@ -12,6 +12,8 @@ from aiohttp import web
 
 from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from .demo import create_demo_day, format_invite_lines
+from .retention_cli import add_parser as add_retention_parser
+from .retention_cli import run_retention
 from .tls import detect_lan_address, ssl_context_for
 
 logger = logging.getLogger("defense_room")
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     for sub in (day_import, day_readiness):
         sub.add_argument("--config", type=Path, default=None,
                          help=f"configuration file (default: {DEFAULT_CONFIG_PATH} if it exists)")
+    add_retention_parser(commands)
     commands.add_parser(
         "organizer-token",
         help="make a token for creating days over HTTP and the config line that allows it")
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.day_command == "import":
                 return import_day(config, args.file)
             return print_readiness(config, args.day_id)
+        if args.command == "retention":
+            return run_retention(config, dry_run=args.dry_run)
     except ConfigError as exc:
         print(f"defense-room: configuration error: {exc}", file=sys.stderr)
         return 2
