@@ -289,6 +289,37 @@ def _recordings_archive(db: sqlite_utils.Database) -> None:
     )
 
 
+
+@MIGRATIONS(name="0006_signing_keys")
+def _signing_keys(db: sqlite_utils.Database) -> None:
+    # Electronic signatures (rule V6; defense_room/signing.py): members' public keys,
+    # made in their browsers, and the signature on every approval and on the chair's
+    # signing. Keys are evidence too: never changed or deleted.
+    db.execute(
+        """
+        CREATE TABLE signing_keys (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES people(id),
+            jwk TEXT NOT NULL,               -- the public key as registered (P-256 JWK)
+            fingerprint TEXT NOT NULL UNIQUE, -- SHA-256 hex of its SPKI DER
+            registered_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX signing_keys_person ON signing_keys(person_id)")
+    for action in ("UPDATE", "DELETE"):
+        db.execute(
+            f"""
+            CREATE TRIGGER signing_keys_no_{action.lower()} BEFORE {action} ON signing_keys
+            BEGIN
+                SELECT RAISE(ABORT, 'a signing key is immutable');
+            END
+            """
+        )
+    for table in ("protocol_approvals", "protocols"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN key_id INTEGER REFERENCES signing_keys(id)")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN signature TEXT")  # P1363 r||s, base64url
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration to `db`; return the names applied."""
     pending = [migration.name for migration in MIGRATIONS.pending(db)]

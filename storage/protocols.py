@@ -29,6 +29,7 @@ import sqlite_utils
 
 from defense_room.dayload import load_day
 from defense_room.procedure import DEADLINE_KIND, EVENT_KIND
+from defense_room.signing import statement
 from orchestrator.codec import EventCodecError, event_from_json
 from orchestrator.model import Settings
 from orchestrator.protocol import (
@@ -39,6 +40,7 @@ from orchestrator.protocol import (
 from .db import Database
 from .errors import NotFoundError, StorageError
 from .journal import JournalEvent, Journal, append_event, encode_detail
+from .signing_keys import SignatureIn, check_signature
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +220,9 @@ class Approval:
     person_id: int
     content_hash: str
     approved_at: float
+    #: The approver's key and signature of `statement("approve", ...)` (rule V6).
+    key_id: int | None = None
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +239,8 @@ class SignedProtocol:
     signed_by: int
     signed_at: float
     journal_id: int
+    key_id: int | None = None
+    signature: str | None = None
 
 
 def missing_approvals(draft: Draft, approvals: list[Approval]) -> dict[int, str]:
@@ -251,12 +258,13 @@ class ProtocolStore:
     async def approvals(self, day_id: int) -> dict[str, list[Approval]]:
         """Every approval of the day's protocols, by `which`, oldest first."""
         rows = await self._db.query(
-            "SELECT protocol, person_id, content_hash, approved_at FROM protocol_approvals"
-            " WHERE day_id = ? ORDER BY id", [day_id])
+            "SELECT protocol, person_id, content_hash, approved_at, key_id, signature"
+            " FROM protocol_approvals WHERE day_id = ? ORDER BY id", [day_id])
         found: dict[str, list[Approval]] = {}
         for row in rows:
             found.setdefault(row["protocol"], []).append(
-                Approval(row["person_id"], row["content_hash"], row["approved_at"]))
+                Approval(row["person_id"], row["content_hash"], row["approved_at"],
+                         row["key_id"], row["signature"]))
         return found
 
     async def signed(self, day_id: int, which: str | None = None) -> dict[str, SignedProtocol]:
@@ -269,8 +277,9 @@ class ProtocolStore:
         return {row["protocol"]: _signed(row) for row in await self._db.query(sql, params)}
 
     async def approve(self, draft: Draft, person_id: int, seen_hash: str,
-                      now: float) -> Approval:
-        """Record that `person_id` approves the draft whose hash they saw.
+                      signature: SignatureIn, now: float) -> Approval:
+        """Record that `person_id` approves the draft whose hash they saw, signed with
+        their registered key (rule V6: signed, not only logged).
 
         Approving the same hash twice returns the first approval.
         """
@@ -288,19 +297,24 @@ class ProtocolStore:
                     f"you approved {seen_hash}, the current draft is {draft.content_hash}; "
                     "read it again and approve the current version")
             row = db.execute(
-                "SELECT approved_at FROM protocol_approvals WHERE day_id = ? AND protocol = ?"
-                " AND person_id = ? AND content_hash = ?",
+                "SELECT approved_at, key_id, signature FROM protocol_approvals WHERE day_id = ?"
+                " AND protocol = ? AND person_id = ? AND content_hash = ?",
                 [draft.day_id, draft.which, person_id, seen_hash]).fetchone()
             if row is not None:
-                return Approval(person_id, seen_hash, row[0])
+                return Approval(person_id, seen_hash, row[0], row[1], row[2])
+            key = check_signature(db, person_id, signature, statement(
+                "approve", draft.day_id, draft.which, seen_hash))
             db.execute(
                 "INSERT INTO protocol_approvals (day_id, protocol, person_id, content_hash,"
-                " approved_at) VALUES (?, ?, ?, ?, ?)",
-                [draft.day_id, draft.which, person_id, seen_hash, now])
+                " approved_at, key_id, signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [draft.day_id, draft.which, person_id, seen_hash, now, key.key_id,
+                 signature.value])
             append_event(db, at=now, day_id=draft.day_id, person_id=person_id,
                          kind=APPROVED_KIND,
-                         detail_json=encode_detail({"protocol": draft.which, "hash": seen_hash}))
-            return Approval(person_id, seen_hash, now)
+                         detail_json=encode_detail({
+                             "protocol": draft.which, "hash": seen_hash,
+                             "key": key.public.fingerprint, "signature": signature.value}))
+            return Approval(person_id, seen_hash, now, key.key_id, signature.value)
 
         approval = await self._db.execute_write(write)
         logger.info("protocol %s of day %s approved by person %s (hash %s)",
@@ -308,35 +322,41 @@ class ProtocolStore:
         return approval
 
     async def sign(self, draft: Draft, chair_id: int, html: str, pdf: bytes,
-                   now: float) -> SignedProtocol:
-        """Sign `draft` as rendered (`html`, `pdf`): stored for good, hash journaled."""
+                   signature: SignatureIn, now: float) -> SignedProtocol:
+        """Sign `draft` as rendered (`html`, `pdf`) with the chair's key: stored for
+        good, hash and signature journaled."""
 
         def write(db: sqlite_utils.Database) -> SignedProtocol:
             _check_open(db, draft)
             approvals = [
-                Approval(r[0], r[1], r[2]) for r in db.execute(
-                    "SELECT person_id, content_hash, approved_at FROM protocol_approvals"
-                    " WHERE day_id = ? AND protocol = ? ORDER BY id",
+                Approval(*r) for r in db.execute(
+                    "SELECT person_id, content_hash, approved_at, key_id, signature"
+                    " FROM protocol_approvals WHERE day_id = ? AND protocol = ? ORDER BY id",
                     [draft.day_id, draft.which]).fetchall()]
             missing = missing_approvals(draft, approvals)
             if missing:
                 raise ApprovalsMissing(missing_message(draft, missing, approvals))
             mine = tuple(a for a in approvals if a.content_hash == draft.content_hash
                          and a.person_id in draft.approvers)
+            key = check_signature(db, chair_id, signature, statement(
+                "sign", draft.day_id, draft.which, draft.content_hash))
             event = append_event(
                 db, at=now, day_id=draft.day_id, person_id=chair_id, kind=SIGNED_KIND,
                 detail_json=encode_detail({
                     "protocol": draft.which, "hash": draft.content_hash,
-                    "approved_by": [a.person_id for a in mine]}))
+                    "approved_by": [a.person_id for a in mine],
+                    "key": key.public.fingerprint, "signature": signature.value}))
             db.execute(
                 "INSERT INTO protocols (day_id, protocol, content_hash, content_json, html, pdf,"
-                " approvals, signed_by, signed_at, journal_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " approvals, signed_by, signed_at, journal_id, key_id, signature)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [draft.day_id, draft.which, draft.content_hash, draft.content_json, html, pdf,
-                 json.dumps([[a.person_id, a.content_hash, a.approved_at] for a in mine]),
-                 chair_id, now, event.id])
+                 json.dumps([[a.person_id, a.content_hash, a.approved_at, a.key_id,
+                              a.signature] for a in mine]),
+                 chair_id, now, event.id, key.key_id, signature.value])
             return SignedProtocol(draft.day_id, draft.which, draft.content_hash,
-                                  draft.content_json, html, pdf, mine, chair_id, now, event.id)
+                                  draft.content_json, html, pdf, mine, chair_id, now, event.id,
+                                  key.key_id, signature.value)
 
         signed = await self._db.execute_write(write)
         logger.info("protocol %s of day %s signed by person %s (hash %s, journal %s)",
@@ -377,5 +397,6 @@ def _signed(row: dict[str, Any]) -> SignedProtocol:
     return SignedProtocol(
         day_id=row["day_id"], which=row["protocol"], content_hash=row["content_hash"],
         content_json=row["content_json"], html=row["html"], pdf=bytes(row["pdf"]),
-        approvals=tuple(Approval(p, h, at) for p, h, at in json.loads(row["approvals"])),
-        signed_by=row["signed_by"], signed_at=row["signed_at"], journal_id=row["journal_id"])
+        approvals=tuple(Approval(*entry) for entry in json.loads(row["approvals"])),
+        signed_by=row["signed_by"], signed_at=row["signed_at"], journal_id=row["journal_id"],
+        key_id=row["key_id"], signature=row["signature"])

@@ -13,6 +13,7 @@ import aiohttp
 import av
 import pytest
 
+from defense_room.signing import statement
 from media.testing import FrameNumberTrack, ToneTrack
 from recordings.room_recording import RoomRecording
 from storage.journal import Journal
@@ -23,6 +24,7 @@ from web_ui.keys import CONFIG, DATABASE, HOSTS
 from .conftest import RunningServer
 from .media_helpers import wait_until
 from .procedure_helpers import Api, day_spec
+from .signing_helpers import BrowserKey
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -168,7 +170,7 @@ async def check_protocol(server: RunningServer, day_id: int, tokens: dict[str, s
     url = f"{server.base_url}/api/days/{day_id}/protocols/{ids['s1']}"
     async with aiohttp.ClientSession() as session:
         async def call(method: str, path: str, token: str,
-                       body: dict[str, str] | None = None) -> tuple[int, Any]:
+                       body: dict[str, Any] | None = None) -> tuple[int, Any]:
             async with session.request(method, url + path, json=body,
                                        headers={"Authorization": f"Bearer {token}"}) as r:
                 return r.status, await r.json()
@@ -181,13 +183,31 @@ async def check_protocol(server: RunningServer, day_id: int, tokens: dict[str, s
         assert [i["accepted"] for i in content["identity"]] == [True]
         assert sorted(v["grade"] for v in content["votes"]) == ["excellent", "excellent", "good"]
         assert len(content["pauses"]) == 1  # the lost quorum
-        assert (await call("POST", "/sign", tokens["chair"]))[0] == 409  # members first
+        keys: dict[str, tuple[BrowserKey, int]] = {}
+
+        async def signed(action: str, token: str) -> dict[str, Any]:
+            if token not in keys:
+                browser = BrowserKey()
+                async with session.post(f"{server.base_url}/api/days/{day_id}/keys",
+                                        json={"jwk": browser.jwk},
+                                        headers={"Authorization": f"Bearer {token}"}) as r:
+                    keys[token] = (browser, (await r.json())["key_id"])
+            browser, key_id = keys[token]
+            message = statement(action, day_id, ids["s1"], protocol["hash"])
+            return {"hash": protocol["hash"], "key_id": key_id,
+                    "signature": browser.sign(message)}
+
+        status, _ = await call("POST", "/sign", tokens["chair"],
+                               await signed("sign", tokens["chair"]))
+        assert status == 409  # the members approve first
         for missing in protocol["missing_approvals"]:
-            status, answer = await call("POST", "/approve", by_id[str(missing["person_id"])],
-                                        {"hash": protocol["hash"]})
+            token = by_id[str(missing["person_id"])]
+            status, answer = await call("POST", "/approve", token,
+                                        await signed("approve", token))
             assert status == 200, answer
-        status, signed = await call("POST", "/sign", tokens["chair"])
-        assert status == 200 and signed["status"] == "signed", signed
+        status, done = await call("POST", "/sign", tokens["chair"],
+                                  await signed("sign", tokens["chair"]))
+        assert status == 200 and done["status"] == "signed", done
     entries = await Journal(server.app[DATABASE]).entries(day_id)
     assert any(e.kind == "protocol_signed" and e.detail.get("hash") == protocol["hash"]
                for e in entries)

@@ -8,6 +8,7 @@ token.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import sqlite3
 import time
@@ -22,11 +23,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from defense_room.procedure import ProcedureRunner
+from defense_room.signing import statement
 from storage.journal import Journal
 from web_ui.app import create_app
 from web_ui.keys import CONFIG, DATABASE
 
 from .conftest import make_config
+from .signing_helpers import BrowserKey
 from .test_protocol import (
     EVIL_NAME, PEOPLE, START, Day, FakeClock, close_sitting, create_day, run_until_results,
     start_runner, write_recordings,
@@ -41,6 +44,8 @@ class Api:
     day: Day
     runner: ProcedureRunner
     clock: FakeClock
+    keys: dict[str, BrowserKey] = dataclasses.field(default_factory=dict)
+    key_ids: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def app(self) -> web.Application:
@@ -67,11 +72,29 @@ class Api:
         assert code == 200, body
         return next(p for p in body["protocols"] if p["which"] == which)
 
+    async def key_id(self, who: str) -> int:
+        """`who`'s browser key, registered on first use (rule V6)."""
+        if who not in self.keys:
+            self.keys[who] = BrowserKey()
+            code, body = await self.call("POST", f"/api/days/{self.day.day_id}/keys", who,
+                                         {"jwk": self.keys[who].jwk})
+            # Outside the commission there is no key (0): the role check refuses first.
+            self.key_ids[who] = body["key_id"] if code == 200 else 0
+        return self.key_ids[who]
+
+    async def signed(self, action: str, which: str, who: str, digest: str) -> dict[str, Any]:
+        key_id = await self.key_id(who)
+        message = statement(action, self.day.day_id, which, digest)
+        return {"hash": digest, "key_id": key_id, "signature": self.keys[who].sign(message)}
+
     async def approve(self, which: str, who: str, digest: str) -> tuple[int, Any]:
-        return await self.call("POST", self.url(which, "approve"), who, {"hash": digest})
+        body = await self.signed("approve", which, who, digest)
+        return await self.call("POST", self.url(which, "approve"), who, body)
 
     async def sign(self, which: str, who: str = "chair") -> tuple[int, Any]:
-        return await self.call("POST", self.url(which, "sign"), who)
+        digest = (await self.status(which))["hash"]
+        body = await self.signed("sign", which, who, digest)
+        return await self.call("POST", self.url(which, "sign"), who, body)
 
 
 @pytest.fixture
@@ -187,13 +210,16 @@ async def test_members_approve_in_turn_then_the_chair_signs(api: Api) -> None:
 
     journal = Journal(api.app[DATABASE])
     entries = await journal.entries(api.day.day_id)
-    approved = [(e.person_id, e.detail) for e in entries if e.kind == "protocol_approved"]
-    assert approved == [(int(ids[m]), {"protocol": s1, "hash": digest})
-                        for m in ("m1", "m2", "m3")]
+    approved = [(e.person_id, e.detail["protocol"], e.detail["hash"]) for e in entries
+                if e.kind == "protocol_approved"]
+    assert approved == [(int(ids[m]), s1, digest) for m in ("m1", "m2", "m3")]
+    assert all(len(e.detail["signature"]) == 86 and len(e.detail["key"]) == 64
+               for e in entries if e.kind == "protocol_approved")
     [mark] = [e for e in entries if e.kind == "protocol_signed"]
     assert mark.person_id == int(ids["chair"]) and mark.id == signed["signed"]["journal_id"]
-    assert mark.detail == {"protocol": s1, "hash": digest,
-                           "approved_by": [int(ids[m]) for m in ("m1", "m2", "m3")]}
+    assert {k: mark.detail[k] for k in ("protocol", "hash", "approved_by")} == {
+        "protocol": s1, "hash": digest,
+        "approved_by": [int(ids[m]) for m in ("m1", "m2", "m3")]}
     await journal.verify()
 
 
@@ -232,3 +258,30 @@ async def test_the_day_waits_for_the_closing_and_a_changed_draft_needs_new_appro
     entries = await Journal(api.app[DATABASE]).entries(api.day.day_id)
     assert [e.detail["hash"] for e in entries if e.kind == "protocol_signed"] == [second]
     await Journal(api.app[DATABASE]).verify()
+
+
+async def test_approvals_and_the_signing_must_be_signed_by_the_persons_key(api: Api) -> None:
+    s1 = api.day.ids["s1"]
+    digest = (await api.status(s1))["hash"]
+    code, body = await api.call("POST", api.url(s1, "approve"), "m1", {"hash": digest})
+    assert code == 400 and body["error"] == "unsigned"
+    # Signed with another key than the one named.
+    body = await api.signed("approve", s1, "m1", digest)
+    body["signature"] = BrowserKey().sign(statement("approve", api.day.day_id, s1, digest))
+    code, answer = await api.call("POST", api.url(s1, "approve"), "m1", body)
+    assert code == 403 and answer["error"] == "bad_signature"
+    # Someone else's key.
+    body = await api.signed("approve", s1, "m1", digest)
+    body["key_id"] = await api.key_id("m2")
+    code, answer = await api.call("POST", api.url(s1, "approve"), "m1", body)
+    assert code == 403 and "not yours" in answer["message"]
+    # A signature of the statement for another document.
+    body = await api.signed("approve", "day", "m1", digest)
+    code, answer = await api.call("POST", api.url(s1, "approve"), "m1", body)
+    assert code == 403 and answer["error"] == "bad_signature"
+    code, answer = await api.call("POST", f"/api/days/{api.day.day_id}/keys", "m1",
+                                  {"jwk": {"kty": "RSA"}})
+    assert code == 400 and answer["error"] == "bad_key"
+    assert (await api.call("POST", f"/api/days/{api.day.day_id}/keys", "s1",
+                           {"jwk": BrowserKey().jwk}))[0] == 403
+    assert (await api.approve(s1, "m1", digest))[0] == 200

@@ -3,8 +3,14 @@
     GET  /api/days/{day_id}/protocols                   chair, members, secretary
     GET  /api/days/{day_id}/protocols/{which}?format=json|html|pdf
                                                         chair, members, secretary
-    POST /api/days/{day_id}/protocols/{which}/approve   members; {"hash": "<hex>"}
-    POST /api/days/{day_id}/protocols/{which}/sign      the chair
+    POST /api/days/{day_id}/protocols/{which}/approve   members;
+                                    {"hash": "<hex>", "key_id": n, "signature": "<b64url>"}
+    POST /api/days/{day_id}/protocols/{which}/sign      the chair; {"key_id", "signature"}
+    POST /api/days/{day_id}/keys                        the commission; {"jwk": {...}}
+
+Approvals and the signing are signed (rule V6): the browser signs
+`defense_room.signing.statement(action, day, which, hash)` with the ECDSA P-256
+key it registered; the server verifies it and keeps it with the approval.
 
 `which` is "day" or a student's person id. Every handler authenticates the bearer
 invite token and checks the role (`web_ui.auth`); students, supervisors, reviewers
@@ -31,6 +37,7 @@ from defense_room.protocol_render import (
     Endorsement, ProtocolRenderError, render_html, render_pdf,
 )
 from orchestrator.protocol import DayProtocol, ProtocolReplayError
+from defense_room.signing import SigningError, load_jwk
 from storage.errors import NotFoundError, StorageError
 from storage.invites import Role
 from storage.protocols import (
@@ -38,6 +45,8 @@ from storage.protocols import (
     ProtocolError, ProtocolStore, RecordingIndex, SignedProtocol, load_drafts,
     missing_approvals, missing_message,
 )
+
+from storage.signing_keys import SignatureIn, SignatureRefused, SigningKeyStore
 
 from .auth import require_invite
 from .keys import CONFIG, DATABASE
@@ -67,6 +76,25 @@ def add_protocol_routes(app: web.Application) -> None:
     app.router.add_get(base + "/{which}", _json_errors(get_protocol))
     app.router.add_post(base + "/{which}/approve", _json_errors(approve_protocol))
     app.router.add_post(base + "/{which}/sign", _json_errors(sign_protocol))
+    app.router.add_post(r"/api/days/{day_id:\d+}/keys", _json_errors(register_key))
+
+
+async def register_key(request: web.Request) -> web.Response:
+    """POST /api/days/{day_id}/keys: register the public key of your browser (V6).
+
+    Body {"jwk": <the ECDSA P-256 public key exported as JWK>}; answers its key_id,
+    which approvals and signatures name, and its fingerprint.
+    """
+    day_id = int(request.match_info["day_id"])
+    invite = await require_invite(request, day_id, READ_ROLES)
+    body = await _body(request)
+    try:
+        public = load_jwk(body.get("jwk"))
+    except SigningError as exc:
+        raise _error(web.HTTPBadRequest, "bad_key", str(exc)) from None
+    key = await SigningKeyStore(request.app[DATABASE]).register(
+        day_id, invite.person_id, public, time.time())
+    return _json({"key_id": key.key_id, "fingerprint": public.fingerprint})
 
 
 async def list_protocols(request: web.Request) -> web.Response:
@@ -123,10 +151,12 @@ async def approve_protocol(request: web.Request) -> web.Response:
     """
     day_id, which = int(request.match_info["day_id"]), request.match_info["which"]
     invite = await require_invite(request, day_id, APPROVE_ROLES)
-    seen = await _hash_from_body(request)
+    body = await _body(request)
+    seen = _hash_from_body(body)
+    signature = _signature(body)
     draft = (await _drafts(request, day_id)).draft(which)
     store = ProtocolStore(request.app[DATABASE])
-    approval = await store.approve(draft, invite.person_id, seen, time.time())
+    approval = await store.approve(draft, invite.person_id, seen, signature, time.time())
     approvals = (await store.approvals(day_id)).get(which, [])
     return _json({"approved": {"person_id": approval.person_id, "hash": approval.content_hash,
                                "approved_at": approval.approved_at},
@@ -141,6 +171,7 @@ async def sign_protocol(request: web.Request) -> web.Response:
     """
     day_id, which = int(request.match_info["day_id"]), request.match_info["which"]
     invite = await require_invite(request, day_id, SIGN_ROLES)
+    signature = _signature(await _body(request))
     draft = (await _drafts(request, day_id)).draft(which)
     store = ProtocolStore(request.app[DATABASE])
     if (await store.signed(day_id, which)).get(which) is not None:
@@ -154,7 +185,7 @@ async def sign_protocol(request: web.Request) -> web.Response:
     endorsement = _endorsement(draft, approvals, (invite.name, now))
     html = render_html(draft.protocol, endorsement)
     pdf = await asyncio.to_thread(render_pdf, draft.protocol, endorsement)
-    signed = await store.sign(draft, invite.person_id, html, pdf, now)
+    signed = await store.sign(draft, invite.person_id, html, pdf, signature, now)
     return _json(_summary(draft, approvals, signed))
 
 
@@ -167,17 +198,33 @@ async def _drafts(request: web.Request, day_id: int) -> DayDrafts:
                              config.recordings_dir / f"day-{day_id}", request.app[RECORDING_INDEX])
 
 
-async def _hash_from_body(request: web.Request) -> str:
+async def _body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
         body = None
-    seen = body.get("hash") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        raise _error(web.HTTPBadRequest, "bad_request", "Send a JSON object.")
+    return body
+
+
+def _hash_from_body(body: dict[str, Any]) -> str:
+    seen = body.get("hash")
     if not isinstance(seen, str) or not _HASH_RE.fullmatch(seen):
         raise _error(web.HTTPBadRequest, "bad_request",
-                     'Send a JSON object {"hash": "<the protocol\'s content hash>"}: the '
-                     "64 lowercase hex digits shown with the draft you approve.")
+                     'Send {"hash": "<the protocol\'s content hash>", "key_id", "signature"}:'
+                     " the 64 lowercase hex digits shown with the draft you approve.")
     return seen
+
+
+def _signature(body: dict[str, Any]) -> SignatureIn:
+    key_id, value = body.get("key_id"), body.get("signature")
+    if not isinstance(key_id, int) or isinstance(key_id, bool) or not isinstance(value, str):
+        raise _error(web.HTTPBadRequest, "unsigned",
+                     "Approvals and signatures are signed (rule V6): send key_id (from"
+                     " POST /api/days/{day}/keys) and signature (ECDSA P-256 over the"
+                     " statement, r||s in base64url).")
+    return SignatureIn(key_id, value)
 
 
 def _endorsement(draft: Draft, approvals: list[Approval],
@@ -241,6 +288,8 @@ def _refusal(exc: Exception) -> web.HTTPError:
     """The one translation of protocol, storage and rendering errors into replies."""
     if isinstance(exc, NotAnApprover):
         return _error(web.HTTPForbidden, exc.code, str(exc))
+    if isinstance(exc, SignatureRefused):
+        return _error(web.HTTPForbidden, "bad_signature", str(exc))
     if isinstance(exc, ProtocolError):
         return _error(web.HTTPConflict, exc.code, str(exc))
     if isinstance(exc, NotFoundError):
