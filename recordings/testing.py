@@ -1,10 +1,11 @@
-"""Synthetic takes for tests and benchmarks: recognisable media captured for real.
+"""Synthetic takes and journals for tests and benchmarks.
 
 `write_take` encodes a FrameNumberTrack-like picture (VP8) and a tone (Opus) for
 each wanted track, feeds the encoded frames through a real `Recorder` (the capture
 path of the server), and then sets the sidecars' clock offset so the take starts
 at a chosen wall-clock time. Only the clock is fake: files, muxer and sidecars are
-what a live session produces.
+what a live session produces. `journal_defense_day` writes the procedure events of
+a short day into the journal, as the procedure runner would.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ import av
 import cv2
 import numpy as np
 
+from defense_room.procedure import EVENT_KIND
 from media.testing import VIDEO_CLOCK, frame_number_image
+from orchestrator import events as ev
+from orchestrator.codec import event_to_json
+from storage.journal import Journal
 
 from .recorder import Recorder
 from .segment import TrackKey
@@ -127,3 +132,43 @@ def write_take(folder: Path, tracks: list[FakeTrack], *, wall_start: float) -> l
         info["opened_unix"] = wall_start + float(info["first_arrived"])
         sidecar.write_text(json.dumps(info, indent=2) + "\n")
     return recorder.closed_files
+
+
+@dataclass(frozen=True, slots=True)
+class JournaledDefense:
+    """When the defense written by `journal_defense_day` ran (unix times)."""
+
+    start: float
+    end: float
+    phase_starts: tuple[float, ...]  # talk, questions, ..., final word
+
+
+async def journal_defense_day(journal: Journal, day_id: int, *, chair: str, members: list[str],
+                              secretary: str, student: str, others: list[str], t0: float,
+                              phase_s: float = 1.0) -> JournaledDefense:
+    """Journal a day as `ProcedureRunner` would: the sitting opens at ``t0``,
+    ``student`` defends from ``t0 + 1`` through six phases of ``phase_s`` each,
+    ``others`` are excused, and the closed sitting stops the recording."""
+    async def put(event: ev.Event) -> None:
+        await journal.append(day_id, None, EVENT_KIND, event_to_json(event), event.now)
+
+    for s in [student, *others]:
+        await put(ev.ConsentOnFile(now=t0, student=s))
+    for person in [chair, *members, secretary, student]:
+        await put(ev.ParticipantJoined(now=t0, actor=person))
+    await put(ev.OpenSitting(now=t0, actor=secretary))
+    await put(ev.RecordingStarted(now=t0))
+    await put(ev.IdentityDecided(now=t0, actor=secretary, student=student, accepted=True))
+    for s in others:
+        await put(ev.RecordValidReason(now=t0, actor=secretary, student=s, reason="ill"))
+    await put(ev.AnnounceLimits(now=t0, actor=chair))
+    start = t0 + 1
+    await put(ev.StartDefense(now=start, actor=secretary, student=student))
+    starts = tuple(start + n * phase_s for n in range(6))
+    for at in [*starts[1:], start + 6 * phase_s]:
+        await put(ev.NextPhase(now=at, actor=chair))
+    end = start + 6 * phase_s
+    await put(ev.TellReturnTime(now=end + 0.1, actor=secretary, return_at=end + 3600))
+    await put(ev.StartClosedSitting(now=end + 0.2, actor=secretary))
+    await put(ev.RecordingStopped(now=end + 0.3))
+    return JournaledDefense(start, end, starts)
