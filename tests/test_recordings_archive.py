@@ -46,6 +46,7 @@ class Day:
     ids: dict[str, str]
     config: Config
     defense: JournaledDefense
+    tokens: dict[str, str]
 
     @property
     def folder(self) -> Path:
@@ -62,7 +63,8 @@ async def make_day(db: Database, config: Config, *, take: bool = True) -> Day:
     defense = await journal_defense_day(
         Journal(db), created.day_id, chair=ids["chair"], members=[ids["m1"], ids["m2"], ids["m3"]],
         secretary=ids["sec"], student=ids["s1"], others=[ids["s2"]], t0=t0)
-    day = Day(created.day_id, ids, config, defense)
+    tokens = {n: i.token for n, i in zip(NAMES, created.invites, strict=True)}
+    day = Day(created.day_id, ids, config, defense, tokens)
     if take:
         await asyncio.to_thread(write_take, day.folder / "take-20260101T000000.000000Z", [
             FakeTrack(ids["s1"], "video", 0, 8), FakeTrack(ids["s1"], "audio", 0, 8),
