@@ -32,6 +32,7 @@ from media.forwarder import PublishedTrack
 from media.room import ParticipantInfo, Room
 from orchestrator import effects as fx
 from orchestrator import events as ev
+from orchestrator.appeal_session import AppealSnapshot
 from orchestrator.codec import snapshot_to_json
 from orchestrator.errors import OrchestratorError
 from orchestrator.model import Role, Settings, Snapshot
@@ -106,7 +107,7 @@ class DayHost:
         return self._recording
 
     @property
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> Snapshot | AppealSnapshot:
         return self._runner.snapshot
 
     def state_message(self) -> dict[str, Any]:
@@ -174,7 +175,7 @@ class DayHost:
 
     # -- commands --------------------------------------------------------------------
 
-    async def act(self, event: ev.Event) -> Snapshot:
+    async def act(self, event: ev.Event) -> Snapshot | AppealSnapshot:
         """Submit a person's command; raises the core's error if it is refused."""
         await self._runner.submit(event)
         return self._runner.snapshot

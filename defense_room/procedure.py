@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
+from orchestrator.appeal_session import AppealSnapshot
 from orchestrator.codec import EventCodecError, event_from_json, event_to_json
 from orchestrator.effects import Effect
 from orchestrator.errors import OrchestratorError
 from orchestrator.events import Event
 from orchestrator.model import Snapshot
-from orchestrator.session import DefenseSession
 from storage.errors import JournalTampered
 from storage.journal import Journal
 
@@ -34,6 +36,23 @@ logger = logging.getLogger(__name__)
 
 EVENT_KIND = "procedure_event"
 DEADLINE_KIND = "procedure_deadline"
+
+
+class Procedure(Protocol):
+    """What the runner drives: `DefenseSession` or `AppealSession`."""
+
+    @property
+    def phase(self) -> enum.Enum: ...
+
+    def handle(self, event: Event) -> None: ...
+
+    def handle_deadline(self, now: float) -> None: ...
+
+    def next_effect(self) -> Effect | None: ...
+
+    def next_deadline(self) -> float | None: ...
+
+    def snapshot(self) -> Snapshot | AppealSnapshot: ...
 
 
 class ProcedureError(Exception):
@@ -50,7 +69,7 @@ class ProcedureRunner:
 
     def __init__(
         self,
-        session_factory: Callable[[], DefenseSession],
+        session_factory: Callable[[], Procedure],
         journal: Journal,
         day_id: int,
         effect_sink: Callable[[Effect], Awaitable[None]],
@@ -61,7 +80,7 @@ class ProcedureRunner:
         self._day_id = day_id
         self._sink = effect_sink
         self._clock = clock
-        self._session: DefenseSession | None = None
+        self._session: Procedure | None = None
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -76,7 +95,7 @@ class ProcedureRunner:
         return self._running
 
     @property
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> Snapshot | AppealSnapshot:
         """The session's state as everyone may see it."""
         return self._require_session().snapshot()
 
@@ -244,12 +263,12 @@ class ProcedureRunner:
             self._timer = None
         logger.error("procedure of day %s stopped: %s", self._day_id, reason)
 
-    def _require_session(self) -> DefenseSession:
+    def _require_session(self) -> Procedure:
         if self._session is None:
             raise ProcedureError(f"the procedure of day {self._day_id} is not started")
         return self._session
 
-    def _require_running(self) -> DefenseSession:
+    def _require_running(self) -> Procedure:
         if self._broken is not None:
             raise ProcedureError(f"the procedure of day {self._day_id} stopped: {self._broken}")
         if not self._running:

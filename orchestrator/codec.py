@@ -18,6 +18,7 @@ import typing
 from typing import Any
 
 from . import events as ev
+from .appeal_session import AppealSnapshot
 from .model import Snapshot
 
 
@@ -115,11 +116,14 @@ def _decode(value: object, hint: Any, where: str) -> Any:
     raise EventCodecError(f"{where} must be {hint.__name__}, got {value!r}")
 
 
-def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
+def snapshot_to_json(snapshot: Snapshot | AppealSnapshot) -> dict[str, Any]:
     """The state as participants receive it: absolute times (unix seconds), never
     countdowns, so every page computes what is left from its own clock."""
+    if isinstance(snapshot, AppealSnapshot):
+        return snapshot.to_json()
     q = snapshot.quorum
     return {
+        "kind": "defense",
         "phase": snapshot.phase.value,
         "current_student": snapshot.current_student,
         "queue": list(snapshot.queue),

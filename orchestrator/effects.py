@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import Grade, Phase, Snapshot
+from .model import Grade, Phase
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +24,10 @@ class StopRecording(Effect):
 
 @dataclass(frozen=True, slots=True)
 class Broadcast(Effect):
-    """Send the new state to everyone in the room."""
+    """Send the new state to everyone in the room: a defense's `Snapshot` or an
+    appeal sitting's `AppealSnapshot`."""
 
-    snapshot: Snapshot
+    snapshot: object
 
 
 @dataclass(frozen=True, slots=True)

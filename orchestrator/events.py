@@ -151,3 +151,35 @@ class AnnounceResults(Event):
 @dataclass(frozen=True, slots=True)
 class CloseSitting(Event):
     actor: str
+
+
+# -- the appeal sitting (section 8; AppealSession) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAppealSitting(Event):
+    """The appeal chair opens the sitting; the recording must already run (8.7)."""
+
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class NameAnnounced(Event):
+    """The appeal chair has said `person`'s full name aloud (8.7)."""
+
+    actor: str
+    person: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecideAppeal(Event):
+    """The appeal commission's decision (8.8): "rejected" or "upheld"."""
+
+    actor: str
+    decision: str
+    reasoning: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAppealSitting(Event):
+    actor: str

@@ -21,6 +21,10 @@ class Role(enum.StrEnum):
     SUPERVISOR = "supervisor"
     REVIEWER = "reviewer"
     OBSERVER = "observer"
+    #: The appeal commission (АК, section 8): it hears appeals and one of them
+    #: attends a repeated defense (clause 8.8).
+    APPEAL_CHAIR = "appeal_chair"
+    APPEAL_MEMBER = "appeal_member"
 
 
 #: The commission (ГЭК): chair, members and secretary. Only they stay in the closed
@@ -31,6 +35,8 @@ COMMISSION_ROLES = frozenset({Role.CHAIR, Role.MEMBER, Role.SECRETARY})
 #: commission" who grade: the chair and the members. The secretary keeps the record
 #: and neither votes nor counts towards the two thirds.
 VOTING_ROLES = frozenset({Role.CHAIR, Role.MEMBER})
+
+APPEAL_ROLES = frozenset({Role.APPEAL_CHAIR, Role.APPEAL_MEMBER})
 
 
 class Phase(enum.Enum):
@@ -99,6 +105,9 @@ class DefenseDay:
 
     people: tuple[Person, ...]
     scheduled_start: float
+    #: A repeated defense after an upheld appeal: it starts only with a member of the
+    #: appeal commission present (clause 8.8).
+    repeat: bool = False
 
     def __post_init__(self) -> None:
         ids = [p.person_id for p in self.people]

@@ -218,6 +218,7 @@ class DefenseSession(DeadlineRules):
                 )
         self._require_consent(event.student, f"start the defense of {event.student}")
         self._require_quorum(f"start the defense of {event.student}")
+        self._require_appeal_witness(f"start the defense of {event.student}")
         self._require_recording(f"start the defense of {event.student}", "7.11")
         self._status[event.student] = StudentStatus.DEFENDING
         self._current = event.student

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from .effects import Effect
 from .errors import ForbiddenAction, UnknownPerson
 from .model import (
+    APPEAL_ROLES,
     RESOLVED_STATUSES,
     DefenseDay,
     Grade,
@@ -204,6 +205,13 @@ class SessionState:
             raise ForbiddenAction(
                 f"cannot {action}: defenses of {', '.join(pending)} pending", "7.7"
             )
+
+    def _require_appeal_witness(self, action: str) -> None:
+        if self._day.repeat and not any(
+                p.role in APPEAL_ROLES for p in self._day.people if p.person_id in self._present):
+            raise ForbiddenAction(
+                f"cannot {action}: a repeated defense needs the chair or a member of the "
+                "appeal commission present", "8.8")
 
     def _require_quorum(self, action: str) -> None:
         q = self.quorum

@@ -25,6 +25,7 @@ from defense_room.dayfile import DayFileError, parse_day
 from storage.errors import NotFoundError, StorageError
 from storage.invites import Role, expires_at_for_day, hash_token
 from orchestrator.documents import DocumentKind
+from orchestrator.model import Snapshot
 from storage.roster import RosterStore
 
 from .auth import require_invite
@@ -159,6 +160,8 @@ async def day_queue(request: web.Request) -> web.Response:
     except NotFoundError as exc:
         raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
     loaded, snapshot = host.loaded, host.snapshot
+    if not isinstance(snapshot, Snapshot):
+        raise _error(web.HTTPNotFound, "no_queue", f"day {day_id} is an appeal sitting")
     # Fresh from the roster: the secretary may have changed a time zone since.
     roster_now = {str(s.person_id): s
                   for s in await RosterStore(request.app[DATABASE]).list_students(day_id)}
