@@ -3,7 +3,9 @@
 The browser runs with a fake camera and microphone and no permission prompts, in a
 process group of its own, with a fresh profile directory. ``chromium(url)`` starts it
 and, on exit, terminates it, kills it after a timeout, reaps it and removes anything
-left in its process group, so no browser outlives the test.
+left in its process group, so no browser outlives the test. With ``devtools=True`` it
+listens for the DevTools protocol on a port of its choosing (``Browser.devtools_url``,
+for tests/cdp.py), and tabs in the background are not throttled.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
 TERMINATE_TIMEOUT_S = 5.0
+DEVTOOLS_TIMEOUT_S = 30.0
 
 FLAGS = (
     "--headless=new",
@@ -40,6 +43,15 @@ FLAGS = (
     "--v=0",
 )
 
+# Several pages of one browser all keep running at full speed (timers, media).
+DEVTOOLS_FLAGS = (
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+)
+
 
 class ChromiumMissing(AssertionError):
     """Raised (as a test failure, not a skip) when the browser is not installed."""
@@ -51,6 +63,7 @@ class Browser:
 
     process: asyncio.subprocess.Process
     log: Path
+    devtools_url: str | None = None
 
     @property
     def exited(self) -> bool:
@@ -83,7 +96,8 @@ def require_chromium() -> Path:
 
 @contextlib.asynccontextmanager
 async def chromium(
-    url: str, *, log: Path, deny_media: bool = False, extra_args: Sequence[str] = ()
+    url: str = "about:blank", *, log: Path, deny_media: bool = False,
+    extra_args: Sequence[str] = (), devtools: bool = False,
 ) -> AsyncIterator[Browser]:
     """Open ``url`` in a fresh headless Chromium for the duration of the block.
 
@@ -93,21 +107,42 @@ async def chromium(
     executable = require_chromium()
     permission = "--use-fake-ui-for-media-stream" + ("=deny" if deny_media else "")
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    flags = (*FLAGS, *(DEVTOOLS_FLAGS if devtools else ()))
     try:
         with open(log, "wb") as log_file:
             process = await asyncio.create_subprocess_exec(
-                str(executable), *FLAGS, permission, *extra_args, f"--user-data-dir={profile}", url,
+                str(executable), *flags, permission, *extra_args, f"--user-data-dir={profile}", url,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
                 start_new_session=True,  # its own process group, to sweep on exit
             )
         try:
-            yield Browser(process, log)
+            browser = Browser(process, log)
+            if devtools:
+                browser.devtools_url = await _devtools_url(Path(profile), browser)
+            yield browser
         finally:
             await _stop(process)
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+async def _devtools_url(profile: Path, browser: Browser) -> str:
+    """The browser's DevTools websocket, from the file it writes once it listens."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEVTOOLS_TIMEOUT_S
+    port_file = profile / "DevToolsActivePort"
+    while True:
+        try:
+            port, path = port_file.read_text().split("\n")[:2]
+            if port.strip() and path.strip():
+                return f"ws://127.0.0.1:{port.strip()}{path.strip()}"
+        except (FileNotFoundError, ValueError):
+            pass
+        if browser.exited or loop.time() > deadline:
+            raise AssertionError("Chromium did not open its DevTools port:\n" + browser.log_tail())
+        await asyncio.sleep(0.1)
 
 
 def group_alive(pgid: int) -> bool:

@@ -1,0 +1,126 @@
+// The room page for an invite link. It learns who the person is (GET /api/me),
+// shows the pre-join check, then the page for their role: the secretary's console,
+// the commission's view, or the student's phone page. Recording state, the link's
+// state and the language switch are the same for everyone.
+import { api, setCredentials } from "./api.js";
+import { syncServerTime } from "./clock.js";
+import { RoomLink } from "./connection.js";
+import { byId, clear, h } from "./dom.js";
+import { initialLanguage, t, toggleLanguage, translateStatic } from "./i18n.js";
+import { onMessage } from "./messages.js";
+import { prejoin } from "./prejoin.js";
+import { recordingIndicator } from "./panels/recording.js";
+import { toastArea } from "./panels/notices.js";
+import { linkIndicator } from "./panels/link.js";
+import { addNotice, state, subscribe, update } from "./store.js";
+import { TileGrid } from "./tiles.js";
+import { commissionView } from "./views/commission.js";
+import { secretaryView } from "./views/secretary.js";
+import { studentView } from "./views/student.js";
+
+const ui = {
+  prejoin: byId("prejoin"),
+  room: byId("room"),
+  ended: byId("ended"),
+  lang: byId("lang"),
+  leave: byId("leave"),
+  sound: byId("sound"),
+  who: byId("who"),
+};
+
+// For tests and the curious: the page never reads it back.
+window.roomDebug = { state };
+
+async function main() {
+  const segments = location.pathname.split("/").filter(Boolean);
+  const token = decodeURIComponent(segments[segments.length - 1] ?? "");
+  update({ language: initialLanguage(), token });
+  setCredentials(token, null);
+  ui.lang.addEventListener("click", toggleLanguage);
+  subscribe(() => {
+    translateStatic();
+    const me = state.me?.me;
+    ui.who.textContent = me ? `${me.name} · ${t(`role_${me.role}`)}` : "";
+    document.title = t("title");
+  });
+  recordingIndicator(byId("rec-pill"), byId("rec-notice"));
+  linkIndicator(byId("link-pill"), byId("link-banner"));
+  toastArea(byId("toast"));
+  subscribe(renderEnded);
+
+  let me;
+  try {
+    me = await api.get("/api/me");
+  } catch (error) {
+    console.warn("[room] /api/me refused:", error.status, error.message);
+    update({ link: { phase: "ended" }, ended: { key: error.status === 401 ? "error_bad_token" : "bye_refused",
+      params: {}, detail: error.message } });
+    return;
+  }
+  setCredentials(token, me.day.id);
+  syncServerTime(me.server_time);
+  update({ me });
+  document.body.dataset.role = me.me.role;
+
+  const { stream } = await prejoin(ui.prejoin);
+  ui.prejoin.hidden = true;
+  enterRoom(token, stream);
+}
+
+function enterRoom(token, stream) {
+  const grid = new TileGrid(h("div", { class: "tiles" }));
+  grid.onSoundBlocked = () => { ui.sound.hidden = false; };
+  ui.sound.addEventListener("click", () => {
+    ui.sound.hidden = true;
+    grid.unmuteAll();
+  });
+  const link = new RoomLink({
+    token,
+    stream,
+    onMessage,
+    onTracks: (forwarded, received) => {
+      grid.setTracks(forwarded, received);
+      update({ tiles: grid.count });
+    },
+    onLink: (linkState) => {
+      if (linkState.reconnected) addNotice({ kind: "reconnected" });
+      const ended = linkState.phase === "ended"
+        ? { key: t(`bye_${linkState.reason}`) !== `bye_${linkState.reason}` ? `bye_${linkState.reason}` : "bye_other",
+          params: { reason: linkState.reason } } : null;
+      update({ link: linkState, ...(ended ? { ended } : {}) });
+    },
+  });
+  window.roomDebug.link = link;
+  window.roomDebug.grid = grid;
+  const role = state.me.me.role;
+  const view = role === "secretary" ? secretaryView : role === "student" ? studentView : commissionView;
+  ui.room.hidden = false;
+  clear(ui.room, view({ grid, link, stream }));
+  ui.room.className = `room room-${role === "secretary" ? "secretary" : role === "student" ? "student" : "commission"}`;
+  setInterval(() => grid.setLevels(link.audioLevels()), 400);
+  subscribe(() => {
+    grid.relabel();
+    ui.leave.disabled = state.link.phase === "ended";
+  });
+  ui.leave.hidden = false;
+  ui.leave.addEventListener("click", () => {
+    ui.leave.disabled = true;
+    link.leave();
+  });
+  link.start();
+}
+
+function renderEnded() {
+  ui.ended.hidden = !state.ended;
+  if (!state.ended) return;
+  ui.room.hidden = true;
+  ui.prejoin.hidden = true;
+  clear(ui.ended, h("p", {}, t(state.ended.key, state.ended.params)),
+    state.ended.detail ? h("p", { class: "muted" }, state.ended.detail) : "",
+    h("button", { type: "button", onclick: () => location.reload() }, t("rejoin")));
+}
+
+main().catch((error) => {
+  console.error("[room] the page failed to start:", error?.message ?? error);
+  update({ toast: { text: t("errorPage", { detail: String(error?.message ?? error) }), kind: "error", at: Date.now() } });
+});

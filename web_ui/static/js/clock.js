@@ -1,0 +1,32 @@
+// The server's clock as the page sees it. The state carries absolute unix times and
+// `server_time`; the page keeps the difference to its own clock and shows what is
+// left as `ends_at - now()`, so a late message never shifts a deadline.
+
+let offsetS = 0;
+
+export function syncServerTime(serverTime) {
+  if (Number.isFinite(serverTime)) offsetS = serverTime - Date.now() / 1000;
+}
+
+export function now() {
+  return Date.now() / 1000 + offsetS;
+}
+
+// "9:05", "1:02:03"; negative values are shown by the caller as overtime.
+export function formatDuration(seconds) {
+  const total = Math.max(0, Math.floor(seconds));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const secs = String(total % 60).padStart(2, "0");
+  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${secs}` : `${minutes}:${secs}`;
+}
+
+export function formatTime(unixSeconds, timeZone) {
+  const options = { hour: "2-digit", minute: "2-digit" };
+  if (timeZone) options.timeZone = timeZone;
+  try {
+    return new Date(unixSeconds * 1000).toLocaleTimeString([], options);
+  } catch {
+    return new Date(unixSeconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+}

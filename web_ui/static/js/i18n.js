@@ -1,0 +1,59 @@
+// Russian by default, English on request; the choice is remembered on the device.
+import { ru } from "./strings/ru.js";
+import { en } from "./strings/en.js";
+import { state, update } from "./store.js";
+
+const TABLES = { ru, en };
+
+export function t(key, params = {}) {
+  const table = TABLES[state.language] ?? ru;
+  const text = table[key] ?? ru[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+}
+
+export function has(key) {
+  return key in ru;
+}
+
+export function initialLanguage() {
+  try {
+    const saved = localStorage.getItem("room.language");
+    if (saved in TABLES) return saved;
+  } catch {
+    // storage refused (private mode): Russian
+  }
+  return "ru";
+}
+
+export function toggleLanguage() {
+  const language = state.language === "ru" ? "en" : "ru";
+  try {
+    localStorage.setItem("room.language", language);
+  } catch {
+    // not remembered; the switch still works on this page
+  }
+  update({ language });
+}
+
+// Elements with data-i18n="key" get their text from the table.
+export function translateStatic(root = document) {
+  document.documentElement.lang = state.language;
+  for (const element of root.querySelectorAll("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n);
+  }
+  for (const element of root.querySelectorAll("[data-i18n-label]")) {
+    element.setAttribute("aria-label", t(element.dataset.i18nLabel));
+  }
+}
+
+export function roleName(role) {
+  return has(`role_${role}`) ? t(`role_${role}`) : role ?? "";
+}
+
+export function phaseName(phase) {
+  return has(`phase_${phase}`) ? t(`phase_${phase}`) : phase ?? "";
+}
+
+export function gradeName(grade) {
+  return has(`grade_${grade}`) ? t(`grade_${grade}`) : grade ?? "";
+}

@@ -1,0 +1,112 @@
+// Identification (D2, clauses 7.5, 4.7): in queue order, the student states their
+// name and shows the open passport beside the face; the secretary may take an
+// automatic snapshot check (web_ui/identity_api.py: the frame, the two face crops
+// and an advisory verdict) and decides, confirm or reject, with a comment.
+import { api, dayPath } from "../api.js";
+import { h, clear } from "../dom.js";
+import { act, busy, refused } from "../actions.js";
+import { t } from "../i18n.js";
+import { personName, state, subscribe } from "../store.js";
+
+const PHASES = new Set(["identification", "announcement", "between_defenses"]);
+
+export function identityPanel() {
+  const heading = h("h2", {});
+  const target = h("select", { class: "identity-student" });
+  const steps = h("ol", { class: "steps" });
+  const checkButton = h("button", { type: "button" });
+  const availability = h("p", { class: "muted" });
+  const result = h("div", { class: "identity-result" });
+  const comment = h("input", { type: "text", class: "identity-comment" });
+  const accept = h("button", { type: "button", class: "primary", dataset: { action: "identity-accept" } });
+  const reject = h("button", { type: "button", class: "danger", dataset: { action: "identity-reject" } });
+  const root = h("section", { class: "panel identity" }, heading,
+    h("label", {}, h("span", { class: "label-text" }), target), steps,
+    h("div", { class: "row" }, checkButton, availability), result,
+    h("label", { class: "comment" }, h("span", { class: "label-text" }), comment),
+    h("div", { class: "row" }, accept, reject));
+  let shown = "";
+  let check = null;   // {student, record, urls}
+
+  const chosen = () => target.value || null;
+
+  checkButton.addEventListener("click", busy(checkButton, async () => {
+    const student = chosen();
+    if (!student) return;
+    check = { student, pending: true };
+    drawResult();
+    try {
+      const answer = await api.post(dayPath(`/identity/${student}/check`), {});
+      const record = answer.check;
+      const urls = {};
+      for (const [name, path] of Object.entries(record.images ?? {})) {
+        if (path) urls[name] = URL.createObjectURL(await api.blob(path));
+      }
+      check = { student, record, urls };
+    } catch (error) {
+      check = null;
+      refused(error);
+    }
+    drawResult();
+  }));
+  const decide = (accepted) => async () => {
+    const student = chosen();
+    if (!student) return;
+    if (await act("identity", { student, accepted, comment: comment.value.trim() })) {
+      comment.value = "";
+      check = null;
+      drawResult();
+    }
+  };
+  accept.addEventListener("click", busy(accept, decide(true)));
+  reject.addEventListener("click", busy(reject, decide(false)));
+
+  function drawResult() {
+    if (!check || check.student !== chosen()) {
+      clear(result);
+      return;
+    }
+    if (check.pending) {
+      clear(result, h("p", { class: "muted" }, t("identityChecking")));
+      return;
+    }
+    const record = check.record;
+    const images = ["frame", "live", "document"].filter((n) => check.urls[n]).map((name) =>
+      h("figure", { class: `identity-image ${name}` }, h("img", { src: check.urls[name], alt: t(`identityImage_${name}`) }),
+        h("figcaption", {}, t(`identityImage_${name}`))));
+    clear(result, h("p", { class: `verdict ${record.verdict}` }, t(`verdict_${record.verdict}`),
+      record.reason ? ` — ${record.reason}` : "",
+      record.distance != null ? ` (${t("identityDistance")} ${record.distance})` : ""),
+    h("div", { class: "identity-images" }, images),
+    h("p", { class: "muted" }, t("identityAdvisory")));
+  }
+
+  subscribe(() => {
+    const p = state.procedure;
+    const waiting = p ? p.queue.filter((id) => p.statuses[id] === "waiting") : [];
+    root.hidden = !p || !PHASES.has(p.phase) || !waiting.length;
+    if (root.hidden) return;
+    const present = new Set(p.present);
+    const key = `${state.language}|${waiting.join(",")}|${p.present.join(",")}|${Boolean(state.me?.features?.identity)}`;
+    if (key === shown) return;
+    shown = key;
+    heading.textContent = t("identityHeading");
+    root.querySelector("label .label-text").textContent = t("identityStudent");
+    root.querySelector("label.comment .label-text").textContent = t("identityComment");
+    const previous = chosen();
+    const first = waiting.find((id) => present.has(id)) ?? waiting[0];
+    clear(target, waiting.map((id) => h("option", { value: id },
+      `${personName(id)}${present.has(id) ? "" : ` — ${t("notConnected")}`}`)));
+    target.value = waiting.includes(previous) ? previous : first;
+    clear(steps, ["identityStep1", "identityStep2", "identityStep3"].map((k) => h("li", {}, t(k))));
+    const available = Boolean(state.me?.features?.identity);
+    checkButton.textContent = t("identityCheck");
+    checkButton.hidden = !available;
+    availability.textContent = available ? "" : t("identityUnavailable");
+    accept.textContent = t("identityAccept");
+    reject.textContent = t("identityReject");
+    drawResult();
+  });
+  target.addEventListener("change", drawResult);
+  return root;
+}

@@ -1,0 +1,61 @@
+// What the server tells the room (`notice` messages) as sentences, the latest on a
+// toast and the rest in a short log; plus the page's own toasts (refusals).
+import { h, clear } from "../dom.js";
+import { formatDuration } from "../clock.js";
+import { gradeName, phaseName, t } from "../i18n.js";
+import { personName, state, subscribe } from "../store.js";
+
+export function noticeText(notice) {
+  switch (notice.kind) {
+    case "warning":
+      return notice.phase
+        ? t("noticeWarning", { phase: phaseName(notice.phase), time: formatDuration(notice.seconds_left) })
+        : t("noticeWarningDefense", { time: formatDuration(notice.seconds_left) });
+    case "overtime":
+      return notice.phase ? t("noticeOvertime", { phase: phaseName(notice.phase) }) : t("noticeOvertimeDefense");
+    case "absent":
+      return t("noticeAbsent", { name: personName(notice.student) });
+    case "rescheduled":
+      return t("noticeRescheduled", { name: personName(notice.student), reason: notice.reason ?? "" });
+    case "results":
+      return t("noticeResults", { grades: Object.entries(notice.grades ?? {})
+        .map(([id, grade]) => `${personName(id)}: ${gradeName(grade)}`).join("; ") || "—" });
+    case "reconnected":
+      return t("reconnected");
+    default:
+      return notice.text ?? "";
+  }
+}
+
+export function noticeLog() {
+  const list = h("ol", { class: "notice-log" });
+  const root = h("section", { class: "panel notices" }, h("h2", {}, t("noticesHeading")), list);
+  subscribe(() => {
+    root.querySelector("h2").textContent = t("noticesHeading");
+    const items = state.notices.slice(-8).reverse();
+    root.hidden = !items.length;
+    clear(list, items.map((n) => h("li", { class: `notice-${n.kind}` },
+      h("time", {}, new Date(n.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })), " ",
+      noticeText(n), n.clause ? ` ${t("clauseRef", { clause: n.clause })}` : "")));
+  });
+  return root;
+}
+
+// The toast: the newest notice or refusal, for a few seconds.
+export function toastArea(element) {
+  let shown = null;
+  let timer = null;
+  subscribe(() => {
+    const last = state.notices[state.notices.length - 1];
+    const candidates = [state.toast, last && { text: noticeText(last), kind: last.kind, at: last.at,
+      clause: last.clause }].filter(Boolean).sort((a, b) => b.at - a.at);
+    const next = candidates[0];
+    if (!next || next === shown || next.at === shown?.at) return;
+    shown = next;
+    element.className = `toast toast-${next.kind}`;
+    element.textContent = next.text + (next.clause ? ` ${t("clauseRef", { clause: next.clause })}` : "");
+    element.hidden = false;
+    clearTimeout(timer);
+    timer = setTimeout(() => { element.hidden = true; }, next.kind === "error" ? 9000 : 6000);
+  });
+}
