@@ -30,9 +30,10 @@ PDFJS=node_modules/pdfjs-dist
 VENDOR=web_ui/static/vendor/pdfjs
 rm -rf "$VENDOR"
 mkdir -p "$VENDOR"
+# The legacy build: phones with an older browser still show the presentation.
 # As .js: every mime table knows that name, and module scripts need a JavaScript type.
-cp "$PDFJS/build/pdf.min.mjs" "$VENDOR/pdf.min.js"
-cp "$PDFJS/build/pdf.worker.min.mjs" "$VENDOR/pdf.worker.min.js"
+cp "$PDFJS/legacy/build/pdf.min.mjs" "$VENDOR/pdf.min.js"
+cp "$PDFJS/legacy/build/pdf.worker.min.mjs" "$VENDOR/pdf.worker.min.js"
 cp "$PDFJS/LICENSE" "$VENDOR/"
 cp -r "$PDFJS/cmaps" "$PDFJS/standard_fonts" "$PDFJS/wasm" "$VENDOR/"
 echo "installed: pdf.js $(node -p "require('./$PDFJS/package.json').version") into $VENDOR"
