@@ -46,11 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "organizer-token",
         help="make a token for creating days over HTTP and the config line that allows it")
+    verify_cmd = commands.add_parser(
+        "verify", help="check every hash and signature of an evidence pack or hand-over package")
+    verify_cmd.add_argument("package", type=Path, help="the downloaded ZIP")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "organizer-token":
         return print_organizer_token()
+    if args.command == "verify":
+        from .verify import run
+
+        return run(args.package)
     try:
         config = _load(args.config)
         if args.command == "serve":

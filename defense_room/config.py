@@ -13,6 +13,7 @@ two in step.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import enum
 import types
@@ -165,6 +166,23 @@ class ApiConfig:
     organizer_token_sha256: str | None = field(default=None, metadata={"check": _check_sha256})
 
 
+def _check_weekend(days: tuple[int, ...]) -> str | None:
+    if any(not 1 <= d <= 7 for d in days):
+        return "must list ISO weekday numbers, Monday 1 to Sunday 7"
+    if len(set(days)) >= 7:
+        return "must leave at least one working weekday"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarConfig:
+    """Working days, for appeal deadlines (section 8)."""
+
+    weekend: tuple[int, ...] = field(default=(6, 7), metadata={"check": _check_weekend})
+    holidays: tuple[datetime.date, ...] = ()
+    end_of_studies: datetime.date | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class InvitesConfig:
     """Invite link lifetime."""
@@ -189,6 +207,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     invites: InvitesConfig = field(default_factory=InvitesConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    calendar: CalendarConfig = field(default_factory=CalendarConfig)
 
     @property
     def database_path(self) -> Path:
@@ -305,6 +324,14 @@ def _convert(tp: Any, value: object, key: str, base_dir: Path) -> Any:
             choices = ", ".join(repr(choice) for choice in allowed)
             raise ConfigError(f"config key '{key}' must be one of {choices}, got {value!r}")
         return tp(value)
+    if tp is datetime.date:
+        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+            return value
+        try:
+            return datetime.date.fromisoformat(str(value))
+        except ValueError:
+            raise ConfigError(
+                f"config key '{key}' must be a date like 2026-06-12, got {value!r}") from None
     # bool is an int in Python, but "port: true" is a mistake, not 1.
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
         return value

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from media.forwarder import PublishedTrack
 from media.room import ParticipantInfo, Room
 from orchestrator import effects as fx
 from orchestrator import events as ev
-from orchestrator.appeal_session import AppealSnapshot
+from orchestrator.appeal_session import AppealSession, AppealSnapshot
 from orchestrator.codec import snapshot_to_json
 from orchestrator.errors import OrchestratorError
 from orchestrator.model import Role, Settings, Snapshot
@@ -65,6 +65,7 @@ class DayHost:
         *,
         reconnect_grace_s: float,
         clock: Callable[[], float] = time.time,
+        on_appeal_decided: Callable[[DayHost], Awaitable[None]] | None = None,
     ) -> None:
         self._loaded = loaded
         self._day_id = loaded.stored.day_id
@@ -74,9 +75,11 @@ class DayHost:
         self._grace_s = reconnect_grace_s
         self._clock = clock
         self._runner = ProcedureRunner(
-            lambda: DefenseSession(loaded.day, settings), journal, self._day_id,
-            self._carry_out, clock,
+            lambda: (AppealSession(loaded.day) if loaded.kind == "appeal"
+                     else DefenseSession(loaded.day, settings)),
+            journal, self._day_id, self._carry_out, clock,
         )
+        self._on_appeal_decided = on_appeal_decided
         self._recording: RoomRecording | None = None
         self._presence: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         # Messages to the room leave from one task, in order, so a slow socket never
@@ -151,6 +154,9 @@ class DayHost:
             await self._journal.append(self._day_id, None, "recording_resumed",
                                        {"reason": "server restarted"}, self._clock())
             await self._start_take()
+        if isinstance(snapshot, AppealSnapshot) and snapshot.decision is not None:
+            # The decision may have been journaled just before a crash.
+            self._spawn(self._appeal_decided())
         logger.info("day %s hosted: phase %s", self._day_id, snapshot.phase.value)
 
     async def stop(self) -> None:
@@ -267,10 +273,19 @@ class DayHost:
         elif isinstance(effect, fx.Reschedule):
             await self._notice("rescheduled", student=effect.student, reason=effect.reason,
                                clause=effect.clause)
+        elif isinstance(effect, fx.Journal) and effect.kind == "appeal_decided":
+            self._spawn(self._appeal_decided())
         elif isinstance(effect, fx.PublishResults):
             await self._notice("results", grades={s: g.value for s, g in effect.grades})
         # SaveVote and Journal lines are in the journal already, as the events that
         # caused them; the protocol is built by replaying it.
+
+    async def _appeal_decided(self) -> None:
+        if self._on_appeal_decided is not None:
+            try:
+                await self._on_appeal_decided(self)
+            except Exception:
+                logger.exception("day %s: recording the appeal decision failed", self._day_id)
 
     async def _notice(self, kind: str, **fields: Any) -> None:
         self._outbox.put_nowait((None, {"type": "notice", "kind": kind, **fields}))

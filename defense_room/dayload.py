@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from defense_room.config import Config
 from orchestrator.model import DefenseDay, Person, Role, Settings
+from storage.appeals import AppealStore
 from storage.db import Database
 from storage.invites import DefenseDay as StoredDay
 from storage.invites import InviteStore
@@ -24,6 +25,9 @@ class LoadedDay:
     stored: StoredDay
     day: DefenseDay
     students: dict[str, RosterStudent]
+    #: "defense", "appeal" (an appeal sitting) or "repeat" (a repeated defense).
+    kind: str = "defense"
+    appeal_id: int | None = None
 
     def name(self, person_id: str) -> str:
         person = self.day.person(person_id)
@@ -55,10 +59,12 @@ async def load_day(db: Database, day_id: int) -> LoadedDay:
     rank = {pid: i for i, pid in enumerate(roster)}
     students.sort(key=lambda p: (rank.get(str(p.person_id), len(rank)), p.person_id))
     others = [p for p in people if p.role is not Role.STUDENT]
+    kind, appeal_id = await AppealStore(db).day_kind(day_id)
     day = DefenseDay(
         people=tuple(
             Person(str(p.person_id), p.name, p.role) for p in (*others, *students)
         ),
         scheduled_start=stored.starts_at,
+        repeat=kind == "repeat",
     )
-    return LoadedDay(stored=stored, day=day, students=roster)
+    return LoadedDay(stored=stored, day=day, students=roster, kind=kind, appeal_id=appeal_id)

@@ -46,6 +46,7 @@ class AppealSnapshot:
     to_name: tuple[str, ...]  # still to be said aloud, in order
     named: tuple[str, ...]
     decision: Decision | None
+    reasoning: str | None
     opened_at: float | None
     decided_at: float | None
     # What the day host reads of any procedure's snapshot.
@@ -59,6 +60,7 @@ class AppealSnapshot:
             "recording": self.recording, "to_name": list(self.to_name),
             "named": list(self.named),
             "decision": self.decision.value if self.decision else None,
+            "reasoning": self.reasoning,
             "opened_at": self.opened_at, "decided_at": self.decided_at,
             "lobby": [], "consented": [], "current_student": None,
         }
@@ -84,6 +86,7 @@ class AppealSession:
         self._to_name: list[str] = students + members
         self._named: list[str] = []
         self._decision: Decision | None = None
+        self._reasoning: str | None = None
         self._opened_at: float | None = None
         self._decided_at: float | None = None
         self._effects: deque[Effect] = deque()
@@ -107,7 +110,8 @@ class AppealSession:
         return AppealSnapshot(
             phase=self._phase, present=frozenset(self._present), recording=self._recording,
             to_name=tuple(p for p in self._to_name if p not in self._named),
-            named=tuple(self._named), decision=self._decision, opened_at=self._opened_at,
+            named=tuple(self._named), decision=self._decision, reasoning=self._reasoning,
+            opened_at=self._opened_at,
             decided_at=self._decided_at)
 
     def handle(self, event: ev.Event) -> None:
@@ -201,6 +205,7 @@ class AppealSession:
         if not event.reasoning.strip():
             raise ForbiddenAction("the decision needs its reasoning", "8.9")
         self._decision, self._decided_at = decision, event.now
+        self._reasoning = event.reasoning.strip()
         self._phase = AppealPhase.DECIDED
         self._effects.append(Journal("appeal_decided", f"{decision.value}: {event.reasoning}"))
 

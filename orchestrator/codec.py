@@ -141,4 +141,5 @@ def snapshot_to_json(snapshot: Snapshot | AppealSnapshot) -> dict[str, Any]:
         "return_at": snapshot.return_at,
         "consented": sorted(snapshot.consented),
         "lobby": sorted(snapshot.lobby),
+        "results_at": snapshot.results_at,
     }

@@ -170,3 +170,5 @@ class Snapshot:
     consented: frozenset[str]
     #: Who waits in the lobby (the closed sitting, clause 7.12).
     lobby: frozenset[str]
+    #: When the results were announced on the recording (clause 7.13).
+    results_at: float | None = None

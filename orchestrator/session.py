@@ -141,7 +141,7 @@ class DefenseSession(DeadlineRules):
                 if (grade := decide(self._votes.get(s, {}), self._day.chair.person_id))
                 is not None
             )
-            self._results = decided
+            self._results, self._results_at = decided, event.now
             self._emit(PublishResults(decided), Journal("results", repr(decided)))
 
     def _on_RecordingStopped(self, event: ev.RecordingStopped) -> None:

@@ -55,6 +55,7 @@ class SessionState:
         self._votes: dict[str, dict[str, Grade]] = {}
         self._results: tuple[tuple[str, Grade], ...] | None = None
         self._return_at: float | None = None
+        self._results_at: float | None = None
         self._consent: set[str] = set()
         self._questions: list[tuple[str, float, str]] = []
         self._effects: deque[Effect] = deque()
@@ -167,6 +168,7 @@ class SessionState:
             return_at=self._return_at,
             consented=frozenset(self._consent),
             lobby=frozenset(self._lobby),
+            results_at=self._results_at,
         )
 
     def _emit(self, *effects: Effect) -> None:

@@ -320,6 +320,39 @@ def _signing_keys(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE {table} ADD COLUMN key_id INTEGER REFERENCES signing_keys(id)")
         db.execute(f"ALTER TABLE {table} ADD COLUMN signature TEXT")  # P1363 r||s, base64url
 
+
+@MIGRATIONS(name="0007_appeals")
+def _appeals(db: sqlite_utils.Database) -> None:
+    # Appeals (section 8; storage/appeals.py). A day is a defense day, an appeal
+    # sitting or a repeated defense; the two latter point at their appeal.
+    db.execute("ALTER TABLE defense_days ADD COLUMN kind TEXT NOT NULL DEFAULT 'defense'"
+               " CHECK (kind IN ('defense', 'appeal', 'repeat'))")
+    db.execute("ALTER TABLE defense_days ADD COLUMN appeal_id INTEGER")
+    db.execute(
+        """
+        CREATE TABLE appeals (
+            id INTEGER PRIMARY KEY,
+            day_id INTEGER NOT NULL REFERENCES defense_days(id),   -- the defense appealed
+            student_id INTEGER NOT NULL REFERENCES people(id),
+            text TEXT NOT NULL,
+            filed_by INTEGER NOT NULL REFERENCES people(id),       -- the student or the secretary
+            on_paper INTEGER NOT NULL DEFAULT 0,
+            filed_at REAL NOT NULL,
+            deadline REAL NOT NULL,
+            conclusion TEXT,            -- the commission chair's conclusion on the procedure
+            conclusion_at REAL,
+            sitting_day_id INTEGER REFERENCES defense_days(id),
+            sitting_at REAL,
+            decision TEXT CHECK (decision IN ('rejected', 'upheld')),
+            reasoning TEXT,
+            decided_at REAL,
+            delivery_at REAL,           -- when the student learns it (clause 8.11)
+            repeat_day_id INTEGER REFERENCES defense_days(id),
+            UNIQUE (day_id, student_id)
+        )
+        """
+    )
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration to `db`; return the names applied."""
     pending = [migration.name for migration in MIGRATIONS.pending(db)]

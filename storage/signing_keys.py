@@ -65,6 +65,11 @@ class SigningKeyStore:
 
         return await self._db.execute_write(write)
 
+    async def all_keys(self) -> list[SigningKey]:
+        rows = await self._db.query(
+            "SELECT id, person_id, jwk, registered_at FROM signing_keys ORDER BY id")
+        return [_key(r["id"], r["person_id"], r["jwk"], r["registered_at"]) for r in rows]
+
     async def keys_of(self, person_id: int) -> list[SigningKey]:
         rows = await self._db.query(
             "SELECT id, person_id, jwk, registered_at FROM signing_keys WHERE person_id = ?"

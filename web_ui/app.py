@@ -25,6 +25,7 @@ from storage.errors import InviteError
 from storage.invites import InviteStore
 
 from .api import day_readiness
+from .appeals_api import add_appeal_routes
 from .day_api import add_day_routes
 from .documents_api import add_document_routes
 from .hosts import DayHosts
@@ -67,6 +68,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post(r"/api/days/{day_id:\d+}/actions/{action}", day_action)
     app.router.add_get("/api/openapi.json", openapi)
     add_day_routes(app)
+    add_appeal_routes(app)
     add_document_routes(app)
     add_page_routes(app)
     add_recording_routes(app)

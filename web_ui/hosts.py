@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from defense_room.appeal_service import AppealService
 from defense_room.config import Config
 from defense_room.dayhost import DayHost
 from defense_room.dayload import load_day, settings_from
@@ -33,6 +34,7 @@ class DayHosts:
         self._hosts: dict[int, DayHost] = {}
         self._starting: dict[int, asyncio.Task[DayHost]] = {}
         self._stopped = False
+        self.appeals = AppealService(config, db, self.host)
 
     def get(self, day_id: int) -> DayHost | None:
         return self._hosts.get(day_id)
@@ -64,10 +66,14 @@ class DayHosts:
             self._rooms.room_for(str(day_id)),
             self._config.recordings_dir,
             reconnect_grace_s=self._config.absence.reconnect_grace_s,
+            on_appeal_decided=self._appeal_decided,
         )
         await host.start()
         self._hosts[day_id] = host
         return host
+
+    async def _appeal_decided(self, host: DayHost) -> None:
+        await self.appeals.record_decision(host)
 
     async def start_days_under_way(self) -> None:
         """Host every day whose procedure has begun and not yet closed."""

@@ -61,7 +61,9 @@ class Action:
 
     @property
     def roles(self) -> frozenset[Role]:
-        return RIGHTS[self.event]
+        """Who may give this command in a defense; an appeal sitting's commands are the
+        appeal chair's (AppealSession checks them)."""
+        return RIGHTS.get(self.event, frozenset({Role.APPEAL_CHAIR}))
 
 
 #: The commands people give, by URL name. Presence and recorder confirmations are
@@ -83,6 +85,11 @@ ACTION_LIST: tuple[Action, ...] = (
     Action("vote", ev.CastVote),
     Action("announce-results", ev.AnnounceResults),
     Action("close-sitting", ev.CloseSitting),
+    # The appeal sitting (section 8): the appeal chair; "recording" as above.
+    Action("open-appeal", ev.OpenAppealSitting),
+    Action("name", ev.NameAnnounced),
+    Action("decide", ev.DecideAppeal),
+    Action("close-appeal", ev.CloseAppealSitting),
 )
 ACTIONS_BY_PATH = {action.path: action for action in ACTION_LIST}
 
@@ -111,14 +118,18 @@ async def day_action(request: web.Request) -> web.Response:
         raise _error(web.HTTPNotFound, "unknown_action",
                      f"no action {request.match_info['action']!r}; the actions are "
                      + ", ".join(ACTIONS_BY_PATH))
-    invite = await require_invite(request, day_id, action.roles)
+    invite = await require_invite(request, day_id, ALL_ROLES)
+    host = await _host(request, day_id)
+    if host.loaded.kind != "appeal" and invite.role not in action.roles:
+        allowed = " or ".join(sorted(role.value for role in action.roles))
+        raise _error(web.HTTPForbidden, "role", f"Only the {allowed} of the day may do this;"
+                     f" your role is {invite.role.value}.")
     body = await _body(request)
     try:
         event = event_from_json(
             {**body, "type": action.event.__name__, "now": 0.0, "actor": str(invite.person_id)})
     except EventCodecError as exc:
         raise _error(web.HTTPBadRequest, "malformed", str(exc)) from None
-    host = await _host(request, day_id)
     try:
         snapshot = await host.act(event)
     except ForbiddenAction as exc:

@@ -1,0 +1,214 @@
+"""Appeals on the server (section 8): the rules of `orchestrator.appeals` applied to
+the stored days, invites, holds and hosted procedures.
+
+- filing (the student, or the secretary for one received on paper) checks the
+  deadline in working days and places the hold on the recordings (R1);
+- the commission chair writes the conclusion on the procedure (8.3);
+- scheduling (the secretary) creates the appeal sitting as a day of its own,
+  with invites for the appeal commission, the student and the commission chair,
+  at least a day ahead and within two working days of filing (8.4, 8.5);
+- the decision is taken at that sitting (`AppealSession`); its host calls
+  `record_decision`, which stores it, annuls an upheld result and ends the hold;
+- an upheld appeal's repeat is a new day, flagged so that it starts only with a
+  member of the appeal commission present (8.8), and not appealable (8.12).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+import zoneinfo
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from orchestrator.appeal_session import AppealSnapshot
+from orchestrator.appeals import (
+    AppealRefused,
+    Defense,
+    check_filing,
+    check_repeat_date,
+    check_schedule,
+    decision_delivery,
+)
+from orchestrator.model import Role, Snapshot, StudentStatus
+from orchestrator.workdays import WorkCalendar, local_date
+from recordings.archive_store import ArchiveStore
+from recordings.errors import HoldError
+from storage.appeals import Appeal, AppealStore
+from storage.db import Database
+from storage.invites import InviteStore, IssuedInvite, expires_at_for_day
+from storage.roster import RosterStore
+
+from .config import Config
+from .dayfile import CommissionSpec, DaySpec, DocumentSpec, StudentSpec
+from .dayhost import DayHost
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    appeal: Appeal
+    day_id: int
+    invites: tuple[IssuedInvite, ...]
+
+
+class AppealService:
+    def __init__(self, config: Config, db: Database,
+                 host: Callable[[int], Awaitable[DayHost]],
+                 clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._db = db
+        self._store = AppealStore(db)
+        self._invites = InviteStore(db)
+        self._host = host  # DayHosts.host
+        self._clock = clock
+
+    @property
+    def store(self) -> AppealStore:
+        return self._store
+
+    @property
+    def calendar(self) -> WorkCalendar:
+        c = self._config.calendar
+        return WorkCalendar(weekend=frozenset(c.weekend), holidays=frozenset(c.holidays))
+
+    async def _defense_host(self, day_id: int) -> tuple[DayHost, Snapshot]:
+        host = await self._host(day_id)
+        snapshot = host.snapshot
+        if not isinstance(snapshot, Snapshot):
+            raise AppealRefused("an appeal sitting is not itself appealed", "8.9")
+        return host, snapshot
+
+    # -- filing ----------------------------------------------------------------------
+
+    async def file(self, day_id: int, student_id: int, text: str, *, filed_by: int,
+                   on_paper: bool) -> Appeal:
+        if not text.strip():
+            raise AppealRefused("the appeal needs its text: what was violated", "8.1")
+        host, snapshot = await self._defense_host(day_id)
+        statuses = dict(snapshot.statuses)
+        if statuses.get(str(student_id)) is not StudentStatus.DEFENDED:
+            raise AppealRefused(f"person {student_id} has no defense result on this day", "8.1")
+        existing = [a for a in await self._store.for_day(day_id) if a.student_id == student_id]
+        defense = Defense(results_at=snapshot.results_at,
+                          timezone=host.loaded.stored.timezone,
+                          repeat=host.loaded.kind == "repeat")
+        now = self._clock()
+        deadline = check_filing(defense, now, self.calendar, already_filed=bool(existing))
+        appeal = await self._store.file(day_id=day_id, student_id=student_id, text=text.strip(),
+                                        filed_by=filed_by, on_paper=on_paper,
+                                        deadline=deadline, now=now)
+        try:
+            await ArchiveStore(self._db).place_hold(day_id, student_id, filed_by,
+                                                    f"appeal {appeal.appeal_id}", now)
+        except HoldError:
+            logger.info("recordings of %s already held", student_id)
+        return appeal
+
+    async def conclude(self, appeal_id: int, text: str, by: int) -> Appeal:
+        if not text.strip():
+            raise AppealRefused("the conclusion needs its text", "8.3")
+        return await self._store.conclude(appeal_id, text.strip(), by, self._clock())
+
+    # -- the sitting ----------------------------------------------------------------------
+
+    async def schedule(self, appeal_id: int, sitting_at: float, appeal_chair: str,
+                       appeal_members: list[str], by: int) -> Created:
+        appeal = await self._store.get(appeal_id)
+        host, _ = await self._defense_host(appeal.day_id)
+        tz = host.loaded.stored.timezone
+        now = self._clock()
+        check_schedule(appeal.filed_at, sitting_at, now, tz, self.calendar,
+                       decided=appeal.decision is not None)
+        if appeal.sitting_day_id is not None:
+            raise AppealRefused(f"the sitting is already scheduled (day {appeal.sitting_day_id})",
+                                "8.4")
+        names = [n.strip() for n in (appeal_chair, *appeal_members)]
+        if not all(names) or not appeal_members:
+            raise AppealRefused("name the appeal chair and at least one member", "8.4")
+        date = local_date(sitting_at, tz)
+        day_id = await self._invites.create_day(
+            f"Апелляция: {host.loaded.name(str(appeal.student_id))}", date, sitting_at, tz,
+            now=now)
+        expires = expires_at_for_day(date, tz, self._config.invites.valid_days_after)
+        people = [(Role.APPEAL_CHAIR, names[0]), *((Role.APPEAL_MEMBER, n) for n in names[1:]),
+                  (Role.STUDENT, host.loaded.name(str(appeal.student_id))),
+                  (Role.CHAIR, host.loaded.day.chair.name)]
+        invites = tuple([await self._invites.issue(day_id, role, name, expires, now=now)
+                         for role, name in people])
+        appeal = await self._store.schedule(appeal_id, day_id, sitting_at, by, now)
+        return Created(appeal, day_id, invites)
+
+    async def record_decision(self, host: DayHost) -> Appeal | None:
+        """The appeal sitting `host` decided: store it (once), annul, end the hold."""
+        snapshot = host.snapshot
+        appeal_id = host.loaded.appeal_id
+        if not isinstance(snapshot, AppealSnapshot) or snapshot.decision is None or appeal_id is None:
+            return None
+        assert snapshot.decided_at is not None
+        appeal = await self._store.get(appeal_id)
+        if appeal.decision is not None:
+            return appeal
+        delivery = decision_delivery(snapshot.decided_at, host.loaded.stored.timezone,
+                                     self.calendar)
+        appeal = await self._store.decide(appeal_id, snapshot.decision.value,
+                                          snapshot.reasoning or "", snapshot.decided_at, delivery)
+        chair = next(p for p in host.loaded.day.people if p.role is Role.APPEAL_CHAIR)
+        try:
+            await ArchiveStore(self._db).release_hold(
+                appeal.day_id, appeal.student_id, int(chair.person_id),
+                snapshot.decision.value, f"appeal {appeal_id} decided", snapshot.decided_at)
+        except HoldError:
+            logger.warning("appeal %s decided but no hold was active", appeal_id)
+        return appeal
+
+    # -- the repeat ------------------------------------------------------------------------
+
+    async def schedule_repeat(self, appeal_id: int, starts_at: float, by: int) -> Created:
+        appeal = await self._store.get(appeal_id)
+        if appeal.decision != "upheld":
+            raise AppealRefused("a defense is repeated only after an upheld appeal", "8.8")
+        host, _ = await self._defense_host(appeal.day_id)
+        loaded = host.loaded
+        tz = loaded.stored.timezone
+        now = self._clock()
+        end = self._config.calendar.end_of_studies
+        if end is not None:
+            check_repeat_date(starts_at, now, end, tz)
+        elif starts_at <= now:
+            raise AppealRefused("the repeated defense must be in the future", "8.8")
+        student = loaded.students.get(str(appeal.student_id))
+        if student is None:
+            raise AppealRefused("the student is not on the day's roster", "8.8")
+        people = loaded.day.people
+        spec_date = local_date(starts_at, tz)
+        start = datetime.datetime.fromtimestamp(starts_at, zoneinfo.ZoneInfo(tz))
+        spec = DaySpec(
+            title=f"Повторная защита: {student.name}", date=spec_date,
+            start=start.time().replace(second=0, microsecond=0), timezone=tz,
+            norm_control_required=False,
+            commission=CommissionSpec(
+                chair=loaded.day.chair.name,
+                members=tuple(p.name for p in people if p.role is Role.MEMBER),
+                secretary=next(p.name for p in people if p.role is Role.SECRETARY)),
+            students=(StudentSpec(
+                name=student.name, thesis_title=student.thesis_title,
+                supervisor=student.supervisor, reviewer=student.reviewer,
+                timezone=student.timezone,
+                consent_at=None if student.consent_at is None else
+                datetime.datetime.fromtimestamp(student.consent_at, zoneinfo.ZoneInfo(tz)),
+                documents=tuple(DocumentSpec(d.kind, datetime.datetime.fromtimestamp(
+                    d.uploaded_at, zoneinfo.ZoneInfo(tz))) for d in student.documents)),),
+        )
+        expires = expires_at_for_day(spec_date, tz, self._config.invites.valid_days_after)
+        created = await RosterStore(self._db).create_day(spec, expires_at=expires, now=now)
+        witnesses: list[IssuedInvite] = []
+        if appeal.sitting_day_id is not None:
+            for person in await self._invites.list_people(appeal.sitting_day_id):
+                if person.role in (Role.APPEAL_CHAIR, Role.APPEAL_MEMBER):
+                    witnesses.append(await self._invites.issue(
+                        created.day_id, person.role, person.name, expires, now=now))
+        appeal = await self._store.set_repeat(appeal_id, created.day_id, by, now)
+        return Created(appeal, created.day_id, (*created.invites, *witnesses))

@@ -1,0 +1,273 @@
+"""An appeal end to end through the HTTP API, with real aiortc peers (section 8):
+results, the appeal and its hold, the evidence pack verified file by file and
+signature by signature, the appeal sitting (no start with the recording off),
+an upheld decision annulling the grade, the repeated defense that needs a member
+of the appeal commission present, and no appeal against the repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from defense_room.signing import statement
+from defense_room.verify import check_package
+from recordings.archive_store import ArchiveStore
+from storage.journal import Journal
+from storage.roster import RosterStore
+from web_ui.client import RoomClient
+from web_ui.keys import DATABASE
+
+from .conftest import RunningServer
+from .procedure_helpers import Api, day_spec
+from .signing_helpers import BrowserKey
+
+pytestmark = pytest.mark.timeout(240)
+NAMES = ["chair", "m1", "m2", "m3", "sec", "s1"]
+
+
+class Http:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.session = aiohttp.ClientSession()
+
+    async def call(self, method: str, path: str, token: str, body: Any = None
+                   ) -> tuple[int, Any]:
+        async with self.session.request(method, self.base + path, json=body,
+                                        headers={"Authorization": f"Bearer {token}"}) as r:
+            if r.content_type == "application/json":
+                return r.status, await r.json()
+            return r.status, await r.read()
+
+
+async def join(server: RunningServer, tokens: list[str]) -> list[RoomClient]:
+    clients = []
+    for token in tokens:
+        client = RoomClient(server.base_url, token)
+        await client.connect()
+        await client.start_media()
+        clients.append(client)
+    return clients
+
+
+async def defend(api: dict[str, Api], student: str, present: int) -> None:
+    """From the opening to the closed sitting's results for one student."""
+    sec, chair = api["sec"], api["chair"]
+    await sec.wait_state(lambda s: len(s["present"]) >= present, "everyone present")
+    await sec.act("open-sitting")
+    await sec.wait_state(lambda s: s["recording"], "recording")
+    await sec.act("identity", student=student, accepted=True)
+    await chair.act("announce-limits")
+
+
+async def finish(api: dict[str, Api], student: str) -> None:
+    sec = api["sec"]
+    for _ in range(6):
+        await sec.act("next-phase")
+    await sec.act("return-time", return_at=time.time() + 600)
+    await sec.act("closed-sitting")
+    await sec.wait_state(lambda s: not s["recording"], "recording off")
+    for who, grade in (("chair", "good"), ("m1", "good"), ("m2", "excellent"),
+                       ("m3", "good")):
+        await api[who].act("vote", student=student, grade=grade)
+    await sec.act("announce-results")
+    await sec.wait_state(lambda s: s["results_at"] is not None, "results announced")
+
+
+async def sign_protocol(http: Http, day_id: int, tokens: dict[str, str], ids: dict[str, str],
+                        student: str) -> None:
+    """Members approve and the chair signs, each with their own browser key (V6)."""
+    path = f"/api/days/{day_id}/protocols/{student}"
+    status, draft = await http.call("GET", path, tokens["sec"])
+    assert status == 200, draft
+    by_id = {}
+    for name in ("chair", "m1", "m2", "m3"):
+        key = BrowserKey()
+        status, reg = await http.call("POST", f"/api/days/{day_id}/keys", tokens[name],
+                                      {"jwk": key.jwk})
+        assert status == 200
+        by_id[name] = (key, reg["key_id"])
+    for missing in draft["missing_approvals"]:
+        name = next(n for n in ("m1", "m2", "m3") if ids[n] == str(missing["person_id"]))
+        key, key_id = by_id[name]
+        body = {"hash": draft["hash"], "key_id": key_id, "signature": key.sign(
+            statement("approve", day_id, student, draft["hash"]))}
+        assert (await http.call("POST", path + "/approve", tokens[name], body))[0] == 200
+    key, key_id = by_id["chair"]
+    body = {"key_id": key_id, "signature": key.sign(
+        statement("sign", day_id, student, draft["hash"]))}
+    status, signed = await http.call("POST", path + "/sign", tokens["chair"], body)
+    assert status == 200, signed
+
+
+async def test_an_appeal_from_results_to_the_repeated_defense(
+        server: RunningServer, tmp_path: Path) -> None:
+    db = server.app[DATABASE]
+    created = await RosterStore(db).create_day(
+        day_spec(time.time() + 60, students=1), expires_at=time.time() + 86400, now=time.time())
+    day_id = created.day_id
+    tokens = dict(zip(NAMES, (i.token for i in created.invites), strict=True))
+    ids = {n: str(i.person_id) for n, i in zip(NAMES, created.invites, strict=True)}
+    student = ids["s1"]
+    http = Http(server.base_url)
+    api = {n: Api(server.base_url, day_id, t) for n, t in tokens.items()}
+    clients = await join(server, list(tokens.values()))
+    try:
+        await defend(api, student, present=6)
+        await api["sec"].act("start-defense", student=student)
+        await finish(api, student)
+        await api["sec"].act("close-sitting")
+        await sign_protocol(http, day_id, tokens, ids, student)
+
+        # A1: the student files; a second filing is refused; the recordings are held.
+        status, filed = await http.call("POST", f"/api/days/{day_id}/appeals", tokens["s1"],
+                                        {"text": "Меня не идентифицировали по паспорту"})
+        assert status == 201, filed
+        appeal = filed["appeal"]
+        status, again = await http.call("POST", f"/api/days/{day_id}/appeals", tokens["s1"],
+                                        {"text": "ещё раз"})
+        assert status == 409 and again["clause"] == "8.1"
+        holds = await ArchiveStore(db).active_holds(day_id)
+        assert (day_id, int(student)) in holds
+        one = f"/api/appeals/{appeal['appeal_id']}"
+        assert (await http.call("POST", one + "/conclusion", tokens["m1"], {"text": "x"}))[0] == 403
+        status, _ = await http.call("POST", one + "/conclusion", tokens["chair"],
+                                    {"text": "Процедура соблюдена."})
+        assert status == 200
+
+        # A2: the evidence pack, every file and signature verified; one byte changed fails.
+        status, listed = await http.call("GET", one + "/evidence", tokens["sec"])
+        assert status == 200 and listed["journal"]["verified"] is True
+        paths = {f["path"] for f in listed["files"]}
+        assert {"protocol/protocol.json", "protocol/protocol.pdf", "protocol/signatures.json",
+                "conclusion.txt", "journal.json"} <= paths
+        status, pack = await http.call("GET", one + "/evidence?format=zip", tokens["chair"])
+        assert status == 200
+        good = tmp_path / "pack.zip"
+        good.write_bytes(pack)
+        assert check_package(good) == []
+        assert_tampering_is_named(good, tmp_path)
+
+        # A3: the sitting within two working days, invited a day ahead.
+        soon = {"sitting_at": time.time() + 3600, "appeal_chair": "Председатель АК",
+                "appeal_members": ["Член АК"]}
+        status, refused = await http.call("POST", one + "/schedule", tokens["sec"], soon)
+        assert status == 409 and refused["clause"] == "8.5"
+        status, sitting = await http.call("POST", one + "/schedule", tokens["sec"],
+                                          {**soon, "sitting_at": time.time() + 86_460})
+        assert status == 201, sitting
+        roles = {i["role"]: i["link"].rsplit("/", 1)[1] for i in sitting["invites"]}
+        assert set(roles) == {"appeal_chair", "appeal_member", "student", "chair"}
+        await http.call("GET", one + "/evidence", roles["appeal_member"])
+        assert (await http.call("GET", one, roles["appeal_member"]))[0] == 200
+    finally:
+        for client in clients:
+            await client.close()
+
+    # A4: the appeal sitting (without the student, 8.6).
+    sitting_day = sitting["day_id"]
+    ac = Api(server.base_url, sitting_day, roles["appeal_chair"])
+    appeal_clients = await join(server, [roles["appeal_chair"], roles["appeal_member"]])
+    try:
+        refused_open = await ac.refused("open-appeal")
+        assert refused_open.status == 409 and refused_open.body["clause"] == "8.7"
+        await ac.act("recording", on=True)
+        await ac.wait_state(lambda s: s["recording"], "the sitting's recording")
+        state = await ac.act("open-appeal")
+        for person in state["to_name"]:
+            state = await ac.act("name", person=person)
+        assert state["phase"] == "appeal_hearing"
+        await ac.act("decide", decision="upheld", reasoning="Личность не была установлена")
+        await ac.wait_state(lambda s: s["decision"] == "upheld", "the decision")
+        for _ in range(100):
+            status, now = await http.call("GET", one, roles["appeal_chair"])
+            if now["appeal"]["decision"] == "upheld":
+                break
+            await asyncio.sleep(0.05)
+        assert now["appeal"]["decision"] == "upheld"
+        await ac.act("close-appeal")
+    finally:
+        for client in appeal_clients:
+            await client.close()
+        await ac.close()
+    entries = await Journal(db).entries(day_id)
+    assert any(e.kind == "result_annulled" and e.detail["student"] == int(student)
+               for e in entries)
+    assert (day_id, int(student)) not in await ArchiveStore(db).active_holds(day_id)
+    _, mine = await http.call("GET", f"/api/days/{day_id}/appeals", tokens["s1"])
+    assert mine["appeals"][0]["decision"] is None  # told on the next working day (8.11)
+    assert mine["appeals"][0]["delivery_at"] > time.time()
+
+    # A5: the repeated defense needs an appeal commission member; no appeal against it.
+    status, repeat = await http.call("POST", one + "/repeat", tokens["sec"],
+                                     {"starts_at": time.time() + 3600})
+    assert status == 201, repeat
+    repeat_day = repeat["day_id"]
+    by_role: dict[str, list[str]] = {}
+    for invite in repeat["invites"]:
+        by_role.setdefault(invite["role"], []).append(invite["link"].rsplit("/", 1)[1])
+    rtokens = {"chair": by_role["chair"][0], "m1": by_role["member"][0],
+               "m2": by_role["member"][1], "m3": by_role["member"][2],
+               "sec": by_role["secretary"][0], "s1": by_role["student"][0]}
+    rapi = {n: Api(server.base_url, repeat_day, t) for n, t in rtokens.items()}
+    rclients = await join(server, list(rtokens.values()))
+    try:
+        rstudent = rclients[-1].participant_id
+        await defend(rapi, rstudent, present=6)
+        refused_start = await rapi["sec"].refused("start-defense", student=rstudent)
+        assert refused_start.status == 409 and refused_start.body["clause"] == "8.8"
+        rclients += await join(server, [by_role["appeal_member"][0]])
+        await rapi["sec"].wait_state(lambda s: len(s["present"]) == 7, "the appeal member")
+        await rapi["sec"].act("start-defense", student=rstudent)
+        await finish(rapi, rstudent)
+        status, late = await http.call("POST", f"/api/days/{repeat_day}/appeals", rtokens["s1"],
+                                       {"text": "и эту тоже"})
+        assert status == 409 and late["clause"] == "8.12"
+    finally:
+        for client in rclients:
+            await client.close()
+        for a in (*api.values(), *rapi.values()):
+            await a.close()
+        await http.session.close()
+
+
+def assert_tampering_is_named(good: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(good) as archive:
+        contents = {n: archive.read(n) for n in archive.namelist()}
+    changed = dict(contents)
+    data = bytearray(changed["protocol/protocol.pdf"])
+    data[len(data) // 2] ^= 1
+    changed["protocol/protocol.pdf"] = bytes(data)
+    assert check_package(rezip(changed, tmp_path / "bad.zip")) == [
+        "protocol/protocol.pdf: altered (its SHA-256 differs from the manifest)"]
+    # A signature made with another key, with the manifest redone to hide it.
+    signatures = json.loads(contents["protocol/signatures.json"])
+    signatures[0]["signature"] = BrowserKey().sign(signatures[0]["statement"].encode())
+    forged = dict(contents)
+    forged["protocol/signatures.json"] = json.dumps(signatures).encode()
+    manifest = json.loads(contents["manifest.json"])
+    for entry in manifest["files"]:
+        if entry["path"] == "protocol/signatures.json":
+            entry["sha256"] = hashlib.sha256(forged["protocol/signatures.json"]).hexdigest()
+            entry["size"] = len(forged["protocol/signatures.json"])
+    forged["manifest.json"] = json.dumps(manifest).encode()
+    problems = check_package(rezip(forged, tmp_path / "forged.zip"))
+    assert len(problems) == 1 and "signatures.json[0]" in problems[0]
+    assert "does not match" in problems[0]
+
+
+def rezip(contents: dict[str, bytes], path: Path) -> Path:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in contents.items():
+            archive.writestr(name, data)
+    path.write_bytes(buffer.getvalue())
+    return path

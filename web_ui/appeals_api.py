@@ -1,0 +1,237 @@
+"""HTTP API of appeals (section 8; rules A1-A5). Refusals of the rules answer 409
+with the clause, like the procedure's.
+
+    POST /api/days/{day}/appeals          the student ({text}) or the secretary
+                                          ({student, text}: received on paper)
+    GET  /api/days/{day}/appeals          the secretary and chair: all; a student: theirs
+    POST /api/appeals/{id}/conclusion     the commission chair: {text} (8.3)
+    POST /api/appeals/{id}/schedule       the secretary: {sitting_at, appeal_chair,
+                                          appeal_members} -> the sitting's invite links
+    POST /api/appeals/{id}/repeat         the secretary: {starts_at} -> invite links
+    GET  /api/appeals/{id}                the secretary and chair of the day, and the
+                                          appeal commission at the sitting
+
+The sitting itself runs as a day of its own: its invite links open the room, and
+its commands are `POST /api/days/{sitting day}/actions/...` (recording, open-appeal,
+name, decide, close-appeal). A student sees the decision from the next working
+day after it (clause 8.11).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from defense_room.appeal_service import AppealService, Created
+from defense_room.evidence import build_pack, manifest, write_zip
+from orchestrator.appeals import AppealRefused
+from storage.appeals import Appeal, AppealError
+from storage.errors import InviteError, NotFoundError
+from storage.invites import Invite, Role
+from storage.journal import Journal
+
+from .auth import require_invite
+from .keys import CONFIG, DATABASE, HOSTS, INVITES
+from .protocol_api import RECORDING_INDEX
+
+ALL_ROLES = frozenset(Role)
+OFFICE = frozenset({Role.SECRETARY, Role.CHAIR})
+APPEAL_COMMISSION = frozenset({Role.APPEAL_CHAIR, Role.APPEAL_MEMBER})
+
+
+def _error(cls: type[web.HTTPError], code: str, message: str, **extra: Any) -> web.HTTPError:
+    return cls(text=json.dumps({"error": code, "message": message, **extra}, ensure_ascii=False),
+               content_type="application/json")
+
+
+def _service(request: web.Request) -> AppealService:
+    return request.app[HOSTS].appeals
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _error(web.HTTPBadRequest, "malformed", "send a JSON object")
+    return body
+
+
+def _field(body: dict[str, Any], key: str, kind: type) -> Any:
+    value = body.get(key)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _error(web.HTTPBadRequest, "malformed", f"{key!r} must be a {kind.__name__}")
+    return value
+
+
+async def _guarded(coro: Any) -> Any:
+    try:
+        return await coro
+    except AppealRefused as exc:
+        raise _error(web.HTTPConflict, "forbidden", str(exc), clause=exc.clause) from None
+    except AppealError as exc:
+        raise _error(web.HTTPConflict, "forbidden", str(exc)) from None
+    except NotFoundError as exc:
+        raise _error(web.HTTPNotFound, "not_found", str(exc)) from None
+
+
+def _links(request: web.Request, created: Created) -> dict[str, Any]:
+    base = f"{request.scheme}://{request.host}"
+    return {"appeal": created.appeal.to_json(), "day_id": created.day_id,
+            "invites": [{"person_id": i.person_id, "role": i.role.value, "name": i.name,
+                         "link": f"{base}/j/{i.token}"} for i in created.invites]}
+
+
+def _for_student(appeal: Appeal, now: float) -> dict[str, Any]:
+    data = appeal.to_json()
+    if appeal.delivery_at is not None and now < appeal.delivery_at:
+        data.update(decision=None, reasoning=None, decided_at=None)  # clause 8.11
+    return data
+
+
+async def file_appeal(request: web.Request) -> web.Response:
+    """POST /api/days/{day_id}/appeals: file an appeal about the procedure (8.1, 8.2)."""
+    day_id = int(request.match_info["day_id"])
+    invite = await require_invite(request, day_id, frozenset({Role.STUDENT, Role.SECRETARY}))
+    body = await _body(request)
+    text = _field(body, "text", str)
+    if invite.role is Role.STUDENT:
+        student, on_paper = invite.person_id, False
+    else:
+        student, on_paper = _field(body, "student", int), True
+    appeal = await _guarded(_service(request).file(
+        day_id, student, text, filed_by=invite.person_id, on_paper=on_paper))
+    return web.json_response({"appeal": appeal.to_json()}, status=201)
+
+
+async def list_appeals(request: web.Request) -> web.Response:
+    """GET /api/days/{day_id}/appeals: the day's appeals (a student: their own)."""
+    day_id = int(request.match_info["day_id"])
+    invite = await require_invite(request, day_id, frozenset({*OFFICE, Role.STUDENT}))
+    appeals = await _service(request).store.for_day(day_id)
+    if invite.role is Role.STUDENT:
+        now = time.time()
+        return web.json_response({"appeals": [_for_student(a, now) for a in appeals
+                                              if a.student_id == invite.person_id]})
+    return web.json_response({"appeals": [a.to_json() for a in appeals]})
+
+
+async def _appeal_invite(request: web.Request, office: frozenset[Role],
+                         sitting: frozenset[Role] = frozenset()) -> tuple[Invite, Appeal]:
+    """The caller's invite, if it is for the appeal's day in `office` roles or for its
+    sitting in `sitting` roles."""
+    appeal_id = int(request.match_info["appeal_id"])
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _error(web.HTTPUnauthorized, "bad_token", "send your invite token as a Bearer token")
+    try:
+        invite = await request.app[INVITES].verify(token.strip(), now=time.time())
+    except InviteError as exc:
+        raise _error(web.HTTPUnauthorized, exc.reason, exc.message) from None
+    appeal = await _guarded(_service(request).store.get(appeal_id))
+    allowed = ((invite.day_id == appeal.day_id and invite.role in office)
+               or (invite.day_id == appeal.sitting_day_id and invite.role in sitting))
+    if not allowed:
+        raise _error(web.HTTPForbidden, "role", "this appeal is not yours to see or change")
+    return invite, appeal
+
+
+async def get_appeal(request: web.Request) -> web.Response:
+    """GET /api/appeals/{appeal_id}: the appeal, for the office and the appeal commission."""
+    _, appeal = await _appeal_invite(request, OFFICE, APPEAL_COMMISSION)
+    return web.json_response({"appeal": appeal.to_json()})
+
+
+async def write_conclusion(request: web.Request) -> web.Response:
+    """POST /api/appeals/{appeal_id}/conclusion: the commission chair's conclusion (8.3)."""
+    invite, appeal = await _appeal_invite(request, frozenset({Role.CHAIR}))
+    text = _field(await _body(request), "text", str)
+    updated = await _guarded(_service(request).conclude(appeal.appeal_id, text,
+                                                        invite.person_id))
+    return web.json_response({"appeal": updated.to_json()})
+
+
+async def schedule_sitting(request: web.Request) -> web.Response:
+    """POST /api/appeals/{appeal_id}/schedule: the appeal sitting and its invites (8.4, 8.5)."""
+    invite, appeal = await _appeal_invite(request, frozenset({Role.SECRETARY}))
+    body = await _body(request)
+    members = _field(body, "appeal_members", list)
+    if not all(isinstance(m, str) for m in members):
+        raise _error(web.HTTPBadRequest, "malformed", "'appeal_members' must list names")
+    created = await _guarded(_service(request).schedule(
+        appeal.appeal_id, _field(body, "sitting_at", float), _field(body, "appeal_chair", str),
+        members, invite.person_id))
+    return web.json_response(_links(request, created), status=201,
+                             headers={"Cache-Control": "no-store"})
+
+
+async def schedule_repeat(request: web.Request) -> web.Response:
+    """POST /api/appeals/{appeal_id}/repeat: the repeated defense after an upheld appeal (8.8)."""
+    invite, appeal = await _appeal_invite(request, frozenset({Role.SECRETARY}))
+    starts_at = _field(await _body(request), "starts_at", float)
+    created = await _guarded(_service(request).schedule_repeat(
+        appeal.appeal_id, starts_at, invite.person_id))
+    return web.json_response(_links(request, created), status=201,
+                             headers={"Cache-Control": "no-store"})
+
+
+async def evidence(request: web.Request) -> web.StreamResponse:
+    """GET /api/appeals/{appeal_id}/evidence[?format=zip]: the evidence pack (A2, R2).
+
+    JSON: the manifest (every file with its SHA-256); zip: the pack to download,
+    with manifest.json inside. Every access is journaled.
+    """
+    invite, appeal = await _appeal_invite(request, OFFICE, APPEAL_COMMISSION)
+    config = request.app[CONFIG]
+    pack = await build_pack(config, request.app[DATABASE], appeal, request.app[RECORDING_INDEX])
+    fmt = request.query.get("format", "json")
+    await Journal(request.app[DATABASE]).append(
+        appeal.day_id, invite.person_id, "evidence_accessed",
+        {"appeal": appeal.appeal_id, "format": fmt, "by_day": invite.day_id}, time.time())
+    if fmt == "json":
+        listed = await asyncio.to_thread(manifest, pack)
+        return web.json_response(listed, headers={"Cache-Control": "no-store"})
+    if fmt != "zip":
+        raise _error(web.HTTPBadRequest, "bad_format", "format is json or zip")
+    tmp_dir = config.data_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".zip")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            await asyncio.to_thread(write_zip, pack, out)
+        response = web.StreamResponse(headers={
+            "Content-Type": "application/zip", "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="appeal-{appeal.appeal_id}.zip"'})
+        response.content_length = path.stat().st_size
+        await response.prepare(request)
+        with path.open("rb") as f:
+            while chunk := await asyncio.to_thread(f.read, 1 << 20):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def add_appeal_routes(app: web.Application) -> None:
+    day = r"/api/days/{day_id:\d+}/appeals"
+    one = r"/api/appeals/{appeal_id:\d+}"
+    app.router.add_post(day, file_appeal)
+    app.router.add_get(day, list_appeals)
+    app.router.add_get(one, get_appeal)
+    app.router.add_post(one + "/conclusion", write_conclusion)
+    app.router.add_post(one + "/schedule", schedule_sitting)
+    app.router.add_post(one + "/repeat", schedule_repeat)
+    app.router.add_get(one + "/evidence", evidence)
