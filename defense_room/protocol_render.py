@@ -336,6 +336,11 @@ def find_font(name: str = "DejaVuSans.ttf") -> Path:
 
 def render_pdf(protocol: Protocol, endorsement: Endorsement) -> bytes:
     """The protocol as an A4 PDF. CPU-bound: call it in a thread from async code."""
+    return blocks_to_pdf(document(protocol, endorsement), "Протокол заседания ГЭК")
+
+
+def blocks_to_pdf(blocks: list[Block], title: str) -> bytes:
+    """Headings, texts and tables as an A4 PDF (also the hand-over statement)."""
     regular = find_font()
     bold = regular.with_name("DejaVuSans-Bold.ttf")
     pdf = FPDF(format="A4")
@@ -343,9 +348,9 @@ def render_pdf(protocol: Protocol, endorsement: Endorsement) -> bytes:
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_font("DejaVu", "", regular)
     pdf.add_font("DejaVu", "B", bold if bold.is_file() else regular)
-    pdf.set_title("Протокол заседания ГЭК")
+    pdf.set_title(title)
     pdf.add_page()
-    for block in document(protocol, endorsement):
+    for block in blocks:
         if isinstance(block, Heading):
             pdf.set_font("DejaVu", "B", 13 if block.level == 1 else 11)
             pdf.ln(2)

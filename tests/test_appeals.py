@@ -21,6 +21,7 @@ import pytest
 from defense_room.signing import statement
 from defense_room.verify import check_package
 from recordings.archive_store import ArchiveStore
+from storage.db import Database
 from storage.journal import Journal
 from storage.roster import RosterStore
 from web_ui.client import RoomClient
@@ -84,7 +85,8 @@ async def finish(api: dict[str, Api], student: str) -> None:
 
 async def sign_protocol(http: Http, day_id: int, tokens: dict[str, str], ids: dict[str, str],
                         student: str) -> None:
-    """Members approve and the chair signs, each with their own browser key (V6)."""
+    """Members approve and the chair signs, each with their own browser key (V6);
+    `student` is a person id or "day"."""
     path = f"/api/days/{day_id}/protocols/{student}"
     status, draft = await http.call("GET", path, tokens["sec"])
     assert status == 200, draft
@@ -202,6 +204,7 @@ async def test_an_appeal_from_results_to_the_repeated_defense(
     assert any(e.kind == "result_annulled" and e.detail["student"] == int(student)
                for e in entries)
     assert (day_id, int(student)) not in await ArchiveStore(db).active_holds(day_id)
+    await check_handover(http, db, day_id, tokens, ids, tmp_path)
     _, mine = await http.call("GET", f"/api/days/{day_id}/appeals", tokens["s1"])
     assert mine["appeals"][0]["decision"] is None  # told on the next working day (8.11)
     assert mine["appeals"][0]["delivery_at"] > time.time()
@@ -237,6 +240,32 @@ async def test_an_appeal_from_results_to_the_repeated_defense(
         for a in (*api.values(), *rapi.values()):
             await a.close()
         await http.session.close()
+
+
+async def check_handover(http: Http, db: Database, day_id: int, tokens: dict[str, str],
+                         ids: dict[str, str], tmp_path: Path) -> None:
+    """R3: only a fully signed day is handed over; the package verifies."""
+    path = f"/api/days/{day_id}/handover"
+    status, refused = await http.call("POST", path, tokens["sec"], {"to": "registrar"})
+    assert status == 409 and "day's protocol" in refused["message"]
+    await sign_protocol(http, day_id, tokens, ids, "day")
+    assert (await http.call("POST", path, tokens["chair"], {"to": "registrar"}))[0] == 403
+    for to in ("registrar", "archive"):
+        status, record = await http.call("POST", path, tokens["sec"], {"to": to})
+        assert status == 201, record
+    status, package = await http.call("GET", record["download"], tokens["chair"])
+    assert status == 200
+    target = tmp_path / "handover.zip"
+    target.write_bytes(package)
+    assert check_package(target) == []
+    with zipfile.ZipFile(target) as archive:
+        statement_json = json.loads(archive.read("statement.json"))
+        assert {"statement.pdf", "statement.csv", "protocols/day/signatures.json",
+                f"protocols/{ids['s1']}/protocol.pdf"} <= set(archive.namelist())
+    [row] = statement_json["grades"]
+    assert row["grade"] == "good" and row["annulled"] is True
+    records = [e.detail for e in await Journal(db).entries(day_id) if e.kind == "handover"]
+    assert [r["to"] for r in records] == ["registrar", "archive"]
 
 
 def assert_tampering_is_named(good: Path, tmp_path: Path) -> None:

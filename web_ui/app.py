@@ -28,6 +28,7 @@ from .api import day_readiness
 from .appeals_api import add_appeal_routes
 from .day_api import add_day_routes
 from .documents_api import add_document_routes
+from .handover_api import add_handover_routes
 from .hosts import DayHosts
 from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
 from .pages import add_page_routes
@@ -69,6 +70,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi)
     add_day_routes(app)
     add_appeal_routes(app)
+    add_handover_routes(app)
     add_document_routes(app)
     add_page_routes(app)
     add_recording_routes(app)
