@@ -199,6 +199,25 @@ class InviteStore:
         logger.info("invite issued: day %s person %s role %s", day_id, person_id, role)
         return IssuedInvite(person_id=person_id, role=role, name=name, token=token)
 
+    async def reissue(self, person_id: int, *, now: float) -> IssuedInvite:
+        """A new token for an invited person; their old link stops working."""
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+
+        def write(db: sqlite_utils.Database) -> tuple[int, str, str]:
+            row = db.execute("SELECT day_id, role, name, revoked_at FROM people WHERE id = ?",
+                             [person_id]).fetchone()
+            if row is None:
+                raise NotFoundError(f"no invited person {person_id}")
+            if row[3] is not None:
+                raise StorageError(f"the invite of person {person_id} is revoked")
+            db.execute("UPDATE people SET token_hash = ? WHERE id = ?",
+                       [hash_token(token), person_id])
+            _append_journal(db, now, row[0], person_id, "invite_reissued", {})
+            return row[0], row[1], row[2]
+
+        _, role, name = await self._db.execute_write(write)
+        return IssuedInvite(person_id=person_id, role=Role(role), name=name, token=token)
+
     async def verify(self, token: str, now: float) -> Invite:
         """The invite this token belongs to, or InviteError saying why not.
 

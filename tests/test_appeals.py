@@ -170,6 +170,14 @@ async def test_an_appeal_from_results_to_the_repeated_defense(
         assert set(roles) == {"appeal_chair", "appeal_member", "student", "chair"}
         await http.call("GET", one + "/evidence", roles["appeal_member"])
         assert (await http.call("GET", one, roles["appeal_member"]))[0] == 200
+        assert (await http.call("GET", one, tokens["s1"]))[0] == 403
+        # The student's own page shows their link to the sitting (8.5).
+        status, mine = await http.call("POST", one + "/my-invite", tokens["s1"])
+        assert status == 200 and mine["sitting_at"] == sitting["appeal"]["sitting_at"]
+        async with http.session.get(mine["link"]) as page:
+            assert page.status == 200
+        async with http.session.get(f"{server.base_url}/j/{roles['student']}") as page:
+            assert page.status == 403  # the link given to the secretary was replaced
     finally:
         for client in clients:
             await client.close()

@@ -225,6 +225,25 @@ async def evidence(request: web.Request) -> web.StreamResponse:
         path.unlink(missing_ok=True)
 
 
+async def my_invite(request: web.Request) -> web.Response:
+    """POST /api/appeals/{appeal_id}/my-invite: the student's or the commission chair's
+    own link to the appeal sitting (8.5), shown on their page; a new one each time."""
+    invite, appeal = await _appeal_invite(request, frozenset({Role.STUDENT, Role.CHAIR}))
+    if invite.role is Role.STUDENT and invite.person_id != appeal.student_id:
+        raise _error(web.HTTPForbidden, "role", "this appeal is not yours")
+    if appeal.sitting_day_id is None or appeal.sitting_at is None:
+        raise _error(web.HTTPConflict, "not_scheduled", "the appeal sitting is not scheduled yet")
+    people = await request.app[INVITES].list_people(appeal.sitting_day_id)
+    person = next((p for p in people if p.role is invite.role and not p.revoked), None)
+    if person is None:
+        raise _error(web.HTTPNotFound, "not_invited", "you are not invited to this sitting")
+    issued = await request.app[INVITES].reissue(person.person_id, now=time.time())
+    return web.json_response({
+        "sitting_at": appeal.sitting_at, "day_id": appeal.sitting_day_id,
+        "link": f"{request.scheme}://{request.host}/j/{issued.token}"},
+        headers={"Cache-Control": "no-store"})
+
+
 def add_appeal_routes(app: web.Application) -> None:
     day = r"/api/days/{day_id:\d+}/appeals"
     one = r"/api/appeals/{appeal_id:\d+}"
@@ -235,3 +254,4 @@ def add_appeal_routes(app: web.Application) -> None:
     app.router.add_post(one + "/schedule", schedule_sitting)
     app.router.add_post(one + "/repeat", schedule_repeat)
     app.router.add_get(one + "/evidence", evidence)
+    app.router.add_post(one + "/my-invite", my_invite)
