@@ -2,7 +2,7 @@
 
 Theory of operation. The first search runs on the frame scaled to
 ``search_width`` with ``upsample`` HOG steps; it finds the live face and anyone
-else in view. The largest frontal face is the live one. Three or more faces:
+else in view. The largest face is the live one, and it must be frontal. Three or more faces:
 retake ("only you"). One face: the document photo is usually too small for the
 first search, so the strips left and right of the live face are searched again at
 twice the magnification before "no document photo" is said. The document face is
@@ -26,9 +26,6 @@ from .verdict import Analysis, Face, Retake, Verdict
 
 logger = logging.getLogger(__name__)
 
-# Around a document face, the photo it is printed on (where glare is measured).
-DOCUMENT_PHOTO_MARGIN = 0.35
-
 
 def first_scale(width: int, settings: IdentitySettings) -> float:
     return min(1.0, settings.search_width / width)
@@ -47,10 +44,9 @@ def analyze(image: Image, settings: IdentitySettings) -> Analysis:
         if measures["frame_brightness"] < settings.min_brightness:
             return _retake(Retake.TOO_DARK, measures, faces=0)
         return _retake(Retake.NO_FACE, measures, faces=0)
-    frontal = [f for f in found if f.frontal]
-    if not frontal:
-        return _retake(Retake.NO_FACE, measures, faces=len(found))
-    live = max(frontal, key=lambda f: f.box.area)
+    live = max(found, key=lambda f: f.box.area)
+    if not live.frontal:  # turned away: the encoding would not be comparable
+        return _retake(Retake.NO_FACE, measures, faces=len(found), live=live)
     if len(found) > 2:
         return _retake(Retake.TOO_MANY_FACES, measures, faces=len(found), live=live)
     live_luma = q.crop(luma, live.box)
@@ -87,9 +83,8 @@ def _check_document(luma: Image, document: Face, settings: IdentitySettings,
     measures["document_width_px"] = float(document.box.width)
     if document.box.width < settings.min_document_face_px:
         return Retake.DOCUMENT_TOO_SMALL
-    photo = q.crop(luma, document.box.expanded(DOCUMENT_PHOTO_MARGIN, width, height))
     face = q.crop(luma, document.box)
-    measures["document_glare"] = q.glare(photo)
+    measures["document_glare"] = q.glare(face)
     measures["document_brightness"] = q.brightness(face)
     measures["document_sharpness"] = q.sharpness(face)
     if measures["document_glare"] > settings.max_glare:

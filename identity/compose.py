@@ -80,7 +80,7 @@ def printed(photo: Image, *, blur_sigma: float, rng: np.random.Generator) -> Ima
     work = photo.astype(np.float32)
     grey = work.mean(axis=2, keepdims=True)
     work = 0.6 * work + 0.4 * grey  # less colour
-    work = 0.82 * work + 0.18 * PAPER  # less contrast, towards the paper
+    work = 0.8 * work + 0.12 * PAPER  # less contrast; paper white is not saturated
     if blur_sigma > 0:
         work = np.asarray(cv2.GaussianBlur(work, (0, 0), blur_sigma), dtype=np.float32)
     noisy = work + rng.normal(0.0, 3.0, work.shape)
@@ -131,9 +131,9 @@ def passport_frame(
         for line in range(4):  # lines of print beside the photo
             y = pad + round(ph * (0.15 + 0.2 * line))
             page[y:y + max(2, ph // 25), pad * 2 + pw:page_w - pad] = (90, 90, 100)
-        if glare:  # a lamp's reflection over the upper corner of the photo
+        if glare:  # a lamp's reflection on the forehead
             spot = np.zeros((ph, pw), dtype=np.float32)
-            cv2.ellipse(spot, (pw * 4 // 5, ph // 6), (pw // 3, ph // 5), 0, 0, 360, 1.0, -1)
+            cv2.ellipse(spot, (pw // 2, ph * 3 // 10), (pw // 4, ph // 9), 0, 0, 360, 1.0, -1)
             soft = np.asarray(cv2.GaussianBlur(spot, (0, 0), max(1.0, pw / 30)),
                               dtype=np.float32)[..., None]
             region = page[pad:pad + ph, pad:pad + pw].astype(np.float32)

@@ -36,8 +36,8 @@ class IdentitySettings:
     min_sharpness: float = field(default=60.0, metadata=_range(0.0, 1e6))
     # The same for the document face (a printed photo is softer to begin with).
     min_document_sharpness: float = field(default=8.0, metadata=_range(0.0, 1e6))
-    # Share of saturated pixels (>= 250) on the document above which it has glare.
-    max_glare: float = field(default=0.05, metadata=_range(0.0, 1.0))
+    # Share of saturated pixels (>= 250) on the document face above which it has glare.
+    max_glare: float = field(default=0.04, metadata=_range(0.0, 1.0))
     # Mean brightness (0-255) of a face below which the picture is too dark.
     min_brightness: float = field(default=50.0, metadata=_range(0.0, 255.0))
     # Frames of the student's video decoded per check; the sharpest is analysed.
