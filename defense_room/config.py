@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from identity.settings import IdentitySettings
 from orchestrator.model import AbsenceFrom
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
@@ -208,6 +209,7 @@ class Config:
     invites: InvitesConfig = field(default_factory=InvitesConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     @property
     def database_path(self) -> Path:
