@@ -12,6 +12,7 @@ from aiohttp import web
 
 from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from .demo import create_demo_day, format_invite_lines
+from .identity_eval import add_identity_eval
 from .retention_cli import add_parser as add_retention_parser
 from .retention_cli import run_retention
 from .tls import detect_lan_address, ssl_context_for
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--config", type=Path, default=None,
                          help=f"configuration file (default: {DEFAULT_CONFIG_PATH} if it exists)")
     add_retention_parser(commands)
+    add_identity_eval(commands)
     commands.add_parser(
         "organizer-token",
         help="make a token for creating days over HTTP and the config line that allows it")
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             return print_readiness(config, args.day_id)
         if args.command == "retention":
             return run_retention(config, dry_run=args.dry_run)
+        if args.command == "identity-eval":
+            from .identity_eval import run_identity_eval
+
+            return run_identity_eval(config, args)
     except ConfigError as exc:
         print(f"defense-room: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 from identity.settings import IdentitySettings
 
-from .config import Config
+from .config import DEFAULT_CONFIG_PATH, Config
 
 SUFFIXES = {".jpg", ".jpeg", ".png"}
 GRID = [round(0.30 + 0.01 * i, 2) for i in range(51)]  # 0.30 .. 0.80
@@ -57,6 +57,8 @@ def add_identity_eval(commands: Any) -> argparse.ArgumentParser:
                         help="width of the document's face in the frame (default 64)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="analysis processes (default: one per CPU)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help=f"configuration file (default: {DEFAULT_CONFIG_PATH} if it exists)")
     return parser
 
 

@@ -30,6 +30,7 @@ from .day_api import add_day_routes
 from .documents_api import add_document_routes
 from .handover_api import add_handover_routes
 from .hosts import DayHosts
+from .identity_api import setup_identity
 from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
 from .pages import add_page_routes
 from .procedure_api import day_action, day_state, openapi
@@ -74,6 +75,7 @@ def create_app(config: Config) -> web.Application:
     add_document_routes(app)
     add_page_routes(app)
     add_recording_routes(app)
+    setup_identity(app)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app
 
