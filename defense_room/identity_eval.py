@@ -115,8 +115,8 @@ def _compare(job: tuple[int, int, IdentitySettings, tuple[int, int], int]
 
 def evaluate(folder: Path, settings: IdentitySettings, *, size: tuple[int, int] = (1280, 720),
              document_face_px: int = 64, workers: int = 1,
-             out: TextIO = sys.stdout) -> dict[str, Any]:
-    """Run the evaluation, print the report to `out`, return the summary."""
+             out: TextIO | None = None) -> dict[str, Any]:
+    """Run the evaluation, print the report to `out` (stdout), return the summary."""
     labeled = photos(folder)
     paths = [path for _, path in labeled]
     context = multiprocessing.get_context("spawn")
@@ -130,7 +130,7 @@ def evaluate(folder: Path, settings: IdentitySettings, *, size: tuple[int, int] 
     pairs = [Pair(a, b, labeled[a][0] == labeled[b][0], distance, reason)
              for (a, b, *_), (distance, reason) in zip(jobs, results, strict=True)]
     skipped = {str(paths[i].relative_to(folder)): n for i, n in enumerate(counts) if n != 1}
-    return report(pairs, len(usable), skipped, size, document_face_px, out)
+    return report(pairs, len(usable), skipped, size, document_face_px, out or sys.stdout)
 
 
 def rates(pairs: Sequence[Pair], threshold: float) -> tuple[float, float]:

@@ -164,3 +164,32 @@ def sample_portraits() -> tuple[Portrait, Portrait]:
     if portraits[0] is None or portraits[1] is None:
         raise RuntimeError("no face found in the sample portraits")
     return portraits[0], portraits[1]
+
+
+def encode_burst(images: list[Image], *, codec: str = "vp8", fps: int = 15,
+                 bit_rate: int = 1_500_000) -> list[bytes]:
+    """Encode RGB frames as a phone would send them (VP8 or H.264, first frame a
+    keyframe); one bytes object per frame, as the forwarder's sink receives it."""
+    import fractions
+
+    import av
+
+    encoder = av.CodecContext.create({"vp8": "libvpx", "h264": "libx264"}[codec], "w")
+    assert isinstance(encoder, av.VideoCodecContext)
+    height, width = images[0].shape[:2]
+    encoder.width, encoder.height = width, height
+    encoder.pix_fmt = "yuv420p"
+    encoder.time_base = fractions.Fraction(1, fps)
+    encoder.framerate = fractions.Fraction(fps, 1)
+    encoder.bit_rate = bit_rate
+    encoder.options = ({"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+                       if codec == "vp8" else {"preset": "ultrafast", "tune": "zerolatency"})
+    frames: list[bytes] = []
+    for n, image in enumerate([*images, None]):
+        frame = None
+        if image is not None:
+            yuv = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            frame.pts, frame.time_base = n, encoder.time_base
+        frames.extend(bytes(packet) for packet in encoder.encode(frame))
+    return frames

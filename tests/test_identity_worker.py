@@ -1,0 +1,88 @@
+"""The worker's side (decode a burst, pick the sharpest frame, answer the verdict
+and the pictures) and the stored checks, on real PyAV encoders and real files."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from identity.compose import encode_burst, passport_frame
+from identity.errors import CheckNotFound, NoFrames
+from identity.quality import frame_sharpness, gray
+from identity.settings import IdentitySettings
+from identity.store import CheckStore
+from identity.verdict import Verdict
+from identity.worker import Burst, run_check, sharpest_frame
+
+from .identity_helpers import portraits
+
+
+def blurred(image: np.ndarray, sigma: float) -> np.ndarray:
+    return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+def test_the_sharpest_frame_of_a_burst_is_analysed(codec: str) -> None:
+    collins, _ = portraits()
+    sharp = passport_frame(collins, collins, size=(640, 480))
+    images = [blurred(sharp, 3), blurred(sharp, 2), sharp, sharp, blurred(sharp, 3)]
+    burst = Burst(codec, tuple(encode_burst(images, codec=codec)))
+    image, decoded, score = sharpest_frame(burst)
+    assert decoded == len(images)
+    assert score == pytest.approx(frame_sharpness(gray(image)))
+    assert score > 2 * frame_sharpness(gray(blurred(sharp, 2)))
+
+    output = run_check(burst, IdentitySettings())
+    assert output.analysis.verdict is Verdict.MATCH, output.analysis
+    assert (output.width, output.height, output.frames_decoded) == (640, 480, 5)
+    assert sorted(output.images) == ["document", "frame", "live"]
+    for data in output.images.values():
+        assert data[:2] == b"\xff\xd8"  # JPEG
+    live = cv2.imdecode(np.frombuffer(output.images["live"], np.uint8), cv2.IMREAD_COLOR)
+    document = cv2.imdecode(np.frombuffer(output.images["document"], np.uint8),
+                            cv2.IMREAD_COLOR)
+    assert live is not None and document is not None
+    assert live.shape[1] > 2 * document.shape[1]  # the live face is the larger crop
+
+
+def test_a_retake_has_no_crop_of_what_was_not_found() -> None:
+    collins, _ = portraits()
+    burst = Burst("vp8", tuple(encode_burst([passport_frame(collins, None, size=(640, 480))])))
+    output = run_check(burst, IdentitySettings())
+    assert output.analysis.verdict is Verdict.RETAKE
+    assert sorted(output.images) == ["frame", "live"]
+
+
+def test_undecodable_frames_are_refused() -> None:
+    with pytest.raises(NoFrames, match="none of the 2 vp8 frames"):
+        sharpest_frame(Burst("vp8", (b"\x00" * 40, b"garbage")))
+
+
+def test_checks_are_stored_with_the_days_recordings(tmp_path: Path) -> None:
+    store = CheckStore(tmp_path / "recordings")
+    record = {"id": "20261123T101500Z-0123abcd", "student": "7", "verdict": "match"}
+    folder = store.save(3, record, {"frame": b"\xff\xd8frame", "live": b"\xff\xd8live"})
+    assert folder == tmp_path / "recordings" / "day-3" / "identity" / record["id"]
+    assert sorted(p.name for p in folder.iterdir()) == ["check.json", "frame.jpg", "live.jpg"]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
+    assert not list(folder.parent.glob(".*"))  # no .part folder left
+    assert store.load(3, record["id"]) == record
+    assert json.loads((folder / "check.json").read_text()) == record
+    assert store.image(3, record["id"], "live") == b"\xff\xd8live"
+    store.save(3, {**record, "id": "20261123T101600Z-89abcdef", "student": "8"}, {})
+    assert [r["student"] for r in store.checks(3)] == ["7", "8"]
+    assert [r["student"] for r in store.checks(3, "8")] == ["8"]
+    assert store.checks(4) == []
+    with pytest.raises(CheckNotFound):
+        store.image(3, record["id"], "document")
+    with pytest.raises(CheckNotFound):
+        store.image(4, record["id"], "live")  # another day's folder
+    with pytest.raises(CheckNotFound):
+        store.load(3, "../../day-4/identity/x")
+    with pytest.raises(ValueError, match="malformed check id"):
+        store.save(3, {**record, "id": "../escape"}, {})
