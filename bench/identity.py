@@ -340,8 +340,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-identity-") as tmp:
         stall = await loop_stall(people, max(4, checks // 2), window, Path(tmp))
     if stall.get("watchdog_patched"):
-        print("  (bench server: Room._watch's doubling timer worked around: bench/identity.py single_watchdog)",
-              flush=True)
+        print("  (bench server: Room._watch's doubling timer worked around, see "
+              "single_watchdog)", flush=True)
     result: dict[str, Any] = {"check_ms": timing, "forwarding": stall}
     if not (args.quick or args.no_accuracy) and args.faces.is_dir():
         print(f"3. accuracy on {args.faces}", flush=True)

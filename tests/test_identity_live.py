@@ -31,7 +31,8 @@ SIZE = (640, 480)
 async def test_identity_check_on_the_live_video(server: RunningServer) -> None:
     spec = day_spec(time.time() + 60)
     first, second = spec.students
-    spec = dataclasses.replace(spec, students=(first, dataclasses.replace(second, consent_at=None)))
+    no_consent = dataclasses.replace(second, consent_at=None)
+    spec = dataclasses.replace(spec, students=(first, no_consent))
     created = await RosterStore(server.app[DATABASE]).create_day(
         spec, expires_at=time.time() + 86400, now=time.time())
     day_id = created.day_id
@@ -39,7 +40,8 @@ async def test_identity_check_on_the_live_video(server: RunningServer) -> None:
     collins, hopper = portraits()
     camera = StillTrack(passport_frame(collins, None, size=SIZE))
     clients: dict[str, RoomClient] = {}
-    apis = {n: IdentityApi(server.base_url, day_id, tokens[n]) for n in ("sec", "chair", "m1", "s1")}
+    apis = {n: IdentityApi(server.base_url, day_id, tokens[n])
+            for n in ("sec", "chair", "m1", "s1")}
     procedure = Api(server.base_url, day_id, tokens["sec"])
     try:
         for name in ("chair", "m1", "m2", "sec"):
