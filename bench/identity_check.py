@@ -1,6 +1,6 @@
 """Benchmark: the identity check's time, its effect on forwarding, its accuracy.
 
-Run:  .venv/bin/python bench/identity.py [--quick] [--checks N] [--window S]
+Run:  .venv/bin/python bench/identity_check.py [--quick] [--checks N] [--window S]
           [--faces DIR] [--no-accuracy]
 (see bench/README.md). It re-executes itself inside scripts/netns-run unless
 DEFENSE_ROOM_NETNS=1: part 2 runs real WebRTC peers.
@@ -40,9 +40,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-# This file is itself named "identity": the script's folder must not shadow the package.
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != BENCH),
-               str(BENCH)]
+sys.path[:0] = [str(BENCH), str(ROOT)]
 
 import aiohttp  # noqa: E402
 import numpy as np  # noqa: E402
