@@ -139,8 +139,9 @@ async def test_one_playable_file_per_defense(db: Database, jobs: RecordingJobs,
     day = await make_day(db, make_config(tmp_path))
     take = day.folder / "take-20260101T000000.000000Z"
     raw_before = fingerprint(take)
-    queued = await jobs.request(day.day_id, None, by=int(day.ids["sec"]))
-    assert [j.student_id for j in queued] == [int(day.ids["s1"])]
+    # The hook DayHost calls when the sitting closes: every finished defense is built.
+    await jobs.sitting_closed(day.day_id)
+    assert [j.student_id for j in await jobs.jobs(day.day_id)] == [int(day.ids["s1"])]
     done = await wait_job(jobs, day.day_id, {"done", "failed"})
     assert done["state"] == "done", done
     assert fingerprint(take) == raw_before
