@@ -173,12 +173,10 @@ class Room:
 
     def _watch(self) -> None:
         self._watchdog = None
-        if not self._peers:
-            return
-        self._update_presence()
-        self._watchdog = asyncio.get_running_loop().call_later(1.0, self._watch)
+        self._update_presence()  # re-arms while the room has peers
 
     def _update_presence(self) -> None:
+        # One watchdog at a time: armed here, and only when none is pending.
         if self._watchdog is None and self._peers:
             self._watchdog = asyncio.get_running_loop().call_later(1.0, self._watch)
         for pid, peer in self._peers.items():

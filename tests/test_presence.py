@@ -13,6 +13,7 @@ import av
 import pytest
 from aiohttp.test_utils import TestServer
 
+from media.room import Room
 from media.testing import FrameNumberTrack
 from storage.journal import Journal
 from storage.roster import RosterStore
@@ -82,3 +83,27 @@ async def test_a_student_whose_media_stops_is_not_present(server: TestServer) ->
                 and e.detail["type"] in ("ParticipantJoined", "ParticipantLeft")]
     assert [t for t, a in presence if a == sid][:3] == [
         "ParticipantJoined", "ParticipantLeft", "ParticipantJoined"]
+
+
+async def test_the_presence_watchdog_runs_once_a_second(
+        server: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One timer per room, not one more at every tick."""
+    calls = 0
+    original = Room._watch
+
+    def counting(self: Room) -> None:
+        nonlocal calls
+        calls += 1
+        original(self)
+
+    monkeypatch.setattr(Room, "_watch", counting)
+    created = await RosterStore(server.app[DATABASE]).create_day(
+        day_spec(time.time() + 60, students=1), expires_at=time.time() + 86400, now=time.time())
+    client = RoomClient(str(server.make_url("")).rstrip("/"), created.invites[0].token)
+    try:
+        await client.connect()
+        await client.start_media()
+        await asyncio.sleep(4.5)
+    finally:
+        await client.close()
+    assert 3 <= calls <= 6, calls
