@@ -139,7 +139,6 @@ async def serve(data_dir: Path) -> None:
     from web_ui.app import create_app
     from web_ui.keys import DATABASE, ROOMS
 
-    patched = single_watchdog()
     base = Config()
     app = create_app(dataclasses.replace(
         base, data_dir=data_dir, tls=TlsConfig(mode=TlsMode.OFF),
@@ -172,40 +171,10 @@ async def serve(data_dir: Path) -> None:
         created = await RosterStore(app[DATABASE]).create_day(
             spec, expires_at=time.time() + 86400, now=time.time())
         tokens = [i.token for i in created.invites]  # chair, m1..m3, secretary, student
-        return {"day_id": created.day_id, "tokens": tokens, "watchdog_patched": patched}
+        return {"day_id": created.day_id, "tokens": tokens}
 
     await run(app, announce)
 
-
-def single_watchdog() -> bool:
-    """Work around a bug outside the identity check, in this bench server only.
-
-    ``media.room.Room._watch`` re-arms its 1 s timer, and so does the
-    ``_update_presence`` it calls: every run schedules two more, so after a minute in
-    a room the event loop does nothing but run watchdogs (RSS in gigabytes). Where
-    both still schedule, ``_watch`` is replaced by one that re-arms only if
-    ``_update_presence`` did not. True when patched.
-    """
-    import inspect
-
-    from media.room import Room
-
-    watch = getattr(Room, "_watch", None)
-    update = getattr(Room, "_update_presence", None)
-    if watch is None or update is None or not all(
-            "call_later" in inspect.getsource(f) for f in (watch, update)):
-        return False
-
-    def _watch(self: Any) -> None:
-        self._watchdog = None
-        if not self._peers:
-            return
-        self._update_presence()
-        if self._watchdog is None:
-            self._watchdog = asyncio.get_running_loop().call_later(1.0, self._watch)
-
-    Room._watch = _watch  # type: ignore[method-assign]
-    return True
 
 
 def save_clips(path: Path, frame: np.ndarray) -> None:
@@ -296,8 +265,7 @@ async def loop_stall(people: list[Portrait], checks: int, window: float,
                   f"p50 {during['check_ms']['p50']} ms p95 {during['check_ms']['p95']} ms "
                   f"(burst capture included); verdicts {during['verdicts']}", flush=True)
         await clients.say("quit")
-        return {"baseline": baseline, "with_checks": during,
-                "watchdog_patched": hello.get("watchdog_patched", False)}
+        return {"baseline": baseline, "with_checks": during}
     finally:
         if clients is not None:
             await clients.stop()
@@ -337,9 +305,6 @@ async def main() -> None:
     print("2. event loop next to forwarding (1 student -> 3 members, 1280x720)", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-identity-") as tmp:
         stall = await loop_stall(people, max(4, checks // 2), window, Path(tmp))
-    if stall.get("watchdog_patched"):
-        print("  (bench server: Room._watch's doubling timer worked around, see "
-              "single_watchdog)", flush=True)
     result: dict[str, Any] = {"check_ms": timing, "forwarding": stall}
     if not (args.quick or args.no_accuracy) and args.faces.is_dir():
         print(f"3. accuracy on {args.faces}", flush=True)
