@@ -1,10 +1,12 @@
 """Who may list, play and download recordings, through the running server: the
-secretary and the chair; a student, a member, a guessed, altered or expired link
-are refused; Range requests work; every access is journaled; appeal holds."""
+secretary and the chair, and the appeal commission while an appeal holds them; a
+student, a member, a guessed, altered or expired link are refused; Range requests
+work; every access is journaled; appeal holds over the API."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import time
 from typing import Any
@@ -12,8 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from orchestrator.model import Role
+from recordings.archive_store import ArchiveStore
+from storage.appeals import AppealStore
 from storage.journal import Journal
-from web_ui.keys import CONFIG, DATABASE
+from web_ui.keys import CONFIG, DATABASE, INVITES
 from web_ui.recordings_api import RECORDINGS
 
 from .conftest import RunningServer
@@ -167,3 +172,38 @@ async def test_appeal_holds_are_recorded_by_chair_or_secretary(server: RunningSe
         for client in clients.values():
             await client.session.close()
 
+
+
+async def test_the_appeal_commission_sees_the_appealed_student_while_held(
+        server: RunningServer) -> None:
+    day, tokens = await built_day(server)
+    db = server.app[DATABASE]
+    invites, appeals, store = server.app[INVITES], AppealStore(db), ArchiveStore(db)
+    sitting = await invites.create_day("Апелляция", datetime.date.today(), time.time() + 86400,
+                                       "Europe/Moscow")
+    chair = await invites.issue(sitting, Role.APPEAL_CHAIR, "Председатель АК", time.time() + 86400)
+    appeal = await appeals.file(day_id=day.day_id, student_id=int(day.ids["s1"]), text="7.6",
+                                filed_by=int(day.ids["sec"]), on_paper=True,
+                                deadline=time.time() + 86400, now=time.time())
+    await appeals.schedule(appeal.appeal_id, sitting, time.time() + 86400,
+                           int(day.ids["sec"]), time.time())
+    client = Client(server, day.day_id, chair.token)
+    try:
+        assert (await client.get(client.api))[0] == 403  # not held (yet)
+        await store.place_hold(day.day_id, int(day.ids["s1"]), int(day.ids["sec"]), "",
+                               time.time())
+        status, listing, _, _ = await client.get(client.api)
+        assert status == 200 and [s["id"] for s in listing["students"]] == [day.ids["s1"]]
+        video = next(f for f in listing["students"][0]["archive"]["files"]
+                     if f["role"] == "composite")
+        status, _, body, _ = await client.get(video["play"], Range="bytes=0-9")
+        assert status == 206 and len(body) == 10
+        await store.release_hold(day.day_id, int(day.ids["s1"]), int(day.ids["sec"]),
+                                 "rejected", "", time.time())
+        assert (await client.get(client.api))[0] == 403
+        status, body, _, _ = await client.get(video["play"], Range="bytes=0-9")
+        assert status == 403 and body["error"] == "not_allowed"
+        accesses = await kinds(server, day.day_id, "recording_access")
+        assert accesses[-1]["person"] == chair.person_id
+    finally:
+        await client.session.close()

@@ -10,9 +10,9 @@
 
 Who: the secretary and the chair of the day list, play and download (issue 4);
 only the secretary asks for builds (P3); chair or secretary record an appeal and
-its decision. Students, members and everyone else get 403. `APPEAL_ROLES` is where
-the appeal commission's roles go once they exist: they will see a student's
-recordings only while that student's appeal holds them.
+its decision. The appeal commission (invited to the appeal sitting, a day of its own)
+sees a student's recordings only while that student's appeal holds them, and no
+other student's. Students, members and everyone else get 403.
 
 Links are signed and expire (`recordings.links`), because a ``<video>`` element
 cannot send the invite token. Every listing (which issues links), every opening of
@@ -34,24 +34,23 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator.model import Role
-from recordings.archive_store import ArchiveStore
+from orchestrator.model import APPEAL_ROLES, Role
+from recordings.archive_store import ArchiveStore, StoredFile
 from recordings.errors import BuildRefused, HoldError, LinkRefused
 from recordings.jobs import RecordingJobs
 from recordings.links import LinkSigner, load_secret
 from recordings.retention import Retention, RetentionSweeper, due_at
+from storage.appeals import AppealStore
 from storage.errors import NotFoundError
+from storage.invites import Invite
 from storage.journal import Journal
 
 from .auth import require_invite
-from .keys import CONFIG, DATABASE
+from .keys import CONFIG, DATABASE, INVITES
 
 logger = logging.getLogger(__name__)
 
 VIEW_ROLES = frozenset({Role.SECRETARY, Role.CHAIR})
-#: Appeal commission roles (rules A3, A4), once they exist: access to a student's
-#: recordings only while that student's appeal hold is active.
-APPEAL_ROLES: frozenset[Role] = frozenset()
 BUILD_ROLES = frozenset({Role.SECRETARY})
 HOLD_ROLES = frozenset({Role.CHAIR, Role.SECRETARY})
 DECISIONS = ("rejected", "upheld")
@@ -62,9 +61,29 @@ _TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".mkv": "video/x-matroska"
           ".part": "application/octet-stream"}
 
 
-def may_see(role: Role, held: bool) -> bool:
-    """Whether ``role`` may list, play and download a student's recordings."""
-    return role in VIEW_ROLES or (held and role in APPEAL_ROLES)
+async def appeal_students(app: web.Application, day_id: int, person_day: int,
+                          role: Role) -> frozenset[int]:
+    """The students of ``day_id`` whose recordings a member of the appeal commission
+    invited to sitting ``person_day`` may see: those whose appeal is heard there and
+    still holds the recordings (rules A3, R1)."""
+    if role not in APPEAL_ROLES:
+        return frozenset()
+    holds = await ArchiveStore(app[DATABASE]).active_holds(day_id)
+    return frozenset(a.student_id for a in await AppealStore(app[DATABASE]).for_day(day_id)
+                     if a.sitting_day_id == person_day and (day_id, a.student_id) in holds)
+
+
+async def _viewer(request: web.Request, day_id: int) -> tuple[Invite, frozenset[int] | None]:
+    """The caller and the students they may see (None: every student of the day)."""
+    try:
+        return await require_invite(request, day_id, VIEW_ROLES), None
+    except web.HTTPForbidden:
+        token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        invite = await request.app[INVITES].verify(token, now=time.time())
+        students = await appeal_students(request.app, day_id, invite.day_id, invite.role)
+        if not students:
+            raise
+        return invite, students
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +173,7 @@ async def list_recordings(request: web.Request) -> web.Response:
     """GET /api/days/{day_id}/recordings: every student's defense, build and archive,
     with signed links to play and download each archived file."""
     day_id = int(request.match_info["day_id"])
-    invite = await require_invite(request, day_id, VIEW_ROLES | APPEAL_ROLES)
+    invite, visible = await _viewer(request, day_id)
     rec = request.app[RECORDINGS]
     store = rec.store
     try:
@@ -171,7 +190,7 @@ async def list_recordings(request: web.Request) -> web.Response:
     students: list[dict[str, Any]] = []
     for sid, name in (await _students(request, day_id)).items():
         hold = holds.get((day_id, sid))
-        if not may_see(invite.role, hold is not None):
+        if visible is not None and sid not in visible:
             continue
         defense = timeline.defense_of(str(sid))
         archive = archives.get(sid)
@@ -294,12 +313,7 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     stored = await rec.store.file(claim.file_id)
     if stored is None or stored.deleted_at is not None:
         raise _error(web.HTTPGone, "gone", "This recording is no longer kept.")
-    person = await request.app[DATABASE].query(
-        "SELECT day_id, role, revoked_at FROM people WHERE id = ?", [claim.person_id])
-    held = (stored.day_id, stored.student_id) in await rec.store.active_holds(stored.day_id)
-    if (not person or int(person[0]["day_id"]) != stored.day_id
-            or person[0]["revoked_at"] is not None
-            or not may_see(Role(person[0]["role"]), held)):
+    if not await _may_open(request.app, claim.person_id, stored):
         await journal.append(stored.day_id, claim.person_id, "recording_access_refused",
                              {"file": stored.path, "reason": "not allowed"}, now)
         raise _error(web.HTTPForbidden, "not_allowed", "You may not open this recording.")
@@ -318,6 +332,20 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
                "Content-Disposition": ("attachment" if claim.download else "inline")
                + f'; filename="{name}"'}
     return web.FileResponse(path, headers=headers)
+
+
+async def _may_open(app: web.Application, person_id: int, stored: StoredFile) -> bool:
+    """Whether the person a link was issued to may still open the file (their
+    invite not revoked; the day's secretary or chair, or the appeal commission
+    while the student's appeal holds the recordings)."""
+    rows = await app[DATABASE].query(
+        "SELECT day_id, role, revoked_at FROM people WHERE id = ?", [person_id])
+    if not rows or rows[0]["revoked_at"] is not None:
+        return False
+    day_id, role = int(rows[0]["day_id"]), Role(rows[0]["role"])
+    if day_id == stored.day_id:
+        return role in VIEW_ROLES
+    return stored.student_id in await appeal_students(app, stored.day_id, day_id, role)
 
 
 async def recordings_page(request: web.Request) -> web.StreamResponse:

@@ -1,4 +1,5 @@
-// The recordings page: /recordings#<invite token>.
+// The recordings page: /recordings#<invite token> (the appeal commission:
+// /recordings?day=<defense day>#<invite token>).
 //
 // The token stays after the '#', so it never reaches the server's logs or a
 // Referer; the page sends it as a Bearer token. The list hands out signed links
@@ -158,10 +159,12 @@ async function main() {
     return;
   }
   sessionStorage.setItem(KEY, token); // for a reload in this tab
-  history.replaceState(null, "", location.pathname); // the token leaves the address bar
+  history.replaceState(null, "", location.pathname + location.search); // the token leaves the address bar
   try {
     me = await api("/api/me");
-    day = me.day.id;
+    // The appeal commission's invite is for the appeal sitting: ?day= names the
+    // defense day whose recordings it hears.
+    day = Number(new URLSearchParams(location.search).get("day")) || me.day.id;
     $("who").textContent = `${me.day.title}, ${me.day.date} — ${me.me.name} (${me.me.role})`;
   } catch (error) {
     showError(error);
