@@ -218,9 +218,13 @@ class RecordingJobs:
         folder = self._recordings_dir / f"day-{day_id}"
         segments = await asyncio.to_thread(scan_day, folder)
         people = [(p.person_id, p.name, p.role) for p in loaded.day.people]
-        return make_plan(day_id=day_id, day_folder=folder.resolve(),
+        plan = make_plan(day_id=day_id, day_folder=folder.resolve(),
                          timezone=loaded.stored.timezone, defense=defense, people=people,
                          segments=segments)
+        if not plan.overlapping():
+            raise BuildRefused(f"no recording of the defense of student {student_id} is on "
+                               f"disk in {folder}")
+        return plan
 
     async def _spawn(self, plan: BuildPlan) -> dict[str, Any]:
         plans = plan.folder / ARCHIVE / ".plans"
