@@ -35,7 +35,7 @@ from orchestrator import events as ev
 from orchestrator.appeal_session import AppealSession, AppealSnapshot
 from orchestrator.codec import snapshot_to_json
 from orchestrator.errors import OrchestratorError
-from orchestrator.model import Role, Settings, Snapshot
+from orchestrator.model import Phase, Role, Settings, Snapshot
 from orchestrator.session import DefenseSession
 from recordings.room_recording import RoomRecording
 from storage.journal import Journal
@@ -66,6 +66,7 @@ class DayHost:
         reconnect_grace_s: float,
         clock: Callable[[], float] = time.time,
         on_appeal_decided: Callable[[DayHost], Awaitable[None]] | None = None,
+        on_sitting_closed: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._loaded = loaded
         self._day_id = loaded.stored.day_id
@@ -80,6 +81,7 @@ class DayHost:
             journal, self._day_id, self._carry_out, clock,
         )
         self._on_appeal_decided = on_appeal_decided
+        self._on_sitting_closed = on_sitting_closed
         self._recording: RoomRecording | None = None
         self._presence: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         # Messages to the room leave from one task, in order, so a slow socket never
@@ -331,3 +333,8 @@ class DayHost:
         if take is not None:
             await take.stop()
         await self._runner.submit(ev.RecordingStopped(now=0))
+        snapshot = self._runner.snapshot
+        if (isinstance(snapshot, Snapshot) and snapshot.phase is Phase.CLOSED
+                and self._on_sitting_closed is not None):
+            # The sitting is over and its files are closed: build one file per defense.
+            await self._on_sitting_closed(self._day_id)

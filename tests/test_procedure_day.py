@@ -3,11 +3,12 @@ participants: presence comes from their real media connections."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import av
@@ -20,6 +21,7 @@ from storage.journal import Journal
 from storage.roster import RosterStore
 from web_ui.client import RoomClient
 from web_ui.keys import CONFIG, DATABASE, HOSTS
+from web_ui.recordings_api import RECORDINGS
 
 from .conftest import RunningServer
 from .media_helpers import wait_until
@@ -27,6 +29,7 @@ from .procedure_helpers import Api, day_spec
 from .signing_helpers import BrowserKey
 
 pytestmark = pytest.mark.timeout(180)
+T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
@@ -140,6 +143,10 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
             assert room.lobby == frozenset()
             await sec.act("close-sitting")
             await sec.wait_state(lambda s: not s["recording"], "recording off at the close")
+            # The closed sitting hands its defenses to the build of one file each.
+            jobs = server.app[RECORDINGS].jobs
+            await wait_until_async(lambda: jobs.jobs(day_id), lambda js: any(
+                str(j.student_id) == ids["s1"] for j in js), 10, "a build queued for s1")
         finally:
             for client in clients.values():
                 await client.close()
@@ -150,9 +157,9 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
     day_folder = server.app[CONFIG].recordings_dir / f"day-{day_id}"
     host = server.app[HOSTS].get(day_id)
     assert host is not None and host.recording is None
-    takes = sorted(p for p in day_folder.iterdir() if p.is_dir())
+    takes = sorted(p for p in day_folder.iterdir() if p.name.startswith("take-"))
     assert len(takes) == 2
-    assert not list(day_folder.rglob("*.part"))
+    assert not [p for take in takes for p in take.rglob("*.part")]  # every take closed
     student_video = sorted(takes[0].glob(f"{ids['s1']}-video-*.webm"))
     assert student_video, list(takes[0].iterdir())
     assert decoded_frames(student_video[0]) > 30
@@ -211,6 +218,18 @@ async def check_protocol(server: RunningServer, day_id: int, tokens: dict[str, s
     entries = await Journal(server.app[DATABASE]).entries(day_id)
     assert any(e.kind == "protocol_signed" and e.detail.get("hash") == protocol["hash"]
                for e in entries)
+
+
+async def wait_until_async(read: Callable[[], Awaitable[T]], ok: Callable[[T], bool],
+                           timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await read()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {value!r}")
+        await asyncio.sleep(0.1)
 
 
 def recorded_bytes(take: RoomRecording | None, participant: str) -> int:

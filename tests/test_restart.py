@@ -165,7 +165,7 @@ async def test_sigkill_during_the_talk_and_restart(
         await sec.close()
     server.stop()
 
-    take_dirs = sorted(p for p in takes.iterdir() if p.is_dir())
+    take_dirs = sorted(p for p in takes.iterdir() if p.name.startswith("take-"))
     assert len(take_dirs) == 2
     crashed = sorted(take_dirs[0].glob(f"{s1}-video-*.webm.part"))
     assert crashed, "the killed take keeps its unfinished name"

@@ -35,7 +35,7 @@ from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
 from .pages import add_page_routes
 from .procedure_api import day_action, day_state, openapi
 from .protocol_api import add_protocol_routes
-from .recordings_api import add_recording_routes, recordings_ctx
+from .recordings_api import RECORDINGS, add_recording_routes, recordings_ctx
 from .rooms import RoomRegistry
 from .session import SignalingSession
 
@@ -97,7 +97,8 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _hosts_ctx(app: web.Application) -> AsyncIterator[None]:
-    hosts = DayHosts(app[CONFIG], app[DATABASE], app[ROOMS])
+    hosts = DayHosts(app[CONFIG], app[DATABASE], app[ROOMS],
+                     sitting_closed=app[RECORDINGS].jobs.sitting_closed)
     app[HOSTS] = hosts
     await hosts.start_days_under_way()
     yield

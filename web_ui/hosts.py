@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from defense_room.appeal_service import AppealService
 from defense_room.config import Config
@@ -26,7 +27,8 @@ logger = logging.getLogger(__name__)
 class DayHosts:
     """Owns every DayHost of the server."""
 
-    def __init__(self, config: Config, db: Database, rooms: RoomRegistry) -> None:
+    def __init__(self, config: Config, db: Database, rooms: RoomRegistry, *,
+                 sitting_closed: Callable[[int], Awaitable[None]] | None = None) -> None:
         self._config = config
         self._db = db
         self._rooms = rooms
@@ -35,6 +37,7 @@ class DayHosts:
         self._starting: dict[int, asyncio.Task[DayHost]] = {}
         self._stopped = False
         self.appeals = AppealService(config, db, self.host)
+        self._sitting_closed = sitting_closed
 
     def get(self, day_id: int) -> DayHost | None:
         return self._hosts.get(day_id)
@@ -67,6 +70,7 @@ class DayHosts:
             self._config.recordings_dir,
             reconnect_grace_s=self._config.absence.reconnect_grace_s,
             on_appeal_decided=self._appeal_decided,
+            on_sitting_closed=self._sitting_closed,
         )
         await host.start()
         self._hosts[day_id] = host
