@@ -43,6 +43,7 @@ from storage.roster import RosterStore
 from .config import Config
 from .dayfile import CommissionSpec, DaySpec, DocumentSpec, StudentSpec
 from .dayhost import DayHost
+from .invite_policy import extend_office, extend_students_to_appeal_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,14 @@ class AppealService:
             logger.warning("appeal %s decided but no hold was active", appeal_id)
         return appeal
 
+    async def results_announced(self, host: DayHost) -> None:
+        """Students' links now last until their appeal deadline (clause 8.2)."""
+        snapshot = host.snapshot
+        if isinstance(snapshot, Snapshot) and snapshot.results_at is not None:
+            await extend_students_to_appeal_deadline(
+                self._invites, host.day_id, snapshot.results_at, host.loaded.stored.timezone,
+                self.calendar, self._clock())
+
     # -- the repeat ------------------------------------------------------------------------
 
     async def schedule_repeat(self, appeal_id: int, starts_at: float, by: int) -> Created:
@@ -204,6 +213,7 @@ class AppealService:
         )
         expires = expires_at_for_day(spec_date, tz, self._config.invites.valid_days_after)
         created = await RosterStore(self._db).create_day(spec, expires_at=expires, now=now)
+        await extend_office(self._invites, self._config, created.day_id, spec_date, tz, now)
         witnesses: list[IssuedInvite] = []
         if appeal.sitting_day_id is not None:
             for person in await self._invites.list_people(appeal.sitting_day_id):

@@ -131,7 +131,8 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
                          "this machine directly (same network or VPN).")
         if demo:
             invites = await create_demo_day(
-                app[DATABASE], time.time(), valid_days_after=config.invites.valid_days_after)
+                app[DATABASE], time.time(), valid_days_after=config.invites.valid_days_after,
+                office_valid_days_after=config.invites.office_valid_days_after)
             lines.append("")
             lines.append("Demo defense day created. Personal invite links:")
             lines.extend(format_invite_lines(invites, base_url))

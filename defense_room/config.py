@@ -189,6 +189,9 @@ class InvitesConfig:
     """Invite link lifetime."""
 
     valid_days_after: int = field(default=1, metadata=_between(0, 365))
+    # The chair's and the secretary's links last longer: they sign protocols, hand the
+    # day over and open its recordings through the retention month (R1, R3).
+    office_valid_days_after: int = field(default=40, metadata=_between(0, 3650))
 
 
 @dataclass(frozen=True, slots=True)

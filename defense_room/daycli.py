@@ -13,12 +13,13 @@ from pathlib import Path
 
 from storage.db import Database
 from storage.errors import NotFoundError
-from storage.invites import expires_at_for_day
+from storage.invites import InviteStore, expires_at_for_day
 from storage.roster import RosterStore
 
 from .config import Config, TlsMode
 from .dayfile import DayFileError, load_day_file
 from .demo import format_invite_lines
+from .invite_policy import extend_office
 from .readiness import format_table, readiness_report
 from .tls import detect_lan_address
 
@@ -45,6 +46,8 @@ def import_day(config: Config, path: Path) -> int:
         async with Database(config.database_path) as db:
             created = await RosterStore(db).create_day(spec, expires_at=expires_at,
                                                        now=time.time())
+            await extend_office(InviteStore(db), config, created.day_id, spec.date,
+                                spec.timezone, time.time())
         return [
             f"Defense day {created.day_id} created: {spec.title}, {spec.date.isoformat()}",
             "Personal invite links:",

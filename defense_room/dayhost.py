@@ -67,6 +67,7 @@ class DayHost:
         clock: Callable[[], float] = time.time,
         on_appeal_decided: Callable[[DayHost], Awaitable[None]] | None = None,
         on_sitting_closed: Callable[[int], Awaitable[None]] | None = None,
+        on_results: Callable[[DayHost], Awaitable[None]] | None = None,
     ) -> None:
         self._loaded = loaded
         self._day_id = loaded.stored.day_id
@@ -82,6 +83,7 @@ class DayHost:
         )
         self._on_appeal_decided = on_appeal_decided
         self._on_sitting_closed = on_sitting_closed
+        self._on_results = on_results
         self._recording: RoomRecording | None = None
         self._presence: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         # Messages to the room leave from one task, in order, so a slow socket never
@@ -279,8 +281,16 @@ class DayHost:
             self._spawn(self._appeal_decided())
         elif isinstance(effect, fx.PublishResults):
             await self._notice("results", grades={s: g.value for s, g in effect.grades})
+            self._spawn(self._results_announced())
         # SaveVote and Journal lines are in the journal already, as the events that
         # caused them; the protocol is built by replaying it.
+
+    async def _results_announced(self) -> None:
+        if self._on_results is not None:
+            try:
+                await self._on_results(self)
+            except Exception:
+                logger.exception("day %s: extending the students' links failed", self._day_id)
 
     async def _appeal_decided(self) -> None:
         if self._on_appeal_decided is not None:

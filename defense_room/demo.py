@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from orchestrator.documents import ALWAYS_REQUIRED
 from storage.db import Database
-from storage.invites import IssuedInvite, Role, expires_at_for_day
+from storage.invites import InviteStore, IssuedInvite, Role, expires_at_for_day
 from storage.roster import RosterStore
 
 from .dayfile import CommissionSpec, DaySpec, DocumentSpec, StudentSpec
@@ -66,6 +66,7 @@ async def create_demo_day(
     now: float,
     tz: str = "Europe/Moscow",
     valid_days_after: int = 1,
+    office_valid_days_after: int = 40,
 ) -> list[IssuedInvite]:
     """Create today's demo day (in time zone `tz`) and invite everyone.
 
@@ -75,6 +76,9 @@ async def create_demo_day(
     spec = demo_spec(now, tz)
     expires_at = expires_at_for_day(spec.date, tz, valid_days_after)
     created = await RosterStore(db).create_day(spec, expires_at=expires_at, now=now)
+    await InviteStore(db).extend(
+        created.day_id, (Role.CHAIR, Role.SECRETARY),
+        expires_at_for_day(spec.date, tz, office_valid_days_after), now=now)
     return list(created.invites)
 
 

@@ -16,6 +16,7 @@ import secrets
 import sqlite3
 import time
 import zoneinfo
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,6 +199,24 @@ class InviteStore:
         person_id = await self._db.execute_write(write)
         logger.info("invite issued: day %s person %s role %s", day_id, person_id, role)
         return IssuedInvite(person_id=person_id, role=role, name=name, token=token)
+
+    async def extend(self, day_id: int, roles: Collection[Role], until: float, *,
+                     now: float) -> int:
+        """Let the links of `roles` on `day_id` work until `until`; never shortens one.
+        Returns how many were extended."""
+        values = [Role(r).value for r in roles]
+        marks = ", ".join("?" for _ in values)
+
+        def write(db: sqlite_utils.Database) -> int:
+            cursor = db.execute(
+                f"UPDATE people SET expires_at = ? WHERE day_id = ? AND role IN ({marks})"
+                " AND expires_at < ? AND revoked_at IS NULL", [until, day_id, *values, until])
+            if cursor.rowcount:
+                _append_journal(db, now, day_id, None, "invites_extended",
+                                {"roles": sorted(values), "until": until})
+            return cursor.rowcount
+
+        return await self._db.execute_write(write)
 
     async def reissue(self, person_id: int, *, now: float) -> IssuedInvite:
         """A new token for an invited person; their old link stops working."""

@@ -20,8 +20,11 @@ import pytest
 
 from defense_room.signing import statement
 from defense_room.verify import check_package
+from orchestrator.appeals import filing_deadline
+from orchestrator.workdays import WorkCalendar
 from recordings.archive_store import ArchiveStore
 from storage.db import Database
+from storage.invites import InviteStore
 from storage.journal import Journal
 from storage.roster import RosterStore
 from web_ui.client import RoomClient
@@ -127,6 +130,15 @@ async def test_an_appeal_from_results_to_the_repeated_defense(
         await api["sec"].act("start-defense", student=student)
         await finish(api, student)
         await api["sec"].act("close-sitting")
+        # The student's link now lasts until the appeal deadline (8.2).
+        state = (await api["sec"].state())["state"]
+        deadline = filing_deadline(state["results_at"], "Europe/Moscow", WorkCalendar())
+        invites = InviteStore(db)
+        for _ in range(100):
+            if await expiry_is(invites, tokens["s1"], deadline):
+                break
+            await asyncio.sleep(0.05)
+        assert await expiry_is(invites, tokens["s1"], deadline)
         await sign_protocol(http, day_id, tokens, ids, student)
 
         # A1: the student files; a second filing is refused; the recordings are held.
@@ -274,6 +286,10 @@ async def check_handover(http: Http, db: Database, day_id: int, tokens: dict[str
     assert row["grade"] == "good" and row["annulled"] is True
     records = [e.detail for e in await Journal(db).entries(day_id) if e.kind == "handover"]
     assert [r["to"] for r in records] == ["registrar", "archive"]
+
+
+async def expiry_is(invites: InviteStore, token: str, until: float) -> bool:
+    return (await invites.verify(token, time.time())).expires_at == until
 
 
 def assert_tampering_is_named(good: Path, tmp_path: Path) -> None:

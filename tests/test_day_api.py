@@ -80,6 +80,9 @@ async def test_the_organizer_creates_a_day_and_the_links_work(base_url: str) -> 
     assert status == 422 and "only for day files" in answer["message"]
 
     day_id, tokens, _ = await create(base_url)
+    # The office's links outlast the day (R1, R3); the others end with it.
+    _, state = await call("GET", f"{base_url}/api/days/{day_id}/state", tokens["Секретарь"])
+    assert state["state"]["phase"] == "waiting"
     assert set(tokens) == {"Председатель", "Член 1", "Член 2", "Секретарь", "Иванов", "Петрова"}
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{base_url}/j/{tokens['Петрова']}") as r:

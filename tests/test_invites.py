@@ -224,8 +224,10 @@ async def test_demo_day(db: Database, store: InviteStore) -> None:
         assert url.startswith("https://192.168.1.20:8443/j/")
         invite = await store.verify(url.rsplit("/j/", 1)[1], NOW)
         assert (invite.role, invite.name) == (issued.role, issued.name)
-        # Valid through the next day (Moscow time), refused after it.
-        assert invite.expires_at == expires_at_for_day(DAY, "Europe/Moscow", 1)
+        # Valid through the next day (Moscow time), refused after it; the chair's and
+        # the secretary's through the retention month (R1, R3).
+        office = issued.role in (Role.CHAIR, Role.SECRETARY)
+        assert invite.expires_at == expires_at_for_day(DAY, "Europe/Moscow", 40 if office else 1)
     first = await store.verify(invites[0].token, NOW)
     day = await store.get_day(first.day_id)
     assert day.title == DEMO_TITLE
@@ -233,3 +235,13 @@ async def test_demo_day(db: Database, store: InviteStore) -> None:
     # Ready to defend: consent and every document on file (B1).
     report = readiness_report(await RosterStore(db).day_roster(first.day_id), now=NOW)
     assert [s.can_defend for s in report.students] == [True, True, True]
+
+
+async def test_extend_only_lengthens_the_links_of_the_roles_named(store: InviteStore) -> None:
+    day_id = await new_day(store)
+    chair = await store.issue(day_id, Role.CHAIR, "Председатель", NOW + 100, now=NOW)
+    student = await store.issue(day_id, Role.STUDENT, "Студент", NOW + 100, now=NOW)
+    assert await store.extend(day_id, (Role.CHAIR,), NOW + 1000, now=NOW) == 1
+    assert await store.extend(day_id, (Role.CHAIR,), NOW + 500, now=NOW) == 0  # never shorter
+    assert (await store.verify(chair.token, NOW)).expires_at == NOW + 1000
+    assert (await store.verify(student.token, NOW)).expires_at == NOW + 100

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from defense_room.dayfile import DayFileError, parse_day
+from defense_room.invite_policy import extend_office
 from storage.errors import NotFoundError, StorageError
 from storage.invites import Role, expires_at_for_day, hash_token
 from orchestrator.documents import DocumentKind
@@ -29,7 +30,7 @@ from orchestrator.model import Snapshot
 from storage.roster import RosterStore
 
 from .auth import require_invite
-from .keys import CONFIG, DATABASE, HOSTS
+from .keys import CONFIG, DATABASE, HOSTS, INVITES
 
 SECRETARY = frozenset({Role.SECRETARY})
 COMMISSION = frozenset({Role.CHAIR, Role.MEMBER, Role.SECRETARY})
@@ -80,6 +81,8 @@ async def create_day(request: web.Request) -> web.Response:
         spec, expires_at=expires_at_for_day(spec.date, spec.timezone,
                                             config.invites.valid_days_after),
         now=time.time())
+    await extend_office(request.app[INVITES], config, created.day_id, spec.date, spec.timezone,
+                        time.time())
     base = f"{request.scheme}://{request.host}"
     return web.json_response({
         "day_id": created.day_id,

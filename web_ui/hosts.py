@@ -71,6 +71,7 @@ class DayHosts:
             reconnect_grace_s=self._config.absence.reconnect_grace_s,
             on_appeal_decided=self._appeal_decided,
             on_sitting_closed=self._sitting_closed,
+            on_results=self.appeals.results_announced,
         )
         await host.start()
         self._hosts[day_id] = host

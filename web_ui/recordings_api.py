@@ -41,6 +41,7 @@ from recordings.jobs import RecordingJobs
 from recordings.links import LinkSigner, load_secret
 from recordings.retention import Retention, RetentionSweeper, due_at
 from storage.appeals import AppealStore
+from storage.appeals import AppealStore
 from storage.errors import NotFoundError
 from storage.invites import Invite
 from storage.journal import Journal
@@ -287,6 +288,13 @@ async def release_hold(request: web.Request) -> web.Response:
     decision = _text(body, "decision", required=True)
     if decision not in DECISIONS:
         raise _error(web.HTTPBadRequest, "malformed", f"decision must be one of {DECISIONS}")
+    pending = [a for a in await AppealStore(request.app[DATABASE]).for_day(day_id)
+               if a.student_id == student and a.decision is None]
+    if pending:
+        # A filed appeal holds until its sitting decides (section 8), not by hand.
+        raise _error(web.HTTPConflict, "appeal_pending",
+                     f"appeal {pending[0].appeal_id} of this student is not decided yet; the "
+                     "hold ends with the decision of the appeal sitting")
     rec = request.app[RECORDINGS]
     try:
         await rec.store.release_hold(day_id, student, by, decision, _text(body, "note"),
