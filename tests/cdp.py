@@ -36,7 +36,9 @@ class Screen:
 
 
 DESKTOP = Screen(1280, 860)
-PHONE = Screen(360, 760, scale=2.0, mobile=True)
+PHONE = Screen(360, 760, scale=1.0, mobile=True)
+#: Screenshots show the whole page, up to this many CSS pixels tall.
+MAX_SHOT_HEIGHT = 3200
 
 
 @dataclass
@@ -110,7 +112,8 @@ class Cdp:
 
     async def open_tab(self, url: str, screen: Screen = DESKTOP) -> Tab:
         """A new tab showing ``url`` at ``screen`` size, its requests recorded."""
-        target = await self.send("Target.createTarget", {"url": "about:blank"})
+        # A window each: every page is visible, so it paints and animates as in front of a person.
+        target = await self.send("Target.createTarget", {"url": "about:blank", "newWindow": True})
         attached = await self.send("Target.attachToTarget",
                                    {"targetId": target["targetId"], "flatten": True})
         tab = Tab(self, target["targetId"], attached["sessionId"])
@@ -200,11 +203,19 @@ class Tab:
             raise AssertionError(f"nothing enabled to click at {selector!r}")
 
     async def screenshot(self, path: Path, screen: Screen | None = None) -> Path:
-        """Save the whole page as a PNG, at ``screen`` size if given."""
+        """Save the whole page as a PNG, at ``screen``'s width if given.
+
+        The screen is made as tall as the page (capturing beyond the viewport makes
+        Chromium re-raster a page full of playing videos, which can stall it).
+        """
         if screen is not None:
             await self.emulate(screen)
-            await asyncio.sleep(0.6)  # layout, and a frame of each video
-        shot = await self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+            await asyncio.sleep(0.3)
+            height = int(await self.evaluate("document.documentElement.scrollHeight"))
+            await self.emulate(Screen(screen.width, max(screen.height, min(height, MAX_SHOT_HEIGHT)),
+                                      screen.scale, screen.mobile))
+            await asyncio.sleep(0.5)  # layout, and a frame of each video
+        shot = await self.send("Page.captureScreenshot", {"format": "png"})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
         return path

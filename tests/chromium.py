@@ -33,7 +33,9 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--disable-quic",
-    "--use-fake-device-for-media-stream",
+    # 10 frames a second: four pages encoding and decoding each other's video on a
+    # two-core machine stay well within what it can do.
+    "--use-fake-device-for-media-stream=fps=10",
     "--autoplay-policy=no-user-gesture-required",
     # Real host candidates (10.77.0.x inside the test namespace) instead of .local
     # names that aiortc could not resolve.

@@ -1,23 +1,29 @@
-"""The room page in real browsers (headless Chromium, see tests/chromium.py): two
-participants see each other through the forwarder, a page refused the camera joins
-receive-only, and a bad invite link gets a page that says why."""
+"""The room page in real browsers (headless Chromium driven over the DevTools
+protocol, see tests/chromium.py and tests/cdp.py): two participants see each other
+through the forwarder, a page refused the camera joins receive-only with the help
+shown, a bad invite link gets a page that says why, and the page loads nothing
+from anywhere but the server's /static/."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
-from storage.invites import IssuedInvite, Role
+from storage.invites import Role
 from web_ui.app import STATIC_DIR
+from web_ui.rooms import RoomRegistry
 
+from .cdp import PHONE, Cdp, Tab
 from .chromium import Browser, chromium, group_alive, require_chromium
 from .conftest import RunningServer
 
 DECODE_TIMEOUT_S = 60.0
+OWN_JS = [p for p in (STATIC_DIR / "js").rglob("*.js")]
 
 
 async def test_bad_invite_link_gets_403_with_the_reason(server: RunningServer) -> None:
@@ -35,123 +41,194 @@ async def test_invite_link_serves_the_room_page(server: RunningServer) -> None:
             page = await response.text()
             assert response.status == 200
             assert response.headers["Cache-Control"] == "no-store"
-        for asset in ("/static/room.js", "/static/room.css"):
-            assert asset in page
+        assets = re.findall(r"""(?:src|href)=["'](/static/[^"']*)""", page)
+        assert "/static/js/app.js" in assets and "/static/room.css" in assets
+        for asset in [*assets, "/static/vendor/pdfjs/pdf.min.js", "/static/vendor/pdfjs/pdf.worker.min.js"]:
             async with session.get(f"{server.base_url}{asset}") as response:
                 assert response.status == 200, asset
+                if asset.endswith(".js"):
+                    assert "javascript" in response.headers["Content-Type"], asset
 
 
 def test_room_page_loads_nothing_from_the_network() -> None:
     html = (STATIC_DIR / "room.html").read_text(encoding="utf-8")
     for url in re.findall(r"""(?:src|href)=["']([^"']*)""", html):
         assert url.startswith(("/static/", "data:")), url
-    css = (STATIC_DIR / "room.css").read_text(encoding="utf-8")
-    assert "@import" not in css and "url(" not in css
-    js = (STATIC_DIR / "room.js").read_text(encoding="utf-8")
-    for loader in ("fetch(", "import(", "import ", "XMLHttpRequest", "importScripts", "https://"):
-        assert loader not in js, loader
-    # The only http:// in the script names an RTP header extension; nothing fetches it.
-    assert set(re.findall(r"http://[^/]+/", js)) <= {"http://www.webrtc.org/"}
+    for css in ("room.css", "panels.css"):
+        text = (STATIC_DIR / css).read_text(encoding="utf-8")
+        assert "@import" not in text and "url(" not in text, css
+    assert OWN_JS, "no page scripts found"
+    for path in OWN_JS:
+        js = path.read_text(encoding="utf-8")
+        name = path.relative_to(STATIC_DIR)
+        for loader in ("XMLHttpRequest", "importScripts", "https://", "http://", "//cdn", "sendBeacon"):
+            assert loader not in js, f"{name}: {loader}"
+        # Modules import only each other and the vendored pdf.js, by relative path.
+        for spec in re.findall(r"""\bimport\s*(?:[^"'();]*?\bfrom\s*)?\(?\s*["']([^"']+)["']""", js):
+            assert spec.startswith(("./", "../")), f"{name} imports {spec}"
+            target = (path.parent / spec).resolve()
+            assert target.is_relative_to(STATIC_DIR.resolve()), f"{name} imports {spec}"
+        # fetch() goes only to same-origin /api/ paths.
+        for call in re.findall(r"""\bfetch\(\s*([^,)]*)""", js):
+            assert call.strip().startswith(("path", "`/api/", '"/api/')), f"{name}: fetch({call})"
+    # pdf.js is served from /static/vendor/ by the install step, never from elsewhere.
+    assert (STATIC_DIR / "vendor" / "pdfjs" / "pdf.min.js").is_file(), "run scripts/install.sh"
+    pdfview = (STATIC_DIR / "js" / "pdfview.js").read_text(encoding="utf-8")
+    assert 'const VENDOR = "/static/vendor/pdfjs/"' in pdfview
+
+
+def test_strings_exist_in_both_languages() -> None:
+    keys = {}
+    for language in ("ru", "en"):
+        text = (STATIC_DIR / "js" / "strings" / f"{language}.js").read_text(encoding="utf-8")
+        keys[language] = set(re.findall(r"^  (\w+):", text, re.M))
+    assert keys["ru"] == keys["en"], keys["ru"] ^ keys["en"]
+    used: set[str] = set()
+    for path in OWN_JS:
+        used |= set(re.findall(r"""\bt\(\s*["'](\w+)["']""", path.read_text(encoding="utf-8")))
+    assert used <= keys["ru"], used - keys["ru"]
 
 
 async def test_two_browsers_see_each_other(server: RunningServer, tmp_path: Path) -> None:
     require_chromium()
     member = await server.invite(Role.MEMBER, "Член комиссии Иванов")
     student = await server.invite(Role.STUDENT, "Студентка Петрова")
-    async with chromium(f"{server.base_url}/j/{member.token}", log=tmp_path / "member.log") as b1, \
-            chromium(f"{server.base_url}/j/{student.token}", log=tmp_path / "student.log") as b2:
-        await _wait_for_decoding(server, {
-            "member": Viewer(member, student, b1),
-            "student": Viewer(student, member, b2),
-        })
-        await _end_sessions(server, {"member": b1, "student": b2})
-    for browser in (b1, b2):
-        assert not group_alive(browser.process.pid), "a Chromium process outlived the test"
+    async with chromium(log=tmp_path / "browser.log", devtools=True) as browser:
+        assert browser.devtools_url is not None
+        cdp = await Cdp.connect(browser.devtools_url)
+        try:
+            tabs = {"member": await cdp.open_tab(f"{server.base_url}/j/{member.token}"),
+                    "student": await cdp.open_tab(f"{server.base_url}/j/{student.token}", PHONE)}
+            for tab in tabs.values():
+                await enter(tab)
+            await wait_for_video(server.rooms, str(server.day_id), browser, {
+                str(member.person_id): [str(student.person_id)],
+                str(student.person_id): [str(member.person_id)]})
+            only_from_server(server.base_url, tabs.values())
+            await end_sessions(server.rooms, str(server.day_id), tabs.values())
+        finally:
+            await cdp.close()
+    assert not group_alive(browser.process.pid), "a Chromium process outlived the test"
 
 
 async def test_page_without_camera_joins_receive_only(server: RunningServer, tmp_path: Path) -> None:
     require_chromium()
     student = await server.invite(Role.STUDENT, "Студентка Петрова")
     secretary = await server.invite(Role.SECRETARY, "Секретарь Сидорова")
-    async with chromium(f"{server.base_url}/j/{student.token}", log=tmp_path / "student.log") as b1, \
-            chromium(f"{server.base_url}/j/{secretary.token}", log=tmp_path / "secretary.log",
-                     deny_media=True) as b2:
-        await _wait_for_decoding(server, {"secretary": Viewer(secretary, student, b2)})
-        room = server.rooms.get(str(server.day_id))
-        assert room is not None
-        roster = {entry["id"]: entry for entry in room.roster()}
-        assert roster[str(secretary.person_id)]["publishing"] == []
-        assert roster[str(student.person_id)]["publishing"] == ["audio", "video"]
-        student_peer = room.peers[str(student.person_id)]
-        assert student_peer.subscriptions() == {}
-        assert any("media: none" in line for line in b2.console()), b2.console()
-        await _end_sessions(server, {"student": b1, "secretary": b2})
+    async with chromium(log=tmp_path / "student.log", devtools=True) as b1, \
+            chromium(log=tmp_path / "secretary.log", devtools=True, deny_media=True) as b2:
+        assert b1.devtools_url is not None and b2.devtools_url is not None
+        cdp1, cdp2 = await Cdp.connect(b1.devtools_url), await Cdp.connect(b2.devtools_url)
+        try:
+            student_tab = await cdp1.open_tab(f"{server.base_url}/j/{student.token}")
+            secretary_tab = await cdp2.open_tab(f"{server.base_url}/j/{secretary.token}")
+            # The refusal is explained in plain words, with what to do about it.
+            help_text = await secretary_tab.wait_for(
+                "document.querySelector('.help')?.hidden === false"
+                " && document.querySelector('.help').textContent", "the help for a denied camera")
+            assert "Разрешите «Камера» и «Микрофон»" in help_text, help_text
+            assert "без камеры" in await secretary_tab.evaluate("document.getElementById('join').textContent")
+            await enter(student_tab)
+            await enter(secretary_tab)
+            await wait_for_video(server.rooms, str(server.day_id), b2, {
+                str(secretary.person_id): [str(student.person_id)]})
+            room = server.rooms.get(str(server.day_id))
+            assert room is not None
+            roster = {entry["id"]: entry for entry in room.roster()}
+            assert roster[str(secretary.person_id)]["publishing"] == []
+            assert roster[str(student.person_id)]["publishing"] == ["audio", "video"]
+            assert room.peers[str(student.person_id)].subscriptions() == {}
+            assert any("prejoin media: none" in line for line in b2.console()), b2.console()[-5:]
+            await end_sessions(server.rooms, str(server.day_id), [student_tab, secretary_tab])
+        finally:
+            await cdp1.close()
+            await cdp2.close()
+
+
+# -- helpers shared with test_browser_day.py -------------------------------------------
+
+
+async def prejoin_ready(tab: Tab, timeout: float = 30.0) -> None:
+    """Wait until the pre-join check has settled (camera, microphone, connection)."""
+    states = "[...document.querySelectorAll('.check')].map(e => `${e.dataset.check}:${e.dataset.state}`)"
+    try:
+        await tab.wait_for(
+            f"(() => {{ const s = {states};"
+            " return s.length === 3 && !s.some(x => x.endsWith(':running')); })()",
+            "the pre-join checks", timeout)
+    except AssertionError as exc:
+        page = await tab.evaluate("JSON.stringify([location.href, document.readyState,"
+                                  " document.body?.innerText.slice(0, 300)])")
+        raise AssertionError(f"{exc}; checks: {await tab.evaluate(states)}; page: {page}; "
+                             f"requests: {tab.requests[-5:]}") from None
+
+
+async def enter(tab: Tab, timeout: float = 30.0) -> None:
+    """Wait for the pre-join check to settle, then press "Enter the room"."""
+    await prejoin_ready(tab, timeout)
+    await tab.click("#join")
+    await tab.wait_for("window.roomDebug?.state.link.phase === 'connected'", "the media connection", timeout)
+
+
+def only_from_server(base_url: str, tabs: Iterable[Tab]) -> None:
+    """Every request the pages made went to the server's own pages, API and socket."""
+    ws_base = base_url.replace("http://", "ws://", 1)
+    for tab in tabs:
+        for url in tab.requests:
+            assert url == "about:blank" or url.startswith(("data:", "blob:")) or any(
+                url.startswith(base + path) for base in (base_url, ws_base)
+                for path in ("/static/", "/api/", "/j/", "/ws")), url
 
 
 @dataclass(frozen=True)
-class Viewer:
-    """A page that must decode ``other``'s video."""
-
-    invite: IssuedInvite
-    other: IssuedInvite
-    browser: Browser
+class Watching:
+    viewer: str
+    publisher: str
 
 
-async def _wait_for_decoding(server: RunningServer, viewers: dict[str, Viewer]) -> None:
-    """Poll the server until every viewer's page reports decoded frames of a video
-    the server forwards to it from the other participant; fail saying what is missing."""
+def _video_problem(rooms: RoomRegistry, room_id: str, pair: Watching) -> str | None:
+    room = rooms.get(room_id)
+    peer = room.peers.get(pair.viewer) if room is not None else None
+    if peer is None:
+        return "has not joined the room"
+    mids = {mid for mid, pub in peer.subscriptions().items()
+            if pub.publisher_id == pair.publisher and pub.kind == "video"}
+    if not mids:
+        return f"gets no video of {pair.publisher} (media connection {peer.connection_state})"
+    reported = [entry for entry in peer.last_stats if entry["mid"] in mids]
+    if not any(entry["framesDecoded"] > 0 for entry in reported):
+        return f"decodes no frames of {pair.publisher} yet: {reported}"
+    return None
+
+
+async def wait_for_video(rooms: RoomRegistry, room_id: str, browser: Browser,
+                         watching: dict[str, list[str]], timeout: float = DECODE_TIMEOUT_S) -> None:
+    """Poll the server until each viewer's page reports decoded frames of each
+    publisher's video it forwards to it; fail saying what is missing."""
+    pairs = [Watching(viewer, publisher) for viewer, publishers in watching.items()
+             for publisher in publishers]
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + DECODE_TIMEOUT_S
-    while missing := [
-        f"{who}: {problem}" for who, viewer in viewers.items()
-        if (problem := _decoding_problem(server, viewer)) is not None
-    ]:
-        if loop.time() > deadline or any(v.browser.exited for v in viewers.values()):
-            raise AssertionError(
-                f"after {loop.time() - deadline + DECODE_TIMEOUT_S:.0f} s the pages do not "
-                "see each other:\n  " + "\n  ".join(missing)
-                + "".join(f"\n--- {who} browser log (tail):\n{v.browser.log_tail()}"
-                          for who, v in viewers.items()))
+    deadline = loop.time() + timeout
+    while missing := [f"{p.viewer} {problem}" for p in pairs
+                      if (problem := _video_problem(rooms, room_id, p)) is not None]:
+        if loop.time() > deadline or browser.exited:
+            raise AssertionError("the pages do not see each other:\n  " + "\n  ".join(missing)
+                                 + f"\n--- browser log (tail):\n{browser.log_tail()}")
         await asyncio.sleep(0.25)
 
 
-async def _end_sessions(server: RunningServer, browsers: dict[str, Browser]) -> None:
-    """End the room from the server side and wait until every page says so.
+async def end_sessions(rooms: RoomRegistry, room_id: str, tabs: Iterable[Tab]) -> None:
+    """End every page's session from the page and wait until the server let them go.
 
-    Killing the browsers first would drop their sockets, and aiohttp's test server
-    (handler_cancellation=True) then cancels the signaling handler in the middle of
-    its cleanup: the participant's RTCPeerConnection is never closed and leaks
-    sockets and tasks into the next test.
+    Killing the browser first would drop the sockets mid-way, and aiohttp's test
+    server then cancels the signaling handlers in the middle of their cleanup.
     """
-    room = server.rooms.get(str(server.day_id))
-    assert room is not None
-    await room.stop()
+    for tab in tabs:
+        if not tab.closed:
+            await tab.evaluate("window.roomDebug?.link?.finish('test over')")
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10.0
-    while waiting := [who for who, browser in browsers.items()
-                      if not any("session ended: shutdown" in line for line in browser.console())]:
+    deadline = loop.time() + 15.0
+    while (room := rooms.get(room_id)) is not None and room.peers:
         if loop.time() > deadline:
-            raise AssertionError(f"pages that did not show the end of the session: {waiting}")
+            raise AssertionError(f"peers still in the room: {sorted(room.peers)}")
         await asyncio.sleep(0.1)
-
-
-def _decoding_problem(server: RunningServer, viewer: Viewer) -> str | None:
-    """What is still missing before the viewer's page decodes the other's video."""
-    if viewer.browser.exited:
-        return f"the browser exited with code {viewer.browser.process.returncode}"
-    room = server.rooms.get(str(server.day_id))
-    peer = room.peers.get(str(viewer.invite.person_id)) if room is not None else None
-    if peer is None:
-        return "the page has not joined the room"
-    other_id = str(viewer.other.person_id)
-    videos = {mid for mid, pub in peer.subscriptions().items()
-              if pub.publisher_id == other_id and pub.kind == "video"}
-    if not videos:
-        return (f"the server forwards no video of {viewer.other.name} to it "
-                f"(its media connection is {peer.connection_state})")
-    reported = [entry for entry in peer.last_stats if entry["mid"] in videos]
-    if not reported:
-        return f"no stats reported yet for the video mids {sorted(videos)}"
-    if not any(entry["framesDecoded"] > 0 for entry in reported):
-        return f"no frames decoded yet: {reported}"
-    return None

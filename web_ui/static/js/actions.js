@@ -11,6 +11,8 @@ export function toast(text, kind = "info") {
 export async function act(action, body = {}) {
   try {
     const answer = await api.act(action, body);
+    // The answer is the new state; not every change is also broadcast (see messages.js).
+    update({ procedure: answer.state });
     return answer.state;
   } catch (error) {
     refused(error);

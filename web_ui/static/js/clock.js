@@ -21,12 +21,14 @@ export function formatDuration(seconds) {
   return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${secs}` : `${minutes}:${secs}`;
 }
 
+// "14:05" in the page's language (24-hour clock in both).
 export function formatTime(unixSeconds, timeZone) {
-  const options = { hour: "2-digit", minute: "2-digit" };
+  const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
   if (timeZone) options.timeZone = timeZone;
+  const locale = document.documentElement.lang === "en" ? "en-GB" : "ru-RU";
   try {
-    return new Date(unixSeconds * 1000).toLocaleTimeString([], options);
+    return new Date(unixSeconds * 1000).toLocaleTimeString(locale, options);
   } catch {
-    return new Date(unixSeconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return new Date(unixSeconds * 1000).toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
   }
 }

@@ -13,7 +13,7 @@
 const STATS_INTERVAL_MS = 2000;
 const MAX_STATS_ENTRIES = 256;
 const BACKOFF_S = [1, 2, 4, 8];
-const DISCONNECTED_GRACE_MS = 6000;
+const DISCONNECTED_GRACE_MS = 12000;
 // A bye after which coming back would be wrong: the person left, another tab took
 // over, or the secretary removed them.
 const FINAL_BYES = new Set(["left", "replaced", "kicked"]);

@@ -1,5 +1,6 @@
 // Server messages (docs/signaling.md) into the page's state; negotiation stays in
 // connection.js.
+import { api, dayPath } from "./api.js";
 import { syncServerTime } from "./clock.js";
 import { t } from "./i18n.js";
 import { addNotice, state, update } from "./store.js";
@@ -9,6 +10,7 @@ export function onMessage(message) {
     case "welcome":
       update({ self: message.participant, roster: message.participants ?? [], lobby: false });
       if (message.state) update({ procedure: message.state });
+      refreshState();
       return;
     case "state":
       syncServerTime(message.server_time);
@@ -26,6 +28,7 @@ export function onMessage(message) {
     case "notice":
       if (message.kind === "results") update({ results: message.grades ?? {} });
       addNotice(message);
+      refreshState();
       return;
     case "identity":
       update({ identity: message });
@@ -37,5 +40,26 @@ export function onMessage(message) {
       return;
     default:
       return;
+  }
+}
+
+// The welcome carries the procedure but not the slide on screen nor the server's
+// clock, and the server sends a `state` message only when the phase, the queue or
+// the quorum changes, not when the recorder confirms on or off or a status changes.
+// So the page also reads the state on joining, after each notice and every few
+// seconds: the recording indicator never stays wrong for long.
+const RESYNC_MS = 3000;
+let resyncTimer = null;
+
+export async function refreshState() {
+  clearTimeout(resyncTimer);
+  resyncTimer = setTimeout(refreshState, RESYNC_MS);
+  if (state.link.phase === "ended" || !state.me) return;
+  try {
+    const answer = await api.get(dayPath("/state"));
+    syncServerTime(answer.server_time);
+    update({ procedure: answer.state, presentation: answer.presentation ?? null });
+  } catch (error) {
+    console.warn("[room] the state could not be read:", error?.message ?? error);
   }
 }

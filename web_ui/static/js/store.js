@@ -61,6 +61,13 @@ export function student(id) {
   return state.me?.students?.find((s) => s.id === id) ?? null;
 }
 
+// Whether a person's media connection is up now: the live roster (`participants`).
+// The procedure's `present` follows it, but a state message is sent only when the
+// procedure changes, so it can lag behind someone leaving.
+export function isPresent(id) {
+  return Boolean(state.roster.find((entry) => entry.id === id)?.present);
+}
+
 export function role() {
   return state.me?.me?.role ?? state.self?.role ?? null;
 }

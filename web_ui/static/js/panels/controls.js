@@ -4,7 +4,7 @@
 import { h, clear } from "../dom.js";
 import { act, busy } from "../actions.js";
 import { phaseName, t } from "../i18n.js";
-import { personName, role, state, subscribe } from "../store.js";
+import { isPresent, personName, role, state, subscribe } from "../store.js";
 
 const DEFENSE = ["talk", "questions", "supervisor", "review", "answer", "final_word"];
 const NEXT = { talk: "questions", questions: "supervisor", supervisor: "review", review: "answer",
@@ -44,7 +44,7 @@ export function controlsPanel() {
     root.hidden = !p || !(me === "secretary" || me === "chair");
     if (root.hidden) return;
     const key = [state.language, p.phase, p.current_student, p.recording, JSON.stringify(p.statuses),
-      p.present.includes(p.current_student)].join("|");
+      isPresent(p.current_student)].join("|");
     if (key === shown) return;
     shown = key;
     heading.textContent = t("controlsHeading");
@@ -89,7 +89,7 @@ export function controlsPanel() {
             return { student: p.current_student, text };
           })));
       }
-      if (!p.present.includes(p.current_student)) {
+      if (!isPresent(p.current_student)) {
         items.push(h("p", { class: "alert" }, t("studentLost", { name: personName(p.current_student) })));
       }
       if (me === "chair") {

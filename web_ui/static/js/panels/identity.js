@@ -6,7 +6,7 @@ import { api, dayPath } from "../api.js";
 import { h, clear } from "../dom.js";
 import { act, busy, refused } from "../actions.js";
 import { t } from "../i18n.js";
-import { personName, state, subscribe } from "../store.js";
+import { isPresent, personName, state, subscribe } from "../store.js";
 
 const PHASES = new Set(["identification", "announcement", "between_defenses"]);
 
@@ -86,8 +86,8 @@ export function identityPanel() {
     const waiting = p ? p.queue.filter((id) => p.statuses[id] === "waiting") : [];
     root.hidden = !p || !PHASES.has(p.phase) || !waiting.length;
     if (root.hidden) return;
-    const present = new Set(p.present);
-    const key = `${state.language}|${waiting.join(",")}|${p.present.join(",")}|${Boolean(state.me?.features?.identity)}`;
+    const present = new Set(waiting.filter(isPresent));
+    const key = `${state.language}|${waiting.join(",")}|${[...present].join(",")}|${Boolean(state.me?.features?.identity)}`;
     if (key === shown) return;
     shown = key;
     heading.textContent = t("identityHeading");

@@ -1,7 +1,7 @@
 // What the server tells the room (`notice` messages) as sentences, the latest on a
 // toast and the rest in a short log; plus the page's own toasts (refusals).
 import { h, clear } from "../dom.js";
-import { formatDuration } from "../clock.js";
+import { formatDuration, formatTime } from "../clock.js";
 import { gradeName, phaseName, t } from "../i18n.js";
 import { personName, state, subscribe } from "../store.js";
 
@@ -23,8 +23,24 @@ export function noticeText(notice) {
     case "reconnected":
       return t("reconnected");
     default:
-      return notice.text ?? "";
+      return serverText(notice.text ?? "");
   }
+}
+
+// The core's notices are English sentences; the ones everybody sees are said in
+// the page's language, anything else is shown as it came.
+const SERVER_TEXTS = [
+  [/^time limits: talk (\d+) min, questions (\d+) min, defense (\d+) min$/, "noticeLimits", ["talk", "questions", "total"]],
+  [/^paused: (\d+) of (\d+) members present, (\d+) needed$/, "noticePaused", ["present", "total", "required"]],
+  [/^resumed after (\d+) s paused$/, "noticeResumed", ["seconds"]],
+];
+
+function serverText(text) {
+  for (const [pattern, key, names] of SERVER_TEXTS) {
+    const match = pattern.exec(text);
+    if (match) return t(key, Object.fromEntries(names.map((name, i) => [name, match[i + 1]])));
+  }
+  return text;
 }
 
 export function noticeLog() {
@@ -35,7 +51,7 @@ export function noticeLog() {
     const items = state.notices.slice(-8).reverse();
     root.hidden = !items.length;
     clear(list, items.map((n) => h("li", { class: `notice-${n.kind}` },
-      h("time", {}, new Date(n.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })), " ",
+      h("time", {}, formatTime(n.at / 1000)), " ",
       noticeText(n), n.clause ? ` ${t("clauseRef", { clause: n.clause })}` : "")));
   });
   return root;

@@ -1,10 +1,12 @@
 // Protocols (V5, V6): the secretary previews the drafts, every member approves the
-// exact draft they read (its hash), the chair signs last. The preview is the server's
+// exact draft they read (its hash), the chair signs last; both are signed with this
+// browser's key (signing.js). The preview is the server's
 // HTML in a sandboxed frame: no scripts, nothing fetched.
 import { api, dayPath } from "../api.js";
 import { h, clear } from "../dom.js";
 import { busy, refused, toast } from "../actions.js";
 import { t } from "../i18n.js";
+import { signStatement } from "../signing.js";
 import { myId, role, state, subscribe } from "../store.js";
 
 export function protocolsPanel() {
@@ -48,7 +50,8 @@ export function protocolsPanel() {
 
   async function approve(entry) {
     try {
-      await api.post(dayPath(`/protocols/${entry.which}/approve`), { hash: entry.hash });
+      const signed = await signStatement("approve", entry.which, entry.hash);
+      await api.post(dayPath(`/protocols/${entry.which}/approve`), { hash: entry.hash, ...signed });
       toast(t("protocolApproved"));
     } catch (e) {
       refused(e);
@@ -58,7 +61,7 @@ export function protocolsPanel() {
 
   async function sign(entry) {
     try {
-      await api.post(dayPath(`/protocols/${entry.which}/sign`), {});
+      await api.post(dayPath(`/protocols/${entry.which}/sign`), await signStatement("sign", entry.which, entry.hash));
       toast(t("protocolSigned"));
     } catch (e) {
       refused(e);

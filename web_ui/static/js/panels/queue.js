@@ -6,7 +6,7 @@ import { h, clear } from "../dom.js";
 import { act, busy } from "../actions.js";
 import { formatTime } from "../clock.js";
 import { t } from "../i18n.js";
-import { state, subscribe } from "../store.js";
+import { isPresent, state, subscribe } from "../store.js";
 
 export function queuePanel() {
   const heading = h("h2", {});
@@ -41,7 +41,6 @@ export function queuePanel() {
     }
     const movable = !data.locked && ["waiting", "opening", "identification", "announcement"].includes(state.procedure?.phase);
     lock.textContent = data.locked ? t("queueLocked") : t("queueLocksAt", { time: formatTime(data.locks_at) });
-    const present = new Set(state.procedure?.present ?? []);
     clear(list, data.queue.map((entry, index) => {
       const status = state.procedure?.statuses?.[entry.student] ?? entry.status;
       const reason = h("input", { type: "text", class: "reason", placeholder: t("reasonPlaceholder") });
@@ -57,7 +56,7 @@ export function queuePanel() {
       const local = entry.sitting_starts_local?.slice(11, 16) ?? "";
       return h("li", { dataset: { student: entry.student, status } },
         h("div", { class: "queue-row" },
-          h("span", { class: present.has(entry.student) ? "dot here" : "dot away", "aria-hidden": "true" }),
+          h("span", { class: isPresent(entry.student) ? "dot here" : "dot away", "aria-hidden": "true" }),
           h("span", { class: "name" }, entry.name),
           h("span", { class: `status-tag ${status}` }, t(`status_${status}`)),
           h("span", { class: "order-buttons" }, upButton, downButton)),
@@ -70,7 +69,7 @@ export function queuePanel() {
 
   subscribe(() => {
     const p = state.procedure;
-    const key = p ? `${state.language}|${p.queue.join(",")}|${JSON.stringify(p.statuses)}|${p.present.join(",")}|${p.phase}` : "";
+    const key = p ? `${state.language}|${p.queue.join(",")}|${JSON.stringify(p.statuses)}|${state.roster.filter((e) => e.present).map((e) => e.id).join(",")}|${p.phase}` : "";
     if (key === lastKey) return;
     const queueChanged = !data || data.queue?.map((e) => e.student).join(",") !== p?.queue.join(",");
     lastKey = key;

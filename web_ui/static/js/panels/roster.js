@@ -3,7 +3,7 @@
 // above it the quorum of clause 7.2.
 import { h, clear } from "../dom.js";
 import { roleName, t } from "../i18n.js";
-import { myId, state, subscribe } from "../store.js";
+import { isPresent, myId, state, subscribe } from "../store.js";
 
 const ORDER = ["chair", "member", "secretary", "student", "supervisor", "reviewer", "observer"];
 
@@ -27,12 +27,11 @@ export function rosterPanel() {
     h("h2", { "data-i18n": "participants" }, t("participants")), quorumBadge(), list);
   subscribe(() => {
     const live = new Map(state.roster.map((entry) => [entry.id, entry]));
-    const present = new Set(state.procedure?.present ?? []);
     const people = state.me?.people ?? state.roster;
     const sorted = [...people].sort((a, b) => ORDER.indexOf(a.role) - ORDER.indexOf(b.role));
     clear(list, sorted.map((person) => {
       const entry = live.get(person.id);
-      const here = present.has(person.id) || Boolean(entry?.present);
+      const here = isPresent(person.id);
       const details = [roleName(person.role)];
       if (entry?.lobby) details.push(t("inLobby"));
       else if (entry && !here) details.push(t("connectionPending"));

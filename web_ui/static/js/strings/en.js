@@ -84,6 +84,9 @@ export const en = {
   noticeAbsent: "{name}: not connected for more than 15 minutes, marked absent (clause 7.9)",
   noticeRescheduled: "{name}: the defense moves to another day. {reason}",
   noticeResults: "Results announced: {grades}",
+  noticeLimits: "Time limits: talk up to {talk} min, questions up to {questions} min, the whole defense up to {total} min",
+  noticePaused: "Paused: {present} of {total} commission members connected, {required} needed",
+  noticeResumed: "The sitting goes on after a pause of {seconds} s",
   reconnected: "Connection restored",
 
   link_prejoin: "Check before entering",

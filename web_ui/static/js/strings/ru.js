@@ -85,6 +85,9 @@ export const ru = {
   noticeAbsent: "{name}: не на связи больше 15 минут, отмечен(а) как отсутствующий(ая) (п. 7.9)",
   noticeRescheduled: "{name}: защита перенесена на другой день. {reason}",
   noticeResults: "Результаты объявлены: {grades}",
+  noticeLimits: "Регламент: доклад до {talk} мин, вопросы до {questions} мин, вся защита до {total} мин",
+  noticePaused: "Пауза: на связи {present} из {total} членов комиссии, нужно {required}",
+  noticeResumed: "Заседание продолжается после паузы ({seconds} с)",
   reconnected: "Связь восстановлена",
 
   link_prejoin: "Проверка перед входом",
