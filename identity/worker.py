@@ -10,6 +10,7 @@ functions to the pool) costs the server nothing.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from .settings import IdentitySettings
 from .verdict import Analysis, Box
 
 JPEG_QUALITY = 90
+WORKER_NICENESS = 10
 # Crops shown to the secretary: the face and some of what surrounds it.
 LIVE_MARGIN = 0.4
 DOCUMENT_MARGIN = 0.6
@@ -52,7 +54,13 @@ class CheckOutput:
 
 
 def warm_up() -> None:
-    """Load the face models once, when the worker process starts."""
+    """Start of the worker process: yield the CPU to the server, load the models.
+
+    The worker runs at a lower priority (nice +10) so that on a small machine the
+    event loop forwarding everyone's media always gets a core first; a check then
+    takes longer under load rather than the media stalling.
+    """
+    os.nice(WORKER_NICENESS)
     from . import faces  # noqa: F401
 
 
