@@ -20,7 +20,9 @@ import os
 import shutil
 import time
 import zoneinfo
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -218,7 +220,7 @@ async def test_a_defense_day_in_the_pages(server: RunningServer, tmp_path: Path)
             await sec.click("[data-action='question']")
             for phase in ("supervisor", "review", "answer", "final_word", "between_defenses"):
                 await sec.click("[data-action='next-phase']")
-                await sec_api.wait_state(lambda s, p=phase: s["phase"] == p, phase)
+                await sec_api.wait_state(partial(in_phase, phase), phase)
                 await sec.wait_for(
                     f"document.querySelector('.status-panel')?.dataset.phase === '{phase}'", phase)
             await sec.click("[data-action='return-time']")
@@ -264,6 +266,14 @@ async def test_a_defense_day_in_the_pages(server: RunningServer, tmp_path: Path)
                 "document.querySelectorAll('.protocols li[data-which]').length >= 2", "the protocols")
             await shots.take(tabs["m2"], "06-member-results-protocols", DESKTOP)
 
+            # Russian by default, English on request (and remembered on the device).
+            await tabs["m2"].click("#lang")
+            await tabs["m2"].wait_for("document.querySelector('.bar h1').textContent === 'Thesis defense'"
+                                      " && document.documentElement.lang === 'en'", "the English page")
+            await shots.take(tabs["m2"], "07-member-english", DESKTOP)
+            await tabs["m2"].click("#lang")
+            await tabs["m2"].wait_for("document.documentElement.lang === 'ru'", "Russian again")
+
             only_from_server(server.base_url, tabs.values())
             for who, tab in tabs.items():
                 assert not tab.exceptions, (who, tab.exceptions)
@@ -277,6 +287,10 @@ async def test_a_defense_day_in_the_pages(server: RunningServer, tmp_path: Path)
         shutil.copy2(shot, REPO_ARTIFACTS / shot.name)
     print(f"{len(list(folder.glob('*.png')))} screenshots; the story took "
           f"{time.monotonic() - started:.0f} s")
+
+
+def in_phase(phase: str, state: dict[str, Any]) -> bool:
+    return bool(state["phase"] == phase)
 
 
 async def upload_documents(base_url: str, day_id: int, token: str, student: str) -> None:

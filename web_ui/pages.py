@@ -129,7 +129,9 @@ async def check_upload(request: web.Request) -> web.Response:
     async for chunk in request.content.iter_chunked(1 << 16):
         received += len(chunk)
         if received > CHECK_MAX_BYTES:
-            raise _error(web.HTTPRequestEntityTooLarge, "too_large",
-                         f"send at most {CHECK_MAX_BYTES} bytes")
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=CHECK_MAX_BYTES, actual_size=received, content_type="application/json",
+                text=json.dumps({"error": "too_large",
+                                 "message": f"send at most {CHECK_MAX_BYTES} bytes"}))
     return web.json_response({"received": received, "server_time": time.time()},
                              headers={"Cache-Control": "no-store"})

@@ -51,9 +51,11 @@ export function controlsPanel() {
     const secretary = me === "secretary";
     const items = [];
     if (secretary) {
+      // The closed sitting is not recorded (clause 7.12): no switch to turn it on there.
+      const switchable = p.recording || p.phase !== "closed_sitting";
       items.push(h("div", { class: "rec-switch" },
-        button(p.recording ? t("recordingOff") : t("recordingOn"), "recording", { on: !p.recording },
-          p.recording ? "danger" : "primary"),
+        switchable ? button(p.recording ? t("recordingOff") : t("recordingOn"), "recording", { on: !p.recording },
+          p.recording ? "danger" : "primary") : "",
         h("span", { class: p.recording ? "rec-state on" : "rec-state" }, p.recording ? t("recordingIsOn") : t("recordingIsOff"))));
     }
     if (p.phase === "waiting" && secretary) {

@@ -3,7 +3,7 @@
 // count from the moment the link was lost (clauses 7.8, 7.9).
 import { h, clear } from "../dom.js";
 import { t } from "../i18n.js";
-import { state, subscribe } from "../store.js";
+import { role, state, subscribe } from "../store.js";
 
 export function linkIndicator(pill, banner) {
   let ticker = null;
@@ -21,7 +21,7 @@ export function linkIndicator(pill, banner) {
         h("p", { class: "banner-title" }, t(link.phase === "unstable" ? "linkUnstable" : "linkLost")),
         h("p", {}, link.phase === "reconnecting"
           ? t(seconds ? "linkRetryIn" : "linkRetrying", { seconds, attempt: link.attempt }) : ""),
-        h("p", { class: "muted" }, t("linkRules")));
+        h("p", { class: "muted" }, t(role() === "student" ? "linkRulesStudent" : "linkRules")));
     };
     draw();
     ticker = setInterval(draw, 1000);

@@ -33,12 +33,13 @@ const SERVER_TEXTS = [
   [/^time limits: talk (\d+) min, questions (\d+) min, defense (\d+) min$/, "noticeLimits", ["talk", "questions", "total"]],
   [/^paused: (\d+) of (\d+) members present, (\d+) needed$/, "noticePaused", ["present", "total", "required"]],
   [/^resumed after (\d+) s paused$/, "noticeResumed", ["seconds"]],
+  [/^results at ([\d.]+)$/, "noticeReturn", ["time"], (value) => formatTime(Number(value))],
 ];
 
 function serverText(text) {
-  for (const [pattern, key, names] of SERVER_TEXTS) {
+  for (const [pattern, key, names, convert = (value) => value] of SERVER_TEXTS) {
     const match = pattern.exec(text);
-    if (match) return t(key, Object.fromEntries(names.map((name, i) => [name, match[i + 1]])));
+    if (match) return t(key, Object.fromEntries(names.map((name, i) => [name, convert(match[i + 1])])));
   }
   return text;
 }

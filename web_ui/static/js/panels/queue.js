@@ -59,7 +59,7 @@ export function queuePanel() {
           h("span", { class: isPresent(entry.student) ? "dot here" : "dot away", "aria-hidden": "true" }),
           h("span", { class: "name" }, entry.name),
           h("span", { class: `status-tag ${status}` }, t(`status_${status}`)),
-          h("span", { class: "order-buttons" }, upButton, downButton)),
+          movable ? h("span", { class: "order-buttons" }, upButton, downButton) : ""),
         h("p", { class: "muted" }, entry.thesis_title ?? "", " · ",
           t("localTime", { time: local, zone: entry.timezone })),
         ["waiting", "identified", "defending"].includes(status)

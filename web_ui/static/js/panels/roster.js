@@ -33,7 +33,7 @@ export function rosterPanel() {
       const entry = live.get(person.id);
       const here = isPresent(person.id);
       const details = [roleName(person.role)];
-      if (entry?.lobby) details.push(t("inLobby"));
+      if (entry?.lobby || state.procedure?.lobby?.includes(person.id)) details.push(t("inLobby"));
       else if (entry && !here) details.push(t("connectionPending"));
       else if (here) {
         const publishing = entry?.publishing ?? [];

@@ -87,6 +87,7 @@ export const en = {
   noticeLimits: "Time limits: talk up to {talk} min, questions up to {questions} min, the whole defense up to {total} min",
   noticePaused: "Paused: {present} of {total} commission members connected, {required} needed",
   noticeResumed: "The sitting goes on after a pause of {seconds} s",
+  noticeReturn: "Students come back for the results at {time}",
   reconnected: "Connection restored",
 
   link_prejoin: "Check before entering",
@@ -101,6 +102,7 @@ export const en = {
   linkRetrying: "Connecting (attempt {attempt})…",
   linkRules: "If the student's connection is lost for more than 15 minutes, the defense may be moved (clauses 7.8, 7.9). Come back as soon as you can; you may also open the link again.",
 
+  linkRulesStudent: "Your connection was lost. If it is not back within 15 minutes, the defense may be moved to another day (clauses 7.8, 7.9). If the page does not reconnect by itself, open the invite link again.",
   prejoinHeading: "Camera, microphone and connection check",
   prejoinWho: "{name} · {role} · {day}",
   noPreview: "No picture from the camera",
