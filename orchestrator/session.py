@@ -45,20 +45,19 @@ class DefenseSession(DeadlineRules):
 
     def handle_deadline(self, now: float) -> None:
         """Fire every deadline at or before `now`, earliest first."""
-        while True:
-            due = self._deadlines().due(now)
-            if due is None:
-                return
-            due.fire(now)
+        with self._broadcasting():
+            while (due := self._deadlines().due(now)) is not None:
+                due.fire(now)
 
     def handle(self, event: ev.Event) -> None:
         """Apply `event`, or raise an `OrchestratorError` and change nothing."""
         self._check_rights(event)
         following = next_phase(self._phase, event)
         handler = getattr(self, f"_on_{type(event).__name__}")
-        handler(event)
-        if following is not self._phase:
-            self._enter(following, event.now)
+        with self._broadcasting():
+            handler(event)
+            if following is not self._phase:
+                self._enter(following, event.now)
 
     def _check_rights(self, event: ev.Event) -> None:
         allowed = RIGHTS.get(type(event))

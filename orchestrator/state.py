@@ -6,10 +6,11 @@ writes these attributes; callers read the properties.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from .effects import Effect
+from .effects import Broadcast, Effect
 from .errors import ForbiddenAction, UnknownPerson
 from .model import (
     APPEAL_ROLES,
@@ -173,6 +174,20 @@ class SessionState:
 
     def _emit(self, *effects: Effect) -> None:
         self._effects.extend(effects)
+
+    @contextlib.contextmanager
+    def _broadcasting(self) -> Iterator[None]:
+        """Every change of what participants see ends with a `Broadcast` of it, once.
+
+        Handlers broadcast where the order matters; this adds the one they did not
+        send (a recording confirmed, someone present, consent on file).
+        """
+        before, queued = self.snapshot(), len(self._effects)
+        yield
+        after = self.snapshot()
+        sent = [e for e in list(self._effects)[queued:] if isinstance(e, Broadcast)]
+        if after != before and not (sent and sent[-1].snapshot == after):
+            self._effects.append(Broadcast(after))
 
     # -- checks -------------------------------------------------------------------------
 

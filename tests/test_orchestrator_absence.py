@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import events as ev
-from orchestrator.effects import MarkAbsent, Notice, Reschedule
+from orchestrator.effects import Broadcast, MarkAbsent, Notice, Reschedule
 from orchestrator.errors import ForbiddenAction
 from orchestrator.model import AbsenceFrom, Phase, Settings, StudentStatus
 
@@ -16,6 +16,7 @@ def test_7_9_absent_after_15_min() -> None:
     s = opened(students_present=False)
     assert s.next_deadline() == START + 15 * MIN
     join(s, START + 10 * MIN, "s1")
+    assert [type(e) for e in drain(s)] == [Broadcast]  # s1 present: everyone sees it
     s.handle_deadline(START + 15 * MIN - 1)
     assert drain(s) == []
     s.handle_deadline(START + 15 * MIN)

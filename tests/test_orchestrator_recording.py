@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import events as ev
-from orchestrator.effects import StartRecording, StopRecording
+from orchestrator.effects import Broadcast, StartRecording, StopRecording
 from orchestrator.errors import ForbiddenAction, NotAllowedForRole
 from orchestrator.model import Phase, StudentStatus
 from orchestrator.session import DefenseSession
@@ -138,3 +138,18 @@ def test_6_6_no_identification_or_defense_without_consent() -> None:
     s.handle(ev.ConsentOnFile(now=START + 3, student="s1"))
     s.handle(ev.IdentityDecided(now=START + 4, actor="sec", student="s1", accepted=True))
     assert s.status("s1") is StudentStatus.IDENTIFIED
+
+
+def test_every_visible_change_is_broadcast_once() -> None:
+    """A recording confirmed, someone joining: pages learn it without asking."""
+    s = DefenseSession(make_day())
+    s.handle(ev.ParticipantJoined(now=START, actor="m1"))
+    [only] = drain(s)
+    assert isinstance(only, Broadcast) and "m1" in only.snapshot.present  # type: ignore[attr-defined]
+    s.handle(ev.SetRecording(now=START, actor="sec", on=True))
+    assert drain(s) == [StartRecording()]  # nothing visible changed yet
+    s.handle(ev.RecordingStarted(now=START + 1))
+    broadcasts = [e for e in drain(s) if isinstance(e, Broadcast)]
+    assert len(broadcasts) == 1 and broadcasts[0].snapshot.recording  # type: ignore[attr-defined]
+    s.handle(ev.OpenSitting(now=START + 2, actor="sec"))
+    assert len([e for e in drain(s) if isinstance(e, Broadcast)]) == 1  # not twice
