@@ -134,6 +134,8 @@ class Tab:
     target_id: str
     session_id: str
     requests: list[str] = field(default_factory=list)
+    #: Requests still waiting for their response, by request id.
+    waiting: dict[str, str] = field(default_factory=dict)
     exceptions: list[str] = field(default_factory=list)
     closed: bool = False
 
@@ -142,6 +144,9 @@ class Tab:
             return
         if method == "Network.requestWillBeSent":
             self.requests.append(str(params["request"]["url"]))
+            self.waiting[str(params["requestId"])] = str(params["request"]["url"])
+        elif method in ("Network.loadingFinished", "Network.loadingFailed"):
+            self.waiting.pop(str(params["requestId"]), None)
         elif method == "Network.webSocketCreated":
             self.requests.append(str(params["url"]))
         elif method == "Runtime.exceptionThrown":

@@ -149,18 +149,31 @@ async def test_page_without_camera_joins_receive_only(server: RunningServer, tmp
 
 
 async def prejoin_ready(tab: Tab, timeout: float = 30.0) -> None:
-    """Wait until the pre-join check has settled (camera, microphone, connection)."""
+    """Wait until the pre-join check has settled (camera, microphone, connection).
+
+    Headless Chromium on a loaded two-core machine now and then stops evaluating a
+    freshly opened page's modules although every response arrived (the page stays
+    at "Загрузка…"); a person would reload, and so does this, once, saying so.
+    """
     states = "[...document.querySelectorAll('.check')].map(e => `${e.dataset.check}:${e.dataset.state}`)"
+    ready = (f"(() => {{ const s = {states};"
+             " return s.length === 3 && !s.some(x => x.endsWith(':running')); })()")
     try:
-        await tab.wait_for(
-            f"(() => {{ const s = {states};"
-            " return s.length === 3 && !s.some(x => x.endsWith(':running')); })()",
-            "the pre-join checks", timeout)
+        await tab.wait_for(ready, "the pre-join checks", timeout / 2)
+        return
+    except AssertionError:
+        if await tab.evaluate("document.querySelectorAll('.check').length") == 0:
+            print(f"\nthe page stalled while loading its modules; reloading it once "
+                  f"(answered: {len(tab.requests)} requests, unanswered: {sorted(tab.waiting.values())})")
+            await tab.send("Page.reload", {"ignoreCache": False})
+    try:
+        await tab.wait_for(ready, "the pre-join checks", timeout)
     except AssertionError as exc:
         page = await tab.evaluate("JSON.stringify([location.href, document.readyState,"
                                   " document.body?.innerText.slice(0, 300)])")
         raise AssertionError(f"{exc}; checks: {await tab.evaluate(states)}; page: {page}; "
-                             f"requests: {tab.requests[-5:]}") from None
+                             f"requests: {tab.requests[-5:]}; unanswered: "
+                             f"{sorted(tab.waiting.values())}") from None
 
 
 async def enter(tab: Tab, timeout: float = 30.0) -> None:
