@@ -274,6 +274,18 @@ async def test_a_defense_day_in_the_pages(server: RunningServer, tmp_path: Path)
             await tabs["m2"].click("#lang")
             await tabs["m2"].wait_for("document.documentElement.lang === 'ru'", "Russian again")
 
+            # Both members approve the student's protocol from their pages, each approval
+            # signed with the browser's own key (V6); the chair would sign it last.
+            for who in ("m1", "m2"):
+                await tabs[who].click("#room .protocols .panel-head button")  # refresh
+                await tabs[who].wait_for(
+                    f"!!document.querySelector('.protocols li[data-which=\"{student}\"] button.primary')",
+                    f"the approve button on the {who} page")
+                await tabs[who].click(f".protocols li[data-which='{student}'] button.primary")
+            await tabs["m2"].wait_for(
+                f"document.querySelector('.protocols li[data-which=\"{student}\"]')?.dataset.status"
+                " === 'approved'", "the student's protocol approved by both members")
+
             only_from_server(server.base_url, tabs.values())
             for who, tab in tabs.items():
                 assert not tab.exceptions, (who, tab.exceptions)

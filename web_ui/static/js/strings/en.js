@@ -38,7 +38,7 @@ export const en = {
   phase_final_word: "Final word",
   phase_between_defenses: "Between defenses",
   phase_closed_sitting: "Closed sitting of the commission",
-  phase_results: "Results",
+  phase_results: "Announcing the results",
   phase_closed: "The sitting is closed",
 
   status_waiting: "waiting",
