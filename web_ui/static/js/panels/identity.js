@@ -5,7 +5,7 @@
 import { api, dayPath } from "../api.js";
 import { h, clear } from "../dom.js";
 import { act, busy, refused } from "../actions.js";
-import { t } from "../i18n.js";
+import { has, t } from "../i18n.js";
 import { isPresent, personName, state, subscribe } from "../store.js";
 
 const PHASES = new Set(["identification", "announcement", "between_defenses"]);
@@ -75,7 +75,7 @@ export function identityPanel() {
       h("figure", { class: `identity-image ${name}` }, h("img", { src: check.urls[name], alt: t(`identityImage_${name}`) }),
         h("figcaption", {}, t(`identityImage_${name}`))));
     clear(result, h("p", { class: `verdict ${record.verdict}` }, t(`verdict_${record.verdict}`),
-      record.reason ? ` — ${record.reason}` : "",
+      record.reason ? ` — ${has(`identityReason_${record.reason}`) ? t(`identityReason_${record.reason}`) : record.reason}` : "",
       record.distance != null ? ` (${t("identityDistance")} ${record.distance})` : ""),
     h("div", { class: "identity-images" }, images),
     h("p", { class: "muted" }, t("identityAdvisory")));
