@@ -119,6 +119,9 @@ class Cdp:
         tab = Tab(self, target["targetId"], attached["sessionId"])
         self.on_event(tab._event)
         await tab.send("Network.enable")
+        # Tabs of one profile share the HTTP cache, whose per-URL lock can hold a
+        # tab's module requests while another tab loads the same files.
+        await tab.send("Network.setCacheDisabled", {"cacheDisabled": True})
         await tab.send("Page.enable")
         await tab.send("Runtime.enable")
         await tab.emulate(screen)
@@ -198,14 +201,12 @@ class Tab:
                                      f"last value: {value!r}; page errors: {self.exceptions[-3:]}")
             await asyncio.sleep(0.2)
 
-    async def click(self, selector: str) -> None:
-        """Click the first element matching ``selector`` (it must exist and be enabled)."""
-        found = await self.evaluate(
+    async def click(self, selector: str, timeout: float = 5.0) -> None:
+        """Click the first element matching ``selector`` once it exists and is enabled."""
+        await self.wait_for(
             f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
             " if (!e || e.disabled) return false; e.scrollIntoView({block: 'center'});"
-            " e.click(); return true; })()")
-        if not found:
-            raise AssertionError(f"nothing enabled to click at {selector!r}")
+            " e.click(); return true; })()", f"something enabled to click at {selector!r}", timeout)
 
     async def screenshot(self, path: Path, screen: Screen | None = None) -> Path:
         """Save the whole page as a PNG, at ``screen``'s width if given.

@@ -187,6 +187,15 @@ async def test_a_defense_day_in_the_pages(server: RunningServer, tmp_path: Path)
             await shots.take(sec, "03-secretary-talk", DESKTOP)
             await shots.take(tabs["student"], "03-student-talk", PHONE)
 
+            # A member opens the thesis from the documents panel (drawn by pdf.js).
+            await tabs["m1"].click(".documents button.link")
+            await tabs["m1"].wait_for(
+                "document.querySelector('dialog.doc-viewer')?.open"
+                " && document.querySelector('.doc-page')?.dataset.renderedPage === '1'",
+                "the thesis open on the member's page")
+            await tabs["m1"].screenshot(folder / "03-member-thesis-desktop.png")
+            await tabs["m1"].evaluate("document.querySelector('dialog.doc-viewer').close()")
+
             # The student's socket drops: the page says so and comes back by itself.
             await tabs["student"].evaluate("window.roomDebug.link.ws.close()")
             await tabs["student"].wait_for(

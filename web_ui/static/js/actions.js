@@ -2,6 +2,7 @@
 // was refused (the server's sentence and the clause of the rules).
 import { api } from "./api.js";
 import { t } from "./i18n.js";
+import { stateApplied } from "./messages.js";
 import { update } from "./store.js";
 
 export function toast(text, kind = "info") {
@@ -12,6 +13,7 @@ export async function act(action, body = {}) {
   try {
     const answer = await api.act(action, body);
     // The answer is the new state; not every change is also broadcast (see messages.js).
+    stateApplied();
     update({ procedure: answer.state });
     return answer.state;
   } catch (error) {

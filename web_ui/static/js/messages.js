@@ -13,6 +13,7 @@ export function onMessage(message) {
       refreshState();
       return;
     case "state":
+      stateAppliedAt = performance.now();
       syncServerTime(message.server_time);
       update({ procedure: message.state, presentation: message.presentation ?? state.presentation });
       return;
@@ -50,14 +51,24 @@ export function onMessage(message) {
 // seconds: the recording indicator never stays wrong for long.
 const RESYNC_MS = 3000;
 let resyncTimer = null;
+// When a newer state arrived (socket or an action's answer): a read sent before it
+// is stale and dropped.
+let stateAppliedAt = 0;
+
+export function stateApplied() {
+  stateAppliedAt = performance.now();
+}
 
 export async function refreshState() {
   clearTimeout(resyncTimer);
   resyncTimer = setTimeout(refreshState, RESYNC_MS);
   if (state.link.phase === "ended" || !state.me) return;
+  const sentAt = performance.now();
   try {
     const answer = await api.get(dayPath("/state"));
     syncServerTime(answer.server_time);
+    if (sentAt < stateAppliedAt) return;
+    stateAppliedAt = performance.now();
     update({ procedure: answer.state, presentation: answer.presentation ?? null });
   } catch (error) {
     console.warn("[room] the state could not be read:", error?.message ?? error);
