@@ -46,7 +46,9 @@ function documentViewer() {
   async function show(page) {
     if (!doc) return;
     number = Math.min(Math.max(1, page), doc.numPages);
-    counter.textContent = t("pageOf", { page: number, pages: doc.numPages });
+    counter.textContent = t("docPageOf", { page: number, pages: doc.numPages });
+    prev.disabled = number <= 1;
+    next.disabled = number >= doc.numPages;
     await drawPage(doc, number, canvas, Math.min(frame.clientWidth || 800, 1100));
   }
 

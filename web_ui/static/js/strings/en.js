@@ -157,6 +157,7 @@ export const en = {
   pagePrev: "◀ Back",
   pageNext: "Next ▶",
   pageOf: "Slide {page} of {pages}",
+  docPageOf: "Page {page} of {pages}",
   slideLabel: "Slide {page}",
 
   documentsHeading: "Documents",

@@ -158,6 +158,7 @@ export const ru = {
   pagePrev: "◀ Назад",
   pageNext: "Вперёд ▶",
   pageOf: "Слайд {page} из {pages}",
+  docPageOf: "Страница {page} из {pages}",
   slideLabel: "Слайд {page}",
 
   documentsHeading: "Документы",

@@ -19,9 +19,9 @@ export function commissionView({ grid, link, stream }) {
   grid.showSelf(stream, state.me.me);
   const commission = COMMISSION.has(role());
   return h("div", { class: "commission" },
-    h("div", { class: "col col-main" }, lobbyPanel(),
+    h("div", { class: "col col-main" }, lobbyPanel(), statusPanel({ compact: true }),
       videoArea(grid, { featured: () => state.procedure?.current_student }), presentationPanel(link)),
-    h("div", { class: "col col-side" }, statusPanel(), currentStudent(), votePanel(), resultsPanel(),
+    h("div", { class: "col col-side" }, currentStudent(), votePanel(), resultsPanel(),
       role() === "chair" ? controlsPanel() : "", commission ? documentsPanel() : "",
       commission ? protocolsPanel() : "", rosterPanel(), noticeLog()));
 }
