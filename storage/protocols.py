@@ -150,14 +150,17 @@ class RecordingIndex:
         self._lock = threading.Lock()
 
     async def files(self, folder: Path) -> tuple[RecordingFile, ...]:
-        """Finished files under `folder` (recursively; `.part` files are being written)."""
+        """The finished raw recordings of a day: the files of its takes
+        (``take-*/``; `.part` files are being written). What the archive builds from
+        them afterwards (``archive/``) has its own manifest and never changes a
+        protocol that members are approving."""
         return await asyncio.to_thread(self._scan, folder)
 
     def _scan(self, folder: Path) -> tuple[RecordingFile, ...]:
         if not folder.is_dir():
             return ()
         found = []
-        for path in folder.rglob("*"):
+        for path in folder.glob("take-*/**/*"):
             if path.suffix not in FINISHED_SUFFIXES or path.is_symlink() or not path.is_file():
                 continue
             try:

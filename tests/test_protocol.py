@@ -167,14 +167,17 @@ async def close_sitting(runner: ProcedureRunner, clock: FakeClock, day: Day) -> 
 
 
 def write_recordings(folder: Path) -> dict[str, bytes]:
-    """Finished files (one in a subfolder), plus a file being written and a stray one."""
-    files = {"chair-video-1.webm": b"\x1aE\xdf\xa3" + b"v" * 5000,
-             "sub/s1-audio-1.mka": b"\x1aE\xdf\xa3" + b"a" * 3000}
+    """Finished files of two takes, plus a file being written, a stray one, and the
+    archive built from them (not part of the protocol)."""
+    files = {"take-1/chair-video-1.webm": b"\x1aE\xdf\xa3" + b"v" * 5000,
+             "take-2/s1-audio-1.mka": b"\x1aE\xdf\xa3" + b"a" * 3000}
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
-    (folder / "s1-video-2.webm.part").write_bytes(b"unfinished")
-    (folder / "notes.txt").write_text("not a recording")
+    (folder / "take-2" / "s1-video-2.webm.part").write_bytes(b"unfinished")
+    (folder / "take-2" / "notes.txt").write_text("not a recording")
+    (folder / "archive" / "raw").mkdir(parents=True)
+    (folder / "archive" / "raw" / "chair-video-1.webm").write_bytes(b"a stream copy")
     return files
 
 
@@ -237,7 +240,7 @@ async def test_day_protocol_states_the_sitting(finished: Finished) -> None:
         (Phase.CLOSED_SITTING, t(41), t(45)), (Phase.RESULTS, t(45), t(47)),
     ]
     names = {r.path: r for r in p.recordings}
-    assert sorted(names) == ["chair-video-1.webm", "sub/s1-audio-1.mka"]
+    assert sorted(names) == ["take-1/chair-video-1.webm", "take-2/s1-audio-1.mka"]
     for path, data in finished.files.items():
         assert names[path] == RecordingFile(path, len(data), hashlib.sha256(data).hexdigest())
 
@@ -295,7 +298,8 @@ async def test_same_journal_same_protocol_and_hash(finished: Finished) -> None:
     assert after.draft(DAY).content_hash == first.content_hash
     assert after.source_id > first.source_id
     # ... while a new recording file does.
-    (finished.recordings / "late.mkv").write_bytes(b"late")
+    (finished.recordings / "take-3").mkdir()
+    (finished.recordings / "take-3" / "late.mkv").write_bytes(b"late")
     changed = await load_drafts(finished.db, finished.day.day_id, SETTINGS, finished.recordings,
                                 RecordingIndex())
     assert changed.draft(DAY).content_hash != first.content_hash

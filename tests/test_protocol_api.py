@@ -190,7 +190,8 @@ async def test_members_approve_in_turn_then_the_chair_signs(api: Api) -> None:
     assert (await api.approve(s1, "m1", digest))[1]["error"] == "already_signed"
 
     # Signed means immutable: a new recording changes the draft, not the signed protocol.
-    (api.recordings / "late.webm").write_bytes(b"late take")
+    (api.recordings / "take-9").mkdir()
+    (api.recordings / "take-9" / "late.webm").write_bytes(b"late take")
     code, body = await api.call("GET", api.url(s1), "sec")
     assert body["hash"] == digest and body["status"] == "signed"
     code, page = await api.call("GET", api.url(s1) + "?format=html", "sec")
@@ -237,8 +238,8 @@ async def test_the_day_waits_for_the_closing_and_a_changed_draft_needs_new_appro
     assert first != entry["hash"]  # the closing is in it
     assert (await api.approve("day", "m1", first))[0] == 200
 
-    (api.recordings / "take-2" / "chair-video-1.webm").parent.mkdir()
-    (api.recordings / "take-2" / "chair-video-1.webm").write_bytes(b"second take")
+    (api.recordings / "take-3" / "chair-video-1.webm").parent.mkdir()
+    (api.recordings / "take-3" / "chair-video-1.webm").write_bytes(b"second take")
     second = (await api.status("day"))["hash"]
     assert second != first
     code, body = await api.approve("day", "m2", first)  # read before the new file came
@@ -253,7 +254,8 @@ async def test_the_day_waits_for_the_closing_and_a_changed_draft_needs_new_appro
     assert code == 200 and body["hash"] == second
     code, body = await api.call("GET", api.url("day"), "chair")
     paths = [r["path"] for r in body["content"]["protocol"]["recordings"]]
-    assert "take-2/chair-video-1.webm" in paths and "s1-video-2.webm.part" not in paths
+    assert "take-3/chair-video-1.webm" in paths
+    assert not any(p.endswith(".part") or p.startswith("archive/") for p in paths)
 
     entries = await Journal(api.app[DATABASE]).entries(api.day.day_id)
     assert [e.detail["hash"] for e in entries if e.kind == "protocol_signed"] == [second]
