@@ -45,11 +45,11 @@ export function onMessage(message) {
 }
 
 // The welcome carries the procedure but not the slide on screen nor the server's
-// clock, and the server sends a `state` message only when the phase, the queue or
-// the quorum changes, not when the recorder confirms on or off or a status changes.
-// So the page also reads the state on joining, after each notice and every few
-// seconds: the recording indicator never stays wrong for long.
-const RESYNC_MS = 3000;
+// clock, so a page that (re)joins mid-defense reads both. Every change is also
+// pushed as a `state` message; a slow read now and then (and after each notice)
+// only repairs a page whose socket missed one (the server skips a socket that
+// takes over 5 s), so the recording indicator never stays wrong for long.
+const RESYNC_MS = 15000;
 let resyncTimer = null;
 // When a newer state arrived (socket or an action's answer): a read sent before it
 // is stale and dropped.
