@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 
 import aiohttp
@@ -23,8 +24,9 @@ PDF = b"%PDF-1.4\n% a tiny test document\n%%EOF\n"
 async def request(method: str, url: str, token: str | None, data: bytes | None = None
                   ) -> tuple[int, bytes, dict[str, str]]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body: bytes | io.BytesIO | None = io.BytesIO(data) if data is not None else None
     async with aiohttp.ClientSession() as session:
-        async with session.request(method, url, data=data, headers=headers) as r:
+        async with session.request(method, url, data=body, headers=headers) as r:
             return r.status, await r.read(), dict(r.headers)
 
 
@@ -41,6 +43,8 @@ async def test_documents_are_uploaded_and_opened_by_those_who_may(server: Runnin
     status, body, _ = await request("PUT", f"{base}/thesis", s1, b"<html>not a pdf</html>")
     assert status == 422 and b"not a PDF" in body
     assert (await request("PUT", f"{base}/diary", s1, PDF))[0] == 404
+    status, body, _ = await request("PUT", f"{base}/thesis", s1, PDF + b"x" * (50 << 20))
+    assert status == 413 and b"larger than 50 MiB" in body
     assert (await request("PUT", f"{base}/thesis", s1, PDF))[0] == 201
     assert (await request("PUT", f"{base}/presentation_pdf", sec, PDF + b"v2"))[0] == 201
 

@@ -71,8 +71,10 @@ async def upload_document(request: web.Request) -> web.Response:
     async for chunk in request.content.iter_chunked(1 << 16):
         size += len(chunk)
         if size > MAX_BYTES:
-            raise _error(web.HTTPRequestEntityTooLarge, "too_large",
-                         f"the file is larger than {MAX_BYTES >> 20} MiB")
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_BYTES, actual_size=size, content_type="application/json",
+                text=json.dumps({"error": "too_large",
+                                 "message": f"the file is larger than {MAX_BYTES >> 20} MiB"}))
         chunks.append(chunk)
     try:
         stored = await asyncio.to_thread(

@@ -6,6 +6,10 @@ import { act, busy } from "../actions.js";
 import { phaseName, t } from "../i18n.js";
 import { isPresent, personName, role, state, subscribe } from "../store.js";
 
+// Phases whose recording may not be turned off (orchestrator/phases.py RECORDED_PHASES).
+const RECORDED_PHASES = new Set(["identification", "announcement", "talk", "questions",
+  "supervisor", "review", "answer", "final_word", "between_defenses", "results"]);
+
 const DEFENSE = ["talk", "questions", "supervisor", "review", "answer", "final_word"];
 const NEXT = { talk: "questions", questions: "supervisor", supervisor: "review", review: "answer",
   answer: "final_word", final_word: "between_defenses" };
@@ -51,8 +55,10 @@ export function controlsPanel() {
     const secretary = me === "secretary";
     const items = [];
     if (secretary) {
-      // The closed sitting is not recorded (clause 7.12): no switch to turn it on there.
-      const switchable = p.recording || p.phase !== "closed_sitting";
+      // The closed sitting is not recorded (clause 7.12): no switch to turn it on there;
+      // and from identification to the results the whole procedure is recorded
+      // (clause 7.11): no switch to turn it off (the server refuses it anyway).
+      const switchable = p.recording ? !RECORDED_PHASES.has(p.phase) : p.phase !== "closed_sitting";
       items.push(h("div", { class: "rec-switch" },
         switchable ? button(p.recording ? t("recordingOff") : t("recordingOn"), "recording", { on: !p.recording },
           p.recording ? "danger" : "primary") : "",
