@@ -147,6 +147,15 @@ class QueueConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LobbyConfig:
+    """Who waits to be let in."""
+
+    # Students, supervisors, reviewers and observers wait in the lobby until the
+    # secretary admits them; the commission enters directly.
+    admission: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionConfig:
     """How long recordings are kept."""
 
@@ -208,6 +217,7 @@ class Config:
     phases: PhasesConfig = field(default_factory=PhasesConfig)
     absence: AbsenceConfig = field(default_factory=AbsenceConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
+    lobby: LobbyConfig = field(default_factory=LobbyConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     invites: InvitesConfig = field(default_factory=InvitesConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
@@ -337,6 +347,10 @@ def _convert(tp: Any, value: object, key: str, base_dir: Path) -> Any:
         except ValueError:
             raise ConfigError(
                 f"config key '{key}' must be a date like 2026-06-12, got {value!r}") from None
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
     # bool is an int in Python, but "port: true" is a mistake, not 1.
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
         return value

@@ -35,7 +35,14 @@ from orchestrator import events as ev
 from orchestrator.appeal_session import AppealSession, AppealSnapshot
 from orchestrator.codec import snapshot_to_json
 from orchestrator.errors import OrchestratorError
-from orchestrator.model import Phase, Role, Settings, Snapshot
+from orchestrator.model import (
+    APPEAL_ROLES,
+    COMMISSION_ROLES,
+    Phase,
+    Role,
+    Settings,
+    Snapshot,
+)
 from orchestrator.session import DefenseSession
 from recordings.room_recording import RoomRecording
 from storage.journal import Journal
@@ -46,10 +53,12 @@ from .procedure import ProcedureRunner
 logger = logging.getLogger(__name__)
 
 PRESENTATION_KIND = "presentation_page"
+ADMITTED_KIND = "admitted"
 
 
-class PresentationRefused(Exception):
-    """Someone other than the defending student (or the secretary) turned a page."""
+class NotAllowedHere(Exception):
+    """A page turned by someone other than the defending student (or the secretary),
+    or someone admitted who does not wait to be."""
 
 
 class DayHost:
@@ -68,6 +77,7 @@ class DayHost:
         on_appeal_decided: Callable[[DayHost], Awaitable[None]] | None = None,
         on_sitting_closed: Callable[[int], Awaitable[None]] | None = None,
         on_results: Callable[[DayHost], Awaitable[None]] | None = None,
+        admission: bool = False,
     ) -> None:
         self._loaded = loaded
         self._day_id = loaded.stored.day_id
@@ -84,6 +94,13 @@ class DayHost:
         self._on_appeal_decided = on_appeal_decided
         self._on_sitting_closed = on_sitting_closed
         self._on_results = on_results
+        # People who wait to be admitted (not the commission); admitted ones stay
+        # admitted for the day ("admitted" journal entries).
+        self._needs_admission = frozenset(
+            p.person_id for p in loaded.day.people
+            if admission and loaded.kind != "appeal"
+            and p.role not in COMMISSION_ROLES | APPEAL_ROLES)
+        self._admitted: set[str] = set()
         self._recording: RoomRecording | None = None
         self._presence: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         # Messages to the room leave from one task, in order, so a slow socket never
@@ -140,6 +157,8 @@ class DayHost:
         for entry in await self._journal.entries(self._day_id):
             if entry.kind == PRESENTATION_KIND:
                 self._presentation = (str(entry.detail["student"]), int(entry.detail["page"]))
+            elif entry.kind == ADMITTED_KIND:
+                self._admitted.add(str(entry.detail["person"]))
         self._room.observe(self)
         self._presence_task = asyncio.create_task(self._presence_loop())
         snapshot = self._runner.snapshot
@@ -153,7 +172,7 @@ class DayHost:
         for student_id, student in self._loaded.students.items():
             if student.consent_at is not None and student_id not in snapshot.consented:
                 await self._runner.submit(ev.ConsentOnFile(now=0, student=student_id))
-        self._room.set_lobby(snapshot.lobby)
+        self._room.set_lobby(self._lobby(snapshot))
         if snapshot.recording:
             await self._journal.append(self._day_id, None, "recording_resumed",
                                        {"reason": "server restarted"}, self._clock())
@@ -197,14 +216,43 @@ class DayHost:
         student = snapshot.current_student
         person = self._loaded.day.person(person_id)
         if student is None:
-            raise PresentationRefused("no defense is under way")
+            raise NotAllowedHere("no defense is under way")
         if person_id != student and (person is None or person.role is not Role.SECRETARY):
-            raise PresentationRefused("only the defending student turns the pages")
+            raise NotAllowedHere("only the defending student turns the pages")
         self._presentation = (student, page)
         await self._journal.append(self._day_id, int(person_id), PRESENTATION_KIND,
                                    {"student": student, "page": page}, self._clock())
         self._outbox.put_nowait(
             (None, {"type": "presentation", "student": student, "page": page}))
+
+    def lobby_state(self, person_id: str) -> dict[str, Any]:
+        """Whether `person_id` waits, and why: to be admitted, or outside the closed sitting."""
+        if person_id in self._needs_admission - self._admitted:
+            return {"waiting": True, "reason": "admission"}
+        if person_id in self._runner.snapshot.lobby:
+            return {"waiting": True, "reason": "closed_sitting"}
+        return {"waiting": False, "reason": None}
+
+    @property
+    def waiting_for_admission(self) -> frozenset[str]:
+        return self._needs_admission - self._admitted
+
+    async def admit(self, person_id: str, by: int) -> None:
+        """The secretary lets `person_id` in (once for the day)."""
+        if person_id not in self._needs_admission:
+            raise NotAllowedHere(f"person {person_id} does not wait to be admitted")
+        if person_id in self._admitted:
+            return
+        await self._journal.append(self._day_id, by, ADMITTED_KIND, {"person": person_id},
+                                   self._clock())
+        self._admitted.add(person_id)
+        self._room.set_lobby(self._lobby(self._runner.snapshot))
+        self._outbox.put_nowait((person_id, {"type": "lobby", **self.lobby_state(person_id)}))
+        self._outbox.put_nowait((None, {"type": "participants", "participants":
+                                        self._room.roster()}))
+
+    def _lobby(self, snapshot: Snapshot | AppealSnapshot) -> frozenset[str]:
+        return snapshot.lobby | (self._needs_admission - self._admitted)
 
     async def consent_recorded(self, student_id: str) -> None:
         if student_id not in self._runner.snapshot.consented:
@@ -261,10 +309,11 @@ class DayHost:
             self._spawn(self._recording_off())
         elif isinstance(effect, fx.MoveToLobby | fx.AdmitFromLobby):
             waiting = isinstance(effect, fx.MoveToLobby)
-            lobby = (self._room.lobby | {effect.person} if waiting
-                     else self._room.lobby - {effect.person})
-            self._room.set_lobby(lobby)
-            self._outbox.put_nowait((effect.person, {"type": "lobby", "waiting": waiting}))
+            core = (self._runner.snapshot.lobby | {effect.person} if waiting
+                    else self._runner.snapshot.lobby - {effect.person})
+            self._room.set_lobby(core | (self._needs_admission - self._admitted))
+            self._outbox.put_nowait((effect.person, {"type": "lobby",
+                                                     **self.lobby_state(effect.person)}))
         elif isinstance(effect, fx.Notice):
             await self._notice("notice", text=effect.text, clause=effect.clause)
         elif isinstance(effect, fx.Warn):

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from defense_room.config import Config, TlsConfig, TlsMode
+from defense_room.config import Config, LobbyConfig, TlsConfig, TlsMode
 from storage.db import Database
 from storage.invites import InviteStore, IssuedInvite, Role
 from web_ui.app import create_app
@@ -71,13 +71,15 @@ class RunningServer:
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
+    """A test server's config. Students enter directly (no admission step) unless a
+    test asks for it: most tests are about media and the procedure, not the lobby."""
     base = Config()
     return dataclasses.replace(
         base,
         data_dir=tmp_path / "data",
         server=dataclasses.replace(base.server, host="127.0.0.1", port=0),
         tls=TlsConfig(mode=TlsMode.OFF),
-        **overrides,
+        **{"lobby": LobbyConfig(admission=False), **overrides},
     )
 
 

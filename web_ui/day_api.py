@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from defense_room.dayfile import DayFileError, parse_day
+from defense_room.dayhost import NotAllowedHere
 from defense_room.invite_policy import extend_office
 from storage.errors import NotFoundError, StorageError
 from storage.invites import Role, expires_at_for_day, hash_token
@@ -189,11 +190,30 @@ async def day_queue(request: web.Request) -> web.Response:
     }, headers={"Cache-Control": "no-store"})
 
 
+async def admit(request: web.Request) -> web.Response:
+    """POST /api/days/{day_id}/admit {"person": id}: the secretary lets someone in
+    from the lobby (once for the day; the commission never waits)."""
+    day_id = int(request.match_info["day_id"])
+    invite = await require_invite(request, day_id, SECRETARY)
+    body = await _json_object(request)
+    person = body.get("person")
+    if not isinstance(person, (int, str)) or isinstance(person, bool):
+        raise _error(web.HTTPBadRequest, "malformed", "give the person's id as 'person'")
+    host = await request.app[HOSTS].host(day_id)
+    try:
+        await host.admit(str(person), invite.person_id)
+    except NotAllowedHere as exc:
+        raise _error(web.HTTPConflict, "not_waiting", str(exc)) from None
+    return web.json_response({"admitted": str(person),
+                              "waiting": sorted(host.waiting_for_admission)})
+
+
 def add_day_routes(app: web.Application) -> None:
     day = r"/api/days/{day_id:\d+}"
     student = day + r"/students/{person_id:\d+}"
     app.router.add_post("/api/days", create_day)
     app.router.add_get(day + "/queue", day_queue)
+    app.router.add_post(day + "/admit", admit)
     app.router.add_patch(student, update_student)
     app.router.add_post(student + "/consent", record_consent)
     app.router.add_post(student + "/documents", record_document)

@@ -72,6 +72,7 @@ class DayHosts:
             on_appeal_decided=self._appeal_decided,
             on_sitting_closed=self._sitting_closed,
             on_results=self.appeals.results_announced,
+            admission=self._config.lobby.admission,
         )
         await host.start()
         self._hosts[day_id] = host

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from defense_room.dayhost import DayHost, PresentationRefused
+from defense_room.dayhost import DayHost, NotAllowedHere
 from media.errors import MediaError, OutOfTurnError
 from media.peer import Peer
 from media.room import ParticipantInfo
@@ -139,7 +139,8 @@ class SignalingSession:
             "participant": info.as_json(),
             "iceServers": ice_servers,
             "participants": roster,
-            **({"state": host.state_message()["state"]} if host is not None else {}),
+            **({"state": host.state_message()["state"], "lobby": host.lobby_state(info.id)}
+               if host is not None else {}),
         })
         return True
 
@@ -193,7 +194,7 @@ class SignalingSession:
             raise ProtocolError(ErrorCode.BAD_STATE, "the procedure of this day is not running")
         try:
             await host.turn_page(person_id, page)
-        except PresentationRefused as exc:
+        except NotAllowedHere as exc:
             raise ProtocolError(ErrorCode.BAD_STATE, str(exc)) from None
 
     async def _reply_error(self, error: ProtocolError) -> None:

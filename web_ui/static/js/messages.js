@@ -8,7 +8,8 @@ import { addNotice, state, update } from "./store.js";
 export function onMessage(message) {
   switch (message.type) {
     case "welcome":
-      update({ self: message.participant, roster: message.participants ?? [], lobby: false });
+      update({ self: message.participant, roster: message.participants ?? [],
+        lobby: Boolean(message.lobby?.waiting), lobbyReason: message.lobby?.reason ?? null });
       if (message.state) update({ procedure: message.state });
       refreshState();
       return;
@@ -24,7 +25,7 @@ export function onMessage(message) {
       update({ presentation: { student: message.student, page: message.page } });
       return;
     case "lobby":
-      update({ lobby: Boolean(message.waiting) });
+      update({ lobby: Boolean(message.waiting), lobbyReason: message.reason ?? null });
       return;
     case "notice":
       if (message.kind === "results") update({ results: message.grades ?? {} });

@@ -11,7 +11,8 @@ export const state = {
   roster: [],          // the `participants` message
   notices: [],         // newest last, bounded
   results: null,       // grades by student, from the results notice
-  lobby: false,        // waiting outside the closed sitting
+  lobby: false,        // waiting in the lobby: to be admitted, or outside the closed sitting
+  lobbyReason: null,   // "admission" | "closed_sitting"
   link: { phase: "prejoin", attempt: 0 },  // prejoin, connecting, connected, reconnecting, ended
   ended: null,         // {key, params} when the session is over for good
   mediaNote: null,     // {key, params}: camera or microphone trouble

@@ -3,7 +3,9 @@
 // above it the quorum of clause 7.2.
 import { h, clear } from "../dom.js";
 import { roleName, t } from "../i18n.js";
-import { isPresent, myId, state, subscribe } from "../store.js";
+import { busy, refused } from "../actions.js";
+import { api, dayPath } from "../api.js";
+import { isPresent, myId, role, state, subscribe } from "../store.js";
 
 const ORDER = ["chair", "member", "secretary", "student", "supervisor", "reviewer", "observer"];
 
@@ -21,6 +23,18 @@ export function quorumBadge() {
   return badge;
 }
 
+function admitButton(personId) {
+  const button = h("button", { type: "button", class: "primary small admit" }, t("admit"));
+  button.addEventListener("click", busy(button, async () => {
+    try {
+      await api.post(dayPath("/admit"), { person: personId });
+    } catch (error) {
+      refused(error);
+    }
+  }));
+  return button;
+}
+
 export function rosterPanel() {
   const list = h("ul", { class: "roster-list" });
   const root = h("section", { class: "panel roster" },
@@ -33,7 +47,10 @@ export function rosterPanel() {
       const entry = live.get(person.id);
       const here = isPresent(person.id);
       const details = [roleName(person.role)];
-      if (entry?.lobby || state.procedure?.lobby?.includes(person.id)) details.push(t("inLobby"));
+      const inCoreLobby = state.procedure?.lobby?.includes(person.id);
+      const waitsAdmission = entry?.lobby && !inCoreLobby;
+      if (waitsAdmission) details.push(t("waitsAdmission"));
+      else if (entry?.lobby || inCoreLobby) details.push(t("inLobby"));
       else if (entry && !here) details.push(t("connectionPending"));
       else if (here) {
         const publishing = entry?.publishing ?? [];
@@ -43,7 +60,8 @@ export function rosterPanel() {
       return h("li", { class: here ? "here" : "away", dataset: { person: person.id } },
         h("span", { class: "dot", "aria-hidden": "true" }),
         h("span", { class: "name" }, person.name, person.id === myId() ? ` ${t("youMark")}` : ""),
-        h("span", { class: "details" }, here ? t("present") : t("absent"), " · ", details.join(" · ")));
+        h("span", { class: "details" }, here ? t("present") : t("absent"), " · ", details.join(" · ")),
+        waitsAdmission && role() === "secretary" ? admitButton(person.id) : "");
     }));
   });
   return root;

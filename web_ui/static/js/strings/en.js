@@ -146,6 +146,10 @@ export const en = {
   lobbyHeading: "The commission is in a closed sitting",
   lobbyText: "The commission deliberates without you (clause 7.12): you do not see or hear it now, nor it you. Keep this page open: you come back automatically for the results.",
   lobbyReturn: "Results at about {time}",
+  admissionHeading: "Please wait: the secretary will let you in",
+  admissionText: "You are in the waiting room: your camera and microphone work, but the commission does not see or hear you yet. Keep this page open; once the secretary lets you in, you are in the room.",
+  admit: "Let in",
+  waitsAdmission: "waiting to be let in",
 
   currentStudent: "Defending",
   supervisorReviewer: "Supervisor: {supervisor} · Reviewer: {reviewer}",

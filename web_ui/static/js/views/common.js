@@ -26,10 +26,11 @@ export function lobbyPanel() {
     root.hidden = !state.lobby;
     document.body.classList.toggle("in-lobby", state.lobby);
     if (!state.lobby) return;
-    title.textContent = t("lobbyHeading");
-    text.textContent = t("lobbyText");
+    const admission = state.lobbyReason === "admission";
+    title.textContent = t(admission ? "admissionHeading" : "lobbyHeading");
+    text.textContent = t(admission ? "admissionText" : "lobbyText");
     const at = state.procedure?.return_at;
-    back.textContent = at ? t("lobbyReturn", { time: formatTime(at) }) : "";
+    back.textContent = at && !admission ? t("lobbyReturn", { time: formatTime(at) }) : "";
   });
   return root;
 }
