@@ -20,7 +20,6 @@ day after it (clause 8.11).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import tempfile
 import time
@@ -37,6 +36,7 @@ from storage.errors import InviteError, NotFoundError
 from storage.invites import Invite, Role
 from storage.journal import Journal
 
+from .errors import json_error as _error
 from .auth import require_invite
 from .keys import CONFIG, DATABASE, HOSTS, INVITES
 from .protocol_api import RECORDING_INDEX
@@ -44,11 +44,6 @@ from .protocol_api import RECORDING_INDEX
 ALL_ROLES = frozenset(Role)
 OFFICE = frozenset({Role.SECRETARY, Role.CHAIR})
 APPEAL_COMMISSION = frozenset({Role.APPEAL_CHAIR, Role.APPEAL_MEMBER})
-
-
-def _error(cls: type[web.HTTPError], code: str, message: str, **extra: Any) -> web.HTTPError:
-    return cls(text=json.dumps({"error": code, "message": message, **extra}, ensure_ascii=False),
-               content_type="application/json")
 
 
 def _service(request: web.Request) -> AppealService:

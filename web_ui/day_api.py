@@ -30,17 +30,13 @@ from orchestrator.documents import DocumentKind
 from orchestrator.model import Snapshot
 from storage.roster import RosterStore
 
+from .errors import json_error as _error
 from .auth import require_invite
 from .keys import CONFIG, DATABASE, HOSTS, INVITES
 
 SECRETARY = frozenset({Role.SECRETARY})
 COMMISSION = frozenset({Role.CHAIR, Role.MEMBER, Role.SECRETARY})
 _EDITABLE = ("thesis_title", "supervisor", "reviewer", "timezone")
-
-
-def _error(cls: type[web.HTTPError], code: str, message: str) -> web.HTTPError:
-    return cls(text=json.dumps({"error": code, "message": message}, ensure_ascii=False),
-               content_type="application/json")
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

@@ -23,16 +23,12 @@ from storage.invites import Invite, Role
 from storage.journal import Journal
 from storage.roster import RosterStore
 
+from .errors import json_error as _error
 from .auth import require_invite
 from .keys import CONFIG, DATABASE
 
 MAX_BYTES = 50 << 20
 COMMISSION = frozenset({Role.CHAIR, Role.MEMBER, Role.SECRETARY})
-
-
-def _error(cls: type[web.HTTPError], code: str, message: str) -> web.HTTPError:
-    return cls(text=json.dumps({"error": code, "message": message}, ensure_ascii=False),
-               content_type="application/json")
 
 
 def _files(request: web.Request) -> DocumentFiles:

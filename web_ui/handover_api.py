@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import re
 import tempfile
@@ -26,16 +25,12 @@ from defense_room.handover import NotReady, build_package, zip_bytes
 from storage.invites import Role
 from storage.journal import Journal
 
+from .errors import json_error as _error
 from .auth import require_invite
 from .keys import CONFIG, DATABASE
 
 RECIPIENTS = ("registrar", "archive")
 _SHA = re.compile(r"[0-9a-f]{64}")
-
-
-def _error(cls: type[web.HTTPError], code: str, message: str) -> web.HTTPError:
-    return cls(text=json.dumps({"error": code, "message": message}, ensure_ascii=False),
-               content_type="application/json")
 
 
 def _folder(request: web.Request, day_id: int) -> Path:

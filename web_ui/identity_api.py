@@ -22,7 +22,6 @@ and check id), never the verdict or the distance.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -38,6 +37,7 @@ from orchestrator.model import Role
 from storage.errors import NotFoundError
 from storage.journal import Journal
 
+from .errors import json_error as _error
 from .auth import require_invite
 from .keys import CONFIG, DATABASE, HOSTS, ROOMS
 
@@ -65,11 +65,6 @@ async def _identity_ctx(app: web.Application) -> AsyncIterator[None]:
     app[IDENTITY] = checks
     yield
     await checks.stop()
-
-
-def _error(cls: type[web.HTTPError], code: str, message: str, **extra: Any) -> web.HTTPError:
-    return cls(text=json.dumps({"error": code, "message": message, **extra}, ensure_ascii=False),
-               content_type="application/json")
 
 
 def _refusal(exc: Exception) -> web.HTTPError:

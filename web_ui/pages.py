@@ -26,6 +26,7 @@ from storage.errors import InviteError
 from storage.invites import Invite, InviteStore
 from storage.roster import RosterStore
 
+from .errors import json_error as _error
 from .keys import CONFIG, DATABASE, INVITES
 
 #: Rule P5 (clause 6.4): the student's link needs 200 kbit/s, 1 Mbit/s recommended.
@@ -39,11 +40,6 @@ def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/connection-check", check_download)
     app.router.add_post("/api/connection-check", check_upload)
-
-
-def _error(cls: type[web.HTTPError], code: str, message: str) -> web.HTTPError:
-    return cls(text=json.dumps({"error": code, "message": message}, ensure_ascii=False),
-               content_type="application/json")
 
 
 async def _invite(request: web.Request) -> Invite:

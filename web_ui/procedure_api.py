@@ -36,6 +36,7 @@ from orchestrator.model import Grade, Role
 from orchestrator.phases import ACTIONS, RIGHTS
 from storage.errors import NotFoundError
 
+from .errors import json_error as _error
 from .auth import require_invite
 from .keys import HOSTS
 
@@ -92,11 +93,6 @@ ACTION_LIST: tuple[Action, ...] = (
     Action("close-appeal", ev.CloseAppealSitting),
 )
 ACTIONS_BY_PATH = {action.path: action for action in ACTION_LIST}
-
-
-def _error(cls: type[web.HTTPError], code: str, message: str, **extra: Any) -> web.HTTPError:
-    return cls(text=json.dumps({"error": code, "message": message, **extra}, ensure_ascii=False),
-               content_type="application/json")
 
 
 async def day_state(request: web.Request) -> web.Response:

@@ -48,6 +48,7 @@ from storage.protocols import (
 
 from storage.signing_keys import SignatureIn, SignatureRefused, SigningKeyStore
 
+from .errors import json_error as _error
 from .auth import require_invite
 from .keys import CONFIG, DATABASE
 
@@ -277,11 +278,6 @@ def _person(person_id: int, names: dict[int, str], at: float) -> dict[str, Any]:
 def _json(data: dict[str, Any]) -> web.Response:
     return web.json_response(data, headers={"Cache-Control": "no-store"},
                              dumps=lambda d: json.dumps(d, ensure_ascii=False))
-
-
-def _error(cls: type[web.HTTPError], code: str, message: str) -> web.HTTPError:
-    return cls(text=json.dumps({"error": code, "message": message}, ensure_ascii=False),
-               content_type="application/json")
 
 
 def _refusal(exc: Exception) -> web.HTTPError:

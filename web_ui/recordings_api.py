@@ -41,11 +41,11 @@ from recordings.jobs import RecordingJobs
 from recordings.links import LinkSigner, load_secret
 from recordings.retention import Retention, RetentionSweeper, due_at
 from storage.appeals import AppealStore
-from storage.appeals import AppealStore
 from storage.errors import NotFoundError
 from storage.invites import Invite
 from storage.journal import Journal
 
+from .errors import json_error as _error
 from .auth import require_invite
 from .keys import CONFIG, DATABASE, INVITES
 
@@ -130,11 +130,6 @@ def add_recording_routes(app: web.Application) -> None:
                release_hold)
     r.add_get("/recordings/file/{link}", serve_file)
     r.add_get("/recordings", recordings_page)
-
-
-def _error(cls: type[web.HTTPError], code: str, message: str) -> web.HTTPError:
-    return cls(text=json.dumps({"error": code, "message": message}, ensure_ascii=False),
-               content_type="application/json")
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
