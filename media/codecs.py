@@ -1,8 +1,8 @@
 """What the forwarder needs to know about each codec's bitstream.
 
-The forwarder never decodes; it only needs to answer two questions from the bytes:
-does this RTP packet start a frame, and is this depayloaded frame a keyframe (the
-point where a new subscriber can start decoding).
+The forwarder never decodes; it only needs to answer a few questions from the bytes:
+does this RTP packet start a frame, or a keyframe (the point where a new subscriber can
+start decoding), and is this depayloaded frame a keyframe.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ FORWARDED_MIME_TYPES = ("audio/opus", "video/vp8", "video/h264")
 
 _VP8_KEYFRAME_START_CODE = b"\x9d\x01\x2a"
 _H264_NAL_IDR = 5
+_H264_NAL_SPS = 7
 _H264_NAL_FU_A = 28
 
 
@@ -41,6 +42,23 @@ def starts_frame(codec: str, payload: bytes) -> bool | None:
         # RFC 7741: S bit set and partition index 0 begins a frame.
         return bool(payload[0] & 0x10) and (payload[0] & 0x07) == 0
     return None
+
+
+def starts_keyframe(codec: str, payload: bytes, data: bytes, new_timestamp: bool) -> bool:
+    """Whether a subscriber may start receiving at this packet: it begins a keyframe.
+
+    ``payload`` still has the payload descriptor, ``data`` is depayloaded (Annex B for
+    H.264), ``new_timestamp`` says the previous packet belonged to another frame."""
+    if codec == "VP8":
+        # The first packet holds the frame header (RFC 6386 9.1): a keyframe's has the
+        # inverse key-frame bit clear and the start code at byte 3.
+        return (bool(starts_frame(codec, payload)) and len(data) >= 6 and not data[0] & 0x01
+                and data[3:6] == _VP8_KEYFRAME_START_CODE)
+    if codec == "H264":
+        # The first packet of an IDR access unit carries the SPS (or the IDR slice when
+        # parameter sets are sent out of band).
+        return new_timestamp and bool(h264_nal_types(data) & {_H264_NAL_SPS, _H264_NAL_IDR})
+    return True  # audio: every packet stands alone
 
 
 def is_keyframe(codec: str, data: bytes) -> bool:

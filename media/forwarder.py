@@ -1,14 +1,15 @@
 """Fan-out of one publisher's encoded track to its subscribers, without transcoding.
 
 A ``PublishedTrack`` is fed the publisher's RTP packets (by the receiver tap in
-``hooks``), rebuilds frames with the assembler and hands each complete frame, as an
-``av.Packet``, to every subscriber's ``ForwardedTrack``. aiortc's RTCRtpSender, reading
-a ForwardedTrack, packetizes an ``av.Packet`` without encoding it, writes its own RTP
-headers (SSRC, sequence numbers, timestamps offset) and answers NACKs from its own
-history.
+``hooks``). Each packet goes on at once to every subscriber's ``ForwardedTrack``, which
+rewrites it for its subscriber (``rtp_out``: payload type, SSRC, continuous sequence
+numbers and timestamps, header extensions) and sends it through the subscriber's
+connection in the same call; nothing is decoded, re-packetized or queued. The packets
+are also rebuilt into frames (``assembler``) for frame consumers such as the recorder
+and the identity check, and to notice a lost frame.
 
-Keyframes: a new subscriber, or one whose queue overflowed, waits for a keyframe and
-asks for one; so does a subscriber's PLI/FIR. Requests reach the publisher as a PLI
+Keyframes: a new subscriber, or one that fell behind, waits for the start of a keyframe
+and asks for one; so does a subscriber's PLI/FIR. Requests reach the publisher as a PLI
 at most once per ``keyframe_min_interval`` seconds.
 
 Bitrate: each subscriber's REMB is remembered for a few seconds; the lowest fresh one
@@ -20,20 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from fractions import Fraction
 from typing import Any
 
-import av
 from aiortc import MediaStreamTrack, RTCRtpCodecParameters
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
 from .assembler import AudioSequencer, EncodedFrame, RtpIn, VideoFrameAssembler
-from .codecs import check_forwardable, codec_name
+from .codecs import check_forwardable, codec_name, starts_keyframe
 from .metrics import ForwardingMetrics
+from .rtp_out import OutboundFormat, PacketRewriter
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +41,22 @@ REMB_FRESH_S = 5.0
 # A PLI travels over UDP and a publisher may coalesce or ignore one: a subscriber
 # still waiting for a keyframe after this long asks again.
 KEYFRAME_RETRY_S = 1.0
-QUEUE_FRAMES = {"audio": 50, "video": 30}
+# Seconds between 1900 (NTP) and 1970 (Unix).
+_NTP_EPOCH_OFFSET = 2_208_988_800
 
 RembSink = Callable[[int, int], Awaitable[None]]
 # Receives every complete encoded frame of a publication (e.g. the recorder). Called
 # on the media path: it must return at once (queue the frame, never write it).
 FrameSink = Callable[["PublishedTrack", EncodedFrame], None]
+# Sends one plain RTP packet to a subscriber now; False if it could not go.
+PacketWriter = Callable[[bytes], bool]
+# Told after each packet sent: NTP time (32.32), RTP timestamp, packets, payload octets.
+SentReport = Callable[[int, int, int, int], None]
+
+
+def ntp_time(unix_time: float) -> int:
+    """64-bit NTP timestamp (32.32 fixed point) of a Unix time."""
+    return int((unix_time + _NTP_EPOCH_OFFSET) * (1 << 32))
 
 
 class PublishedTrack:
@@ -67,7 +77,6 @@ class PublishedTrack:
         self._kind = kind
         self._codec = codec
         self._codec_name = codec_name(codec)
-        self._time_base = Fraction(1, codec.clockRate)
         self._metrics = metrics
         self._keyframe_min_interval = keyframe_min_interval
         self._clock = clock
@@ -81,6 +90,7 @@ class PublishedTrack:
         self._remb_sink: RembSink | None = None
         self._last_remb_sent: int | None = None
         self._last_packet_at: float | None = None
+        self._last_timestamp: int | None = None
         self._closed = False
 
     @property
@@ -123,7 +133,8 @@ class PublishedTrack:
     # -- receiving side -------------------------------------------------------------
 
     def on_rtp(self, packet: RtpPacket) -> bool:
-        """Take one depayloaded packet; return True to send the publisher a PLI."""
+        """Take one depayloaded packet, send it on to every subscriber; return True
+        to send the publisher a PLI."""
         now = self._clock()
         if self._closed:
             return False
@@ -133,13 +144,27 @@ class PublishedTrack:
                 logger.info("publisher %s restarted %s stream (SSRC %d -> %d)",
                             self._publisher_id, self._kind, self._ssrc, packet.ssrc)
                 self._assembler = self._new_assembler()
+                for subscriber in self._subscribers:
+                    subscriber.restart()
             self._ssrc = packet.ssrc
+        data: bytes = getattr(packet, "_data", b"")
+        keyframe_start = bool(packet.payload) and starts_keyframe(
+            self._codec_name, packet.payload, data, packet.timestamp != self._last_timestamp)
+        if keyframe_start and self._kind == "video":
+            self._keyframe_wanted = False  # here it comes, for everyone who asked
+        if self._subscribers and packet.payload:
+            ntp = ntp_time(time.time())
+            for subscriber in self._subscribers:
+                subscriber._forward(packet, keyframe_start, ntp, now)
+        self._last_timestamp = packet.timestamp
         frames = self._assembler.add(RtpIn(
             packet.sequence_number, packet.timestamp, bool(packet.marker),
-            packet.payload, getattr(packet, "_data", b""), now,
+            packet.payload, data, now,
         ))
         for frame in frames:
-            self._fan_out(frame)
+            self._metrics.frames_in[self._kind] += 1
+            for sink in self._sinks:
+                sink(self, frame)
         if self._kind != "video":
             return False
         assert isinstance(self._assembler, VideoFrameAssembler)
@@ -150,18 +175,6 @@ class PublishedTrack:
             self._metrics.keyframe_requests += 1
             return True
         return False
-
-    def _fan_out(self, frame: EncodedFrame) -> None:
-        self._metrics.frames_in[self._kind] += 1
-        for sink in self._sinks:
-            sink(self, frame)
-        if not self._subscribers:
-            return
-        packet = av.Packet(frame.data)
-        packet.pts = frame.timestamp
-        packet.time_base = self._time_base
-        for subscriber in self._subscribers:
-            subscriber._push(frame, packet)
 
     # -- subscribers -----------------------------------------------------------------
 
@@ -225,7 +238,12 @@ class PublishedTrack:
 
 
 class ForwardedTrack(MediaStreamTrack):
-    """What one subscriber's RTCRtpSender reads: encoded frames as ``av.Packet``."""
+    """One publication as one subscriber receives it.
+
+    Its RTCRtpSender is there for negotiation and RTCP; the packets themselves are
+    written by ``_forward`` once ``bind`` has given the negotiated format and a way to
+    send. ``recv`` never returns a frame: the sender's own RTP loop waits on it until
+    the track stops."""
 
     def __init__(self, source: PublishedTrack, subscriber_id: str, metrics: ForwardingMetrics) -> None:
         super().__init__()
@@ -233,12 +251,11 @@ class ForwardedTrack(MediaStreamTrack):
         self._source = source
         self._subscriber_id = subscriber_id
         self._metrics = metrics
-        self._queue: deque[tuple[float, av.Packet[Any]]] = deque()
-        self._ready = asyncio.Event()
-        self._waiting_for_keyframe = source.kind == "video"
+        self._rewriter: PacketRewriter | None = None
+        self._write: PacketWriter | None = None
+        self._report: SentReport | None = None
         self._waiting_since: float | None = None
-        self._in_flight: float | None = None
-        self._max_queue = QUEUE_FRAMES[source.kind]
+        self._stopped = asyncio.Event()
 
     @property
     def source(self) -> PublishedTrack:
@@ -248,51 +265,70 @@ class ForwardedTrack(MediaStreamTrack):
     def subscriber_id(self) -> str:
         return self._subscriber_id
 
-    def _push(self, frame: EncodedFrame, packet: av.Packet[Any]) -> None:
-        if self.readyState != "live":
+    @property
+    def bound(self) -> bool:
+        return self._rewriter is not None
+
+    def bind(self, fmt: OutboundFormat, write: PacketWriter, report: SentReport | None = None) -> None:
+        """Start sending in the subscriber's negotiated format (from the next keyframe)."""
+        self._rewriter = PacketRewriter(fmt, first_seq=random.getrandbits(16),
+                                        timestamp_origin=random.getrandbits(32))
+        self._write = write
+        self._report = report
+        self._waiting_since = None
+        self._source.request_keyframe()
+
+    def restart(self) -> None:
+        """The publisher's stream changed: resume at its next keyframe."""
+        if self._rewriter is not None:
+            self._rewriter.stop()
+        self._waiting_since = None
+
+    def retransmission(self, seq: int) -> bytes | None:
+        """The packet to send again for the subscriber's NACK of ``seq``, if kept."""
+        return None if self._rewriter is None else self._rewriter.retransmission(seq)
+
+    def _forward(self, packet: RtpPacket, keyframe_start: bool, ntp: int, now: float) -> None:
+        rewriter = self._rewriter
+        if rewriter is None or self.readyState != "live":
             return
-        if self._waiting_for_keyframe:
-            if not frame.keyframe:
-                self._metrics.frames_before_keyframe += 1
+        if not rewriter.running:
+            if not keyframe_start:
+                if packet.marker:
+                    self._metrics.frames_before_keyframe += 1
                 if self._waiting_since is None:
-                    self._waiting_since = frame.arrived
-                elif frame.arrived - self._waiting_since >= KEYFRAME_RETRY_S:
-                    self._waiting_since = frame.arrived
+                    self._waiting_since = now
+                elif now - self._waiting_since >= KEYFRAME_RETRY_S:
+                    self._waiting_since = now
                     self._source.request_keyframe()
                 return
-            self._waiting_for_keyframe = False
+            rewriter.start(packet.sequence_number, packet.timestamp, now)
             self._waiting_since = None
-        if len(self._queue) >= self._max_queue:
-            # The subscriber's sender fell behind: start over at the next keyframe
-            # rather than send a stale backlog.
-            logger.warning("subscriber %s fell behind on %s of %s: dropping %d frames",
-                           self._subscriber_id, self.kind, self._source.publisher_id,
-                           len(self._queue))
-            self._metrics.frames_dropped += len(self._queue)
-            self._queue.clear()
-            if self.kind == "video":
-                self._waiting_for_keyframe = True
-                self._source.request_keyframe()
-                return
-        self._queue.append((frame.arrived, packet))
-        self._ready.set()
-
-    async def recv(self) -> av.Packet[Any]:
-        # The sender calls recv() again only once it has sent every packet of the
-        # previous frame, so now is when that frame left the server.
-        now = time.perf_counter()
-        if self._in_flight is not None:
-            self._metrics.record_latency(self.kind, now - self._in_flight)
+        out = rewriter.write(
+            seq=packet.sequence_number, timestamp=packet.timestamp, marker=bool(packet.marker),
+            payload=packet.payload, abs_send_time=ntp >> 14,
+            audio_level=packet.extensions.audio_level, now=now,
+        )
+        if out is None:
+            return
+        assert self._write is not None
+        if not self._write(out):
+            # Not connected (yet or any more), or the socket is backed up: start over
+            # at a keyframe rather than send a stale backlog.
+            if rewriter.packets > 1:
+                self._metrics.frames_dropped += 1
+            rewriter.stop()
+            self._source.request_keyframe()
+            return
+        if self._report is not None:
+            self._report(ntp, rewriter.last_timestamp, rewriter.packets, rewriter.payload_bytes)
+        if packet.marker or self.kind == "audio":
             self._metrics.frames_out[self.kind] += 1
-            self._in_flight = None
-        while not self._queue:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._ready.clear()
-            await self._ready.wait()
-        arrived, packet = self._queue.popleft()
-        self._in_flight = arrived
-        return packet
+            self._metrics.record_latency(self.kind, self._source._clock() - now)
+
+    async def recv(self) -> Any:
+        await self._stopped.wait()
+        raise MediaStreamError
 
     def on_keyframe_request(self) -> None:
         """The subscriber sent PLI or FIR."""
@@ -305,4 +341,4 @@ class ForwardedTrack(MediaStreamTrack):
         if self.readyState == "live":
             self._source._unsubscribe(self)
         super().stop()
-        self._ready.set()  # wake recv() so the sender's loop ends
+        self._stopped.set()  # ends the sender's RTP loop

@@ -5,35 +5,113 @@ module) touches private names. aiortc is pinned to 1.16.x in pyproject.toml and
 ``check_internals()`` runs at server start and in tests/test_aiortc_internals.py, so an
 aiortc upgrade that renames anything fails loudly instead of silently decoding.
 
-* Receiving side: the receiver's jitter buffer is replaced by a tap. aiortc calls
+* Receiving side: SRTP packets are taken from the ICE connection as they arrive and
+  handled in the same call (``receive_inline``) instead of waiting in aioice's queue
+  for the DTLS transport's task; everything else (DTLS, RTCP) keeps that path. The
+  receiver's jitter buffer is replaced by a tap. aiortc calls
   ``add(packet)`` after SRTP, RTX unwrapping and depayloading; the tap hands the packet
   to the forwarder and returns no frame, so nothing ever reaches the decoder thread.
   Returning ``True`` as the first element makes aiortc send a PLI for the media SSRC
   (never the RTX SSRC), which is how keyframe requests reach the publisher.
-* Sending side: a subscriber's PLI/FIR would set the sender's "force keyframe" flag,
-  which means nothing for packets we did not encode; it is redirected to the
-  forwarder. REMB feedback from the subscriber is reported to the forwarder too.
+* Sending side: the forwarder writes each subscriber's RTP packets itself
+  (``media.rtp_out``) and sends them through the sender's DTLS transport: SRTP-protected
+  with its session, out of the selected ICE pair's socket, in the same call that
+  received the publisher's packet. aiortc's sender stays for negotiation and RTCP: its
+  sender reports are fed the forwarder's counts, a NACK is answered from the
+  forwarder's history, and a PLI/FIR (which would set a "force keyframe" flag meaning
+  nothing for packets we did not encode) is redirected to the forwarder. REMB feedback
+  from the subscriber is reported to the forwarder too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+import pylibsrtp
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
 from aiortc.rtp import RtpPacket
 
 from .errors import InternalsChangedError
+from .rtp_out import OutboundFormat
 
 logger = logging.getLogger(__name__)
 
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _RECEIVER_CODECS = "_RTCRtpReceiver__codecs"
 _RECEIVER_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+_SENDER_NTP = "_RTCRtpSender__ntp_timestamp"
+_SENDER_RTP_TS = "_RTCRtpSender__rtp_timestamp"
+_SENDER_PACKETS = "_RTCRtpSender__packet_count"
+_SENDER_OCTETS = "_RTCRtpSender__octet_count"
+_SENDER_REPORT_FIELDS = (_SENDER_NTP, _SENDER_RTP_TS, _SENDER_PACKETS, _SENDER_OCTETS)
+
+_MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+_ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+_AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+# A subscriber whose socket has this much unsent is not keeping up: it restarts at
+# the next keyframe instead of receiving a stale backlog.
+SEND_BACKLOG_LIMIT = 1 << 20
 
 PacketSink = Callable[[RtpPacket], bool]
+_DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+_DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
+_NTP_EPOCH_OFFSET_MS = 2_208_988_800_000
+
+
+def receive_inline(dtls: RTCDtlsTransport) -> None:
+    """Handle the SRTP packets of ``dtls``'s ICE connection in the call that receives
+    them (unprotect, parse, the receiver's statistics, NACKs, bitrate estimate and
+    tap), as the DTLS transport's task would have, one queue hop and task switch
+    earlier. Idempotent."""
+    connection: Any = dtls.transport._connection
+    if getattr(connection, "_inline_rtp", False):
+        return
+    queue_it = connection.data_received
+
+    def data_received(data: bytes, component: int) -> None:
+        srtp = dtls._rx_srtp
+        # RTP and RTCP start with 128..191; RTCP packet types are 192..208.
+        if srtp is None or not 127 < data[0] < 192 or 192 <= data[1] <= 208:
+            queue_it(data, component)
+            return
+        setattr(dtls, _DTLS_RX_PACKETS, getattr(dtls, _DTLS_RX_PACKETS) + 1)
+        setattr(dtls, _DTLS_RX_BYTES, getattr(dtls, _DTLS_RX_BYTES) + len(data))
+        # The arrival time aiortc's bandwidth estimator expects: ms since 1900.
+        arrival_ms = int(time.time() * 1000) + _NTP_EPOCH_OFFSET_MS
+        try:
+            plain = srtp.unprotect(data)
+        except pylibsrtp.Error:
+            return
+        _run_now(dtls._handle_rtp_data(plain, arrival_time_ms=arrival_ms))
+
+    connection.data_received = data_received
+    connection._inline_rtp = True
+
+
+def _run_now(coro: Coroutine[Any, Any, None], _: object = None) -> None:
+    """Run a coroutine that does not normally suspend (aiortc's RTP handling awaits
+    only sends, which go straight to the socket) to its end now. Should it await
+    something real, it is resumed when that completes, as a task would be."""
+    try:
+        awaited = coro.send(None)
+    except StopIteration:
+        return
+    except Exception:
+        logger.exception("handling an RTP packet failed")
+        return
+    if awaited is None:  # a bare yield (sleep(0)): continue on the next loop pass
+        asyncio.get_running_loop().call_soon(_run_now, coro)
+        return
+    awaited._asyncio_future_blocking = False
+    awaited.add_done_callback(functools.partial(_run_now, coro))
 
 
 class _Tap:
@@ -61,6 +139,76 @@ def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters:
         if not codec.mimeType.lower().endswith("/rtx"):
             return codec
     raise InternalsChangedError("transceiver has no negotiated media codec")
+
+
+def outbound_format(transceiver: RTCRtpTransceiver) -> OutboundFormat:
+    """What the subscriber negotiated on a sending transceiver (after the answer)."""
+    codec = negotiated_codec(transceiver)
+    if codec.payloadType is None:
+        raise InternalsChangedError("negotiated codec has no payload type")
+    rtx_payload_type = None
+    for candidate in getattr(transceiver, "_codecs"):
+        if (candidate.mimeType.lower().endswith("/rtx")
+                and candidate.parameters.get("apt") == codec.payloadType):
+            rtx_payload_type = candidate.payloadType
+            break
+    ids = {ext.uri: ext.id for ext in getattr(transceiver, "_headerExtensions")}
+    sender = transceiver.sender
+    return OutboundFormat(
+        payload_type=codec.payloadType, ssrc=sender._ssrc, clock_rate=codec.clockRate,
+        rtx_payload_type=rtx_payload_type, rtx_ssrc=sender._rtx_ssrc,
+        mid=transceiver.mid, mid_id=ids.get(_MID_URI),
+        abs_send_time_id=ids.get(_ABS_SEND_TIME_URI), audio_level_id=ids.get(_AUDIO_LEVEL_URI),
+    )
+
+
+RtpWriter = Callable[[bytes], bool]
+
+
+def rtp_writer(sender: RTCRtpSender) -> RtpWriter:
+    """A function sending one plain RTP packet to the sender's peer at once: SRTP
+    protection and the selected ICE pair's socket, no task in between. It returns
+    False when the packet could not go (not connected yet or any more, or the socket
+    has a backlog of ``SEND_BACKLOG_LIMIT`` bytes)."""
+    dtls = sender.transport
+
+    def write(packet: bytes) -> bool:
+        srtp = dtls._tx_srtp
+        if srtp is None or dtls.state != "connected":
+            return False
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return False
+        transport: Any = pair.protocol.transport
+        if transport is None or transport.get_write_buffer_size() > SEND_BACKLOG_LIMIT:
+            return False
+        transport.sendto(srtp.protect(packet), pair.remote_addr)
+        return True
+
+    return write
+
+
+def report_sent(sender: RTCRtpSender, *, ntp_time: int, rtp_timestamp: int,
+                packets: int, octets: int) -> None:
+    """Give the sender's RTCP sender reports the forwarder's counts (RFC 3550 6.4.1:
+    the NTP time and RTP timestamp of the same instant, packets and payload octets)."""
+    setattr(sender, _SENDER_NTP, ntp_time)
+    setattr(sender, _SENDER_RTP_TS, rtp_timestamp)
+    setattr(sender, _SENDER_PACKETS, packets)
+    setattr(sender, _SENDER_OCTETS, octets)
+
+
+def answer_nacks(sender: RTCRtpSender, retransmission: Callable[[int], bytes | None],
+                 write: RtpWriter) -> None:
+    """Answer the subscriber's NACKs from the forwarder's history, not the sender's."""
+    _require(sender, "_retransmit")
+
+    async def retransmit(sequence_number: int) -> None:
+        packet = retransmission(sequence_number)
+        if packet is not None:
+            write(packet)
+
+    sender._retransmit = retransmit  # type: ignore[method-assign]
 
 
 def clamp_remb(receiver: RTCRtpReceiver, clamp: Callable[[int], int]) -> None:
@@ -136,10 +284,27 @@ def check_internals() -> None:
 
     for cls, names in (
         (Receiver, ("_handle_rtp_packet", "_send_rtcp", "_send_rtcp_pli")),
-        (Sender, ("_send_keyframe", "_handle_rtcp_packet", "_next_encoded_frame")),
+        (Sender, ("_send_keyframe", "_handle_rtcp_packet", "_next_encoded_frame",
+                  "_retransmit")),
     ):
         for name in names:
             _require(cls, name)
+    for name in _SENDER_REPORT_FIELDS:
+        if name not in Sender.__init__.__code__.co_names:
+            raise InternalsChangedError(f"RTCRtpSender no longer sets {name!r}")
+    if "_headerExtensions" not in RTCPeerConnection.setRemoteDescription.__code__.co_names:
+        raise InternalsChangedError(
+            "RTCPeerConnection no longer sets transceiver._headerExtensions")
+    from aioice import Connection
+
+    if "_nominated" not in Connection.__init__.__code__.co_names:
+        raise InternalsChangedError("aioice's Connection no longer keeps _nominated pairs")
+    for name in ("_tx_srtp", "_rx_srtp", _DTLS_RX_PACKETS, _DTLS_RX_BYTES):
+        if name not in RTCDtlsTransport.__init__.__code__.co_names:
+            raise InternalsChangedError(f"RTCDtlsTransport no longer keeps {name!r}")
+    _require(RTCDtlsTransport, "_handle_rtp_data")
+    if "data_received" not in dir(Connection):
+        raise InternalsChangedError("aioice's Connection no longer has data_received")
     source = Receiver._handle_rtp_packet.__code__.co_names
     for name in (_JITTER_BUFFER, "add"):
         if name not in source:

@@ -199,6 +199,7 @@ class Peer:
     async def _negotiate(self) -> None:
         first = self._published is None
         changed = first
+        added: list[tuple[RTCRtpTransceiver, ForwardedTrack]] = []
         for publication in [p for p in self._sending if p not in self._wanted]:
             transceiver, track = self._sending.pop(publication)
             track.stop()
@@ -213,6 +214,7 @@ class Peer:
             transceiver.setCodecPreferences(sender_preferences(publication.codec))
             hooks.tap_sender(transceiver.sender, track.on_keyframe_request, track.on_remb)
             self._sending[publication] = (transceiver, track)
+            added.append((transceiver, track))
             changed = True
         if not changed:
             return
@@ -246,6 +248,10 @@ class Peer:
             await self._pc.setRemoteDescription(answer)
         except Exception as exc:  # aiortc raises assorted types for a bad SDP
             raise NegotiationError(f"the answer could not be applied: {exc}") from exc
+        for transceiver in self._pc.getTransceivers():
+            hooks.receive_inline(transceiver.receiver.transport)
+        for transceiver, track in added:
+            _bind(transceiver, track)
         if first:
             # No await between applying the answer and tapping the receivers: media
             # cannot arrive before the transports connect, which needs the loop.
@@ -330,3 +336,16 @@ class Peer:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
+
+
+def _bind(transceiver: RTCRtpTransceiver, track: ForwardedTrack) -> None:
+    """Let ``track`` write its packets through ``transceiver``'s sender as negotiated."""
+    sender = transceiver.sender
+    write = hooks.rtp_writer(sender)
+
+    def report(ntp: int, rtp_timestamp: int, packets: int, octets: int) -> None:
+        hooks.report_sent(sender, ntp_time=ntp, rtp_timestamp=rtp_timestamp,
+                          packets=packets, octets=octets)
+
+    track.bind(hooks.outbound_format(transceiver), write, report)
+    hooks.answer_nacks(sender, track.retransmission, write)

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
 from media.testing import dominant_frequency, read_frame_number
@@ -84,3 +85,22 @@ def increasing_run(numbers: list[int]) -> int:
         run = run + 1 if b > a else 1
         best = max(best, run)
     return best
+
+
+class EncoderSpyLike(Protocol):
+    def calls_for(self, encoders: list[object]) -> int: ...
+
+
+async def assert_sent_without_encoding(senders: list[RTCRtpSender], spy: EncoderSpyLike) -> int:
+    """Every one of the server's ``senders`` carried packets (its RTCP counts, fed by the
+    forwarder) and none ever had an encoder, let alone called one. Returns the packets."""
+    assert senders, "no server senders to check"
+    total = 0
+    for sender in senders:
+        encoder = getattr(sender, "_RTCRtpSender__encoder")
+        assert encoder is None, f"server sender {sender.kind} created an encoder"
+        assert spy.calls_for([encoder]) == 0
+        stats = [s for s in (await sender.getStats()).values() if s.type == "outbound-rtp"]
+        assert stats and stats[0].packetsSent > 0, f"server sender {sender.kind} sent nothing"
+        total += stats[0].packetsSent
+    return total
