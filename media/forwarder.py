@@ -4,9 +4,9 @@ A ``PublishedTrack`` is fed the publisher's RTP packets (by the receiver tap in
 ``hooks``). Each packet goes on at once to every subscriber's ``ForwardedTrack``, which
 rewrites it for its subscriber (``rtp_out``: payload type, SSRC, continuous sequence
 numbers and timestamps, header extensions) and sends it through the subscriber's
-connection in the same call; nothing is decoded, re-packetized or queued. The packets
-are also rebuilt into frames (``assembler``) for frame consumers such as the recorder
-and the identity check, and to notice a lost frame.
+connection in the same call; nothing is decoded, re-packetized or queued. While a
+frame consumer (the recorder, the identity check) is attached, the packets are also
+rebuilt into frames (``assembler``).
 
 Keyframes: a new subscriber, or one that fell behind, waits for the start of a keyframe
 and asks for one; so does a subscriber's PLI/FIR. Requests reach the publisher as a PLI
@@ -157,18 +157,21 @@ class PublishedTrack:
             for subscriber in self._subscribers:
                 subscriber._forward(packet, keyframe_start, ntp, now)
         self._last_timestamp = packet.timestamp
-        frames = self._assembler.add(RtpIn(
-            packet.sequence_number, packet.timestamp, bool(packet.marker),
-            packet.payload, data, now,
-        ))
-        for frame in frames:
+        if packet.marker or self._kind == "audio":
             self._metrics.frames_in[self._kind] += 1
-            for sink in self._sinks:
-                sink(self, frame)
+        if self._sinks:
+            # Frames are rebuilt only for those who take whole frames; subscribers
+            # get packets, and report a lost frame themselves (PLI).
+            for frame in self._assembler.add(RtpIn(
+                packet.sequence_number, packet.timestamp, bool(packet.marker),
+                packet.payload, data, now,
+            )):
+                for sink in self._sinks:
+                    sink(self, frame)
         if self._kind != "video":
             return False
         assert isinstance(self._assembler, VideoFrameAssembler)
-        wanted = self._keyframe_wanted or self._assembler.waiting_for_keyframe
+        wanted = self._keyframe_wanted or (bool(self._sinks) and self._assembler.waiting_for_keyframe)
         if wanted and now - self._last_keyframe_request >= self._keyframe_min_interval:
             self._last_keyframe_request = now
             self._keyframe_wanted = False
@@ -181,6 +184,8 @@ class PublishedTrack:
     def add_sink(self, sink: FrameSink) -> None:
         """Also hand every complete frame to ``sink``; a video sink starting now
         needs a keyframe, so one is requested."""
+        if not self._sinks:
+            self._assembler = self._new_assembler()  # it saw nothing while unused
         self._sinks.append(sink)
         self.request_keyframe()
 
@@ -320,9 +325,9 @@ class ForwardedTrack(MediaStreamTrack):
             rewriter.stop()
             self._source.request_keyframe()
             return
-        if self._report is not None:
-            self._report(ntp, rewriter.last_timestamp, rewriter.packets, rewriter.payload_bytes)
         if packet.marker or self.kind == "audio":
+            if self._report is not None:  # once per frame is plenty for sender reports
+                self._report(ntp, rewriter.last_timestamp, rewriter.packets, rewriter.payload_bytes)
             self._metrics.frames_out[self.kind] += 1
             self._metrics.record_latency(self.kind, self._source._clock() - now)
 

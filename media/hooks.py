@@ -7,8 +7,10 @@ aiortc upgrade that renames anything fails loudly instead of silently decoding.
 
 * Receiving side: SRTP packets are taken from the ICE connection as they arrive and
   handled in the same call (``receive_inline``) instead of waiting in aioice's queue
-  for the DTLS transport's task; everything else (DTLS, RTCP) keeps that path. The
-  receiver's jitter buffer is replaced by a tap. aiortc calls
+  for the DTLS transport's task; everything else (DTLS, RTCP) keeps that path. Once
+  an SSRC is known, its packets skip aiortc's generic parsing and routing too
+  (``_InlineReceiver``: the receiver's own statistics, NACK and bandwidth objects, fed
+  as aiortc would). The receiver's jitter buffer is replaced by a tap. aiortc calls
   ``add(packet)`` after SRTP, RTX unwrapping and depayloading; the tap hands the packet
   to the forwarder and returns no frame, so nothing ever reaches the decoder thread.
   Returning ``True`` as the first element makes aiortc send a PLI for the media SSRC
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -34,12 +37,17 @@ from typing import Any
 
 import pylibsrtp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
 
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
+from aiortc.codecs import depayload, is_rtx
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RtpPacket
 
 from .errors import InternalsChangedError
+from .rtp_in import parse_rtp
 from .rtp_out import OutboundFormat
 
 logger = logging.getLogger(__name__)
@@ -61,6 +69,11 @@ _AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 SEND_BACKLOG_LIMIT = 1 << 20
 
 PacketSink = Callable[[RtpPacket], bool]
+_RECEIVER_STREAMS = "_RTCRtpReceiver__remote_streams"
+_RECEIVER_NACK = "_RTCRtpReceiver__nack_generator"
+_RECEIVER_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
+# Our own attribute on a DTLS transport: SSRC -> inline handler of its receiver.
+_DTLS_ROUTES = "_defense_room_inline_routes"
 _DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
 _DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
 _NTP_EPOCH_OFFSET_MS = 2_208_988_800_000
@@ -90,10 +103,33 @@ def receive_inline(dtls: RTCDtlsTransport) -> None:
             plain = srtp.unprotect(data)
         except pylibsrtp.Error:
             return
-        _run_now(dtls._handle_rtp_data(plain, arrival_time_ms=arrival_ms))
+        handle = routes.get(int.from_bytes(plain[8:12], "big"))
+        if handle is not None:
+            handle(plain, arrival_ms)
+        else:
+            _run_now(dtls._handle_rtp_data(plain, arrival_time_ms=arrival_ms))
 
+    routes: dict[int, Callable[[bytes, int], None]] = {}
+    setattr(dtls, _DTLS_ROUTES, routes)
     connection.data_received = data_received
     connection._inline_rtp = True
+    # aioice tries to parse every datagram as STUN before passing it on (an exception
+    # per media packet); SRTP's first byte (128..191) is never STUN's (0..3).
+    for protocol in getattr(connection, "_protocols", ()):
+        _skip_stun_parsing(protocol, data_received)
+
+
+def _skip_stun_parsing(protocol: Any, data_received: Callable[[bytes, int], None]) -> None:
+    stun_first = protocol.datagram_received
+    component = protocol.local_candidate.component
+
+    def datagram_received(data: bytes, addr: Any) -> None:
+        if data and 127 < data[0] < 192:
+            data_received(data, component)
+        else:
+            stun_first(data, addr)
+
+    protocol.datagram_received = datagram_received
 
 
 def _run_now(coro: Coroutine[Any, Any, None], _: object = None) -> None:
@@ -115,21 +151,94 @@ def _run_now(coro: Coroutine[Any, Any, None], _: object = None) -> None:
 
 
 class _Tap:
-    """Stands in for aiortc's JitterBuffer: same ``add`` contract, never a frame."""
+    """Stands in for aiortc's JitterBuffer: same ``add`` contract, never a frame.
+
+    The first packet of each SSRC that comes through aiortc's own path also routes
+    that SSRC's next packets to the receiver's ``_InlineReceiver``."""
 
     capacity = 1 << 16
 
-    def __init__(self, sink: PacketSink) -> None:
+    def __init__(self, sink: PacketSink, inline: _InlineReceiver | None = None) -> None:
         self._sink = sink
+        self._inline = inline
 
     def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        if self._inline is not None:
+            self._inline.route(packet.ssrc)
         return self._sink(packet), None
 
 
-def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
-    """Send every depayloaded packet of ``receiver`` to ``sink`` instead of the decoder."""
+class _InlineReceiver:
+    """aiortc's ``RTCRtpReceiver._handle_rtp_packet`` for a tapped receiver, as one
+    plain call: the same bitrate estimate (REMB), receive statistics (receiver
+    reports), NACKs and depayloading, with the receiver's own objects. Left out is
+    what only a decoder needs (the decoder-error PLI, the jitter buffer) and the
+    contributing-source times of ``getSynchronizationSources``. A retransmission (RTX
+    SSRC) still takes aiortc's path, which unwraps it."""
+
+    def __init__(self, receiver: RTCRtpReceiver, sink: PacketSink,
+                 abs_send_time_id: int | None, audio_level_id: int | None) -> None:
+        self._receiver = receiver
+        self._sink = sink
+        self._abs_send_time_id = abs_send_time_id
+        self._audio_level_id = audio_level_id
+        self._codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _RECEIVER_CODECS)
+        self._streams: dict[int, StreamStatistics] = getattr(receiver, _RECEIVER_STREAMS)
+        self._nack: NackGenerator | None = getattr(receiver, _RECEIVER_NACK)
+        self._estimator: RemoteBitrateEstimator | None = getattr(receiver, _RECEIVER_ESTIMATOR)
+
+    def route(self, ssrc: int) -> None:
+        routes: dict[int, Callable[[bytes, int], None]] | None = getattr(
+            self._receiver.transport, _DTLS_ROUTES, None)
+        if routes is not None and ssrc not in routes:
+            routes[ssrc] = self.handle
+
+    def handle(self, data: bytes, arrival_ms: int) -> None:
+        parsed = parse_rtp(data, abs_send_time_id=self._abs_send_time_id,
+                           audio_level_id=self._audio_level_id)
+        receiver = self._receiver
+        if parsed is None or not receiver._enabled:
+            return
+        packet, padding = parsed
+        abs_send_time = packet.extensions.abs_send_time
+        if self._estimator is not None and abs_send_time is not None:
+            remb = self._estimator.add(abs_send_time=abs_send_time, arrival_time_ms=arrival_ms,
+                                       payload_size=len(packet.payload) + padding,
+                                       ssrc=packet.ssrc)
+            rtcp_ssrc = getattr(receiver, _RECEIVER_RTCP_SSRC)
+            if rtcp_ssrc is not None and remb is not None:
+                _run_now(receiver._send_rtcp(RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))))
+        codec = self._codecs.get(packet.payload_type)
+        if codec is None or is_rtx(codec):
+            return
+        stats = self._streams.get(packet.ssrc)
+        if stats is None:
+            stats = self._streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        if self._nack is not None and self._nack.add(packet):
+            _run_now(receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing)))
+        try:
+            packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
+        except ValueError:
+            return
+        if self._sink(packet):
+            _run_now(receiver._send_rtcp_pli(packet.ssrc))
+
+
+def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
+                 transceiver: RTCRtpTransceiver | None = None) -> None:
+    """Send every depayloaded packet of ``receiver`` to ``sink`` instead of the decoder.
+
+    With its ``transceiver`` (negotiated header extensions), packets on a connection
+    handled by ``receive_inline`` reach ``sink`` through ``_InlineReceiver``."""
     _require(receiver, _JITTER_BUFFER)
-    setattr(receiver, _JITTER_BUFFER, _Tap(sink))
+    inline = None
+    if transceiver is not None:
+        ids = {ext.uri: ext.id for ext in getattr(transceiver, "_headerExtensions")}
+        inline = _InlineReceiver(receiver, sink, ids.get(_ABS_SEND_TIME_URI),
+                                 ids.get(_AUDIO_LEVEL_URI))
+    setattr(receiver, _JITTER_BUFFER, _Tap(sink, inline))
 
 
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters:
@@ -174,7 +283,7 @@ def rtp_writer(sender: RTCRtpSender) -> RtpWriter:
 
     def write(packet: bytes) -> bool:
         srtp = dtls._tx_srtp
-        if srtp is None or dtls.state != "connected":
+        if srtp is None or dtls._state is not DtlsState.CONNECTED:
             return False
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
@@ -303,8 +412,12 @@ def check_internals() -> None:
         if name not in RTCDtlsTransport.__init__.__code__.co_names:
             raise InternalsChangedError(f"RTCDtlsTransport no longer keeps {name!r}")
     _require(RTCDtlsTransport, "_handle_rtp_data")
-    if "data_received" not in dir(Connection):
-        raise InternalsChangedError("aioice's Connection no longer has data_received")
+    if "data_received" not in dir(Connection) or "_protocols" not in Connection.__init__.__code__.co_names:
+        raise InternalsChangedError("aioice's Connection no longer has data_received/_protocols")
+    from aioice.ice import StunProtocol
+
+    if "self.receiver.data_received" not in inspect.getsource(StunProtocol.datagram_received):
+        raise InternalsChangedError("aioice's StunProtocol no longer hands data to data_received")
     source = Receiver._handle_rtp_packet.__code__.co_names
     for name in (_JITTER_BUFFER, "add"):
         if name not in source:
@@ -312,7 +425,14 @@ def check_internals() -> None:
                 f"RTCRtpReceiver._handle_rtp_packet no longer uses {name!r}: "
                 "media/hooks.py must be updated for this aiortc version"
             )
-    for name in (_RECEIVER_CODECS, _RECEIVER_RTCP_SSRC, _JITTER_BUFFER):
+    for name in ("_enabled", "_send_rtcp_nack", "_send_rtcp_pli", _RECEIVER_STREAMS,
+                 _RECEIVER_NACK, _RECEIVER_ESTIMATOR):
+        if name not in source:
+            raise InternalsChangedError(
+                f"RTCRtpReceiver._handle_rtp_packet no longer uses {name!r}: "
+                "media/hooks.py's _InlineReceiver must be updated for this aiortc version")
+    for name in (_RECEIVER_CODECS, _RECEIVER_RTCP_SSRC, _JITTER_BUFFER, _RECEIVER_STREAMS,
+                 _RECEIVER_NACK, _RECEIVER_ESTIMATOR):
         if name not in Receiver.__init__.__code__.co_names:
             raise InternalsChangedError(f"RTCRtpReceiver no longer sets {name!r}")
     if "_codecs" not in RTCPeerConnection.setRemoteDescription.__code__.co_names:

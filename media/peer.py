@@ -288,7 +288,7 @@ class Peer:
             logger.warning("%s: not forwarding %s: %s", self._info.name, transceiver.kind, exc)
             return None
         receiver = transceiver.receiver
-        hooks.tap_receiver(receiver, publication.on_rtp)
+        hooks.tap_receiver(receiver, publication.on_rtp, transceiver)
         if transceiver.kind == "video":
             hooks.clamp_remb(receiver, publication.clamp_remb)
 

@@ -59,17 +59,17 @@ def make(clock: Clock) -> tuple[PublishedTrack, ForwardingMetrics]:
 async def test_keyframe_requests_are_rate_limited() -> None:
     clock = Clock()
     track, metrics = make(clock)
-    # No keyframe yet: the first packet asks for one, the next ones wait their turn.
-    assert track.on_rtp(packet(1, DELTA)) is True
+    assert track.on_rtp(packet(1, DELTA)) is True  # a new publication asks at once
+    bind(track.subscribe("8"))  # so does a newcomer...
     clock.now += 0.1
-    assert track.on_rtp(packet(2, DELTA)) is False
+    assert track.on_rtp(packet(2, DELTA)) is False  # ...but waits its turn
     clock.now += 0.25
     assert track.on_rtp(packet(3, DELTA)) is True
     clock.now += 0.01
     assert track.on_rtp(packet(4, KEY)) is False  # keyframe arrived, nothing wanted
     clock.now += 1
     assert track.on_rtp(packet(5, DELTA)) is False
-    track.subscribe("9")  # a newcomer needs a keyframe
+    bind(track.subscribe("9"))  # a newcomer needs a keyframe
     assert track.on_rtp(packet(6, DELTA)) is True
     assert metrics.keyframe_requests == 3
 

@@ -54,6 +54,17 @@ async def test_one_publisher_three_subscribers(server: RunningServer, encoder_sp
         assert len(senders) == 6
         assert await assert_sent_without_encoding(senders, encoder_spy) > 6 * 45
         assert room.metrics.frames_out["video"] >= 3 * 45
+        # The student's packets were handled inline (routed by SSRC after the first
+        # of each), and still counted by the receivers for their receiver reports.
+        student_peer = room.peer(pub_id)
+        assert student_peer is not None
+        receivers = student_peer.pc.getReceivers()
+        routes = getattr(receivers[0].transport, "_defense_room_inline_routes")
+        assert len(routes) == 2
+        for receiver in receivers:
+            streams = getattr(receiver, "_RTCRtpReceiver__remote_streams")
+            assert set(streams) <= set(routes)
+            assert sum(s.packets_received for s in streams.values()) > 45
     finally:
         for client in [publisher, *subscribers]:
             await client.close()
