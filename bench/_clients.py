@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _control import LoopLag, stall_loop  # noqa: E402
 from _media import PacketLoopTrack, load_clips  # noqa: E402
-from aiortc.rtp import RtpPacket  # noqa: E402
 
 from aiortc import MediaStreamTrack  # noqa: E402
 from media.hooks import tap_receiver  # noqa: E402
+from media.rtp_in import ReceivedRtp  # noqa: E402
 from web_ui.client import ReceivedTrack, RoomClient  # noqa: E402
 
 READY_VIDEO_FRAMES = 10
@@ -48,7 +48,7 @@ class FrameCounter:
     payload_bytes: int = 0
     _recent: deque[int] = field(default_factory=lambda: deque(maxlen=256))
 
-    def on_packet(self, packet: RtpPacket) -> bool:
+    def on_packet(self, packet: ReceivedRtp) -> bool:
         self.payload_bytes += len(packet.payload)
         if packet.marker and packet.sequence_number not in self._recent:
             self._recent.append(packet.sequence_number)

@@ -34,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from defense_room.eventloop import new_event_loop  # noqa: E402
 from _control import add_stats_route, install_encoder_spy, latency_summary, serve  # noqa: E402
 from aiohttp import WSMsgType, web  # noqa: E402
 from aiortc import (  # noqa: E402
@@ -357,4 +358,7 @@ async def main(invites: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    # The same event loop as the product server (uvloop), so the comparison is of
+    # forwarding against re-encoding, not of two event loops.
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main(int(sys.argv[1])))

@@ -17,6 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from defense_room.eventloop import new_event_loop  # noqa: E402
 from _control import add_stats_route, install_encoder_spy, latency_summary, serve  # noqa: E402
 
 from defense_room.config import Config, TlsConfig, TlsMode  # noqa: E402
@@ -99,4 +100,6 @@ async def main(invites: int, data_dir: Path) -> None:
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
-        asyncio.run(main(int(sys.argv[1]), Path(tmp) / "data"))
+        # The product's event loop (uvloop), as `defense-room serve` runs it.
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(main(int(sys.argv[1]), Path(tmp) / "data"))

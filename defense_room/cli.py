@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .eventloop import new_event_loop
 from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from .demo import create_demo_day, format_invite_lines
 from .identity_eval import add_identity_eval
@@ -143,7 +144,7 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
 
     app.on_startup.append(prepare)
     web.run_app(app, host=listen_host, port=listen_port, ssl_context=ssl_context,
-                print=announce, access_log=None)
+                print=announce, access_log=None, loop=new_event_loop())
     return 0
 
 

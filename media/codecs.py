@@ -16,6 +16,7 @@ FORWARDED_MIME_TYPES = ("audio/opus", "video/vp8", "video/h264")
 _VP8_KEYFRAME_START_CODE = b"\x9d\x01\x2a"
 _H264_NAL_IDR = 5
 _H264_NAL_SPS = 7
+_H264_NAL_STAP_A = 24
 _H264_NAL_FU_A = 28
 
 
@@ -44,21 +45,64 @@ def starts_frame(codec: str, payload: bytes) -> bool | None:
     return None
 
 
-def starts_keyframe(codec: str, payload: bytes, data: bytes, new_timestamp: bool) -> bool:
+def starts_keyframe(codec: str, payload: bytes, new_timestamp: bool) -> bool:
     """Whether a subscriber may start receiving at this packet: it begins a keyframe.
 
-    ``payload`` still has the payload descriptor, ``data`` is depayloaded (Annex B for
-    H.264), ``new_timestamp`` says the previous packet belonged to another frame."""
+    Read from the RTP payload itself (no depayloading); ``new_timestamp`` says the
+    previous packet belonged to another frame."""
     if codec == "VP8":
-        # The first packet holds the frame header (RFC 6386 9.1): a keyframe's has the
-        # inverse key-frame bit clear and the start code at byte 3.
-        return (bool(starts_frame(codec, payload)) and len(data) >= 6 and not data[0] & 0x01
-                and data[3:6] == _VP8_KEYFRAME_START_CODE)
+        start = vp8_frame_header_offset(payload)
+        # RFC 6386 9.1: a keyframe's header has the inverse key-frame bit clear and
+        # the start code at byte 3.
+        return (start is not None and len(payload) >= start + 6 and not payload[start] & 0x01
+                and payload[start + 3:start + 6] == _VP8_KEYFRAME_START_CODE)
     if codec == "H264":
         # The first packet of an IDR access unit carries the SPS (or the IDR slice when
         # parameter sets are sent out of band).
-        return new_timestamp and bool(h264_nal_types(data) & {_H264_NAL_SPS, _H264_NAL_IDR})
+        return new_timestamp and bool(h264_packet_nal_types(payload) & {_H264_NAL_SPS, _H264_NAL_IDR})
     return True  # audio: every packet stands alone
+
+
+def vp8_frame_header_offset(payload: bytes) -> int | None:
+    """Where the VP8 frame header starts in a packet that begins a frame (S bit set,
+    partition 0), past the payload descriptor (RFC 7741 4.2); None for other packets
+    or a truncated descriptor."""
+    if not payload or not payload[0] & 0x10 or payload[0] & 0x07:
+        return None
+    pos = 1
+    if payload[0] & 0x80:  # X: extension bits follow
+        if len(payload) < 2:
+            return None
+        ext = payload[1]
+        pos = 2
+        if ext & 0x80:  # I: picture ID, 7 or 15 bits (M)
+            if len(payload) <= pos:
+                return None
+            pos += 2 if payload[pos] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            pos += 1
+        if ext & 0x30:  # T or K: TID/Y/KEYIDX
+            pos += 1
+    return pos if pos < len(payload) else None
+
+
+def h264_packet_nal_types(payload: bytes) -> set[int]:
+    """NAL unit types a packet starts (RFC 6184): a single NAL unit, each unit of a
+    STAP-A, or the unit an FU-A fragment begins (none for later fragments)."""
+    if not payload:
+        return set()
+    kind = payload[0] & 0x1F
+    if kind == _H264_NAL_STAP_A:
+        types = set()
+        pos = 1
+        while pos + 2 < len(payload):
+            size = int.from_bytes(payload[pos:pos + 2], "big")
+            types.add(payload[pos + 2] & 0x1F)
+            pos += 2 + size
+        return types
+    if kind == _H264_NAL_FU_A:
+        return {payload[1] & 0x1F} if len(payload) > 1 and payload[1] & 0x80 else set()
+    return {kind}
 
 
 def is_keyframe(codec: str, data: bytes) -> bool:

@@ -27,12 +27,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCRtpCodecParameters
+from aiortc.codecs import depayload
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtp import RtpPacket
 
 from .assembler import AudioSequencer, EncodedFrame, RtpIn, VideoFrameAssembler
 from .codecs import check_forwardable, codec_name, starts_keyframe
 from .metrics import ForwardingMetrics
+from .rtp_in import ReceivedRtp
 from .rtp_out import OutboundFormat, PacketRewriter
 
 logger = logging.getLogger(__name__)
@@ -132,9 +133,9 @@ class PublishedTrack:
 
     # -- receiving side -------------------------------------------------------------
 
-    def on_rtp(self, packet: RtpPacket) -> bool:
-        """Take one depayloaded packet, send it on to every subscriber; return True
-        to send the publisher a PLI."""
+    def on_rtp(self, packet: ReceivedRtp) -> bool:
+        """Take one packet, send it on to every subscriber; return True to send the
+        publisher a PLI."""
         now = self._clock()
         if self._closed:
             return False
@@ -147,27 +148,21 @@ class PublishedTrack:
                 for subscriber in self._subscribers:
                     subscriber.restart()
             self._ssrc = packet.ssrc
-        data: bytes = getattr(packet, "_data", b"")
-        keyframe_start = bool(packet.payload) and starts_keyframe(
-            self._codec_name, packet.payload, data, packet.timestamp != self._last_timestamp)
+        payload = packet.payload
+        keyframe_start = bool(payload) and starts_keyframe(
+            self._codec_name, payload, packet.timestamp != self._last_timestamp)
         if keyframe_start and self._kind == "video":
             self._keyframe_wanted = False  # here it comes, for everyone who asked
-        if self._subscribers and packet.payload:
+        if self._subscribers and payload:
+            arrived = packet.arrived if packet.arrived is not None else time.perf_counter()
             ntp = ntp_time(time.time())
             for subscriber in self._subscribers:
-                subscriber._forward(packet, keyframe_start, ntp, now)
+                subscriber._forward(packet, keyframe_start, ntp, now, arrived)
         self._last_timestamp = packet.timestamp
         if packet.marker or self._kind == "audio":
             self._metrics.frames_in[self._kind] += 1
         if self._sinks:
-            # Frames are rebuilt only for those who take whole frames; subscribers
-            # get packets, and report a lost frame themselves (PLI).
-            for frame in self._assembler.add(RtpIn(
-                packet.sequence_number, packet.timestamp, bool(packet.marker),
-                packet.payload, data, now,
-            )):
-                for sink in self._sinks:
-                    sink(self, frame)
+            self._assemble(packet, now)
         if self._kind != "video":
             return False
         assert isinstance(self._assembler, VideoFrameAssembler)
@@ -178,6 +173,22 @@ class PublishedTrack:
             self._metrics.keyframe_requests += 1
             return True
         return False
+
+    def _assemble(self, packet: ReceivedRtp, now: float) -> None:
+        # Frames are rebuilt only for those who take whole frames; subscribers get
+        # packets, and report a lost frame themselves (PLI).
+        data = packet.data
+        if data is None:
+            try:
+                data = depayload(self._codec, packet.payload) if packet.payload else b""
+            except ValueError:
+                return  # a malformed payload: the assembler sees a hole
+        for frame in self._assembler.add(RtpIn(
+            packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload,
+            data, now,
+        )):
+            for sink in self._sinks:
+                sink(self, frame)
 
     # -- subscribers -----------------------------------------------------------------
 
@@ -293,9 +304,10 @@ class ForwardedTrack(MediaStreamTrack):
         """The packet to send again for the subscriber's NACK of ``seq``, if kept."""
         return None if self._rewriter is None else self._rewriter.retransmission(seq)
 
-    def _forward(self, packet: RtpPacket, keyframe_start: bool, ntp: int, now: float) -> None:
+    def _forward(self, packet: ReceivedRtp, keyframe_start: bool, ntp: int, now: float,
+                 arrived: float) -> None:
         rewriter = self._rewriter
-        if rewriter is None or self.readyState != "live":
+        if rewriter is None or self._stopped.is_set():
             return
         if not rewriter.running:
             if not keyframe_start:
@@ -309,11 +321,8 @@ class ForwardedTrack(MediaStreamTrack):
                 return
             rewriter.start(packet.sequence_number, packet.timestamp, now)
             self._waiting_since = None
-        out = rewriter.write(
-            seq=packet.sequence_number, timestamp=packet.timestamp, marker=bool(packet.marker),
-            payload=packet.payload, abs_send_time=ntp >> 14,
-            audio_level=packet.extensions.audio_level, now=now,
-        )
+        out = rewriter.write(packet.sequence_number, packet.timestamp, packet.marker,
+                             packet.payload, ntp >> 14, packet.audio_level, now)
         if out is None:
             return
         assert self._write is not None
@@ -325,11 +334,15 @@ class ForwardedTrack(MediaStreamTrack):
             rewriter.stop()
             self._source.request_keyframe()
             return
-        if packet.marker or self.kind == "audio":
-            if self._report is not None:  # once per frame is plenty for sender reports
+        audio = self.kind == "audio"
+        if packet.marker or audio:
+            # Sender reports go out about once a second: a video frame's last packet,
+            # or every eighth audio packet, keeps their counts fresh enough.
+            if self._report is not None and (not audio or rewriter.packets % 8 == 1):
                 self._report(ntp, rewriter.last_timestamp, rewriter.packets, rewriter.payload_bytes)
             self._metrics.frames_out[self.kind] += 1
-            self._metrics.record_latency(self.kind, self._source._clock() - now)
+            # From the datagram's arrival (when known) to this frame's last packet sent.
+            self._metrics.record_latency(self.kind, time.perf_counter() - arrived)
 
     async def recv(self) -> Any:
         await self._stopped.wait()

@@ -33,7 +33,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import pylibsrtp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -41,13 +41,13 @@ from aiortc.rtcdtlstransport import State as DtlsState
 
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
-from aiortc.codecs import depayload, is_rtx
+from aiortc.codecs import is_rtx
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RtpPacket
 
 from .errors import InternalsChangedError
-from .rtp_in import parse_rtp
+from .rtp_in import ReceivedRtp, parse_rtp
 from .rtp_out import OutboundFormat
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,10 @@ _AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 # the next keyframe instead of receiving a stale backlog.
 SEND_BACKLOG_LIMIT = 1 << 20
 
-PacketSink = Callable[[RtpPacket], bool]
+PacketSink = Callable[[ReceivedRtp], bool]
+# An SSRC's packets on an inline connection: (plain RTP, arrival in ms since 1900,
+# perf_counter() when taken).
+InlineHandler = Callable[[bytes, int, float], None]
 _RECEIVER_STREAMS = "_RTCRtpReceiver__remote_streams"
 _RECEIVER_NACK = "_RTCRtpReceiver__nack_generator"
 _RECEIVER_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
@@ -95,6 +98,7 @@ def receive_inline(dtls: RTCDtlsTransport) -> None:
         if srtp is None or not 127 < data[0] < 192 or 192 <= data[1] <= 208:
             queue_it(data, component)
             return
+        arrived = time.perf_counter()
         setattr(dtls, _DTLS_RX_PACKETS, getattr(dtls, _DTLS_RX_PACKETS) + 1)
         setattr(dtls, _DTLS_RX_BYTES, getattr(dtls, _DTLS_RX_BYTES) + len(data))
         # The arrival time aiortc's bandwidth estimator expects: ms since 1900.
@@ -105,11 +109,11 @@ def receive_inline(dtls: RTCDtlsTransport) -> None:
             return
         handle = routes.get(int.from_bytes(plain[8:12], "big"))
         if handle is not None:
-            handle(plain, arrival_ms)
+            handle(plain, arrival_ms, arrived)
         else:
             _run_now(dtls._handle_rtp_data(plain, arrival_time_ms=arrival_ms))
 
-    routes: dict[int, Callable[[bytes, int], None]] = {}
+    routes: dict[int, InlineHandler] = {}
     setattr(dtls, _DTLS_ROUTES, routes)
     connection.data_received = data_received
     connection._inline_rtp = True
@@ -165,14 +169,14 @@ class _Tap:
     def add(self, packet: RtpPacket) -> tuple[bool, None]:
         if self._inline is not None:
             self._inline.route(packet.ssrc)
-        return self._sink(packet), None
+        return self._sink(ReceivedRtp.from_aiortc(packet)), None
 
 
 class _InlineReceiver:
     """aiortc's ``RTCRtpReceiver._handle_rtp_packet`` for a tapped receiver, as one
     plain call: the same bitrate estimate (REMB), receive statistics (receiver
-    reports), NACKs and depayloading, with the receiver's own objects. Left out is
-    what only a decoder needs (the decoder-error PLI, the jitter buffer) and the
+    reports) and NACKs, with the receiver's own objects. Left out is what only a
+    decoder needs (depayloading, the decoder-error PLI, the jitter buffer) and the
     contributing-source times of ``getSynchronizationSources``. A retransmission (RTX
     SSRC) still takes aiortc's path, which unwraps it."""
 
@@ -183,45 +187,44 @@ class _InlineReceiver:
         self._abs_send_time_id = abs_send_time_id
         self._audio_level_id = audio_level_id
         self._codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _RECEIVER_CODECS)
+        self._clock_rates: dict[int, int] = {}  # media payload types only
         self._streams: dict[int, StreamStatistics] = getattr(receiver, _RECEIVER_STREAMS)
         self._nack: NackGenerator | None = getattr(receiver, _RECEIVER_NACK)
         self._estimator: RemoteBitrateEstimator | None = getattr(receiver, _RECEIVER_ESTIMATOR)
 
     def route(self, ssrc: int) -> None:
-        routes: dict[int, Callable[[bytes, int], None]] | None = getattr(
-            self._receiver.transport, _DTLS_ROUTES, None)
+        routes: dict[int, InlineHandler] | None = getattr(self._receiver.transport, _DTLS_ROUTES, None)
         if routes is not None and ssrc not in routes:
             routes[ssrc] = self.handle
 
-    def handle(self, data: bytes, arrival_ms: int) -> None:
-        parsed = parse_rtp(data, abs_send_time_id=self._abs_send_time_id,
-                           audio_level_id=self._audio_level_id)
+    def handle(self, data: bytes, arrival_ms: int, arrived: float) -> None:
+        packet = parse_rtp(data, abs_send_time_id=self._abs_send_time_id,
+                           audio_level_id=self._audio_level_id, arrived=arrived)
         receiver = self._receiver
-        if parsed is None or not receiver._enabled:
+        if packet is None or not receiver._enabled:
             return
-        packet, padding = parsed
-        abs_send_time = packet.extensions.abs_send_time
-        if self._estimator is not None and abs_send_time is not None:
-            remb = self._estimator.add(abs_send_time=abs_send_time, arrival_time_ms=arrival_ms,
-                                       payload_size=len(packet.payload) + padding,
+        if self._estimator is not None and packet.abs_send_time is not None:
+            remb = self._estimator.add(abs_send_time=packet.abs_send_time,
+                                       arrival_time_ms=arrival_ms,
+                                       payload_size=len(packet.payload) + packet.padding,
                                        ssrc=packet.ssrc)
             rtcp_ssrc = getattr(receiver, _RECEIVER_RTCP_SSRC)
             if rtcp_ssrc is not None and remb is not None:
                 _run_now(receiver._send_rtcp(RtcpPsfbPacket(
                     fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))))
-        codec = self._codecs.get(packet.payload_type)
-        if codec is None or is_rtx(codec):
-            return
+        clock_rate = self._clock_rates.get(packet.payload_type)
+        if clock_rate is None:
+            codec = self._codecs.get(packet.payload_type)
+            if codec is None or is_rtx(codec):
+                return
+            clock_rate = self._clock_rates[packet.payload_type] = codec.clockRate
         stats = self._streams.get(packet.ssrc)
         if stats is None:
-            stats = self._streams[packet.ssrc] = StreamStatistics(codec.clockRate)
-        stats.add(packet)
-        if self._nack is not None and self._nack.add(packet):
+            stats = self._streams[packet.ssrc] = StreamStatistics(clock_rate)
+        # Both read only the sequence number and timestamp an RtpPacket would have.
+        stats.add(cast(RtpPacket, packet))
+        if self._nack is not None and self._nack.add(cast(RtpPacket, packet)):
             _run_now(receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing)))
-        try:
-            packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
-        except ValueError:
-            return
         if self._sink(packet):
             _run_now(receiver._send_rtcp_pli(packet.ssrc))
 
@@ -425,7 +428,7 @@ def check_internals() -> None:
                 f"RTCRtpReceiver._handle_rtp_packet no longer uses {name!r}: "
                 "media/hooks.py must be updated for this aiortc version"
             )
-    for name in ("_enabled", "_send_rtcp_nack", "_send_rtcp_pli", _RECEIVER_STREAMS,
+    for name in ("_enabled", "_send_rtcp_nack", "_send_rtcp_pli", "clockRate", _RECEIVER_STREAMS,
                  _RECEIVER_NACK, _RECEIVER_ESTIMATOR):
         if name not in source:
             raise InternalsChangedError(

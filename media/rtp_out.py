@@ -90,7 +90,7 @@ class HeaderWriter:
                 None if abs_at is None else base + abs_at,
                 None if level_at is None else base + level_at)
 
-    def write(self, *, marker: bool, seq: int, timestamp: int, abs_send_time: int,
+    def write(self, marker: bool, seq: int, timestamp: int, abs_send_time: int,
               audio_level: tuple[bool, int] | None, payload: bytes) -> bytes:
         """One packet: header for the subscriber, then the publisher's payload as is.
 
@@ -173,7 +173,7 @@ class PacketRewriter:
         self._highest_in = seq
         self._running = True
 
-    def write(self, *, seq: int, timestamp: int, marker: bool, payload: bytes,
+    def write(self, seq: int, timestamp: int, marker: bool, payload: bytes,
               abs_send_time: int, audio_level: tuple[bool, int] | None, now: float) -> bytes | None:
         """The subscriber's packet for the publisher's packet ``seq``, or None if it
         must not be sent (not running, or from before this run or stale)."""
@@ -197,9 +197,7 @@ class PacketRewriter:
             self._next_out = (out_seq + 1) % _SEQ_MOD
             self._last_out_ts = out_ts
             self._last_out_at = now
-        packet = self._writer.write(marker=marker, seq=out_seq, timestamp=out_ts,
-                                    abs_send_time=abs_send_time, audio_level=audio_level,
-                                    payload=payload)
+        packet = self._writer.write(marker, out_seq, out_ts, abs_send_time, audio_level, payload)
         slot = out_seq % HISTORY_SIZE
         self._history[slot] = packet
         self._history_seq[slot] = out_seq

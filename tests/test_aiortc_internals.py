@@ -6,9 +6,11 @@ from __future__ import annotations
 import aiortc
 import pytest
 from aiortc import RTCPeerConnection
+from aiortc.rtp import RtpPacket
 
 from media import hooks
 from media.errors import InternalsChangedError
+from media.rtp_in import ReceivedRtp
 
 
 def test_pinned_aiortc_version() -> None:
@@ -23,16 +25,18 @@ async def test_tap_replaces_the_receivers_jitter_buffer() -> None:
     pc = RTCPeerConnection()
     try:
         transceiver = pc.addTransceiver("video", direction="recvonly")
-        seen: list[object] = []
+        seen: list[ReceivedRtp] = []
 
-        def sink(packet: object) -> bool:
+        def sink(packet: ReceivedRtp) -> bool:
             seen.append(packet)
             return True
 
         hooks.tap_receiver(transceiver.receiver, sink)
         tap = getattr(transceiver.receiver, "_RTCRtpReceiver__jitter_buffer")
-        assert tap.add("packet") == (True, None)
-        assert seen == ["packet"]
+        packet = RtpPacket(payload_type=96, sequence_number=7, timestamp=90, ssrc=5, payload=b"x")
+        packet._data = b"x"  # type: ignore[attr-defined]  # what aiortc's depayloader sets
+        assert tap.add(packet) == (True, None)
+        assert [(p.sequence_number, p.timestamp, p.ssrc, p.data) for p in seen] == [(7, 90, 5, b"x")]
     finally:
         await pc.close()
 

@@ -8,6 +8,7 @@ from aiortc.rtp import RtpPacket
 from media.assembler import EncodedFrame
 from media.forwarder import ForwardedTrack, PublishedTrack
 from media.metrics import ForwardingMetrics
+from media.rtp_in import ReceivedRtp
 from media.rtp_out import OutboundFormat
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
@@ -23,11 +24,9 @@ class Clock:
         return self.now
 
 
-def packet(seq: int, data: bytes) -> RtpPacket:
-    p = RtpPacket(payload_type=96, marker=1, sequence_number=seq, timestamp=seq * 3000, ssrc=1234,
-                  payload=b"\x10" + data)
-    p._data = data  # type: ignore[attr-defined]  # what aiortc's depayloader sets
-    return p
+def packet(seq: int, data: bytes) -> ReceivedRtp:
+    # One-packet VP8 frames: the descriptor (S bit, partition 0), then the frame.
+    return ReceivedRtp(96, True, seq, seq * 3000, 1234, b"\x10" + data)
 
 
 class Wire:

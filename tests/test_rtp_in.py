@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiortc import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from media.rtp_in import parse_rtp
+from media.rtp_in import ReceivedRtp, parse_rtp
 
 ABS = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
@@ -29,19 +29,23 @@ def test_reads_what_aiortc_writes() -> None:
     packet.extensions.mid = "audio-0"
     packet.extensions.abs_send_time = 0x123456
     packet.extensions.audio_level = (True, 55)
-    parsed = parse_rtp(serialized(packet), abs_send_time_id=4, audio_level_id=9)
-    assert parsed is not None
-    got, padding = parsed
-    assert padding == 0
+    got = parse_rtp(serialized(packet), abs_send_time_id=4, audio_level_id=9, arrived=1.5)
+    assert got is not None
+    assert got.padding == 0 and got.arrived == 1.5 and got.data is None
     assert (got.payload_type, got.marker, got.sequence_number, got.timestamp, got.ssrc) == (
-        111, 1, 65000, 123456789, 0xCAFEBABE)
+        111, True, 65000, 123456789, 0xCAFEBABE)
     assert got.payload == b"\x01\x02\x03"
-    assert got.extensions.abs_send_time == 0x123456
-    assert got.extensions.audio_level == (True, 55)
+    assert got.abs_send_time == 0x123456
+    assert got.audio_level == (True, 55)
     # Extensions with other ids are not ours to read.
-    other, _ = parse_rtp(serialized(packet), abs_send_time_id=5, audio_level_id=None) or (None, 0)
-    assert other is not None and other.extensions.abs_send_time is None
+    other = parse_rtp(serialized(packet), abs_send_time_id=5, audio_level_id=None)
+    assert other is not None and other.abs_send_time is None and other.audio_level is None
     assert other.payload == b"\x01\x02\x03"
+    # What aiortc's own path hands the tap, read the same way.
+    packet._data = b"depayloaded"  # type: ignore[attr-defined]
+    same = ReceivedRtp.from_aiortc(packet)
+    assert (same.sequence_number, same.timestamp, same.marker, same.payload, same.audio_level,
+            same.data) == (65000, 123456789, True, b"\x01\x02\x03", (True, 55), b"depayloaded")
 
 
 def test_padding_is_removed_and_malformed_packets_refused() -> None:
@@ -50,7 +54,7 @@ def test_padding_is_removed_and_malformed_packets_refused() -> None:
     data[0] |= 0x20
     data += b"\x00\x00\x03"
     parsed = parse_rtp(bytes(data), abs_send_time_id=None, audio_level_id=None)
-    assert parsed is not None and parsed[0].payload == b"vp8" and parsed[1] == 3
+    assert parsed is not None and parsed.payload == b"vp8" and parsed.padding == 3
     assert parse_rtp(b"\x80\x60", abs_send_time_id=None, audio_level_id=None) is None  # short
     assert parse_rtp(b"\x40" + bytes(11), abs_send_time_id=None, audio_level_id=None) is None
     truncated = bytes([0x90]) + bytes(11) + b"\xbe\xde\x00\x05"  # says 5 words follow
