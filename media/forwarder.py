@@ -12,9 +12,12 @@ Keyframes: a new subscriber, or one that fell behind, waits for the start of a k
 and asks for one; so does a subscriber's PLI/FIR. Requests reach the publisher as a PLI
 at most once per ``keyframe_min_interval`` seconds.
 
-Bitrate: each subscriber's REMB is remembered for a few seconds; the lowest fresh one
-caps what the server tells the publisher, so one weak link lowers the bitrate instead
-of losing packets.
+Bitrate: the publisher's abs-send-time reaches every subscriber unchanged, so each
+subscriber's bandwidth estimate (REMB) covers the whole path from the publisher, uplink
+included. Each is remembered for a few seconds; the lowest fresh one is what the server
+tells the publisher, once a second and at once when it drops, so one weak link lowers
+the bitrate instead of losing packets. (The server does not estimate the uplink itself:
+that cost more per packet than forwarding it, and the subscribers measure it anyway.)
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ KEYFRAME_RETRY_S = 1.0
 # Seconds between 1900 (NTP) and 1970 (Unix).
 _NTP_EPOCH_OFFSET = 2_208_988_800
 
-RembSink = Callable[[int, int], Awaitable[None]]
+# Sends a REMB (bitrate, media SSRC) to the publisher now.
+RembSink = Callable[[int, int], None]
 # Receives every complete encoded frame of a publication (e.g. the recorder). Called
 # on the media path: it must return at once (queue the frame, never write it).
 FrameSink = Callable[["PublishedTrack", EncodedFrame], None]
@@ -122,8 +126,7 @@ class PublishedTrack:
         return self._closed
 
     def set_remb_sink(self, sink: RembSink) -> None:
-        """Where to send an early REMB (bitrate, media SSRC) when a subscriber's
-        estimate drops below what the publisher was last told."""
+        """Where REMBs (bitrate, media SSRC) for the publisher go."""
         self._remb_sink = sink
 
     def _new_assembler(self) -> VideoFrameAssembler | AudioSequencer:
@@ -224,26 +227,26 @@ class PublishedTrack:
         """A subscriber's receiver estimated ``bitrate``; pass a drop on at once."""
         self._remb[track] = (bitrate, self._clock())
         limit = self.bitrate_limit()
-        if (
-            limit is not None and self._remb_sink is not None and self._ssrc is not None
-            and (self._last_remb_sent is None or limit < self._last_remb_sent * 0.9)
-        ):
-            self._last_remb_sent = limit
-            await self._remb_sink(limit, self._ssrc)
+        if limit is not None and (self._last_remb_sent is None or limit < self._last_remb_sent * 0.9):
+            self._send_remb(limit)
+
+    def remb_tick(self) -> None:
+        """Tell the publisher the lowest fresh subscriber estimate (the room calls this
+        once a second, as a receiver would send its REMB)."""
+        limit = self.bitrate_limit()
+        if limit is not None:
+            self._send_remb(limit)
+
+    def _send_remb(self, bitrate: int) -> None:
+        if self._remb_sink is not None and self._ssrc is not None and not self._closed:
+            self._last_remb_sent = bitrate
+            self._remb_sink(bitrate, self._ssrc)
 
     def bitrate_limit(self) -> int | None:
         """The lowest fresh subscriber estimate, or None when there is none."""
         now = self._clock()
         fresh = [b for b, at in self._remb.values() if now - at <= REMB_FRESH_S]
         return min(fresh) if fresh else None
-
-    def clamp_remb(self, own_estimate: int) -> int:
-        """What the server's periodic REMB to the publisher should say: its own
-        estimate of the publisher's link, lowered to the weakest subscriber's."""
-        limit = self.bitrate_limit()
-        bitrate = own_estimate if limit is None else min(own_estimate, limit)
-        self._last_remb_sent = bitrate
-        return bitrate
 
     def close(self) -> None:
         """The publisher left: end every subscriber's track."""
@@ -321,8 +324,10 @@ class ForwardedTrack(MediaStreamTrack):
                 return
             rewriter.start(packet.sequence_number, packet.timestamp, now)
             self._waiting_since = None
+        # The publisher's own send time, so the subscriber's estimate spans the uplink.
+        sent_at = packet.abs_send_time if packet.abs_send_time is not None else ntp >> 14
         out = rewriter.write(packet.sequence_number, packet.timestamp, packet.marker,
-                             packet.payload, ntp >> 14, packet.audio_level, now)
+                             packet.payload, sent_at, packet.audio_level, now)
         if out is None:
             return
         assert self._write is not None

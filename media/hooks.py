@@ -22,7 +22,8 @@ aiortc upgrade that renames anything fails loudly instead of silently decoding.
   sender reports are fed the forwarder's counts, a NACK is answered from the
   forwarder's history, and a PLI/FIR (which would set a "force keyframe" flag meaning
   nothing for packets we did not encode) is redirected to the forwarder. REMB feedback
-  from the subscriber is reported to the forwarder too.
+  from the subscriber is reported to the forwarder too, which passes the lowest on to
+  the publisher instead of the receiver's own estimate.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
 from aiortc.codecs import is_rtx
-from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RtpPacket
 
@@ -174,8 +174,8 @@ class _Tap:
 
 class _InlineReceiver:
     """aiortc's ``RTCRtpReceiver._handle_rtp_packet`` for a tapped receiver, as one
-    plain call: the same bitrate estimate (REMB), receive statistics (receiver
-    reports) and NACKs, with the receiver's own objects. Left out is what only a
+    plain call: the same receive statistics (receiver reports), NACKs and, unless
+    relayed instead, bitrate estimate (REMB), with the receiver's own objects. Left out is what only a
     decoder needs (depayloading, the decoder-error PLI, the jitter buffer) and the
     contributing-source times of ``getSynchronizationSources``. A retransmission (RTX
     SSRC) still takes aiortc's path, which unwraps it."""
@@ -190,7 +190,6 @@ class _InlineReceiver:
         self._clock_rates: dict[int, int] = {}  # media payload types only
         self._streams: dict[int, StreamStatistics] = getattr(receiver, _RECEIVER_STREAMS)
         self._nack: NackGenerator | None = getattr(receiver, _RECEIVER_NACK)
-        self._estimator: RemoteBitrateEstimator | None = getattr(receiver, _RECEIVER_ESTIMATOR)
 
     def route(self, ssrc: int) -> None:
         routes: dict[int, InlineHandler] | None = getattr(self._receiver.transport, _DTLS_ROUTES, None)
@@ -203,11 +202,12 @@ class _InlineReceiver:
         receiver = self._receiver
         if packet is None or not receiver._enabled:
             return
-        if self._estimator is not None and packet.abs_send_time is not None:
-            remb = self._estimator.add(abs_send_time=packet.abs_send_time,
-                                       arrival_time_ms=arrival_ms,
-                                       payload_size=len(packet.payload) + packet.padding,
-                                       ssrc=packet.ssrc)
+        estimator = getattr(receiver, _RECEIVER_ESTIMATOR)
+        if estimator is not None and packet.abs_send_time is not None:
+            # Only when the receiver still estimates itself (see relay_bandwidth_estimates).
+            remb = estimator.add(abs_send_time=packet.abs_send_time, arrival_time_ms=arrival_ms,
+                                 payload_size=len(packet.payload) + packet.padding,
+                                 ssrc=packet.ssrc)
             rtcp_ssrc = getattr(receiver, _RECEIVER_RTCP_SSRC)
             if rtcp_ssrc is not None and remb is not None:
                 _run_now(receiver._send_rtcp(RtcpPsfbPacket(
@@ -323,30 +323,7 @@ def answer_nacks(sender: RTCRtpSender, retransmission: Callable[[int], bytes | N
     sender._retransmit = retransmit  # type: ignore[method-assign]
 
 
-def clamp_remb(receiver: RTCRtpReceiver, clamp: Callable[[int], int]) -> None:
-    """Pass the receiver's own REMB to the publisher through ``clamp``, so the weakest
-    subscriber's estimate wins."""
-    original = receiver._send_rtcp
-
-    async def send_rtcp(packet: Any) -> None:
-        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            try:
-                bitrate, ssrcs = unpack_remb_fci(packet.fci)
-            except ValueError:
-                pass
-            else:
-                clamped = clamp(bitrate)
-                if clamped != bitrate:
-                    packet = RtcpPsfbPacket(
-                        fmt=RTCP_PSFB_APP, ssrc=packet.ssrc, media_ssrc=0,
-                        fci=pack_remb_fci(clamped, ssrcs),
-                    )
-        await original(packet)
-
-    receiver._send_rtcp = send_rtcp  # type: ignore[method-assign]
-
-
-async def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrc: int) -> None:
+def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrc: int) -> None:
     """Send a REMB for ``media_ssrc`` to the publisher now."""
     rtcp_ssrc = getattr(receiver, _RECEIVER_RTCP_SSRC)
     if rtcp_ssrc is None:
@@ -354,7 +331,16 @@ async def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrc: int) -> 
     packet = RtcpPsfbPacket(
         fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, [media_ssrc])
     )
-    await receiver._send_rtcp(packet)
+    _run_now(receiver._send_rtcp(packet))
+
+
+def relay_bandwidth_estimates(receiver: RTCRtpReceiver) -> None:
+    """Stop the receiver estimating the publisher's bandwidth itself (and sending its
+    own REMB): the publisher's abs-send-time reaches the subscribers unchanged, so
+    their estimates cover the whole path, and the forwarder passes the lowest one on
+    (``send_remb``)."""
+    _require(receiver, _RECEIVER_ESTIMATOR)
+    setattr(receiver, _RECEIVER_ESTIMATOR, None)
 
 
 def tap_sender(

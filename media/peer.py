@@ -16,6 +16,7 @@ each answered before the next.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -290,12 +291,8 @@ class Peer:
         receiver = transceiver.receiver
         hooks.tap_receiver(receiver, publication.on_rtp, transceiver)
         if transceiver.kind == "video":
-            hooks.clamp_remb(receiver, publication.clamp_remb)
-
-            async def remb(bitrate: int, ssrc: int) -> None:
-                await hooks.send_remb(receiver, bitrate, ssrc)
-
-            publication.set_remb_sink(remb)
+            hooks.relay_bandwidth_estimates(receiver)
+            publication.set_remb_sink(functools.partial(hooks.send_remb, receiver))
         logger.info("%s publishes %s as %s", self._info.name, transceiver.kind, codec.mimeType)
         return publication
 

@@ -11,7 +11,8 @@ connection is ``connected`` (aiortc's ICE consent checks turn a vanished phone
 into ``failed`` within about 30 s) and, once they have sent media, while it
 still flows (no packet on any of their tracks for ``media_stall_s`` means gone:
 a frozen phone whose ICE still answers); not while their WebSocket is open. A
-one-second watchdog, running while the room has peers, notices stalls. A
+one-second watchdog, running while the room has peers, notices stalls (and passes
+the subscribers' lowest bandwidth estimate on to each publisher). A
 ``RoomObserver`` hears presence changes and publications come and go, each
 exactly once per change.
 """
@@ -173,6 +174,9 @@ class Room:
 
     def _watch(self) -> None:
         self._watchdog = None
+        for publications in self._publications.values():
+            for publication in publications:
+                publication.remb_tick()
         self._update_presence()  # re-arms while the room has peers
 
     def _update_presence(self) -> None:

@@ -154,10 +154,11 @@ async def test_lowest_fresh_remb_wins_and_drops_are_sent_at_once() -> None:
     track, _ = make(clock)
     sent: list[tuple[int, int]] = []
 
-    async def sink(bitrate: int, ssrc: int) -> None:
+    def sink(bitrate: int, ssrc: int) -> None:
         sent.append((bitrate, ssrc))
 
     track.set_remb_sink(sink)
+    track.remb_tick()  # no estimate yet: nothing to tell
     track.on_rtp(packet(1, KEY))
     strong, weak = track.subscribe("a"), track.subscribe("b")
     assert track.bitrate_limit() is None
@@ -165,13 +166,19 @@ async def test_lowest_fresh_remb_wins_and_drops_are_sent_at_once() -> None:
     await weak.on_remb(300_000)
     assert track.bitrate_limit() == 300_000
     assert sent == [(2_000_000, 1234), (300_000, 1234)]
+    await strong.on_remb(2_500_000)  # a rise waits for the next tick
+    track.remb_tick()
+    assert sent[-1] == (300_000, 1234) and len(sent) == 3
     clock.now += 6  # the weak estimate goes stale; a fresh strong one remains
     await strong.on_remb(1_500_000)
     assert track.bitrate_limit() == 1_500_000
-    assert track.clamp_remb(5_000_000) == 1_500_000  # the server's own REMB is capped
-    assert track.clamp_remb(800_000) == 800_000
+    track.remb_tick()
+    assert sent[-1] == (1_500_000, 1234)
     weak.stop()  # a subscriber that leaves no longer counts
     assert track.subscriber_count == 1
+    clock.now += 6
+    track.remb_tick()  # every estimate stale: the publisher is told nothing
+    assert len(sent) == 4
 
 
 async def test_a_subscriber_still_waiting_for_a_keyframe_asks_again() -> None:

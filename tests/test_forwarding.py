@@ -7,10 +7,10 @@ import struct
 from typing import Any
 
 import pytest
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
 from media import hooks
-from media.forwarder import ForwardedTrack
-
+from media.forwarder import ForwardedTrack, PublishedTrack
 from media.testing import FrameNumberTrack, ToneTrack
 from storage.invites import Role
 from web_ui.client import RoomClient
@@ -201,25 +201,45 @@ async def test_h264_publisher_is_forwarded_as_h264(server: RunningServer, encode
         await subscriber.close()
 
 
-async def test_subscriber_bandwidth_estimates_reach_the_publisher(server: RunningServer) -> None:
+async def test_subscriber_bandwidth_estimates_reach_the_publisher(
+        server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The publisher hears the lowest of its subscribers' estimates, nothing else: the
+    server does not estimate the uplink itself; the publisher's abs-send-time reaches
+    the subscribers unchanged, so theirs cover it."""
+    reported: list[int] = []
+    real_report = PublishedTrack.report_remb
+
+    async def recording(self: PublishedTrack, track: ForwardedTrack, bitrate: int) -> None:
+        reported.append(bitrate)
+        await real_report(self, track, bitrate)
+
+    monkeypatch.setattr(PublishedTrack, "report_remb", recording)
     student = await server.invite(Role.STUDENT, "Студент")
     members = [await server.invite(Role.MEMBER, f"Член {i}") for i in range(2)]
     publisher = RoomClient(server.base_url, student.token, tracks=[FrameNumberTrack()])
     subscribers = [RoomClient(server.base_url, m.token) for m in members]
+    heard: list[int] = []
     try:
         for client in (publisher, *subscribers):
             await client.connect()
             await client.start_media()
+        sender = next(s for s in publisher.pc.getSenders() if s.kind == "video")
+        real_handle = sender._handle_rtcp_packet
+
+        async def handle(packet: Any) -> None:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                heard.append(unpack_remb_fci(packet.fci)[0])
+            await real_handle(packet)
+
+        sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+        await wait_until(lambda: len(heard) >= 3, 15, "REMBs at the publisher")
+        assert reported and set(heard) <= set(reported), (heard, reported)
         room = server.rooms.get(str(server.day_id))
         assert room is not None
-        peer = room.peer(subscribers[0].participant_id)
-        assert peer is not None
-        await wait_until(lambda: len(peer.subscriptions()) == 1, 10, "the forwarded video")
-        publication = next(iter(peer.subscriptions().values()))
-        # aiortc subscribers send REMB (abs-send-time is negotiated); the forwarder
-        # keeps the lowest fresh one as the cap for the publisher.
-        await wait_until(lambda: publication.bitrate_limit() is not None, 15,
-                         "a REMB estimate from a subscriber")
+        student_peer = room.peer(publisher.participant_id)
+        assert student_peer is not None
+        for receiver in student_peer.pc.getReceivers():
+            assert getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator") is None
     finally:
         for client in (publisher, *subscribers):
             await client.close()
