@@ -171,12 +171,13 @@ IDLE_LEAVES = {"EpollSelector.select", "select", "wait", "_worker", "get", "Cond
 
 
 PROFILE_FOCUS = (
-    "RTCDtlsTransport._handle_rtp_data (rtcdtlstransport.py)",  # receive: SRTP + RTP parse + ...
+    "data_received (hooks.py)",  # the forwarder's receive: SRTP, read, statistics, forward
+    "_InlineReceiver.handle (hooks.py)",  # ... RTP read, statistics, NACK, then on_rtp
+    "PublishedTrack.on_rtp (forwarder.py)",  # keyframe start, fan-out, frames for sinks
+    "ForwardedTrack._forward (forwarder.py)",  # rewrite, SRTP, sendto per subscriber
+    "RTCDtlsTransport._handle_rtp_data (rtcdtlstransport.py)",  # aiortc's receive path
     "RTCRtpReceiver._handle_rtp_packet (rtcrtpreceiver.py)",  # ... REMB, NACK, stats, depayload
-    "PublishedTrack.on_rtp (forwarder.py)",  # tap -> assembler -> fan-out
-    "RTCRtpSender._run_rtp (rtcrtpsender.py)",  # send: packetize, serialize, SRTP, sendto
-    "_SelectorDatagramTransport.sendto (selector_events.py)",  # the syscall
-    "ForwardedTrack.recv (forwarder.py)",
+    "RTCRtpSender._run_rtp (rtcrtpsender.py)",  # aiortc's send: packetize, serialize, SRTP
     "RTCRtpSender._run_rtcp (rtcrtpsender.py)",
     "RTCRtpReceiver._run_rtcp (rtcrtpreceiver.py)",
     "RTCRtpSender._handle_rtcp_packet (rtcrtpsender.py)",
@@ -442,9 +443,10 @@ MEASUREMENT_NOTES = """\
 How each number is measured:
   CPU%        server process utime+stime (/proc/<pid>/stat, all threads) over the window, % of one core
   CPU%/str    CPU% / forwarded video streams (K for 1->K, N*(N-1) for a room; audio rides along)
-  p50/p95     time a frame spends in the server. forwarder: room.metrics (receiver tap sees the
-              packet completing the frame -> the sender asks for the next frame, i.e. has sent
-              it). mediarelay: the same instants, via wrappers around aiortc's jitter buffer
+  p50/p95     time a frame spends in the server. forwarder: room.metrics (the datagram carrying
+              the frame's last packet is taken from the socket -> that packet, rewritten, has
+              been sent to the subscriber). mediarelay: from the arrival of the last packet
+              of the frame, via wrappers around aiortc's jitter buffer
               (last packet of the RTP timestamp), TimestampMapper (-> decoded pts) and each
               subscriber's relayed track (sender asks for the next frame); includes aiortc's
               jitter-buffer hold, decode, MediaRelay queue and encode
@@ -457,7 +459,8 @@ How each number is measured:
               /proc/stat minus both processes, so a few % either side of 0 means idle)
   encodes     aiortc encoder encode() calls in the server process during the window
   skip/drop   forwarder only, during the window: VideoFrameAssembler skips (incomplete frame
-              given up, then nothing until a keyframe) / frames ForwardedTrack dropped"""
+              given up, then nothing until a keyframe; only while a frame consumer is
+              attached) / subscriber restarts after a send was refused (socket backed up)"""
 
 
 async def main() -> None:
