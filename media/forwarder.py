@@ -26,7 +26,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCRtpCodecParameters
@@ -283,10 +283,6 @@ class ForwardedTrack(MediaStreamTrack):
     @property
     def subscriber_id(self) -> str:
         return self._subscriber_id
-
-    @property
-    def bound(self) -> bool:
-        return self._rewriter is not None
 
     def bind(self, fmt: OutboundFormat, write: PacketWriter, report: SentReport | None = None) -> None:
         """Start sending in the subscriber's negotiated format (from the next keyframe)."""

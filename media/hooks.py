@@ -37,14 +37,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
 import pylibsrtp
+from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
-
-from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
-from aiortc.codecs import is_rtx
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 
 from .errors import InternalsChangedError
 from .rtp_in import ReceivedRtp, parse_rtp
@@ -77,6 +75,7 @@ _RECEIVER_NACK = "_RTCRtpReceiver__nack_generator"
 _RECEIVER_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 # Our own attribute on a DTLS transport: SSRC -> inline handler of its receiver.
 _DTLS_ROUTES = "_defense_room_inline_routes"
+_MAX_ROUTES = 64
 _DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
 _DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
 _NTP_EPOCH_OFFSET_MS = 2_208_988_800_000
@@ -94,8 +93,9 @@ def receive_inline(dtls: RTCDtlsTransport) -> None:
 
     def data_received(data: bytes, component: int) -> None:
         srtp = dtls._rx_srtp
-        # RTP and RTCP start with 128..191; RTCP packet types are 192..208.
-        if srtp is None or not 127 < data[0] < 192 or 192 <= data[1] <= 208:
+        # RTP and RTCP start with 128..191; RTCP packet types are 192..208. Anything
+        # shorter than an RTP header is left to aiortc, which drops it.
+        if srtp is None or len(data) < 12 or not 127 < data[0] < 192 or 192 <= data[1] <= 208:
             queue_it(data, component)
             return
         arrived = time.perf_counter()
@@ -145,7 +145,7 @@ def _run_now(coro: Coroutine[Any, Any, None], _: object = None) -> None:
     except StopIteration:
         return
     except Exception:
-        logger.exception("handling an RTP packet failed")
+        logger.exception("handling an RTP packet (or its RTCP answer) failed")
         return
     if awaited is None:  # a bare yield (sleep(0)): continue on the next loop pass
         asyncio.get_running_loop().call_soon(_run_now, coro)
@@ -175,10 +175,10 @@ class _Tap:
 class _InlineReceiver:
     """aiortc's ``RTCRtpReceiver._handle_rtp_packet`` for a tapped receiver, as one
     plain call: the same receive statistics (receiver reports), NACKs and, unless
-    relayed instead, bitrate estimate (REMB), with the receiver's own objects. Left out is what only a
-    decoder needs (depayloading, the decoder-error PLI, the jitter buffer) and the
-    contributing-source times of ``getSynchronizationSources``. A retransmission (RTX
-    SSRC) still takes aiortc's path, which unwraps it."""
+    relayed instead, bitrate estimate (REMB), with the receiver's own objects. Left
+    out is what only a decoder needs (depayloading, the decoder-error PLI, the jitter
+    buffer) and the contributing-source times of ``getSynchronizationSources``. A
+    retransmission (RTX SSRC) still takes aiortc's path, which unwraps it."""
 
     def __init__(self, receiver: RTCRtpReceiver, sink: PacketSink,
                  abs_send_time_id: int | None, audio_level_id: int | None) -> None:
@@ -194,6 +194,8 @@ class _InlineReceiver:
     def route(self, ssrc: int) -> None:
         routes: dict[int, InlineHandler] | None = getattr(self._receiver.transport, _DTLS_ROUTES, None)
         if routes is not None and ssrc not in routes:
+            if len(routes) >= _MAX_ROUTES:
+                routes.clear()  # a peer cycling SSRCs: start over rather than grow
             routes[ssrc] = self.handle
 
     def handle(self, data: bytes, arrival_ms: int, arrived: float) -> None:
