@@ -67,7 +67,7 @@ def vp8_frame_header_offset(payload: bytes) -> int | None:
     """Where the VP8 frame header starts in a packet that begins a frame (S bit set,
     partition 0), past the payload descriptor (RFC 7741 4.2); None for other packets
     or a truncated descriptor."""
-    if not payload or not payload[0] & 0x10 or payload[0] & 0x07:
+    if not starts_frame("VP8", payload):
         return None
     pos = 1
     if payload[0] & 0x80:  # X: extension bits follow

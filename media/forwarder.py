@@ -37,7 +37,7 @@ from .assembler import AudioSequencer, EncodedFrame, RtpIn, VideoFrameAssembler
 from .codecs import check_forwardable, codec_name, starts_keyframe
 from .metrics import ForwardingMetrics
 from .rtp_in import ReceivedRtp
-from .rtp_out import OutboundFormat, PacketRewriter
+from .rtp_out import OutboundFormat, PacketRewriter, ntp_time
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ REMB_FRESH_S = 5.0
 # A PLI travels over UDP and a publisher may coalesce or ignore one: a subscriber
 # still waiting for a keyframe after this long asks again.
 KEYFRAME_RETRY_S = 1.0
-# Seconds between 1900 (NTP) and 1970 (Unix).
-_NTP_EPOCH_OFFSET = 2_208_988_800
 
 # Sends a REMB (bitrate, media SSRC) to the publisher now.
 RembSink = Callable[[int, int], None]
@@ -57,11 +55,6 @@ FrameSink = Callable[["PublishedTrack", EncodedFrame], None]
 PacketWriter = Callable[[bytes], bool]
 # Told after each packet sent: NTP time (32.32), RTP timestamp, packets, payload octets.
 SentReport = Callable[[int, int, int, int], None]
-
-
-def ntp_time(unix_time: float) -> int:
-    """64-bit NTP timestamp (32.32 fixed point) of a Unix time."""
-    return int((unix_time + _NTP_EPOCH_OFFSET) * (1 << 32))
 
 
 class PublishedTrack:

@@ -46,7 +46,7 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, 
 
 from .errors import InternalsChangedError
 from .rtp_in import ReceivedRtp, parse_rtp
-from .rtp_out import OutboundFormat
+from .rtp_out import NTP_EPOCH_OFFSET, OutboundFormat
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,6 @@ _DTLS_ROUTES = "_defense_room_inline_routes"
 _MAX_ROUTES = 64
 _DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
 _DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
-_NTP_EPOCH_OFFSET_MS = 2_208_988_800_000
 
 
 def receive_inline(dtls: RTCDtlsTransport) -> None:
@@ -102,7 +101,7 @@ def receive_inline(dtls: RTCDtlsTransport) -> None:
         setattr(dtls, _DTLS_RX_PACKETS, getattr(dtls, _DTLS_RX_PACKETS) + 1)
         setattr(dtls, _DTLS_RX_BYTES, getattr(dtls, _DTLS_RX_BYTES) + len(data))
         # The arrival time aiortc's bandwidth estimator expects: ms since 1900.
-        arrival_ms = int(time.time() * 1000) + _NTP_EPOCH_OFFSET_MS
+        arrival_ms = int((time.time() + NTP_EPOCH_OFFSET) * 1000)
         try:
             plain = srtp.unprotect(data)
         except pylibsrtp.Error:

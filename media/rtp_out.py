@@ -24,6 +24,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from .assembler import seq_delta
+
 _SEQ_MOD = 1 << 16
 _TS_MOD = 1 << 32
 HISTORY_SIZE = 512
@@ -36,12 +38,13 @@ _STALE = 3000
 
 _HEADER = struct.Struct("!BBHII")
 _ONE_BYTE_PROFILE = 0xBEDE
+# Seconds between 1900 (NTP) and 1970 (Unix).
+NTP_EPOCH_OFFSET = 2_208_988_800
 
 
-def seq_delta(a: int, b: int) -> int:
-    """Signed distance from sequence number ``b`` to ``a`` (wraps at 2**16)."""
-    d = (a - b) % _SEQ_MOD
-    return d - _SEQ_MOD if d >= _SEQ_MOD // 2 else d
+def ntp_time(unix_time: float) -> int:
+    """64-bit NTP timestamp (32.32 fixed point) of a Unix time."""
+    return int((unix_time + NTP_EPOCH_OFFSET) * (1 << 32))
 
 
 @dataclass(frozen=True, slots=True)

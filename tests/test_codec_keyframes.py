@@ -6,6 +6,7 @@ import fractions
 
 import av
 import numpy as np
+import pytest
 from aiortc.codecs import depayload, get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
@@ -34,26 +35,18 @@ def packets_per_frame(codec: RTCRtpCodecParameters, forced: set[int]) -> list[li
     return [encoder.encode(frame, i in forced)[0] for i, frame in enumerate(frames(8))]
 
 
-def test_vp8_keyframe_starts_match_the_depayloaded_frames() -> None:
-    sent = packets_per_frame(VP8, forced={0, 5})
-    for number, payloads in enumerate(sent):
-        whole = b"".join(depayload(VP8, p) for p in payloads)
-        keyframe = is_keyframe("VP8", whole)
+@pytest.mark.parametrize("codec", [VP8, H264], ids=["VP8", "H264"])
+def test_keyframe_starts_match_the_depayloaded_frames(codec: RTCRtpCodecParameters) -> None:
+    name = codec.mimeType.split("/")[1].upper()
+    for number, payloads in enumerate(packets_per_frame(codec, forced={0, 5})):
+        whole = b"".join(depayload(codec, p) for p in payloads)
+        keyframe = is_keyframe(name, whole)
         assert keyframe == (number in {0, 5})
-        starts = [starts_keyframe("VP8", p, new_timestamp=i == 0) for i, p in enumerate(payloads)]
+        starts = [starts_keyframe(name, p, new_timestamp=i == 0) for i, p in enumerate(payloads)]
         assert starts == [keyframe] + [False] * (len(payloads) - 1), number
-        assert vp8_frame_header_offset(payloads[0]) is not None
-        assert all(vp8_frame_header_offset(p) is None for p in payloads[1:])
-
-
-def test_h264_keyframe_starts_match_the_depayloaded_frames() -> None:
-    sent = packets_per_frame(H264, forced={0, 5})
-    for number, payloads in enumerate(sent):
-        whole = b"".join(depayload(H264, p) for p in payloads)
-        keyframe = is_keyframe("H264", whole)
-        assert keyframe == (number in {0, 5})
-        starts = [starts_keyframe("H264", p, new_timestamp=i == 0) for i, p in enumerate(payloads)]
-        assert starts == [keyframe] + [False] * (len(payloads) - 1), number
+        if name == "VP8":
+            assert vp8_frame_header_offset(payloads[0]) is not None
+            assert all(vp8_frame_header_offset(p) is None for p in payloads[1:])
 
 
 def test_truncated_or_foreign_payloads_are_not_keyframe_starts() -> None:
