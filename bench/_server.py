@@ -17,10 +17,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from defense_room.eventloop import new_event_loop  # noqa: E402
 from _control import add_stats_route, install_encoder_spy, latency_summary, serve  # noqa: E402
 
-from defense_room.config import Config, TlsConfig, TlsMode  # noqa: E402
+from defense_room.eventloop import new_event_loop  # noqa: E402
+from server.config import Config, TlsConfig, TlsMode  # noqa: E402
 from storage.invites import Role  # noqa: E402
 from web_ui.app import create_app  # noqa: E402
 from web_ui.keys import INVITES, ROOMS  # noqa: E402

@@ -133,9 +133,8 @@ async def serve(data_dir: Path) -> None:
     from _control import add_stats_route, latency_summary
     from _control import serve as run
 
-    from defense_room.config import Config, TlsConfig, TlsMode
-    from defense_room.dayfile import CommissionSpec, DaySpec, StudentSpec
-    from storage.roster import RosterStore
+    from server.config import Config, TlsConfig, TlsMode
+    from storage.roster import CommissionSpec, DaySpec, RosterStore, StudentSpec
     from web_ui.app import create_app
     from web_ui.keys import DATABASE, ROOMS
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .eventloop import new_event_loop
-from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from server.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+
 from .demo import create_demo_day, format_invite_lines
+from .eventloop import new_event_loop
 from .identity_eval import add_identity_eval
 from .retention_cli import add_parser as add_retention_parser
 from .retention_cli import run_retention

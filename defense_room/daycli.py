@@ -11,16 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+from server.config import Config, TlsMode
+from server.dayfile import DayFileError, load_day_file
+from server.invite_policy import extend_office
+from server.readiness import format_table, readiness_report
 from storage.db import Database
 from storage.errors import NotFoundError
 from storage.invites import InviteStore, expires_at_for_day
 from storage.roster import RosterStore
 
-from .config import Config, TlsMode
-from .dayfile import DayFileError, load_day_file
 from .demo import format_invite_lines
-from .invite_policy import extend_office
-from .readiness import format_table, readiness_report
 from .tls import detect_lan_address
 
 

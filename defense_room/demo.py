@@ -14,9 +14,13 @@ from collections.abc import Iterable
 from orchestrator.documents import ALWAYS_REQUIRED
 from storage.db import Database
 from storage.invites import InviteStore, IssuedInvite, Role, expires_at_for_day
-from storage.roster import RosterStore
-
-from .dayfile import CommissionSpec, DaySpec, DocumentSpec, StudentSpec
+from storage.roster import (
+    CommissionSpec,
+    DaySpec,
+    DocumentSpec,
+    RosterStore,
+    StudentSpec,
+)
 
 DEMO_TITLE = "Demo defense day — Applied Informatics, group 42"
 

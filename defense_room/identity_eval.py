@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from identity.settings import IdentitySettings
-
-from .config import DEFAULT_CONFIG_PATH, Config
+from server.config import DEFAULT_CONFIG_PATH, Config
 
 SUFFIXES = {".jpg", ".jpeg", ".png"}
 GRID = [round(0.30 + 0.01 * i, 2) for i in range(51)]  # 0.30 .. 0.80

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 from recordings.retention import Deletion, Retention
+from server.config import DEFAULT_CONFIG_PATH, Config
 from storage.db import Database
-
-from .config import DEFAULT_CONFIG_PATH, Config
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

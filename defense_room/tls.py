@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .config import Config, ConfigError, TlsMode
+from server.config import Config, ConfigError, TlsMode
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .signing import SigningError, load_jwk, verify
+from protocols.signing import SigningError, load_jwk, verify
 
 
 def check_package(path: Path) -> list[str]:

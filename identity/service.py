@@ -64,10 +64,12 @@ def thresholds(settings: IdentitySettings) -> dict[str, float]:
 class IdentityChecks:
     """Owns the worker pool, the running checks and the stored results."""
 
-    def __init__(self, settings: IdentitySettings, recordings_dir: Path, *,
+    def __init__(self, settings: IdentitySettings, day_folder: Callable[[int], Path], *,
                  clock: Callable[[], float] = time.time) -> None:
+        """`day_folder` gives a day's recordings folder: checks are kept (and deleted)
+        with the day's recordings."""
         self._settings = settings
-        self._store = CheckStore(recordings_dir)
+        self._store = CheckStore(day_folder)
         self._clock = clock
         self._pool: ProcessPoolExecutor | None = None
         self._running: dict[int, str] = {}

@@ -1,6 +1,6 @@
 """Stored checks: the frame, the two crops and a record, with the day's recordings.
 
-Each check is a folder ``<recordings>/day-<id>/identity/<check id>/`` holding
+Each check is a folder ``<day folder>/identity/<check id>/`` holding
 ``frame.jpg``, ``live.jpg`` and ``document.jpg`` (those found) and ``check.json``
 (the verdict and measures; never a face encoding). Living under the day's
 recordings folder, they are kept and deleted with the recordings (retention), and
@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,14 @@ RECORD = "check.json"
 
 
 class CheckStore:
-    """Reads and writes stored checks under one recordings folder."""
+    """Reads and writes stored checks in each day's recordings folder."""
 
-    def __init__(self, recordings_dir: Path) -> None:
-        self._root = recordings_dir
+    def __init__(self, day_folder: Callable[[int], Path]) -> None:
+        """`day_folder` gives a day's recordings folder (`recordings.plan.day_folder`)."""
+        self._day_folder = day_folder
 
     def folder(self, day_id: int) -> Path:
-        return self._root / f"day-{day_id}" / "identity"
+        return self._day_folder(day_id) / "identity"
 
     def save(self, day_id: int, record: dict[str, Any], images: dict[str, bytes]) -> Path:
         """Write one check (record["id"] names it) and return its folder."""

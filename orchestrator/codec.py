@@ -19,7 +19,7 @@ from typing import Any
 
 from . import events as ev
 from .appeal_session import AppealSnapshot
-from .model import Snapshot
+from .model import Settings, Snapshot
 
 
 class EventCodecError(ValueError):
@@ -74,6 +74,26 @@ def event_from_json(data: object) -> ev.Event:
         )
     values = {n: _decode(data[n], hints[n], f"{name}.{n}") for n in names if n in data}
     return cls(**values)
+
+
+_SETTINGS_HINTS: dict[str, Any] = typing.get_type_hints(Settings)
+
+
+def settings_to_json(settings: Settings) -> dict[str, Any]:
+    """The procedure settings as journaled when a day's procedure begins."""
+    return {f.name: _encode(getattr(settings, f.name), f"Settings.{f.name}")
+            for f in dataclasses.fields(Settings)}
+
+
+def settings_from_json(data: object) -> Settings:
+    """Settings journaled by `settings_to_json`; a field added later takes its default."""
+    if not isinstance(data, dict):
+        raise EventCodecError(f"settings must be a JSON object, got {type(data).__name__}")
+    extra = sorted(k for k in data if k not in _SETTINGS_HINTS)
+    if extra:
+        raise EventCodecError(f"unknown settings {extra}")
+    return Settings(**{n: _decode(v, _SETTINGS_HINTS[n], f"Settings.{n}")
+                       for n, v in data.items()})
 
 
 def _encode(value: object, where: str) -> Any:

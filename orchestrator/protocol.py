@@ -26,29 +26,22 @@ from typing import Any
 from . import events as ev
 from .effects import Effect
 from .effects import Overtime as OvertimeEffect
-from .errors import OrchestratorError
 from .model import (
-    COMMISSION_ROLES, VOTING_ROLES, DefenseDay, Grade, Phase, Role, Settings, Snapshot,
+    COMMISSION_ROLES,
+    VOTING_ROLES,
+    DefenseDay,
+    Grade,
+    Phase,
+    Role,
+    Settings,
+    Snapshot,
     StudentStatus,
 )
+from .replay import Entry, Step, replay
 from .session import DefenseSession
 
 #: The form of the sitting the protocol states (rule V5, clause 7.14).
 FORM_OF_SITTING = "в форме видеоконференции с применением дистанционных образовательных технологий"
-
-
-class ProtocolReplayError(OrchestratorError):
-    """A journaled step is refused on replay: the journal does not match the rules."""
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """Deadlines fired at `now` (the runner's "procedure_deadline" journal entry)."""
-
-    now: float
-
-
-Step = ev.Event | Tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,27 +231,19 @@ def content_hash(protocol: Protocol) -> str:
     return hashlib.sha256(canonical_json(protocol).encode("utf-8")).hexdigest()
 
 
-def build_protocol(day: DefenseDay, settings: Settings, steps: Iterable[Step],
+def build_protocol(day: DefenseDay, settings: Settings, source: Iterable[Entry | Step],
                    sitting: SittingInfo, students: Mapping[str, StudentInfo],
                    recordings: Iterable[RecordingFile] = ()) -> DayProtocol:
-    """Replay `steps` and describe the day; `ProtocolReplayError` if one is refused."""
+    """Replay `source` (the day's journal entries, or bare steps) and describe the day;
+    `orchestrator.replay.ReplayError` if a step is unreadable or refused."""
     observer = _Observer(day, sitting, tuple(recordings))
     session = DefenseSession(day, settings)
-    for index, step in enumerate(steps):
-        before, announced = session.snapshot(), session.results is not None
-        try:
-            if isinstance(step, Tick):
-                session.handle_deadline(step.now)
-            else:
-                session.handle(step)
-        except OrchestratorError as exc:
-            raise ProtocolReplayError(
-                f"step {index} ({type(step).__name__} at {step.now}) is refused on replay: {exc}"
-            ) from exc
-        effects = list(iter(session.next_effect, None))
-        observer.observe(step, before, announced, session, effects)
+    before, announced = session.snapshot(), False
+    for done in replay(session, source):
+        observer.observe(done.step, before, announced, session, list(done.effects))
         if session.phase is Phase.CLOSED:
             break
+        before, announced = session.snapshot(), session.results is not None
     return observer.result(session, students)
 
 

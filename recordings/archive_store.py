@@ -11,23 +11,34 @@ single writer (`storage.journal.append_event`), so the two never disagree.
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
+from orchestrator.appeals import Decision
 from storage.db import Database
 from storage.journal import JournalEvent, append_event, encode_detail
 
 from .errors import HoldError
 
 
+class JobState(enum.StrEnum):
+    """Where the build of one student's archive stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     day_id: int
     student_id: int
-    state: str  # queued, running, done, failed
+    state: JobState
     progress: float
     error: str | None
     attempts: int
@@ -35,7 +46,7 @@ class Job:
     updated_at: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"student": str(self.student_id), "state": self.state,
+        return {"student": str(self.student_id), "state": self.state.value,
                 "progress": self.progress, "error": self.error, "attempts": self.attempts,
                 "requested_at": self.requested_at, "updated_at": self.updated_at}
 
@@ -99,24 +110,24 @@ class ArchiveStore:
         def write(conn: sqlite_utils.Database) -> None:
             conn.execute(
                 "INSERT INTO recording_jobs (day_id, student_id, state, progress, error,"
-                " attempts, requested_at, updated_at) VALUES (?, ?, 'queued', 0, NULL, 0, ?, ?)"
-                " ON CONFLICT (day_id, student_id) DO UPDATE SET state = 'queued',"
+                " attempts, requested_at, updated_at) VALUES (?, ?, ?, 0, NULL, 0, ?, ?)"
+                " ON CONFLICT (day_id, student_id) DO UPDATE SET state = excluded.state,"
                 " progress = 0, error = NULL, requested_at = excluded.requested_at,"
                 " updated_at = excluded.updated_at",
-                [day_id, student_id, now, now])
+                [day_id, student_id, JobState.QUEUED.value, now, now])
 
         await self._db.execute_write(write)
         job = await self.job(day_id, student_id)
         assert job is not None
         return job
 
-    async def update_job(self, day_id: int, student_id: int, *, state: str, progress: float,
+    async def update_job(self, day_id: int, student_id: int, *, state: JobState, progress: float,
                          now: float, error: str | None = None, attempt: bool = False) -> None:
         def write(conn: sqlite_utils.Database) -> None:
             conn.execute(
                 "UPDATE recording_jobs SET state = ?, progress = ?, error = ?, updated_at = ?,"
                 " attempts = attempts + ? WHERE day_id = ? AND student_id = ?",
-                [state, progress, error, now, int(attempt), day_id, student_id])
+                [state.value, progress, error, now, int(attempt), day_id, student_id])
 
         await self._db.execute_write(write)
 
@@ -198,17 +209,17 @@ class ArchiveStore:
         hold_id = await self._db.execute_write(write)
         return Hold(hold_id, day_id, student_id, by, now, note, None, None)
 
-    async def release_hold(self, day_id: int, student_id: int, by: int, decision: str,
+    async def release_hold(self, day_id: int, student_id: int, by: int, decision: Decision,
                            note: str, now: float) -> None:
         def write(conn: sqlite_utils.Database) -> None:
             cursor = conn.execute(
                 "UPDATE appeal_holds SET released_by = ?, released_at = ?, decision = ?"
                 " WHERE day_id = ? AND student_id = ? AND released_at IS NULL",
-                [by, now, decision, day_id, student_id])
+                [by, now, decision.value, day_id, student_id])
             if cursor.rowcount == 0:
                 raise HoldError(f"no appeal holds the recordings of student {student_id}")
             _journal(conn, day_id, by, "appeal_hold_released",
-                     {"student": str(student_id), "decision": decision, "note": note}, now)
+                     {"student": str(student_id), "decision": decision.value, "note": note}, now)
 
         await self._db.execute_write(write)
 
@@ -253,7 +264,7 @@ class ArchiveStore:
 
 
 def _job(r: dict[str, Any]) -> Job:
-    return Job(int(r["day_id"]), int(r["student_id"]), str(r["state"]), float(r["progress"]),
+    return Job(int(r["day_id"]), int(r["student_id"]), JobState(r["state"]), float(r["progress"]),
                r["error"], int(r["attempts"]), float(r["requested_at"]), float(r["updated_at"]))
 
 

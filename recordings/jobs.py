@@ -29,15 +29,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from defense_room.config import Config
-from defense_room.dayload import LoadedDay, load_day, settings_from
+from orchestrator.model import Settings
+from storage.days import LoadedDay, load_day
 from storage.db import Database
 from storage.journal import Journal
 
 from . import manifest as mf
-from .archive_store import ArchiveStore, Job
+from .archive_store import ArchiveStore, Job, JobState
 from .errors import BuildRefused, RecordingError
-from .plan import ARCHIVE, BuildPlan, make_plan
+from .plan import ARCHIVE, BuildPlan, day_folder, make_plan
 from .sources import scan_day
 from .timeline import DayTimeline, replay
 
@@ -54,13 +54,14 @@ class BuildFailed(RecordingError):
 class RecordingJobs:
     """Owns the build queue, the worker task and its child process."""
 
-    def __init__(self, db: Database, config: Config, *,
+    def __init__(self, db: Database, recordings_dir: Path, settings: Settings, *,
                  clock: Callable[[], float] = time.time) -> None:
+        """`settings` replay only a day whose journal does not hold its own."""
         self._db = db
         self._store = ArchiveStore(db)
         self._journal = Journal(db)
-        self._recordings_dir = config.recordings_dir
-        self._settings = settings_from(config)
+        self._recordings_dir = recordings_dir
+        self._settings = settings
         self._clock = clock
         self._queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
         self._waiting: set[tuple[int, int]] = set()
@@ -89,8 +90,8 @@ class RecordingJobs:
         if self._task is not None:
             return
         for job in await self._store.jobs():
-            if job.state in ("queued", "running"):
-                await self._store.update_job(job.day_id, job.student_id, state="queued",
+            if job.state in (JobState.QUEUED, JobState.RUNNING):
+                await self._store.update_job(job.day_id, job.student_id, state=JobState.QUEUED,
                                              progress=0.0, now=self._clock())
                 self._enqueue(job.day_id, job.student_id)
         self._task = asyncio.create_task(self._work(), name="recording-jobs")
@@ -184,27 +185,27 @@ class RecordingJobs:
                 self._progress.pop(key, None)
 
     async def _run(self, day_id: int, student_id: int) -> None:
-        await self._store.update_job(day_id, student_id, state="running", progress=0.0,
+        await self._store.update_job(day_id, student_id, state=JobState.RUNNING, progress=0.0,
                                      now=self._clock(), attempt=True)
         try:
             plan = await self._plan(day_id, student_id)
             result = await self._spawn(plan)
             await self._index(plan, result)
         except asyncio.CancelledError:
-            await self._store.update_job(day_id, student_id, state="queued", progress=0.0,
+            await self._store.update_job(day_id, student_id, state=JobState.QUEUED, progress=0.0,
                                          now=self._clock())
             raise
         except Exception as exc:
             message = str(exc) if isinstance(exc, RecordingError) else f"{type(exc).__name__}: {exc}"
             logger.warning("archive of day %s student %s failed: %s", day_id, student_id, message)
-            await self._store.update_job(day_id, student_id, state="failed",
+            await self._store.update_job(day_id, student_id, state=JobState.FAILED,
                                          progress=self._progress.get((day_id, student_id), 0.0),
                                          now=self._clock(), error=message)
             await self._journal.append(day_id, None, "recording_build_failed",
                                        {"student": str(student_id), "error": message},
                                        self._clock())
             return
-        await self._store.update_job(day_id, student_id, state="done", progress=1.0,
+        await self._store.update_job(day_id, student_id, state=JobState.DONE, progress=1.0,
                                      now=self._clock())
         logger.info("archive of day %s student %s built: %s", day_id, student_id,
                     result["manifest_sha256"])
@@ -215,7 +216,7 @@ class RecordingJobs:
         if timeline.recording or defense is None or not defense.finished:
             raise BuildRefused(f"student {student_id} has no finished defense on day "
                                f"{day_id} with the recording stopped")
-        folder = self._recordings_dir / f"day-{day_id}"
+        folder = day_folder(self._recordings_dir, day_id)
         segments = await asyncio.to_thread(scan_day, folder)
         people = [(p.person_id, p.name, p.role) for p in loaded.day.people]
         plan = make_plan(day_id=day_id, day_folder=folder.resolve(),
@@ -272,7 +273,7 @@ class RecordingJobs:
                 self._progress[key] = float(message["progress"])
                 if time.monotonic() - saved >= PROGRESS_SAVE_S:
                     saved = time.monotonic()
-                    await self._store.update_job(*key, state="running",
+                    await self._store.update_job(*key, state=JobState.RUNNING,
                                                  progress=self._progress[key], now=self._clock())
             else:
                 outcome.update(message)
@@ -302,7 +303,7 @@ class RecordingJobs:
         if digest != result.get("manifest_sha256"):
             raise BuildFailed(f"the manifest in {folder} does not match the worker's hash")
         document = json.loads(data)
-        base = f"day-{plan.day_id}/"
+        base = day_folder(Path(), plan.day_id).as_posix() + "/"  # relative to the recordings
         files = [{**entry, "path": base + entry["path"]} for entry in document["files"]]
         files.append({"path": f"{base}{plan.student_folder}/manifest.json", "role": "manifest",
                       "size": len(data), "sha256": digest})

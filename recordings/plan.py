@@ -33,6 +33,12 @@ _ROLE_ORDER = {Role.STUDENT: 0, Role.CHAIR: 1, Role.MEMBER: 2, Role.SECRETARY: 3
 _PAUSED = "paused: no quorum (7.2)"
 
 
+def day_folder(recordings_dir: Path, day_id: int) -> Path:
+    """The one place the layout of a day's recordings folder is spelled: its takes,
+    its archive and its identity checks live under it."""
+    return recordings_dir / f"day-{day_id}"
+
+
 def student_folder_name(student: str) -> str:
     return f"student-{student}"
 
@@ -66,7 +72,7 @@ class BuildPlan:
     timezone: str
     start: float
     end: float
-    outcome: str
+    outcome: str  # `timeline.Outcome`, as the plan travels as JSON
     chapters: tuple[PlannedChapter, ...]
     captions: tuple[tuple[float, str], ...]
     people: tuple[tuple[str, str], ...]  # (participant id, label) in tile order
@@ -136,5 +142,5 @@ def make_plan(*, day_id: int, day_folder: Path, timezone: str, defense: Defense,
         for s in segments)
     return BuildPlan(day_id=day_id, student=defense.student, student_name=student_name,
                      day_folder=str(day_folder), timezone=timezone, start=defense.start,
-                     end=defense.end, outcome=defense.outcome, chapters=chapters,
+                     end=defense.end, outcome=defense.outcome.value, chapters=chapters,
                      captions=tuple(sorted(captions)), people=tiles, sources=sources)

@@ -33,7 +33,7 @@ from storage.db import Database
 
 from . import manifest as mf
 from .archive_store import ArchiveStore
-from .plan import ARCHIVE
+from .plan import ARCHIVE, day_folder
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Retention:
         deletions: list[Deletion] = []
         for row in await self._store.days():
             day_id = int(row["id"])
-            folder = self._root / f"day-{day_id}"
+            folder = day_folder(self._root, day_id)
             if not folder.is_dir():
                 continue
             due = due_at(datetime.date.fromisoformat(row["date"]), row["timezone"], self._days)

@@ -20,10 +20,9 @@ import av
 import cv2
 import numpy as np
 
-from defense_room.procedure import EVENT_KIND
 from media.testing import VIDEO_CLOCK, frame_number_image
 from orchestrator import events as ev
-from orchestrator.codec import event_to_json
+from orchestrator.replay import journal_entry
 from storage.journal import Journal
 
 from .recorder import Recorder
@@ -150,7 +149,7 @@ async def journal_defense_day(journal: Journal, day_id: int, *, chair: str, memb
     ``student`` defends from ``t0 + 1`` through six phases of ``phase_s`` each,
     ``others`` are excused, and the closed sitting stops the recording."""
     async def put(event: ev.Event) -> None:
-        await journal.append(day_id, None, EVENT_KIND, event_to_json(event), event.now)
+        await journal.append(day_id, None, *journal_entry(event), event.now)
 
     for s in [student, *others]:
         await put(ev.ConsentOnFile(now=t0, student=s))

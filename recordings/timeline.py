@@ -1,8 +1,8 @@
 """The timeline of a defense day, rebuilt from its journal.
 
 The journal holds every accepted procedure event and every firing of deadlines
-(`defense_room.procedure`). Replaying them through a fresh `DefenseSession`, as
-`ProcedureRunner.start` does after a restart, gives back the phase, the current
+(`orchestrator.replay`). Replaying them through a fresh `DefenseSession`, as
+the runner does after a restart, gives back the phase, the current
 student and the quorum pauses at every instant, with the times the events carried.
 No second record of phases is kept anywhere: the recording's chapters are read from
 the same evidence as the protocol (rule R2).
@@ -14,14 +14,13 @@ that ends it: the `NextPhase` out of FINAL_WORD ("defended") or a `MoveDefense`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from defense_room.procedure import DEADLINE_KIND, EVENT_KIND
-from orchestrator.codec import EventCodecError, event_from_json
-from orchestrator.errors import OrchestratorError
 from orchestrator.model import DefenseDay, Phase, Settings, StudentStatus
+from orchestrator.replay import Entry, ReplayError, day_settings
+from orchestrator.replay import replay as replay_steps
 from orchestrator.session import DefenseSession
 
 from .errors import RecordingError
@@ -36,22 +35,22 @@ PHASE_TITLES: dict[Phase, str] = {
     Phase.FINAL_WORD: "Final word",
 }
 
-_OUTCOMES = {StudentStatus.DEFENDED: "defended", StudentStatus.RESCHEDULED: "moved"}
+class Outcome(enum.StrEnum):
+    """How a defense ended, as the archive names it."""
+
+    DEFENDED = "defended"
+    #: Moved to another day (clause 7.8).
+    MOVED = "moved"
+    #: Ended otherwise (e.g. the student marked absent after it began).
+    ENDED = "ended"
+    UNDER_WAY = "under_way"
+
+
+_OUTCOMES = {StudentStatus.DEFENDED: Outcome.DEFENDED, StudentStatus.RESCHEDULED: Outcome.MOVED}
 
 
 class TimelineError(RecordingError):
     """The journal cannot be replayed into a timeline."""
-
-
-class Entry(Protocol):
-    """What the replay reads of a journal entry (`storage.journal.JournalEvent`)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def detail(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +71,7 @@ class Defense:
     student: str
     start: float
     end: float | None
-    outcome: str  # "defended", "moved" or "under_way"
+    outcome: Outcome
     chapters: tuple[Chapter, ...]
     pauses: tuple[tuple[float, float], ...]  # quorum pauses (clause 7.2), clipped
 
@@ -104,52 +103,42 @@ class _Open:
     pauses: list[tuple[float, float]] = field(default_factory=list)
     paused_since: float | None = None
 
-    def close(self, now: float, outcome: str | None) -> Defense:
+    def close(self, now: float, outcome: Outcome | None) -> Defense:
         self.chapters.append(Chapter(self.phase, self.phase_start, now))
         if self.paused_since is not None:
             self.pauses.append((self.paused_since, now))
         return Defense(self.student, self.start, None if outcome is None else now,
-                       outcome or "under_way", tuple(self.chapters), tuple(self.pauses))
+                       outcome or Outcome.UNDER_WAY, tuple(self.chapters), tuple(self.pauses))
 
 
-def replay(day: DefenseDay, settings: Settings, entries: Iterable[Entry]) -> DayTimeline:
-    """The day's timeline from its journal entries (in journal order)."""
-    session = DefenseSession(day, settings)
+def replay(day: DefenseDay, settings: Settings, entries: Sequence[Entry]) -> DayTimeline:
+    """The day's timeline from its journal entries (in journal order); `settings` only
+    for a day whose journal does not hold the settings it began with."""
+    session = DefenseSession(day, day_settings(entries, settings))
     defenses: list[Defense] = []
     current: _Open | None = None
     now: float | None = None
-    for entry in entries:
-        try:
-            if entry.kind == EVENT_KIND:
-                event = event_from_json(entry.detail)
-                now = event.now
-                session.handle(event)
-            elif entry.kind == DEADLINE_KIND:
-                now = float(entry.detail["now"])
-                session.handle_deadline(now)
-            else:
-                continue
-        except (OrchestratorError, EventCodecError, KeyError, TypeError, ValueError) as exc:
-            raise TimelineError(
-                f"cannot replay journal entry {entry.id} ({entry.kind}): {exc}") from exc
-        while session.next_effect() is not None:
-            pass
-        student = session.current_student
-        if current is not None and current.student != student:
-            outcome = _OUTCOMES.get(session.status(current.student), "ended")
-            defenses.append(current.close(now, outcome))
-            current = None
-        if current is None and student is not None:
-            current = _Open(student, now, session.phase, now)
-        elif current is not None and session.phase is not current.phase:
-            current.chapters.append(Chapter(current.phase, current.phase_start, now))
-            current.phase, current.phase_start = session.phase, now
-        if current is not None:
-            if session.paused and current.paused_since is None:
-                current.paused_since = now
-            elif not session.paused and current.paused_since is not None:
-                current.pauses.append((current.paused_since, now))
-                current.paused_since = None
+    try:
+        for done in replay_steps(session, entries):
+            now = done.step.now
+            student = session.current_student
+            if current is not None and current.student != student:
+                outcome = _OUTCOMES.get(session.status(current.student), Outcome.ENDED)
+                defenses.append(current.close(now, outcome))
+                current = None
+            if current is None and student is not None:
+                current = _Open(student, now, session.phase, now)
+            elif current is not None and session.phase is not current.phase:
+                current.chapters.append(Chapter(current.phase, current.phase_start, now))
+                current.phase, current.phase_start = session.phase, now
+            if current is not None:
+                if session.paused and current.paused_since is None:
+                    current.paused_since = now
+                elif not session.paused and current.paused_since is not None:
+                    current.pauses.append((current.paused_since, now))
+                    current.paused_since = None
+    except ReplayError as exc:
+        raise TimelineError(str(exc)) from exc
     if current is not None and now is not None:
         defenses.append(current.close(now, None))
     return DayTimeline(tuple(defenses), session.phase, session.recording, now)

@@ -2,22 +2,32 @@
 of the defense appealed, in the same transaction as the row it changes.
 
 The rules (deadlines, who may do what) are in `orchestrator.appeals`; the
-service that applies them is `defense_room.appeal_service`. An upheld decision
+service that applies them is `server.appeal_service`. An upheld decision
 annuls the student's result: the journal entry "result_annulled" is that fact.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
+from orchestrator.appeals import Decision
+
 from .db import Database
 from .errors import NotFoundError, StorageError
 from .journal import append_event, encode_detail
 
-DAY_KINDS = ("defense", "appeal", "repeat")
+class DayKind(enum.StrEnum):
+    """What a defense day is (the ``kind`` column of ``defense_days``)."""
+
+    DEFENSE = "defense"
+    #: The appeal commission's sitting on an appeal (clause 8.6).
+    APPEAL = "appeal"
+    #: A defense repeated after an upheld appeal (clause 8.8).
+    REPEAT = "repeat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +44,7 @@ class Appeal:
     conclusion_at: float | None
     sitting_day_id: int | None
     sitting_at: float | None
-    decision: str | None
+    decision: Decision | None
     reasoning: str | None
     decided_at: float | None
     delivery_at: float | None
@@ -47,7 +57,8 @@ class Appeal:
             "filed_at": self.filed_at, "deadline": self.deadline,
             "conclusion": self.conclusion, "conclusion_at": self.conclusion_at,
             "sitting_day_id": self.sitting_day_id, "sitting_at": self.sitting_at,
-            "decision": self.decision, "reasoning": self.reasoning,
+            "decision": None if self.decision is None else self.decision.value,
+            "reasoning": self.reasoning,
             "decided_at": self.decided_at, "delivery_at": self.delivery_at,
             "repeat_day_id": self.repeat_day_id,
         }
@@ -63,7 +74,8 @@ def _appeal(row: dict[str, Any]) -> Appeal:
         text=row["text"], filed_by=row["filed_by"], on_paper=bool(row["on_paper"]),
         filed_at=row["filed_at"], deadline=row["deadline"], conclusion=row["conclusion"],
         conclusion_at=row["conclusion_at"], sitting_day_id=row["sitting_day_id"],
-        sitting_at=row["sitting_at"], decision=row["decision"], reasoning=row["reasoning"],
+        sitting_at=row["sitting_at"],
+        decision=None if row["decision"] is None else Decision(row["decision"]), reasoning=row["reasoning"],
         decided_at=row["decided_at"], delivery_at=row["delivery_at"],
         repeat_day_id=row["repeat_day_id"])
 
@@ -85,16 +97,14 @@ class AppealStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def day_kind(self, day_id: int) -> tuple[str, int | None]:
+    async def day_kind(self, day_id: int) -> tuple[DayKind, int | None]:
         rows = await self._db.query("SELECT kind, appeal_id FROM defense_days WHERE id = ?",
                                     [day_id])
         if not rows:
             raise NotFoundError(f"no defense day {day_id}")
-        return str(rows[0]["kind"]), rows[0]["appeal_id"]
+        return DayKind(rows[0]["kind"]), rows[0]["appeal_id"]
 
-    async def mark_day(self, day_id: int, kind: str, appeal_id: int) -> None:
-        if kind not in DAY_KINDS:
-            raise ValueError(kind)
+    async def mark_day(self, day_id: int, kind: DayKind, appeal_id: int) -> None:
         await self._db.execute_write(lambda db: db.execute(
             "UPDATE defense_days SET kind = ?, appeal_id = ? WHERE id = ?",
             [kind, appeal_id, day_id]))
@@ -145,8 +155,8 @@ class AppealStore:
             if appeal.sitting_day_id is not None:
                 raise AppealError(f"the sitting is already scheduled (day {appeal.sitting_day_id})")
             db.execute(
-                "UPDATE defense_days SET kind = 'appeal', appeal_id = ? WHERE id = ?",
-                [appeal_id, sitting_day_id])
+                "UPDATE defense_days SET kind = ?, appeal_id = ? WHERE id = ?",
+                [DayKind.APPEAL, appeal_id, sitting_day_id])
             db.execute("UPDATE appeals SET sitting_day_id = ?, sitting_at = ? WHERE id = ?",
                        [sitting_day_id, sitting_at, appeal_id])
             _journal(db, appeal.day_id, by, "appeal_scheduled",
@@ -156,7 +166,7 @@ class AppealStore:
 
         return await self._db.execute_write(write)
 
-    async def decide(self, appeal_id: int, decision: str, reasoning: str, decided_at: float,
+    async def decide(self, appeal_id: int, decision: Decision, reasoning: str, decided_at: float,
                      delivery_at: float) -> Appeal:
         """Record the decision of the appeal sitting; again with the same is a no-op."""
 
@@ -166,11 +176,11 @@ class AppealStore:
                 return appeal
             db.execute("UPDATE appeals SET decision = ?, reasoning = ?, decided_at = ?,"
                        " delivery_at = ? WHERE id = ?",
-                       [decision, reasoning, decided_at, delivery_at, appeal_id])
+                       [decision.value, reasoning, decided_at, delivery_at, appeal_id])
             _journal(db, appeal.day_id, None, "appeal_decided",
-                     {"appeal": appeal_id, "decision": decision, "reasoning": reasoning,
+                     {"appeal": appeal_id, "decision": decision.value, "reasoning": reasoning,
                       "delivery_at": delivery_at}, decided_at)
-            if decision == "upheld":
+            if decision is Decision.UPHELD:
                 _journal(db, appeal.day_id, None, "result_annulled",
                          {"appeal": appeal_id, "student": appeal.student_id}, decided_at)
             return _get(db, appeal_id)
@@ -181,12 +191,12 @@ class AppealStore:
                          now: float) -> Appeal:
         def write(db: sqlite_utils.Database) -> Appeal:
             appeal = _get(db, appeal_id)
-            if appeal.decision != "upheld":
+            if appeal.decision is not Decision.UPHELD:
                 raise AppealError("a defense is repeated only after an upheld appeal")
             if appeal.repeat_day_id is not None:
                 raise AppealError(f"the repeat is already scheduled (day {appeal.repeat_day_id})")
-            db.execute("UPDATE defense_days SET kind = 'repeat', appeal_id = ? WHERE id = ?",
-                       [appeal_id, repeat_day_id])
+            db.execute("UPDATE defense_days SET kind = ?, appeal_id = ? WHERE id = ?",
+                       [DayKind.REPEAT, appeal_id, repeat_day_id])
             db.execute("UPDATE appeals SET repeat_day_id = ? WHERE id = ?",
                        [repeat_day_id, appeal_id])
             _journal(db, appeal.day_id, by, "repeat_scheduled",

@@ -31,6 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
+from orchestrator import events as ev
+from orchestrator.replay import EVENT_KIND
+
 from .errors import JournalTampered, StorageError
 
 if TYPE_CHECKING:
@@ -268,6 +271,16 @@ class Journal:
             )
             for row in rows
         ]
+
+    async def days_under_way(self) -> list[int]:
+        """Days whose procedure has begun (a journaled procedure event) and whose
+        sitting has not closed (no journaled `CloseSitting`)."""
+        rows = await self._db.query(
+            "SELECT DISTINCT day_id FROM journal WHERE kind = ? AND day_id IS NOT NULL"
+            " AND day_id NOT IN (SELECT day_id FROM journal WHERE kind = ? AND day_id IS NOT"
+            " NULL AND json_extract(detail, '$.type') = ?) ORDER BY day_id",
+            [EVENT_KIND, EVENT_KIND, ev.CloseSitting.__name__])
+        return [int(row["day_id"]) for row in rows]
 
     async def verify(self) -> None:
         """Check the whole chain; JournalTampered names the first bad event."""

@@ -1,6 +1,7 @@
 """The roster of a defense day: its students, their consent and documents.
 
-A day is created from a validated `DaySpec`: the day and every invite go
+A day is created from a validated `DaySpec` (the day file's parser,
+`server.dayfile`, and the day API produce one): the day and every invite go
 through `InviteStore` (one token per person: commission and students), then the
 students' rows, consents and documents are written in one transaction. Every
 change appends to the hash-chained journal inside the same write that makes it,
@@ -18,7 +19,6 @@ from typing import Any
 
 import sqlite_utils
 
-from defense_room.dayfile import DaySpec
 from orchestrator.documents import DocumentKind
 
 from .db import Database
@@ -27,6 +27,56 @@ from .invites import DefenseDay, InviteStore, IssuedInvite, Role
 from .journal import append_event, encode_detail
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSpec:
+    """A document on file, and when it was uploaded."""
+
+    kind: DocumentKind
+    uploaded_at: datetime.datetime  # time-zone aware
+
+
+@dataclass(frozen=True, slots=True)
+class StudentSpec:
+    """One student of the day, in queue order."""
+
+    name: str
+    thesis_title: str
+    supervisor: str
+    reviewer: str
+    timezone: str
+    consent_at: datetime.datetime | None  # None: no consent on file
+    documents: tuple[DocumentSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommissionSpec:
+    """The state examination commission (ГЭК) of the day."""
+
+    chair: str
+    members: tuple[str, ...]
+    secretary: str
+
+
+@dataclass(frozen=True, slots=True)
+class DaySpec:
+    """A validated defense day file."""
+
+    title: str
+    date: datetime.date
+    start: datetime.time
+    timezone: str
+    norm_control_required: bool
+    commission: CommissionSpec
+    students: tuple[StudentSpec, ...]
+
+    @property
+    def starts_at(self) -> float:
+        """Unix time of the start of the sitting."""
+        moment = datetime.datetime.combine(
+            self.date, self.start, tzinfo=zoneinfo.ZoneInfo(self.timezone))
+        return moment.timestamp()
 
 
 @dataclass(frozen=True, slots=True)

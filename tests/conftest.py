@@ -15,12 +15,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from defense_room.config import Config, LobbyConfig, TlsConfig, TlsMode
+from server.config import Config, LobbyConfig, TlsConfig, TlsMode
+from server.rooms import RoomRegistry
 from storage.db import Database
 from storage.invites import InviteStore, IssuedInvite, Role
 from web_ui.app import create_app
 from web_ui.keys import INVITES, ROOMS
-from web_ui.rooms import RoomRegistry
 
 NETNS_INTERFACES = {"lo", "dr0", "dr1"}
 

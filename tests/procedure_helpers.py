@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from defense_room.dayfile import CommissionSpec, DaySpec, StudentSpec
+from storage.roster import CommissionSpec, DaySpec, StudentSpec
 
 TZ = "Europe/Moscow"
 COMMISSION = CommissionSpec(

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from defense_room.config import LobbyConfig
 from media.testing import FrameNumberTrack, ToneTrack
+from server.config import LobbyConfig
 from storage.journal import Journal
 from storage.roster import RosterStore
 from web_ui.app import create_app

@@ -18,10 +18,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from defense_room.signing import statement
 from defense_room.verify import check_package
 from orchestrator.appeals import filing_deadline
 from orchestrator.workdays import WorkCalendar
+from protocols.signing import statement
 from recordings.archive_store import ArchiveStore
 from storage.db import Database
 from storage.invites import InviteStore

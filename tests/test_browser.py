@@ -14,9 +14,9 @@ from pathlib import Path
 
 import aiohttp
 
+from server.rooms import RoomRegistry
 from storage.invites import Role
 from web_ui.app import STATIC_DIR
-from web_ui.rooms import RoomRegistry
 
 from .cdp import PHONE, Cdp, Tab
 from .chromium import Browser, chromium, group_alive, require_chromium

@@ -28,15 +28,20 @@ import aiohttp
 import pytest
 from fpdf import FPDF
 
-from defense_room.dayfile import CommissionSpec, DaySpec, StudentSpec
-from storage.roster import RosterStore
+from storage.roster import CommissionSpec, DaySpec, RosterStore, StudentSpec
 from web_ui.keys import DATABASE
 
 from .cdp import DESKTOP, PHONE, Cdp, Screen, Tab
 from .chromium import chromium, group_alive, require_chromium
 from .conftest import RunningServer
 from .procedure_helpers import TZ, Api
-from .test_browser import end_sessions, enter, only_from_server, prejoin_ready, wait_for_video
+from .test_browser import (
+    end_sessions,
+    enter,
+    only_from_server,
+    prejoin_ready,
+    wait_for_video,
+)
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -30,10 +30,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from defense_room.dayfile import CommissionSpec
-from defense_room.signing import load_jwk, statement, verify
+from protocols.signing import load_jwk, statement, verify
 from storage.journal import Journal
-from storage.roster import RosterStore
+from storage.roster import CommissionSpec, RosterStore
 from web_ui.client import RoomClient
 from web_ui.keys import CONFIG, DATABASE, HOSTS
 

@@ -1,4 +1,4 @@
-"""Tests for defense_room.config: defaults, strict loading, docs in step."""
+"""Tests for server.config: defaults, strict loading, docs in step."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from defense_room.config import (
+from server.config import (
     Config,
     ConfigError,
     IceServer,

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from defense_room.config import ApiConfig
+from server.config import ApiConfig
 from storage.invites import hash_token
 from web_ui.app import create_app
 

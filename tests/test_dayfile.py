@@ -1,4 +1,4 @@
-"""Tests for defense_room.dayfile: the example files and clear errors."""
+"""Tests for server.dayfile: the example files and clear errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from defense_room.dayfile import DayFileError, load_day_file
 from orchestrator.documents import DocumentKind
+from server.dayfile import DayFileError, load_day_file
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -6,6 +6,7 @@ PyAV and the face model are real."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +20,7 @@ from identity.service import IdentityChecks
 from identity.settings import IdentitySettings
 from media.assembler import EncodedFrame
 from media.forwarder import PublishedTrack
+from recordings.plan import day_folder
 
 from .identity_helpers import portraits
 
@@ -74,7 +76,8 @@ async def test_a_check_runs_in_a_worker_and_a_second_is_refused(tmp_path: Path) 
     collins, _ = portraits()
     frames = encode_burst([passport_frame(collins, collins, size=(640, 480))] * 4)
     camera = PlayedCamera(frames)
-    checks = IdentityChecks(SETTINGS, tmp_path / "recordings", clock=lambda: 1_790_000_000.0)
+    checks = IdentityChecks(SETTINGS, functools.partial(day_folder, tmp_path / "recordings"),
+                            clock=lambda: 1_790_000_000.0)
     try:
         first = asyncio.create_task(
             checks.check(1, "7", as_publication(camera), requested_by="5"))
@@ -102,7 +105,8 @@ async def test_no_keyframe_and_no_video_are_refused(tmp_path: Path) -> None:
     collins, _ = portraits()
     frames = encode_burst([passport_frame(collins, None, size=(320, 240))] * 3)
     deltas = PlayedCamera(frames[1:], keyframes=False)
-    checks = IdentityChecks(IdentitySettings(burst_timeout_s=0.5), tmp_path)
+    checks = IdentityChecks(IdentitySettings(burst_timeout_s=0.5),
+                            functools.partial(day_folder, tmp_path))
     try:
         with pytest.raises(NoFrames, match="no keyframe arrived"):
             await checks.check(2, "7", as_publication(deltas), requested_by="5")

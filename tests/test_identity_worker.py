@@ -3,6 +3,7 @@ and the pictures) and the stored checks, on real PyAV encoders and real files.""
 
 from __future__ import annotations
 
+import functools
 import json
 import stat
 from pathlib import Path
@@ -18,6 +19,7 @@ from identity.settings import IdentitySettings
 from identity.store import CheckStore
 from identity.verdict import Verdict
 from identity.worker import Burst, run_check, sharpest_frame
+from recordings.plan import day_folder
 
 from .identity_helpers import portraits
 
@@ -64,7 +66,7 @@ def test_undecodable_frames_are_refused() -> None:
 
 
 def test_checks_are_stored_with_the_days_recordings(tmp_path: Path) -> None:
-    store = CheckStore(tmp_path / "recordings")
+    store = CheckStore(functools.partial(day_folder, tmp_path / "recordings"))
     record = {"id": "20261123T101500Z-0123abcd", "student": "7", "verdict": "match"}
     folder = store.save(3, record, {"frame": b"\xff\xd8frame", "live": b"\xff\xd8live"})
     assert folder == tmp_path / "recordings" / "day-3" / "identity" / record["id"]

@@ -12,8 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from defense_room.demo import DEMO_PEOPLE, DEMO_TITLE, create_demo_day, format_invite_lines
-from defense_room.readiness import readiness_report
+from defense_room.demo import (
+    DEMO_PEOPLE,
+    DEMO_TITLE,
+    create_demo_day,
+    format_invite_lines,
+)
+from server.readiness import readiness_report
 from storage.db import Database
 from storage.errors import InviteError, InviteRefusal, NotFoundError, StorageError
 from storage.invites import (

@@ -14,8 +14,8 @@ import aiohttp
 import av
 import pytest
 
-from defense_room.signing import statement
 from media.testing import FrameNumberTrack, ToneTrack
+from protocols.signing import statement
 from recordings.room_recording import RoomRecording
 from storage.journal import Journal
 from storage.roster import RosterStore

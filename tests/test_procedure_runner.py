@@ -1,4 +1,4 @@
-"""defense_room.procedure: the journal-backed asyncio adapter, across a restart.
+"""server.procedure: the journal-backed asyncio adapter, across a restart.
 
 Real SQLite under tmp_path; only the clock is fake (wall-clock seconds the test
 moves forward).
@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from defense_room.procedure import DEADLINE_KIND, EVENT_KIND, ProcedureError, ProcedureRunner
 from orchestrator import events as ev
 from orchestrator.effects import Effect, Warn
 from orchestrator.errors import NotAllowedForRole
-from orchestrator.model import Phase
+from orchestrator.model import Phase, Settings
+from orchestrator.replay import DEADLINE_KIND, EVENT_KIND
 from orchestrator.session import DefenseSession
+from server.procedure import ProcedureError, ProcedureRunner
 from storage.db import Database
 from storage.invites import InviteStore
 from storage.journal import Journal, JournalEvent
@@ -64,7 +65,8 @@ async def boot(path: Path, day_id: int, clock: FakeClock) -> Server:
         if server is not None and server.hold is not None:
             await server.hold.wait()
 
-    runner = ProcedureRunner(lambda: DefenseSession(make_day()), journal, day_id, sink, clock)
+    runner = ProcedureRunner(lambda s: DefenseSession(make_day(), s), journal, day_id, sink,
+                             Settings(), clock)
     server = Server(db, journal, runner, effects)
     await runner.start()
     return server

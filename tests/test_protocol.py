@@ -19,33 +19,45 @@ from pathlib import Path
 import pypdf
 import pytest
 
-from defense_room.config import Config
-from defense_room.dayfile import CommissionSpec, DaySpec, StudentSpec
-from defense_room.dayload import load_day, settings_from
-from defense_room.procedure import ProcedureRunner
-from defense_room.protocol_render import (
-    Endorsement, ProtocolRenderError, find_font, render_html, render_pdf,
-)
 from orchestrator import events as ev
 from orchestrator.effects import Effect
 from orchestrator.model import Grade, Phase, Role, Settings, StudentStatus
 from orchestrator.protocol import (
-    AbsenceKind, DayProtocol, OvertimeEntry, ProtocolReplayError, RecordingFile, SittingInfo,
-    Span, Tick, approvers, build_protocol, canonical_json, content_hash,
+    AbsenceKind,
+    DayProtocol,
+    OvertimeEntry,
+    RecordingFile,
+    SittingInfo,
+    Span,
+    approvers,
+    build_protocol,
+    canonical_json,
+    content_hash,
 )
+from orchestrator.replay import ReplayError, Tick
 from orchestrator.session import DefenseSession
+from protocols.drafts import DAY, RecordingIndex, load_drafts
+from protocols.render import (
+    Endorsement,
+    ProtocolRenderError,
+    find_font,
+    render_html,
+    render_pdf,
+)
+from server.config import Config
+from server.procedure import ProcedureRunner
+from storage.days import load_day
 from storage.db import Database
 from storage.invites import InviteStore
 from storage.journal import Journal
-from storage.protocols import DAY, RecordingIndex, load_drafts
-from storage.roster import RosterStore
+from storage.roster import CommissionSpec, DaySpec, RosterStore, StudentSpec
 
 from .orchestrator_helpers import make_day
 
 MIN = 60.0
 ZONE = zoneinfo.ZoneInfo("Europe/Moscow")
 START = datetime.datetime(2026, 6, 20, 10, 0, tzinfo=ZONE).timestamp()
-SETTINGS = settings_from(Config())
+SETTINGS = Config().procedure_settings()
 EVIL_NAME = "Иванов Иван <script>alert(1)</script>"
 QUESTIONS = ("Почему выбран метод <A> & B?", "Каковы ограничения модели?")
 #: Short keys of the people of the day -> their names.
@@ -105,8 +117,8 @@ async def start_runner(db: Database, day: Day, clock: FakeClock,
     async def sink(effect: Effect) -> None:
         day.effects.append(effect)
 
-    runner = ProcedureRunner(lambda: DefenseSession(loaded.day, settings),
-                             Journal(db), day.day_id, sink, clock)
+    runner = ProcedureRunner(lambda s: DefenseSession(loaded.day, s),
+                             Journal(db), day.day_id, sink, settings, clock)
     await runner.start()
     return runner
 
@@ -402,5 +414,5 @@ def test_hash_is_canonical_and_covers_the_content() -> None:
 
 def test_a_step_the_rules_refuse_names_itself() -> None:
     steps = [*steps_moved_and_valid_reason()[:4], ev.NextPhase(now=10_500.0, actor="s1")]
-    with pytest.raises(ProtocolReplayError, match=r"step 4 \(NextPhase at 10500.0\)"):
+    with pytest.raises(ReplayError, match=r"step 4 \(NextPhase at 10500.0\)"):
         build_protocol(make_day(), Settings(), steps, SITTING, {})

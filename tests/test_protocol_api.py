@@ -22,8 +22,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from defense_room.procedure import ProcedureRunner
-from defense_room.signing import statement
+from protocols.signing import statement
+from server.procedure import ProcedureRunner
 from storage.journal import Journal
 from web_ui.app import create_app
 from web_ui.keys import CONFIG, DATABASE
@@ -31,8 +31,16 @@ from web_ui.keys import CONFIG, DATABASE
 from .conftest import make_config
 from .signing_helpers import BrowserKey
 from .test_protocol import (
-    EVIL_NAME, PEOPLE, START, Day, FakeClock, close_sitting, create_day, run_until_results,
-    start_runner, write_recordings,
+    EVIL_NAME,
+    PEOPLE,
+    START,
+    Day,
+    FakeClock,
+    close_sitting,
+    create_day,
+    run_until_results,
+    start_runner,
+    write_recordings,
 )
 
 Client = TestClient[web.Request, web.Application]

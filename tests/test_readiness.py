@@ -1,4 +1,4 @@
-"""Tests for defense_room.readiness: rule B1 on a roster built in memory."""
+"""Tests for server.readiness: rule B1 on a roster built in memory."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import dataclasses
 import datetime
 import zoneinfo
 
-from defense_room.readiness import format_table, readiness_report
 from orchestrator.documents import ALWAYS_REQUIRED, DocumentKind
+from server.readiness import format_table, readiness_report
 from storage.invites import DefenseDay
 from storage.roster import DayRoster, Document, RosterStudent
 

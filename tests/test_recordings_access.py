@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from orchestrator.appeals import Decision
 from orchestrator.model import Role
 from recordings.archive_store import ArchiveStore
 from storage.appeals import AppealStore
@@ -199,7 +200,7 @@ async def test_the_appeal_commission_sees_the_appealed_student_while_held(
         status, _, body, _ = await client.get(video["play"], Range="bytes=0-9")
         assert status == 206 and len(body) == 10
         await store.release_hold(day.day_id, int(day.ids["s1"]), int(day.ids["sec"]),
-                                 "rejected", "", time.time())
+                                 Decision.REJECTED, "", time.time())
         assert (await client.get(client.api))[0] == 403
         status, body, _, _ = await client.get(video["play"], Range="bytes=0-9")
         assert status == 403 and body["error"] == "not_allowed"

@@ -14,19 +14,24 @@ import av
 import numpy as np
 import pytest
 
-from defense_room.config import Config
-from defense_room.dayload import load_day, settings_from
-from defense_room.procedure import EVENT_KIND
 from media.testing import dominant_frequency, read_frame_number
 from orchestrator import events as ev
 from orchestrator.codec import event_to_json
 from orchestrator.model import Phase
+from orchestrator.replay import EVENT_KIND
 from recordings import manifest as mf
 from recordings.errors import BuildRefused
 from recordings.jobs import RecordingJobs
 from recordings.layout import fit, tile_area, tile_rects
-from recordings.testing import FakeTrack, JournaledDefense, journal_defense_day, write_take
+from recordings.testing import (
+    FakeTrack,
+    JournaledDefense,
+    journal_defense_day,
+    write_take,
+)
 from recordings.timeline import replay
+from server.config import Config
+from storage.days import load_day
 from storage.db import Database
 from storage.journal import Journal, JournalEvent
 from storage.roster import RosterStore
@@ -93,7 +98,8 @@ async def wait_job(jobs: RecordingJobs, day_id: int, states: set[str],
 
 @pytest.fixture
 async def jobs(db: Database, tmp_path: Path) -> Any:
-    service = RecordingJobs(db, make_config(tmp_path))
+    config = make_config(tmp_path)
+    service = RecordingJobs(db, config.recordings_dir, config.procedure_settings())
     await service.start()
     yield service
     await service.stop()
@@ -120,7 +126,7 @@ async def test_the_timeline_is_the_journal_replayed(db: Database, tmp_path: Path
 
     paused: list[Entry | JournalEvent] = [
         *entries[:cut], *(Entry(0, EVENT_KIND, event_to_json(e)) for e in extra), *entries[cut:]]
-    timeline = replay(loaded.day, settings_from(make_config(tmp_path)), paused)
+    timeline = replay(loaded.day, make_config(tmp_path).procedure_settings(), paused)
     (defense,) = timeline.defenses
     assert defense.student == day.ids["s1"] and defense.outcome == "defended"
     assert (defense.start, defense.end) == (day.defense.start, day.defense.end)

@@ -15,8 +15,13 @@ import av
 import numpy as np
 import pytest
 
-from defense_room.procedure import EVENT_KIND
-from media.testing import FrameNumberTrack, ToneTrack, dominant_frequency, read_frame_number
+from media.testing import (
+    FrameNumberTrack,
+    ToneTrack,
+    dominant_frequency,
+    read_frame_number,
+)
+from orchestrator.replay import EVENT_KIND
 from recordings import manifest as mf
 from storage.journal import Journal
 from storage.roster import RosterStore

@@ -24,12 +24,11 @@ import aiohttp
 import av
 import pytest
 
-from defense_room.dayfile import CommissionSpec
 from media.testing import FrameNumberTrack, ToneTrack
 from storage.db import Database
 from storage.errors import JournalTampered
 from storage.journal import Journal
-from storage.roster import RosterStore
+from storage.roster import CommissionSpec, RosterStore
 from web_ui.client import RoomClient
 
 from .media_helpers import wait_until

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from defense_room.cli import main
+from orchestrator.appeals import Decision
 from recordings import manifest as mf
 from recordings.archive_store import ArchiveStore
 from recordings.retention import Retention, RetentionSweeper, due_at
@@ -106,7 +107,7 @@ async def test_deleted_at_one_month_not_earlier_and_never_while_held(
     assert await retention.sweep(due + 60 * DAY) == []
     assert s1_folder.exists()
 
-    await store.release_hold(day_id, ids["s1"], ids["sec"], "rejected", "", due + 61 * DAY)
+    await store.release_hold(day_id, ids["s1"], ids["sec"], Decision.REJECTED, "", due + 61 * DAY)
     done_now = await retention.sweep(due + 61 * DAY)
     assert [d.student_id for d in done_now] == [ids["s1"], None]
     assert not folder.exists()

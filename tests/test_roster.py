@@ -11,17 +11,18 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from defense_room.dayfile import load_day_file
-from defense_room.readiness import readiness_report
 from orchestrator.documents import DocumentKind
+from server.dayfile import load_day_file
+from server.readiness import readiness_report
 from storage.db import Database
 from storage.errors import NotFoundError
 from storage.invites import InviteStore, IssuedInvite, Role
 from storage.journal import Journal
 from storage.roster import CreatedDay, RosterStore
-from tests.conftest import make_config
 from web_ui.app import create_app
 from web_ui.keys import DATABASE
+
+from .conftest import make_config
 
 Client = TestClient[web.Request, web.Application]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

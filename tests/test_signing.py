@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from defense_room.signing import SigningError, load_jwk, statement, verify
+from protocols.signing import SigningError, load_jwk, statement, verify
 
 from .signing_helpers import BrowserKey, b64url
 

@@ -17,8 +17,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from defense_room.config import Config, ConfigError, TlsConfig, TlsMode
 from defense_room.tls import detect_lan_address, ensure_self_signed, ssl_context_for
+from server.config import Config, ConfigError, TlsConfig, TlsMode
 
 
 def adapter(name: str, *ips: str | tuple[str, int, int]) -> ifaddr.Adapter:

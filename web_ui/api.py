@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from defense_room.readiness import readiness_report
+from server.readiness import readiness_report
 from storage.invites import Role
 from storage.roster import RosterStore
 

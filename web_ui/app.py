@@ -18,8 +18,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
 
-from defense_room.config import Config
 from media.hooks import check_internals
+from server.config import Config
+from server.days import DayHosts
+from server.rooms import RoomRegistry
 from storage.db import Database
 from storage.errors import InviteError
 from storage.invites import InviteStore
@@ -29,14 +31,12 @@ from .appeals_api import add_appeal_routes
 from .day_api import add_day_routes
 from .documents_api import add_document_routes
 from .handover_api import add_handover_routes
-from .hosts import DayHosts
 from .identity_api import setup_identity
 from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
 from .pages import add_page_routes
 from .procedure_api import day_action, day_state, openapi
 from .protocol_api import add_protocol_routes
 from .recordings_api import RECORDINGS, add_recording_routes, recordings_ctx
-from .rooms import RoomRegistry
 from .session import SignalingSession
 
 logger = logging.getLogger(__name__)

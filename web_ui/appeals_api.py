@@ -28,16 +28,17 @@ from typing import Any
 
 from aiohttp import web
 
-from defense_room.appeal_service import AppealService, Created
-from defense_room.evidence import build_pack, manifest, write_zip
 from orchestrator.appeals import AppealRefused
+from protocols.evidence import build_pack, manifest, write_zip
+from server.appeal_service import AppealService, Created
 from storage.appeals import Appeal, AppealError
+from storage.document_files import DocumentFiles
 from storage.errors import InviteError, NotFoundError
 from storage.invites import Invite, Role
 from storage.journal import Journal
 
-from .errors import json_error as _error
 from .auth import require_invite
+from .errors import json_error as _error
 from .keys import CONFIG, DATABASE, HOSTS, INVITES
 from .protocol_api import RECORDING_INDEX
 
@@ -189,7 +190,10 @@ async def evidence(request: web.Request) -> web.StreamResponse:
     """
     invite, appeal = await _appeal_invite(request, OFFICE, APPEAL_COMMISSION)
     config = request.app[CONFIG]
-    pack = await build_pack(config, request.app[DATABASE], appeal, request.app[RECORDING_INDEX])
+    pack = await build_pack(
+        request.app[DATABASE], appeal, recordings_dir=config.recordings_dir,
+        documents=DocumentFiles(config.documents_dir), settings=config.procedure_settings(),
+        index=request.app[RECORDING_INDEX])
     fmt = request.query.get("format", "json")
     await Journal(request.app[DATABASE]).append(
         appeal.day_id, invite.person_id, "evidence_accessed",

@@ -21,17 +21,17 @@ from typing import Any
 
 from aiohttp import web
 
-from defense_room.dayfile import DayFileError, parse_day
-from defense_room.dayhost import NotAllowedHere
-from defense_room.invite_policy import extend_office
-from storage.errors import NotFoundError, StorageError
-from storage.invites import Role, expires_at_for_day, hash_token
 from orchestrator.documents import DocumentKind
 from orchestrator.model import Snapshot
+from server.dayfile import DayFileError, parse_day
+from server.dayhost import NotAllowedHere
+from server.invite_policy import extend_office
+from storage.errors import NotFoundError, StorageError
+from storage.invites import Role, expires_at_for_day, hash_token
 from storage.roster import RosterStore
 
-from .errors import json_error as _error
 from .auth import require_invite
+from .errors import json_error as _error
 from .keys import CONFIG, DATABASE, HOSTS, INVITES
 
 SECRETARY = frozenset({Role.SECRETARY})

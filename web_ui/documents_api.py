@@ -23,8 +23,8 @@ from storage.invites import Invite, Role
 from storage.journal import Journal
 from storage.roster import RosterStore
 
-from .errors import json_error as _error
 from .auth import require_invite
+from .errors import json_error as _error
 from .keys import CONFIG, DATABASE
 
 MAX_BYTES = 50 << 20
@@ -32,7 +32,7 @@ COMMISSION = frozenset({Role.CHAIR, Role.MEMBER, Role.SECRETARY})
 
 
 def _files(request: web.Request) -> DocumentFiles:
-    return DocumentFiles(request.app[CONFIG].data_dir / "documents")
+    return DocumentFiles(request.app[CONFIG].documents_dir)
 
 
 async def _target(request: web.Request, readers: bool) -> tuple[Invite, int, DocumentKind]:

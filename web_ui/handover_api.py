@@ -3,7 +3,7 @@
     POST /api/days/{day}/handover           the secretary: {"to": "registrar"|"archive"}
     GET  /api/days/{day}/handover/{sha256}  the secretary and the chair: the package
 
-Each hand-over builds the package (`defense_room.handover`), keeps it under
+Each hand-over builds the package (`protocols.handover`), keeps it under
 ``<data>/handover/day-<day>/<sha256>.zip`` and journals who handed what to whom,
 with the package's hash: that entry is the hand-over record.
 """
@@ -21,12 +21,12 @@ from typing import Any
 
 from aiohttp import web
 
-from defense_room.handover import NotReady, build_package, zip_bytes
+from protocols.handover import NotReady, build_package, zip_bytes
 from storage.invites import Role
 from storage.journal import Journal
 
-from .errors import json_error as _error
 from .auth import require_invite
+from .errors import json_error as _error
 from .keys import CONFIG, DATABASE
 
 RECIPIENTS = ("registrar", "archive")

@@ -22,6 +22,7 @@ and check id), never the verdict or the distance.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -29,16 +30,23 @@ from typing import Any
 
 from aiohttp import web
 
-from defense_room.dayhost import DayHost
-from defense_room.procedure import ProcedureError
-from identity.errors import CheckNotFound, CheckRefused, NoConsent, NoVideo, WorkerFailed
+from identity.errors import (
+    CheckNotFound,
+    CheckRefused,
+    NoConsent,
+    NoVideo,
+    WorkerFailed,
+)
 from identity.service import IdentityChecks
 from orchestrator.model import Role
+from recordings.plan import day_folder
+from server.dayhost import DayHost
+from server.procedure import ProcedureError
 from storage.errors import NotFoundError
 from storage.journal import Journal
 
-from .errors import json_error as _error
 from .auth import require_invite
+from .errors import json_error as _error
 from .keys import CONFIG, DATABASE, HOSTS, ROOMS
 
 logger = logging.getLogger(__name__)
@@ -61,7 +69,8 @@ def setup_identity(app: web.Application) -> None:
 
 async def _identity_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    checks = IdentityChecks(config.identity, config.recordings_dir)
+    checks = IdentityChecks(config.identity,
+                            functools.partial(day_folder, config.recordings_dir))
     app[IDENTITY] = checks
     yield
     await checks.stop()

@@ -6,12 +6,11 @@ import weakref
 
 from aiohttp import web
 
-from defense_room.config import Config
+from server.config import Config
+from server.days import DayHosts
+from server.rooms import RoomRegistry
 from storage.db import Database
 from storage.invites import InviteStore
-
-from .hosts import DayHosts
-from .rooms import RoomRegistry
 
 CONFIG = web.AppKey("config", Config)
 DATABASE = web.AppKey("database", Database)

@@ -72,7 +72,7 @@ async def me(request: web.Request) -> web.Response:
     day = await invites.get_day(invite.day_id)
     people = await invites.list_people(invite.day_id)
     students = await RosterStore(app[DATABASE]).list_students(invite.day_id)
-    files = DocumentFiles(app[CONFIG].data_dir / "documents")
+    files = DocumentFiles(app[CONFIG].documents_dir)
     commission = invite.role in COMMISSION_ROLES
 
     def readable(person_id: int) -> list[str]:

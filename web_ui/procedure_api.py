@@ -27,17 +27,17 @@ from typing import Any
 
 from aiohttp import web
 
-from defense_room.dayhost import DayHost
-from defense_room.procedure import ProcedureError
 from orchestrator import events as ev
 from orchestrator.codec import EventCodecError, event_from_json, snapshot_to_json
 from orchestrator.errors import ForbiddenAction, NotAllowedForRole, UnknownPerson
 from orchestrator.model import Grade, Role
 from orchestrator.phases import ACTIONS, RIGHTS
+from server.dayhost import DayHost
+from server.procedure import ProcedureError
 from storage.errors import NotFoundError
 
-from .errors import json_error as _error
 from .auth import require_invite
+from .errors import json_error as _error
 from .keys import HOSTS
 
 ALL_ROLES = frozenset(Role)

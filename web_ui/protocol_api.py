@@ -9,7 +9,7 @@
     POST /api/days/{day_id}/keys                        the commission; {"jwk": {...}}
 
 Approvals and the signing are signed (rule V6): the browser signs
-`defense_room.signing.statement(action, day, which, hash)` with the ECDSA P-256
+`protocols.signing.statement(action, day, which, hash)` with the ECDSA P-256
 key it registered; the server verifies it and keeps it with the approval.
 
 `which` is "day" or a student's person id. Every handler authenticates the bearer
@@ -32,24 +32,34 @@ from typing import Any
 
 from aiohttp import web
 
-from defense_room.dayload import settings_from
-from defense_room.protocol_render import (
-    Endorsement, ProtocolRenderError, render_html, render_pdf,
+from orchestrator.protocol import DayProtocol
+from orchestrator.replay import ReplayError
+from protocols.approvals import (
+    AlreadySigned,
+    Approval,
+    ApprovalRefused,
+    ApprovalsMissing,
+    NotAnApprover,
+    NotFinal,
+    ProtocolStore,
+    SignedProtocol,
+    missing_approvals,
+    missing_message,
 )
-from orchestrator.protocol import DayProtocol, ProtocolReplayError
-from defense_room.signing import SigningError, load_jwk
+from protocols.drafts import DayDrafts, Draft, RecordingIndex, load_drafts
+from protocols.keys import SignatureIn, SignatureRefused, SigningKeyStore
+from protocols.render import (
+    Endorsement,
+    ProtocolRenderError,
+    render_html,
+    render_pdf,
+)
+from protocols.signing import SigningError, load_jwk
 from storage.errors import NotFoundError, StorageError
 from storage.invites import Role
-from storage.protocols import (
-    Approval, ApprovalsMissing, AlreadySigned, DayDrafts, Draft, NotAnApprover, NotFinal,
-    ProtocolError, ProtocolStore, RecordingIndex, SignedProtocol, load_drafts,
-    missing_approvals, missing_message,
-)
 
-from storage.signing_keys import SignatureIn, SignatureRefused, SigningKeyStore
-
-from .errors import json_error as _error
 from .auth import require_invite
+from .errors import json_error as _error
 from .keys import CONFIG, DATABASE
 
 READ_ROLES = frozenset({Role.CHAIR, Role.MEMBER, Role.SECRETARY})
@@ -195,7 +205,7 @@ async def sign_protocol(request: web.Request) -> web.Response:
 
 async def _drafts(request: web.Request, day_id: int) -> DayDrafts:
     config = request.app[CONFIG]
-    return await load_drafts(request.app[DATABASE], day_id, settings_from(config),
+    return await load_drafts(request.app[DATABASE], day_id, config.procedure_settings(),
                              config.recordings_dir / f"day-{day_id}", request.app[RECORDING_INDEX])
 
 
@@ -286,11 +296,11 @@ def _refusal(exc: Exception) -> web.HTTPError:
         return _error(web.HTTPForbidden, exc.code, str(exc))
     if isinstance(exc, SignatureRefused):
         return _error(web.HTTPForbidden, "bad_signature", str(exc))
-    if isinstance(exc, ProtocolError):
+    if isinstance(exc, ApprovalRefused):
         return _error(web.HTTPConflict, exc.code, str(exc))
     if isinstance(exc, NotFoundError):
         return _error(web.HTTPNotFound, "not_found", str(exc))
-    if isinstance(exc, ProtocolReplayError):
+    if isinstance(exc, ReplayError):
         return _error(web.HTTPInternalServerError, "journal_unusable", str(exc))
     return _error(web.HTTPInternalServerError, "protocol_unavailable", str(exc))
 
@@ -302,7 +312,7 @@ def _json_errors(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except (StorageError, ProtocolReplayError, ProtocolRenderError) as exc:
+        except (StorageError, ReplayError, ProtocolRenderError) as exc:
             raise _refusal(exc) from None
 
     return wrapped

@@ -34,6 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
+from orchestrator.appeals import Decision
 from orchestrator.model import APPEAL_ROLES, Role
 from recordings.archive_store import ArchiveStore, StoredFile
 from recordings.errors import BuildRefused, HoldError, LinkRefused
@@ -45,8 +46,8 @@ from storage.errors import NotFoundError
 from storage.invites import Invite
 from storage.journal import Journal
 
-from .errors import json_error as _error
 from .auth import require_invite
+from .errors import json_error as _error
 from .keys import CONFIG, DATABASE, INVITES
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,6 @@ logger = logging.getLogger(__name__)
 VIEW_ROLES = frozenset({Role.SECRETARY, Role.CHAIR})
 BUILD_ROLES = frozenset({Role.SECRETARY})
 HOLD_ROLES = frozenset({Role.CHAIR, Role.SECRETARY})
-DECISIONS = ("rejected", "upheld")
 LINK_TTL_S = 2 * 3600
 STATIC_DIR = Path(str(resources.files("web_ui") / "static"))
 _TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".mkv": "video/x-matroska",
@@ -108,7 +108,7 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the build jobs and the retention sweeper run while the server does."""
     config, db = app[CONFIG], app[DATABASE]
     signer = LinkSigner(await asyncio.to_thread(load_secret, config.data_dir))
-    jobs = RecordingJobs(db, config)
+    jobs = RecordingJobs(db, config.recordings_dir, config.procedure_settings())
     sweeper = RetentionSweeper(Retention(db, config.recordings_dir, config.retention.days))
     await jobs.start()
     await sweeper.start()
@@ -193,7 +193,7 @@ async def list_recordings(request: web.Request) -> web.Response:
         entry: dict[str, Any] = {
             "id": str(sid), "name": name,
             "defense": None if defense is None else {
-                "start": defense.start, "end": defense.end, "outcome": defense.outcome},
+                "start": defense.start, "end": defense.end, "outcome": defense.outcome.value},
             "job": None if sid not in jobs else jobs[sid].to_json(),
             "hold": None if hold is None else hold.to_json(),
             "archive": None,
@@ -280,9 +280,11 @@ async def release_hold(request: web.Request) -> web.Response:
     the hold ends and retention applies again."""
     day_id, student, by = await _hold_target(request, HOLD_ROLES)
     body = await _body(request)
-    decision = _text(body, "decision", required=True)
-    if decision not in DECISIONS:
-        raise _error(web.HTTPBadRequest, "malformed", f"decision must be one of {DECISIONS}")
+    try:
+        decision = Decision(_text(body, "decision", required=True))
+    except ValueError:
+        raise _error(web.HTTPBadRequest, "malformed", "decision must be one of "
+                     f"{', '.join(d.value for d in Decision)}") from None
     pending = [a for a in await AppealStore(request.app[DATABASE]).for_day(day_id)
                if a.student_id == student and a.decision is None]
     if pending:
@@ -296,7 +298,7 @@ async def release_hold(request: web.Request) -> web.Response:
                                      rec.clock())
     except HoldError as exc:
         raise _error(web.HTTPConflict, "not_held", str(exc)) from None
-    return _json({"hold": None, "decision": decision})
+    return _json({"hold": None, "decision": decision.value})
 
 
 async def serve_file(request: web.Request) -> web.StreamResponse:

@@ -14,14 +14,14 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from defense_room.dayhost import DayHost, NotAllowedHere
 from media.errors import MediaError, OutOfTurnError
 from media.peer import Peer
 from media.room import ParticipantInfo
+from server.dayhost import DayHost, NotAllowedHere
+from server.rooms import RoomRegistry
 from storage.errors import InviteError
 
 from .keys import CONFIG, HOSTS, INVITES, ROOMS
-from .rooms import RoomRegistry
 from .signaling import (
     Answer,
     ErrorCode,

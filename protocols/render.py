@@ -23,7 +23,13 @@ from fpdf import FPDF
 
 from orchestrator.model import Grade, Phase, Role, StudentStatus
 from orchestrator.protocol import (
-    AbsenceKind, DayProtocol, PersonEntry, Protocol, RecordingFile, SittingInfo, Span,
+    AbsenceKind,
+    DayProtocol,
+    PersonEntry,
+    Protocol,
+    RecordingFile,
+    SittingInfo,
+    Span,
     StudentProtocol,
 )
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from orchestrator.appeal_session import AppealSnapshot
 from orchestrator.appeals import (
     AppealRefused,
+    Decision,
     Defense,
     check_filing,
     check_repeat_date,
@@ -38,10 +39,15 @@ from recordings.errors import HoldError
 from storage.appeals import Appeal, AppealStore
 from storage.db import Database
 from storage.invites import InviteStore, IssuedInvite, expires_at_for_day
-from storage.roster import RosterStore
+from storage.roster import (
+    CommissionSpec,
+    DaySpec,
+    DocumentSpec,
+    RosterStore,
+    StudentSpec,
+)
 
 from .config import Config
-from .dayfile import CommissionSpec, DaySpec, DocumentSpec, StudentSpec
 from .dayhost import DayHost
 from .invite_policy import extend_office, extend_students_to_appeal_deadline
 
@@ -154,13 +160,13 @@ class AppealService:
             return appeal
         delivery = decision_delivery(snapshot.decided_at, host.loaded.stored.timezone,
                                      self.calendar)
-        appeal = await self._store.decide(appeal_id, snapshot.decision.value,
+        appeal = await self._store.decide(appeal_id, snapshot.decision,
                                           snapshot.reasoning or "", snapshot.decided_at, delivery)
         chair = next(p for p in host.loaded.day.people if p.role is Role.APPEAL_CHAIR)
         try:
             await ArchiveStore(self._db).release_hold(
                 appeal.day_id, appeal.student_id, int(chair.person_id),
-                snapshot.decision.value, f"appeal {appeal_id} decided", snapshot.decided_at)
+                snapshot.decision, f"appeal {appeal_id} decided", snapshot.decided_at)
         except HoldError:
             logger.warning("appeal %s decided but no hold was active", appeal_id)
         return appeal
@@ -177,7 +183,7 @@ class AppealService:
 
     async def schedule_repeat(self, appeal_id: int, starts_at: float, by: int) -> Created:
         appeal = await self._store.get(appeal_id)
-        if appeal.decision != "upheld":
+        if appeal.decision is not Decision.UPHELD:
             raise AppealRefused("a defense is repeated only after an upheld appeal", "8.8")
         host, _ = await self._defense_host(appeal.day_id)
         loaded = host.loaded

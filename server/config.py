@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from identity.settings import IdentitySettings
-from orchestrator.model import AbsenceFrom
+from orchestrator.model import AbsenceFrom, Settings
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 """Used when no --config is given; relative to the working directory."""
@@ -231,8 +231,44 @@ class Config:
 
     @property
     def recordings_dir(self) -> Path:
-        """Where recordings are written."""
+        """Where recordings are written (a day's folder: `recordings.plan.day_folder`)."""
         return self.data_dir / "recordings"
+
+    @property
+    def documents_dir(self) -> Path:
+        """Where theses, presentations and reviews are kept (`storage.document_files`)."""
+        return self.data_dir / "documents"
+
+    @property
+    def handover_dir(self) -> Path:
+        """Where hand-over packages are built."""
+        return self.data_dir / "handover"
+
+    def procedure_settings(self) -> Settings:
+        """The procedure core's settings. A day journals them when its procedure
+        begins and replays with those (`orchestrator.replay`), so a change here
+        affects only days that have not begun."""
+        return Settings(
+            talk_minutes=self.phases.talk_minutes,
+            questions_minutes=self.phases.questions_minutes,
+            defense_max_minutes=self.phases.defense_max_minutes,
+            warning_before_s=self.phases.warning_before_s,
+            # One key for both limits (clauses 7.8 and 7.9; config.yaml says so).
+            absence_grace_minutes=self.absence.grace_minutes,
+            absence_from=self.absence.counted_from,
+            failure_grace_minutes=self.absence.grace_minutes,
+            queue_lock_minutes=self.queue.lock_minutes,
+        )
+
+    def _problem(self) -> tuple[str, str] | None:
+        # The chair's and secretary's links open the recordings for the whole
+        # retention period (R1, R3): they must not expire before it ends.
+        if self.invites.office_valid_days_after < self.retention.days:
+            return ("invites.office_valid_days_after",
+                    f"({self.invites.office_valid_days_after}) must be at least "
+                    f"retention.days ({self.retention.days}): the chair and the secretary "
+                    "open the recordings until they are deleted")
+        return None
 
 
 def load_config(path: Path | None = None) -> Config:

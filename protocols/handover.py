@@ -23,10 +23,11 @@ from typing import Any
 
 from storage.appeals import AppealStore
 from storage.db import Database
-from storage.protocols import DAY, ProtocolStore
 
+from .approvals import ProtocolStore
+from .drafts import DAY
 from .evidence import EvidencePack, PackFile, signatures, write_zip
-from .protocol_render import Heading, Table, Text, blocks_to_pdf
+from .render import Heading, Table, Text, blocks_to_pdf
 
 FORMAT = "defense-room-handover/1"
 GRADES_RU = {"excellent": "отлично", "good": "хорошо", "satisfactory": "удовлетворительно",

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from defense_room.signing import PublicKey, SigningError, jwk_from_json, jwk_json, verify
+from storage.db import Database
+from storage.errors import NotFoundError, StorageError
+from storage.journal import append_event, encode_detail
 
-from .db import Database
-from .errors import NotFoundError, StorageError
-from .journal import append_event, encode_detail
+from .signing import PublicKey, SigningError, jwk_from_json, jwk_json, verify
 
 REGISTERED_KIND = "signing_key_registered"
 

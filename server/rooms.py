@@ -9,8 +9,9 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
-from defense_room.config import Config
 from media.room import Room
+
+from .config import Config
 
 logger = logging.getLogger(__name__)
 

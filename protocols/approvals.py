@@ -1,12 +1,10 @@
-"""Protocol drafts, approvals and signatures (rules V5, V6; clauses 7.17, 7.18).
+"""Approvals and signed protocols (rules V5, V6; clauses 7.17, 7.18).
 
-Drafts are never stored. `load_drafts` rebuilds them from the day's journal and its
-finished recording files whenever asked, so a draft always says what the evidence
-says. What is stored is what people did with a draft: an approval binds one member
-to one content hash, and the chair's signature stores the protocol as signed
-(canonical JSON, HTML, PDF) with its hash. Both tables refuse UPDATE and DELETE
-(triggers of migration 0004), and every approval and signature is appended to the
-hash-chained journal in the same transaction as the row it records.
+What is stored is what people did with a draft (`protocols.drafts`): an approval
+binds one member to one content hash, and the chair's signature stores the protocol
+as signed (canonical JSON, HTML, PDF) with its hash. Both tables refuse UPDATE and
+DELETE (triggers of migration 0004), and every approval and signature is appended to
+the hash-chained journal in the same transaction as the row it records.
 
 Rule V6 orders it: every member present (`orchestrator.protocol.approvers`) approves
 the current draft, then the chair signs. An approval of an older hash does not count,
@@ -16,206 +14,58 @@ day's protocol once the sitting is closed, a student's once the results are out.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import logging
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from defense_room.dayload import load_day
-from defense_room.procedure import DEADLINE_KIND, EVENT_KIND
-from defense_room.signing import statement
-from orchestrator.codec import EventCodecError, event_from_json
-from orchestrator.model import Settings
-from orchestrator.protocol import (
-    DayProtocol, Protocol, RecordingFile, SittingInfo, Step, StudentInfo, Tick, approvers,
-    build_protocol, canonical_json,
-)
+from orchestrator.replay import STEP_KINDS
+from storage.db import Database
+from storage.errors import StorageError
+from storage.journal import append_event, encode_detail
 
-from .db import Database
-from .errors import NotFoundError, StorageError
-from .journal import JournalEvent, Journal, append_event, encode_detail
-from .signing_keys import SignatureIn, check_signature
+from .drafts import Draft
+from .keys import SignatureIn, check_signature
+from .signing import statement
 
 logger = logging.getLogger(__name__)
 
-DAY = "day"
-"""The `which` of the day's protocol; a student's protocol is their person id."""
-
 APPROVED_KIND = "protocol_approved"
 SIGNED_KIND = "protocol_signed"
-FINISHED_SUFFIXES = frozenset({".webm", ".mkv", ".mka"})
 
 
-class ProtocolError(StorageError):
+class ApprovalRefused(StorageError):
     """An approval or signature refused; `code` is the machine-readable reason."""
 
     code = "protocol"
 
 
-class NotFinal(ProtocolError):
+class NotFinal(ApprovalRefused):
     code = "not_final"
 
 
-class NotAnApprover(ProtocolError):
+class NotAnApprover(ApprovalRefused):
     code = "not_an_approver"
 
 
-class StaleHash(ProtocolError):
+class StaleHash(ApprovalRefused):
     code = "stale_hash"
 
 
-class AlreadySigned(ProtocolError):
+class AlreadySigned(ApprovalRefused):
     code = "already_signed"
 
 
-class ApprovalsMissing(ProtocolError):
+class ApprovalsMissing(ApprovalRefused):
     code = "approvals_missing"
 
 
-class DraftChanged(ProtocolError):
+class DraftChanged(ApprovalRefused):
     """The journal moved on between building the draft and writing; read it again."""
 
     code = "draft_changed"
-
-
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """One protocol as the journal has it now."""
-
-    day_id: int
-    which: str
-    protocol: Protocol
-    content_json: str
-    content_hash: str
-    #: The last procedure journal entry it was built from (0: none), to detect a
-    #: journal that moved on before an approval or signature is written.
-    source_id: int
-
-    @property
-    def approvers(self) -> dict[int, str]:
-        """Person id -> name of the members who must approve it."""
-        return {int(p.person_id): p.name for p in approvers(self.protocol)}
-
-    @property
-    def not_final(self) -> str | None:
-        """Why it cannot be approved or signed yet, or None."""
-        if self.protocol.ready:
-            return None
-        if isinstance(self.protocol, DayProtocol):
-            return "the sitting is not closed yet"
-        return "the results are not announced yet"
-
-
-@dataclass(frozen=True, slots=True)
-class DayDrafts:
-    """The drafts of all protocols of one day."""
-
-    day_id: int
-    protocol: DayProtocol
-    source_id: int
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Every `which` of the day: "day", then the students in queue order."""
-        return (DAY, *(s.student.person_id for s in self.protocol.students))
-
-    def draft(self, which: str) -> Draft:
-        """The draft `which`; `NotFoundError` if the day has no such protocol."""
-        protocol: Protocol | None = self.protocol if which == DAY else next(
-            (s for s in self.protocol.students if s.student.person_id == which), None)
-        if protocol is None:
-            raise NotFoundError(
-                f"defense day {self.day_id} has no protocol {which!r}: use 'day' or the "
-                "person id of one of its students")
-        text = canonical_json(protocol)
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        return Draft(self.day_id, which, protocol, text, digest, self.source_id)
-
-
-class RecordingIndex:
-    """A day's finished recording files with size and SHA-256, each hashed once.
-
-    Hashes are kept by (path, size, mtime), so listing the files again for every
-    draft costs a directory walk, not a re-read of hours of video.
-    """
-
-    def __init__(self) -> None:
-        self._known: dict[tuple[str, int, int], str] = {}
-        self._lock = threading.Lock()
-
-    async def files(self, folder: Path) -> tuple[RecordingFile, ...]:
-        """The finished raw recordings of a day: the files of its takes
-        (``take-*/``; `.part` files are being written). What the archive builds from
-        them afterwards (``archive/``) has its own manifest and never changes a
-        protocol that members are approving."""
-        return await asyncio.to_thread(self._scan, folder)
-
-    def _scan(self, folder: Path) -> tuple[RecordingFile, ...]:
-        if not folder.is_dir():
-            return ()
-        found = []
-        for path in folder.glob("take-*/**/*"):
-            if path.suffix not in FINISHED_SUFFIXES or path.is_symlink() or not path.is_file():
-                continue
-            try:
-                stat = path.stat()
-                key = (str(path), stat.st_size, stat.st_mtime_ns)
-                with self._lock:
-                    digest = self._known.get(key)
-                if digest is None:
-                    with path.open("rb") as f:
-                        digest = hashlib.file_digest(f, "sha256").hexdigest()
-                    with self._lock:
-                        self._known[key] = digest
-            except FileNotFoundError:
-                continue  # replaced while listed (e.g. finalized); the next listing has it
-            found.append(RecordingFile(path.relative_to(folder).as_posix(), stat.st_size, digest))
-        return tuple(sorted(found, key=lambda f: f.path))
-
-
-def journal_steps(entries: list[JournalEvent]) -> tuple[list[Step], int]:
-    """The procedure's steps in a day's journal, and the id of the last one (0: none)."""
-    steps: list[Step] = []
-    last = 0
-    for entry in entries:
-        try:
-            if entry.kind == EVENT_KIND:
-                steps.append(event_from_json(entry.detail))
-            elif entry.kind == DEADLINE_KIND:
-                steps.append(Tick(float(entry.detail["now"])))
-            else:
-                continue
-        except (EventCodecError, KeyError, TypeError, ValueError) as exc:
-            raise StorageError(f"journal entry {entry.id} ({entry.kind}) is unreadable: {exc}"
-                               ) from exc
-        last = entry.id
-    return steps, last
-
-
-async def load_drafts(db: Database, day_id: int, settings: Settings, recordings: Path,
-                      index: RecordingIndex) -> DayDrafts:
-    """Build the drafts of day `day_id` from its journal and the files under `recordings`.
-
-    `orchestrator.protocol.ProtocolReplayError` if the journal does not replay.
-    """
-    loaded = await load_day(db, day_id)
-    steps, source_id = journal_steps(await Journal(db).entries(day_id))
-    files = await index.files(recordings)
-    stored = loaded.stored
-    sitting = SittingInfo(stored.title, stored.date.isoformat(), stored.timezone,
-                          stored.starts_at)
-    info = {pid: StudentInfo(s.thesis_title, s.supervisor, s.reviewer)
-            for pid, s in loaded.students.items()}
-    # Replaying a long day is CPU work: keep it off the event loop.
-    protocol = await asyncio.to_thread(
-        build_protocol, loaded.day, settings, steps, sitting, info, files)
-    return DayDrafts(day_id, protocol, source_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +228,7 @@ def _check_open(db: sqlite_utils.Database, draft: Draft) -> None:
                        f"that may change: {draft.not_final}")
     row = db.execute(
         "SELECT MAX(id) FROM journal WHERE day_id = ? AND kind IN (?, ?)",
-        [draft.day_id, EVENT_KIND, DEADLINE_KIND]).fetchone()
+        [draft.day_id, *STEP_KINDS]).fetchone()
     if (row[0] or 0) != draft.source_id:
         raise DraftChanged(f"the journal of day {draft.day_id} changed while protocol "
                            f"{draft.which!r} was being read; read it again")

@@ -11,14 +11,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from defense_room.appeal_service import AppealService
-from defense_room.config import Config
-from defense_room.dayhost import DayHost
-from defense_room.dayload import load_day, settings_from
-from defense_room.procedure import EVENT_KIND
+from storage.days import load_day
 from storage.db import Database
 from storage.journal import Journal
 
+from .appeal_service import AppealService
+from .config import Config
+from .dayhost import DayHost
 from .rooms import RoomRegistry
 
 logger = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ class DayHosts:
         loaded = await load_day(self._db, day_id)
         host = DayHost(
             loaded,
-            settings_from(self._config),
+            self._config.procedure_settings(),
             self._journal,
             self._rooms.room_for(str(day_id)),
             self._config.recordings_dir,
@@ -83,16 +82,7 @@ class DayHosts:
 
     async def start_days_under_way(self) -> None:
         """Host every day whose procedure has begun and not yet closed."""
-        rows = await self._db.query(
-            "SELECT DISTINCT day_id FROM journal WHERE kind = ?", [EVENT_KIND])
-        for row in rows:
-            day_id = int(row["day_id"])
-            closed = await self._db.query(
-                "SELECT 1 FROM journal WHERE day_id = ? AND kind = ?"
-                " AND json_extract(detail, '$.type') = 'CloseSitting' LIMIT 1",
-                [day_id, EVENT_KIND])
-            if closed:
-                continue
+        for day_id in await self._journal.days_under_way():
             try:
                 await self.host(day_id)
             except Exception:

@@ -23,13 +23,13 @@ import csv
 import datetime
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from orchestrator.documents import DocumentKind
+from storage.roster import CommissionSpec, DaySpec, DocumentSpec, StudentSpec
 
 _DAY_KEYS = {
     "title", "date", "start", "timezone", "norm_control_required", "commission", "students",
@@ -49,56 +49,6 @@ _FALSE = {"false", "no", "0", "нет", ""}
 
 class DayFileError(Exception):
     """The day file (or its students CSV) is unreadable or has an invalid value."""
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentSpec:
-    """A document on file, and when it was uploaded."""
-
-    kind: DocumentKind
-    uploaded_at: datetime.datetime  # time-zone aware
-
-
-@dataclass(frozen=True, slots=True)
-class StudentSpec:
-    """One student of the day, in queue order."""
-
-    name: str
-    thesis_title: str
-    supervisor: str
-    reviewer: str
-    timezone: str
-    consent_at: datetime.datetime | None  # None: no consent on file
-    documents: tuple[DocumentSpec, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CommissionSpec:
-    """The state examination commission (ГЭК) of the day."""
-
-    chair: str
-    members: tuple[str, ...]
-    secretary: str
-
-
-@dataclass(frozen=True, slots=True)
-class DaySpec:
-    """A validated defense day file."""
-
-    title: str
-    date: datetime.date
-    start: datetime.time
-    timezone: str
-    norm_control_required: bool
-    commission: CommissionSpec
-    students: tuple[StudentSpec, ...]
-
-    @property
-    def starts_at(self) -> float:
-        """Unix time of the start of the sitting."""
-        moment = datetime.datetime.combine(
-            self.date, self.start, tzinfo=zoneinfo.ZoneInfo(self.timezone))
-        return moment.timestamp()
 
 
 def load_day_file(path: Path) -> DaySpec:

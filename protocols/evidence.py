@@ -23,17 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.documents import DocumentKind
+from orchestrator.model import Settings
+from recordings.plan import day_folder
 from storage.appeals import Appeal
 from storage.db import Database
 from storage.document_files import DocumentFiles
 from storage.errors import JournalTampered
 from storage.journal import Journal
-from storage.protocols import ProtocolStore, RecordingIndex, SignedProtocol, load_drafts
-from storage.signing_keys import SigningKeyStore
 
-from .config import Config
-from .dayload import settings_from
-from .protocol_render import Endorsement, render_pdf
+from .approvals import ProtocolStore, SignedProtocol
+from .drafts import RecordingIndex, load_drafts
+from .keys import SigningKeyStore
+from .render import Endorsement, render_pdf
 from .signing import statement
 
 FORMAT = "defense-room-evidence/1"
@@ -55,11 +56,14 @@ class EvidencePack:
     summary: dict[str, Any]
 
 
-async def build_pack(config: Config, db: Database, appeal: Appeal,
+async def build_pack(db: Database, appeal: Appeal, *, recordings_dir: Path,
+                     documents: DocumentFiles, settings: Settings,
                      index: RecordingIndex) -> EvidencePack:
+    """What the appeal commission reviews of one student's defense (clause 8.6);
+    `settings` only for a day whose journal does not hold its own."""
     day_id, which = appeal.day_id, str(appeal.student_id)
-    folder = config.recordings_dir / f"day-{day_id}"
-    drafts = await load_drafts(db, day_id, settings_from(config), folder, index)
+    folder = day_folder(recordings_dir, day_id)
+    drafts = await load_drafts(db, day_id, settings, folder, index)
     signed = (await ProtocolStore(db).signed(day_id, which)).get(which)
     files: list[PackFile] = []
     if signed is not None:
@@ -79,7 +83,6 @@ async def build_pack(config: Config, db: Database, appeal: Appeal,
     files.append(PackFile("conclusion.txt", conclusion.encode()))
     files.append(PackFile("appeal.json", json.dumps(appeal.to_json(), ensure_ascii=False,
                                                     indent=1).encode()))
-    documents = DocumentFiles(config.data_dir / "documents")
     for kind in EVIDENCE_DOCUMENTS:
         path = documents.existing(day_id, appeal.student_id, kind)
         if path is not None:

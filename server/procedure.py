@@ -1,12 +1,13 @@
 """`ProcedureRunner`: the asyncio adapter around the pure `DefenseSession`.
 
 The session owns the rules; this module owns time, the journal and the timer
-(STYLE.md sections 1-3). Every accepted event is journaled (kind
-"procedure_event", detail = `event_to_json(event)`) before its effects are carried
-out, and every firing of deadlines is journaled (kind "procedure_deadline",
-detail `{"now": t}`). After a restart `start()` replays both kinds in journal
-order through a fresh session, which rebuilds the same state, phase times
-included, so the timers continue where they were.
+(STYLE.md sections 1-3). Every accepted event and every firing of deadlines is
+journaled (`orchestrator.replay.journal_entry`) before its effects are carried out,
+and the settings the day's procedure begins with are journaled before its first
+step. After a restart `start()` replays the journal through a fresh session built
+with those settings (`orchestrator.replay`), which rebuilds the same state, phase
+times included, so the timers continue where they were, whatever the config says
+now.
 
 Times are wall-clock (`time.time`), not `loop.time()`: a deadline written before a
 restart must mean the same instant after it. Only the delay until the next
@@ -24,18 +25,24 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from orchestrator.appeal_session import AppealSnapshot
-from orchestrator.codec import EventCodecError, event_from_json, event_to_json
+from orchestrator.codec import settings_to_json
 from orchestrator.effects import Effect
 from orchestrator.errors import OrchestratorError
 from orchestrator.events import Event
-from orchestrator.model import Snapshot
+from orchestrator.model import Settings, Snapshot
+from orchestrator.replay import (
+    SETTINGS_KIND,
+    ReplayError,
+    Step,
+    Tick,
+    journal_entry,
+    journaled_settings,
+    replay,
+)
 from storage.errors import JournalTampered
 from storage.journal import Journal
 
 logger = logging.getLogger(__name__)
-
-EVENT_KIND = "procedure_event"
-DEADLINE_KIND = "procedure_deadline"
 
 
 class Procedure(Protocol):
@@ -69,13 +76,19 @@ class ProcedureRunner:
 
     def __init__(
         self,
-        session_factory: Callable[[], Procedure],
+        session_factory: Callable[[Settings], Procedure],
         journal: Journal,
         day_id: int,
         effect_sink: Callable[[Effect], Awaitable[None]],
+        settings: Settings,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`settings` are those of a day that has not begun; a day that has replays
+        with the settings it journaled when it began."""
         self._session_factory = session_factory
+        self._settings = settings
+        #: The settings still to journal before the first step (a day not begun).
+        self._settings_unjournaled = False
         self._journal = journal
         self._day_id = day_id
         self._sink = effect_sink
@@ -105,6 +118,11 @@ class ProcedureRunner:
         return self._require_session().next_deadline()
 
     @property
+    def settings(self) -> Settings:
+        """The settings the procedure runs with (journaled once it has begun)."""
+        return self._settings
+
+    @property
     def timer_armed(self) -> bool:
         """Whether a timer handle is pending (for shutdown checks)."""
         return self._timer is not None
@@ -124,25 +142,19 @@ class ProcedureRunner:
                 f"the journal fails verification, so the procedure of day {self._day_id} "
                 f"cannot be rebuilt from it: {exc}"
             ) from exc
-        session = self._session_factory()
+        entries = await self._journal.entries(self._day_id)
         replayed = 0
-        for entry in await self._journal.entries(self._day_id):
-            try:
-                if entry.kind == EVENT_KIND:
-                    session.handle(event_from_json(entry.detail))
-                elif entry.kind == DEADLINE_KIND:
-                    session.handle_deadline(float(entry.detail["now"]))
-                else:
-                    continue
-            except (OrchestratorError, EventCodecError, KeyError, TypeError, ValueError) as exc:
-                raise ProcedureError(
-                    f"cannot replay journal entry {entry.id} ({entry.kind}) of day "
-                    f"{self._day_id}: {exc}"
-                ) from exc
-            replayed += 1
-            # Replayed effects were carried out before the restart.
-            while session.next_effect() is not None:
-                pass
+        try:
+            settings = journaled_settings(entries)
+            self._settings_unjournaled = settings is None
+            session = self._session_factory(self._settings if settings is None else settings)
+            for _ in replay(session, entries):
+                replayed += 1  # its effects were carried out before the restart
+        except ReplayError as exc:
+            raise ProcedureError(
+                f"cannot rebuild the procedure of day {self._day_id}: {exc}") from exc
+        if settings is not None:
+            self._settings = settings
         self._session = session
         self._running = True
         logger.info(
@@ -185,12 +197,7 @@ class ProcedureRunner:
             except OrchestratorError:
                 self._arm()  # a deadline may have fired just above
                 raise
-            detail = event_to_json(event)
-            try:
-                await self._journal.append(self._day_id, None, EVENT_KIND, detail, event.now)
-            except BaseException:
-                self._fail(f"could not journal {type(event).__name__} at {event.now}")
-                raise
+            await self._journal_step(event, f"{type(event).__name__} at {event.now}")
             await self._carry_out()
             self._arm()
 
@@ -209,12 +216,22 @@ class ProcedureRunner:
         if deadline is None or deadline > now:
             return
         session.handle_deadline(now)
-        try:
-            await self._journal.append(self._day_id, None, DEADLINE_KIND, {"now": now}, now)
-        except BaseException:
-            self._fail(f"could not journal the deadlines fired at {now}")
-            raise
+        await self._journal_step(Tick(now), f"the deadlines fired at {now}")
         await self._carry_out()
+
+    async def _journal_step(self, step: Step, what: str) -> None:
+        """Journal a step the session has taken (after the day's settings, before its
+        first step); on failure stop, since the session is ahead of the journal."""
+        try:
+            if self._settings_unjournaled:
+                await self._journal.append(self._day_id, None, SETTINGS_KIND,
+                                           settings_to_json(self._settings), step.now)
+                self._settings_unjournaled = False
+            kind, detail = journal_entry(step)
+            await self._journal.append(self._day_id, None, kind, detail, step.now)
+        except BaseException:
+            self._fail(f"could not journal {what}")
+            raise
 
     async def _carry_out(self) -> None:
         session = self._require_running()

@@ -44,10 +44,12 @@ from orchestrator.model import (
     Snapshot,
 )
 from orchestrator.session import DefenseSession
+from recordings.plan import day_folder
 from recordings.room_recording import RoomRecording
+from storage.appeals import DayKind
+from storage.days import LoadedDay
 from storage.journal import Journal
 
-from .dayload import LoadedDay
 from .procedure import ProcedureRunner
 
 logger = logging.getLogger(__name__)
@@ -83,13 +85,13 @@ class DayHost:
         self._day_id = loaded.stored.day_id
         self._room = room
         self._journal = journal
-        self._folder = recordings_dir / f"day-{self._day_id}"
+        self._folder = day_folder(recordings_dir, self._day_id)
         self._grace_s = reconnect_grace_s
         self._clock = clock
         self._runner = ProcedureRunner(
-            lambda: (AppealSession(loaded.day) if loaded.kind == "appeal"
-                     else DefenseSession(loaded.day, settings)),
-            journal, self._day_id, self._carry_out, clock,
+            lambda s: (AppealSession(loaded.day) if loaded.kind is DayKind.APPEAL
+                       else DefenseSession(loaded.day, s)),
+            journal, self._day_id, self._carry_out, settings, clock,
         )
         self._on_appeal_decided = on_appeal_decided
         self._on_sitting_closed = on_sitting_closed
@@ -98,7 +100,7 @@ class DayHost:
         # admitted for the day ("admitted" journal entries).
         self._needs_admission = frozenset(
             p.person_id for p in loaded.day.people
-            if admission and loaded.kind != "appeal"
+            if admission and loaded.kind is not DayKind.APPEAL
             and p.role not in COMMISSION_ROLES | APPEAL_ROLES)
         self._admitted: set[str] = set()
         self._recording: RoomRecording | None = None

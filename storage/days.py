@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from defense_room.config import Config
-from orchestrator.model import DefenseDay, Person, Role, Settings
-from storage.appeals import AppealStore
-from storage.db import Database
-from storage.invites import DefenseDay as StoredDay
-from storage.invites import InviteStore
-from storage.roster import RosterStore, RosterStudent
+from orchestrator.model import DefenseDay, Person, Role
+
+from .appeals import AppealStore, DayKind
+from .db import Database
+from .invites import DefenseDay as StoredDay
+from .invites import InviteStore
+from .roster import RosterStore, RosterStudent
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,26 +25,12 @@ class LoadedDay:
     stored: StoredDay
     day: DefenseDay
     students: dict[str, RosterStudent]
-    #: "defense", "appeal" (an appeal sitting) or "repeat" (a repeated defense).
-    kind: str = "defense"
+    kind: DayKind = DayKind.DEFENSE
     appeal_id: int | None = None
 
     def name(self, person_id: str) -> str:
         person = self.day.person(person_id)
         return person.name if person is not None else person_id
-
-
-def settings_from(config: Config) -> Settings:
-    return Settings(
-        talk_minutes=config.phases.talk_minutes,
-        questions_minutes=config.phases.questions_minutes,
-        defense_max_minutes=config.phases.defense_max_minutes,
-        warning_before_s=config.phases.warning_before_s,
-        absence_grace_minutes=config.absence.grace_minutes,
-        absence_from=config.absence.counted_from,
-        failure_grace_minutes=config.absence.grace_minutes,
-        queue_lock_minutes=config.queue.lock_minutes,
-    )
 
 
 async def load_day(db: Database, day_id: int) -> LoadedDay:
@@ -65,6 +51,6 @@ async def load_day(db: Database, day_id: int) -> LoadedDay:
             Person(str(p.person_id), p.name, p.role) for p in (*others, *students)
         ),
         scheduled_start=stored.starts_at,
-        repeat=kind == "repeat",
+        repeat=kind is DayKind.REPEAT,
     )
     return LoadedDay(stored=stored, day=day, students=roster, kind=kind, appeal_id=appeal_id)
