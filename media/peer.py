@@ -19,7 +19,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver
 from aiortc import RTCSessionDescription
@@ -30,9 +30,8 @@ from .codecs import sender_preferences
 from .errors import InternalsChangedError, NegotiationError, OutOfTurnError, UnsupportedCodecError
 from .forwarder import ForwardedTrack, PublishedTrack
 from .metrics import ForwardingMetrics
+from .participant import ParticipantInfo
 
-if TYPE_CHECKING:
-    from .room import ParticipantInfo
 
 logger = logging.getLogger(__name__)
 

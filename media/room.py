@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiortc import RTCIceServer
 
 from .forwarder import PublishedTrack
 from .metrics import ForwardingMetrics
+from .participant import ParticipantInfo
 from .peer import Peer
 
 logger = logging.getLogger(__name__)
@@ -36,16 +36,6 @@ logger = logging.getLogger(__name__)
 Signal = Callable[[dict[str, Any]], Awaitable[None]]
 
 SEND_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class ParticipantInfo:
-    id: str
-    name: str
-    role: str
-
-    def as_json(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "role": self.role}
 
 
 def everyone(publisher: ParticipantInfo, subscriber: ParticipantInfo) -> bool:

@@ -1,10 +1,8 @@
-"""`AppealSession`: the sitting of the appeal commission (clauses 8.4-8.9; rules A3, A4).
+"""`AppealSession`: the sitting of the appeal commission (clauses 8.4-8.10; rules A3, A4).
 
 The same interface as `DefenseSession` (handle, handle_deadline, next_effect,
-next_deadline, snapshot), so the same runner, journal and host run it.
-
-    WAITING -OpenAppealSitting-> NAMING -(every name said)-> HEARING
-    -DecideAppeal-> DECIDED -CloseAppealSitting-> CLOSED
+next_deadline, snapshot), so the same runner, journal and host run it. The phase
+table and its theory of operation are in `appeal_phases.py`.
 
 Before the sitting starts the appeal chair turns recording on, then says aloud
 the full name of the student and of every member of the appeal commission (8.7);
@@ -16,59 +14,20 @@ appeal sitting is never turned off before the decision.
 
 from __future__ import annotations
 
-import enum
 from collections import deque
-from dataclasses import dataclass
-from typing import Any
 
 from . import events as ev
+from .appeal_model import AppealPhase, AppealSnapshot
+from .appeal_phases import CHAIR_COMMANDS, EveryoneNamed, next_appeal_phase
 from .appeals import Decision
-from .effects import Broadcast, Effect, Journal, Notice, StartRecording, StopRecording
+from .effects import AppealDecided, Broadcast, Effect, Notice, StartRecording, StopRecording
 from .errors import ForbiddenAction, NotAllowedForRole, UnknownPerson
+from .handlers import HandlerTable, on
 from .model import APPEAL_ROLES, DefenseDay, Person, Role, Settings
 
-
-class AppealPhase(enum.Enum):
-    WAITING = "appeal_waiting"
-    NAMING = "appeal_naming"
-    HEARING = "appeal_hearing"
-    DECIDED = "appeal_decided"
-    CLOSED = "appeal_closed"
-
-
-@dataclass(frozen=True, slots=True)
-class AppealSnapshot:
-    """What everyone at the appeal sitting sees."""
-
-    phase: AppealPhase
-    present: frozenset[str]
-    recording: bool
-    to_name: tuple[str, ...]  # still to be said aloud, in order
-    named: tuple[str, ...]
-    decision: Decision | None
-    reasoning: str | None
-    opened_at: float | None
-    decided_at: float | None
-    # What the day host reads of any procedure's snapshot.
-    lobby: frozenset[str] = frozenset()
-    consented: frozenset[str] = frozenset()
-    current_student: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": "appeal", "phase": self.phase.value, "present": sorted(self.present),
-            "recording": self.recording, "to_name": list(self.to_name),
-            "named": list(self.named),
-            "decision": self.decision.value if self.decision else None,
-            "reasoning": self.reasoning,
-            "opened_at": self.opened_at, "decided_at": self.decided_at,
-            "lobby": [], "consented": [], "current_student": None,
-        }
-
-
-_CHAIR_ONLY = (ev.OpenAppealSitting, ev.NameAnnounced, ev.DecideAppeal,
-               ev.CloseAppealSitting, ev.SetRecording)
-_FACTS = (ev.ParticipantJoined, ev.ParticipantLeft, ev.RecordingStarted, ev.RecordingStopped)
+# The phase and the snapshot live in appeal_model.py (effects.py names the snapshot);
+# callers keep importing them from here.
+__all__ = ["AppealPhase", "AppealSession", "AppealSnapshot"]
 
 
 class AppealSession:
@@ -90,6 +49,18 @@ class AppealSession:
         self._opened_at: float | None = None
         self._decided_at: float | None = None
         self._effects: deque[Effect] = deque()
+        # Which phases allow each event is appeal_phases.py's; these apply it.
+        self._handlers = HandlerTable(
+            on(ev.ParticipantJoined, self._participant_joined),
+            on(ev.ParticipantLeft, self._participant_left),
+            on(ev.RecordingStarted, self._recording_started),
+            on(ev.RecordingStopped, self._recording_stopped),
+            on(ev.SetRecording, self._set_recording),
+            on(ev.OpenAppealSitting, self._open_sitting),
+            on(ev.NameAnnounced, self._name_announced),
+            on(ev.DecideAppeal, self._decide),
+            on(ev.CloseAppealSitting, self._close_sitting),
+        )
 
     # -- the runner's interface ---------------------------------------------------------
 
@@ -97,7 +68,13 @@ class AppealSession:
     def phase(self) -> AppealPhase:
         return self._phase
 
+    @property
+    def event_types(self) -> frozenset[type[ev.Event]]:
+        """The event classes this session applies; appeal_phases.py says in which phases."""
+        return self._handlers.kinds
+
     def next_effect(self) -> Effect | None:
+        """The next effect to carry out, in order; None when there is none."""
         return self._effects.popleft() if self._effects else None
 
     def next_deadline(self) -> float | None:
@@ -107,74 +84,73 @@ class AppealSession:
         pass
 
     def snapshot(self) -> AppealSnapshot:
+        """What everyone at the sitting may see now."""
         return AppealSnapshot(
             phase=self._phase, present=frozenset(self._present), recording=self._recording,
-            to_name=tuple(p for p in self._to_name if p not in self._named),
+            to_name=self._left_to_name(),
             named=tuple(self._named), decision=self._decision, reasoning=self._reasoning,
             opened_at=self._opened_at,
             decided_at=self._decided_at)
 
     def handle(self, event: ev.Event) -> None:
         """Apply `event`, or raise an `OrchestratorError` and change nothing."""
-        if isinstance(event, _FACTS):
-            self._fact(event)
-        elif isinstance(event, _CHAIR_ONLY):
-            actor = self._person(event.actor)
-            if actor.role is not Role.APPEAL_CHAIR:
-                raise NotAllowedForRole(
-                    f"a {actor.role.value} ({event.actor}) may not {type(event).__name__}; "
-                    "only the chair of the appeal commission may")
-            self._command(event)
-        else:
+        if type(event) not in self._handlers:
             raise ForbiddenAction(f"{type(event).__name__} has no place in an appeal sitting",
                                   "8.7")
+        self._check_rights(event)
+        following = self._following(event)
+        self._handlers.dispatch(event)
+        self._phase = following
+        if self._phase is AppealPhase.NAMING and not self._left_to_name():
+            self._phase = next_appeal_phase(self._phase, EveryoneNamed)
+            self._effects.append(Notice("everyone named: the hearing begins", "8.7"))
         self._effects.append(Broadcast(self.snapshot()))
+
+    # -- checks -------------------------------------------------------------------------
+
+    def _check_rights(self, event: ev.Event) -> None:
+        if type(event) not in CHAIR_COMMANDS:
+            return
+        actor_id: str = getattr(event, "actor")
+        actor = self._person(actor_id)
+        if actor.role is not Role.APPEAL_CHAIR:
+            raise NotAllowedForRole(
+                f"a {actor.role.value} ({actor_id}) may not {type(event).__name__}; "
+                "only the chair of the appeal commission may")
+
+    def _following(self, event: ev.Event) -> AppealPhase:
+        """The phase after `event`; a decision before the naming says who is left."""
+        if type(event) is ev.DecideAppeal and self._phase is AppealPhase.NAMING:
+            missing = ", ".join(self._person(p).name for p in self._left_to_name())
+            raise ForbiddenAction(f"cannot decide before naming aloud: {missing}", "8.7")
+        return next_appeal_phase(self._phase, type(event))
+
+    def _left_to_name(self) -> tuple[str, ...]:
+        return tuple(p for p in self._to_name if p not in self._named)
+
+    def _person(self, person_id: str) -> Person:
+        person = self._day.person(person_id)
+        if person is None:
+            raise UnknownPerson(f"no person {person_id!r} at this appeal sitting")
+        return person
 
     # -- facts ----------------------------------------------------------------------------
 
-    def _fact(self, event: ev.Event) -> None:
-        if isinstance(event, ev.ParticipantJoined):
-            self._person(event.actor)
-            self._present.add(event.actor)
-        elif isinstance(event, ev.ParticipantLeft):
-            self._person(event.actor)
-            self._present.discard(event.actor)
-        elif isinstance(event, ev.RecordingStarted):
-            self._recording = True
-            self._effects.append(Journal("recording", f"on at {event.now}"))
-        elif isinstance(event, ev.RecordingStopped):
-            self._recording = False
-            self._effects.append(Journal("recording", f"off at {event.now}"))
+    def _participant_joined(self, event: ev.ParticipantJoined) -> None:
+        self._person(event.actor)
+        self._present.add(event.actor)
 
-    # -- the chair's commands ---------------------------------------------------------
+    def _participant_left(self, event: ev.ParticipantLeft) -> None:
+        self._person(event.actor)
+        self._present.discard(event.actor)
 
-    def _command(self, event: ev.Event) -> None:
-        if isinstance(event, ev.SetRecording):
-            self._set_recording(event)
-        elif isinstance(event, ev.OpenAppealSitting):
-            self._require(AppealPhase.WAITING, "open the sitting")
-            if not self._recording:
-                raise ForbiddenAction(
-                    "cannot open the appeal sitting: turn the recording on first", "8.7")
-            self._phase, self._opened_at = AppealPhase.NAMING, event.now
-            self._effects.append(Journal("appeal_opened", f"at {event.now}"))
-        elif isinstance(event, ev.NameAnnounced):
-            self._require(AppealPhase.NAMING, "announce a name")
-            if event.person not in self._to_name:
-                raise UnknownPerson(f"{event.person!r} is not named at this sitting")
-            if event.person in self._named:
-                raise ForbiddenAction(f"{event.person} has already been named", "8.7")
-            self._named.append(event.person)
-            if len(self._named) == len(self._to_name):
-                self._phase = AppealPhase.HEARING
-                self._effects.append(Notice("everyone named: the hearing begins", "8.7"))
-        elif isinstance(event, ev.DecideAppeal):
-            self._decide(event)
-        elif isinstance(event, ev.CloseAppealSitting):
-            self._require(AppealPhase.DECIDED, "close the sitting")
-            self._phase = AppealPhase.CLOSED
-            if self._recording:
-                self._effects.append(StopRecording())
+    def _recording_started(self, event: ev.RecordingStarted) -> None:
+        self._recording = True
+
+    def _recording_stopped(self, event: ev.RecordingStopped) -> None:
+        self._recording = False
+
+    # -- the chair's commands: validate everything first, then change the state --------
 
     def _set_recording(self, event: ev.SetRecording) -> None:
         if event.on:
@@ -188,12 +164,20 @@ class AppealSession:
             raise ForbiddenAction("cannot turn the recording off: it is off", "8.10")
         self._effects.append(StopRecording())
 
+    def _open_sitting(self, event: ev.OpenAppealSitting) -> None:
+        if not self._recording:
+            raise ForbiddenAction(
+                "cannot open the appeal sitting: turn the recording on first", "8.7")
+        self._opened_at = event.now
+
+    def _name_announced(self, event: ev.NameAnnounced) -> None:
+        if event.person not in self._to_name:
+            raise UnknownPerson(f"{event.person!r} is not named at this sitting")
+        if event.person in self._named:
+            raise ForbiddenAction(f"{event.person} has already been named", "8.7")
+        self._named.append(event.person)
+
     def _decide(self, event: ev.DecideAppeal) -> None:
-        if self._phase is AppealPhase.NAMING:
-            missing = ", ".join(self._person(p).name for p in self._to_name
-                                if p not in self._named)
-            raise ForbiddenAction(f"cannot decide before naming aloud: {missing}", "8.7")
-        self._require(AppealPhase.HEARING, "decide the appeal")
         if not self._recording:
             raise ForbiddenAction("cannot decide while the recording is off", "8.7")
         try:
@@ -206,15 +190,8 @@ class AppealSession:
             raise ForbiddenAction("the decision needs its reasoning", "8.9")
         self._decision, self._decided_at = decision, event.now
         self._reasoning = event.reasoning.strip()
-        self._phase = AppealPhase.DECIDED
-        self._effects.append(Journal("appeal_decided", f"{decision.value}: {event.reasoning}"))
+        self._effects.append(AppealDecided(decision, event.now))
 
-    def _require(self, phase: AppealPhase, action: str) -> None:
-        if self._phase is not phase:
-            raise ForbiddenAction(f"cannot {action} in phase {self._phase.name}", "8.7")
-
-    def _person(self, person_id: str) -> Person:
-        person = self._day.person(person_id)
-        if person is None:
-            raise UnknownPerson(f"no person {person_id!r} at this appeal sitting")
-        return person
+    def _close_sitting(self, event: ev.CloseAppealSitting) -> None:
+        if self._recording:
+            self._effects.append(StopRecording())

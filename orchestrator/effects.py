@@ -1,10 +1,17 @@
-"""Outputs of the defense procedure: effects the caller carries out, in order."""
+"""Outputs of the procedure cores: effects the caller carries out, in order.
+
+Every effect asks the caller to do something. What only records what happened is
+not an effect: the journal holds the events themselves, and the protocol is built
+by replaying them (protocol.py).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import Grade, Phase
+from .appeal_model import AppealSnapshot
+from .appeals import Decision
+from .model import Grade, Phase, Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +34,7 @@ class Broadcast(Effect):
     """Send the new state to everyone in the room: a defense's `Snapshot` or an
     appeal sitting's `AppealSnapshot`."""
 
-    snapshot: object
+    snapshot: Snapshot | AppealSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,20 +86,14 @@ class Reschedule(Effect):
 
 
 @dataclass(frozen=True, slots=True)
-class SaveVote(Effect):
-    member: str
-    student: str
-    grade: Grade
-
-
-@dataclass(frozen=True, slots=True)
 class PublishResults(Effect):
     grades: tuple[tuple[str, Grade], ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Journal(Effect):
-    """A line for the protocol and the evidence record (clause 7.18)."""
+class AppealDecided(Effect):
+    """The appeal commission has decided (clause 8.8): store the decision, once, and
+    end the hold on the defense's recordings."""
 
-    kind: str
-    detail: str
+    decision: Decision
+    decided_at: float

@@ -127,7 +127,7 @@ class Vote:
 class AbsenceKind(enum.Enum):
     ABSENT = "absent"  # not connected within the grace period (7.9)
     VALID_REASON = "valid_reason"  # absent for a valid reason, another day (7.9)
-    MOVED = "moved"  # a technical failure over 15 min, moved by the chair (7.8)
+    MOVED = "moved"  # a technical failure past its grace period, moved by the chair (7.8)
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,9 @@ class ReplayError(OrchestratorError):
     """A journaled step is unreadable, or refused on replay: the journal does not
     match the rules. The message names the entry (or the step's index)."""
 
+    code = "journal_unusable"
+    status_hint = 500
+
 
 @dataclass(frozen=True, slots=True)
 class Replayed:

@@ -1,276 +1,482 @@
-"""`DefenseSession`: the state of one defense day and the rules that move it.
+"""`DefenseSession`: the rules that move one defense day.
 
 Feed events with `handle(event)`, carry out what `next_effect()` returns until it
 returns None, and call `handle_deadline(now)` once `now` reaches
 `next_deadline()`. Nothing here reads the clock: every time comes from the caller.
 The phase table and its theory of operation are in `phases.py`.
+
+The session is made of three parts, each the one owner of its state:
+
+- `DayState` (state.py): the phase, the queue, who is where, consent, votes and
+  results, with the checks that read them. Only the session's handlers write it.
+- `Timekeeper` (deadlines.py): phase and defense times, pauses, grace periods and
+  fired deadlines. The session tells it what happened; it says what came due.
+- the session itself: the handler table (one handler per event class), the
+  reactions to deadlines, and the queue of effects.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections import deque
+from collections.abc import Iterator
+from typing import assert_never
 
 from . import events as ev
+from .deadlines import (
+    AbsenceGraceOver,
+    Due,
+    FailureGraceOver,
+    LimitNear,
+    LimitPassed,
+    Timekeeper,
+)
 from .effects import (
     AdmitFromLobby,
     Broadcast,
     Effect,
-    Journal,
+    MarkAbsent,
     MoveToLobby,
     Notice,
+    Overtime,
     PublishResults,
     Reschedule,
-    SaveVote,
     StartRecording,
     StopRecording,
+    Warn,
 )
 from .errors import ForbiddenAction, NotAllowedForRole
-from .model import COMMISSION_ROLES, RESOLVED_STATUSES, AbsenceFrom, Phase, StudentStatus
+from .handlers import HandlerTable, on
+from .model import (
+    COMMISSION_ROLES,
+    RESOLVED_STATUSES,
+    AbsenceFrom,
+    DefenseDay,
+    Grade,
+    Phase,
+    Settings,
+    Snapshot,
+    StudentStatus,
+)
 from .phases import DEFENSE_PHASES, RECORDED_PHASES, RIGHTS, next_phase
-from .deadlines import DeadlineRules
+from .quorum import Quorum
+from .state import DayState
 from .votes import decide
 
 logger = logging.getLogger(__name__)
 
-class DefenseSession(DeadlineRules):
+
+def _minutes(value: float) -> str:
+    """A setting in minutes as people read it: 15 -> "15 min", 7.5 -> "7.5 min"."""
+    return f"{value:g} min"
+
+
+class DefenseSession:
     """The defense procedure of one day: queue, phases, quorum, absence and votes."""
 
+    def __init__(self, day: DefenseDay, settings: Settings | None = None) -> None:
+        self._settings = settings or Settings()
+        self._state = DayState(day)
+        self._time = Timekeeper(self._settings)
+        self._effects: deque[Effect] = deque()
+        # Which phases allow each event is phases.py's; these apply it.
+        self._handlers = HandlerTable(
+            on(ev.ParticipantJoined, self._participant_joined),
+            on(ev.ParticipantLeft, self._participant_left),
+            on(ev.RecordingStarted, self._recording_started),
+            on(ev.RecordingStopped, self._recording_stopped),
+            on(ev.ConsentOnFile, self._consent_on_file),
+            on(ev.OpenSitting, self._open_sitting),
+            on(ev.IdentityDecided, self._identity_decided),
+            on(ev.AnnounceLimits, self._announce_limits),
+            on(ev.CallStudent, self._call_student),
+            on(ev.StartDefense, self._start_defense),
+            on(ev.NextPhase, self._next_phase),
+            on(ev.ReorderQueue, self._reorder_queue),
+            on(ev.RecordValidReason, self._record_valid_reason),
+            on(ev.MoveDefense, self._move_defense),
+            on(ev.SetRecording, self._set_recording),
+            on(ev.RecordQuestion, self._record_question),
+            on(ev.TellReturnTime, self._tell_return_time),
+            on(ev.StartClosedSitting, self._start_closed_sitting),
+            on(ev.CastVote, self._cast_vote),
+            on(ev.AnnounceResults, self._announce_results),
+            on(ev.CloseSitting, self._close_sitting),
+        )
+
     # -- the caller's interface -------------------------------------------------------
-
-    def next_effect(self) -> Effect | None:
-        return self._effects.popleft() if self._effects else None
-
-    def next_deadline(self) -> float | None:
-        return self._deadlines().earliest()
-
-    def handle_deadline(self, now: float) -> None:
-        """Fire every deadline at or before `now`, earliest first."""
-        with self._broadcasting():
-            while (due := self._deadlines().due(now)) is not None:
-                due.fire(now)
 
     def handle(self, event: ev.Event) -> None:
         """Apply `event`, or raise an `OrchestratorError` and change nothing."""
         self._check_rights(event)
-        following = next_phase(self._phase, event)
-        handler = getattr(self, f"_on_{type(event).__name__}")
+        following = next_phase(self._state.phase, event)
         with self._broadcasting():
-            handler(event)
-            if following is not self._phase:
+            self._handlers.dispatch(event)
+            if following is not self._state.phase:
                 self._enter(following, event.now)
+
+    def next_effect(self) -> Effect | None:
+        """The next effect to carry out, in order; None when there is none."""
+        return self._effects.popleft() if self._effects else None
+
+    def next_deadline(self) -> float | None:
+        """When `handle_deadline` is next due; None while nothing runs on time."""
+        return self._time.next_deadline(self._state.phase)
+
+    def handle_deadline(self, now: float) -> None:
+        """Fire every deadline at or before `now`, earliest first."""
+        with self._broadcasting():
+            while (due := self._time.take_due(self._state.phase, now)) is not None:
+                self._deadline_passed(due, now)
+
+    def snapshot(self) -> Snapshot:
+        """What everyone in the room may see now."""
+        st, t = self._state, self._time
+        return Snapshot(
+            phase=st.phase,
+            current_student=st.current,
+            queue=self.queue,
+            statuses=tuple((s, st.status[s]) for s in st.queue),
+            present=self.present,
+            quorum=st.quorum,
+            recording=st.recording,
+            paused=t.paused,
+            phase_started_at=t.phase_started_at,
+            phase_ends_at=self.phase_ends_at,
+            defense_ends_at=t.defense_ends_at,
+            phase_overtime=t.phase_overtime,
+            defense_overtime=t.defense_overtime,
+            return_at=st.return_at,
+            consented=frozenset(st.consent),
+            lobby=frozenset(st.lobby),
+            results_at=st.results_at,
+        )
+
+    @property
+    def event_types(self) -> frozenset[type[ev.Event]]:
+        """The event classes this session applies; phases.py says in which phases."""
+        return self._handlers.kinds
+
+    # -- read-only state ---------------------------------------------------------------
+
+    @property
+    def phase(self) -> Phase:
+        return self._state.phase
+
+    @property
+    def current_student(self) -> str | None:
+        return self._state.current
+
+    @property
+    def queue(self) -> tuple[str, ...]:
+        return tuple(self._state.queue)
+
+    def status(self, student: str) -> StudentStatus:
+        return self._state.status[student]
+
+    @property
+    def present(self) -> frozenset[str]:
+        return frozenset(self._state.present)
+
+    @property
+    def quorum(self) -> Quorum:
+        return self._state.quorum
+
+    @property
+    def recording(self) -> bool:
+        """Whether the recorder has confirmed that it records."""
+        return self._state.recording
+
+    @property
+    def paused(self) -> bool:
+        """Whether the defense is paused for lack of quorum (clause 7.2)."""
+        return self._time.paused
+
+    @property
+    def pauses(self) -> tuple[tuple[float, float], ...]:
+        """Finished pauses as (start, end) timestamps."""
+        return self._time.pauses
+
+    @property
+    def phase_started_at(self) -> float | None:
+        return self._time.phase_started_at
+
+    @property
+    def phase_ends_at(self) -> float | None:
+        """When the limit of the current phase passes; later by the time paused."""
+        return self._time.phase_ends_at(self._state.phase)
+
+    @property
+    def defense_ends_at(self) -> float | None:
+        return self._time.defense_ends_at
+
+    @property
+    def phase_overtime(self) -> bool:
+        return self._time.phase_overtime
+
+    @property
+    def defense_overtime(self) -> bool:
+        return self._time.defense_overtime
+
+    @property
+    def queue_locked_at(self) -> float:
+        return self._state.day.scheduled_start - 60 * self._settings.queue_lock_minutes
+
+    def votes(self, student: str) -> dict[str, Grade]:
+        return dict(self._state.votes.get(student, {}))
+
+    @property
+    def results(self) -> tuple[tuple[str, Grade], ...] | None:
+        """The grades, once announced with the recording on (clause 7.13)."""
+        return self._state.results
+
+    @property
+    def return_at(self) -> float | None:
+        return self._state.return_at
+
+    def questions(self, student: str) -> tuple[tuple[float, str], ...]:
+        """The questions typed in for `student`, as (time, text)."""
+        return tuple((at, text) for s, at, text in self._state.questions if s == student)
+
+    # -- effects -----------------------------------------------------------------------
+
+    def _emit(self, *effects: Effect) -> None:
+        self._effects.extend(effects)
+
+    @contextlib.contextmanager
+    def _broadcasting(self) -> Iterator[None]:
+        """Every change of what participants see ends with a `Broadcast` of it, once.
+
+        Handlers broadcast where the order matters; this adds the one they did not
+        send (a recording confirmed, someone present, consent on file).
+        """
+        before, queued = self.snapshot(), len(self._effects)
+        yield
+        after = self.snapshot()
+        sent = [e for e in list(self._effects)[queued:] if isinstance(e, Broadcast)]
+        if after != before and not (sent and sent[-1].snapshot == after):
+            self._effects.append(Broadcast(after))
+
+    # -- state changes ------------------------------------------------------------------
 
     def _check_rights(self, event: ev.Event) -> None:
         allowed = RIGHTS.get(type(event))
         actor = getattr(event, "actor", None)
         if actor is not None:
-            person = self._person(actor)
+            person = self._state.person(actor)
             if allowed is not None and person.role not in allowed:
                 raise NotAllowedForRole(
                     f"a {person.role.value} ({actor}) may not {type(event).__name__}; "
                     f"allowed: {', '.join(sorted(r.value for r in allowed))}"
                 )
 
-    # -- state changes ------------------------------------------------------------------
-
     def _enter(self, phase: Phase, now: float) -> None:
-        logger.info("phase %s -> %s (student %s)", self._phase.name, phase.name, self._current)
-        self._emit(Journal("phase", f"{self._phase.name} -> {phase.name} at {now}"))
-        self._phase = phase
-        self._phase_started_at = now
-        self._phase_paused_s = 0.0
-        self._fired -= {"phase_warning", "phase_end"}
+        st = self._state
+        logger.info("phase %s -> %s (student %s)", st.phase.name, phase.name, st.current)
+        st.phase = phase
+        self._time.enter_phase(now)
         self._emit(Broadcast(self.snapshot()))
 
     def _end_defense(self, status: StudentStatus, now: float) -> None:
-        assert self._current is not None
-        if self._paused_since is not None:
-            self._pauses.append((self._paused_since, now))
-        self._status[self._current] = status
-        self._current = None
-        self._defense_started_at = None
-        self._defense_paused_s = 0.0
-        self._failure_since = None
-        self._paused_since = None
-        self._fired.clear()
+        st = self._state
+        assert st.current is not None
+        st.status[st.current] = status
+        st.current = None
+        self._time.end_defense(now)
 
     def _presence_changed(self, now: float) -> None:
-        if self._phase not in DEFENSE_PHASES:
+        if self._state.phase not in DEFENSE_PHASES:
             return
-        q = self.quorum
-        if not q.reached and self._paused_since is None:
-            self._paused_since = now
+        q = self._state.quorum
+        if not q.reached and not self._time.paused:
+            self._time.pause(now)
             text = f"paused: {q.present} of {q.total} members present, {q.required} needed"
-            self._emit(Notice(text, "7.2"), Journal("pause", text), Broadcast(self.snapshot()))
-        elif q.reached and self._paused_since is not None:
-            start, self._paused_since = self._paused_since, None
-            self._pauses.append((start, now))
-            self._phase_paused_s += now - start
-            self._defense_paused_s += now - start
-            text = f"resumed after {now - start:.0f} s paused"
-            self._emit(Notice(text, "7.2"), Journal("resume", text), Broadcast(self.snapshot()))
+            self._emit(Notice(text, "7.2"), Broadcast(self.snapshot()))
+        elif q.reached and self._time.paused:
+            paused_s = self._time.resume(now)
+            text = f"resumed after {paused_s:.0f} s paused"
+            self._emit(Notice(text, "7.2"), Broadcast(self.snapshot()))
+
+    def _deadline_passed(self, due: Due, now: float) -> None:
+        st = self._state
+        match due:
+            case LimitNear(phase, end):
+                if now < end:  # fired late, after the limit: the overtime says it
+                    self._emit(Warn(phase, end - now))
+            case LimitPassed(phase):
+                self._emit(Overtime(phase), Broadcast(self.snapshot()))
+            case FailureGraceOver():
+                grace = _minutes(self._settings.failure_grace_minutes)
+                text = (f"connection of {st.current} lost for {grace}: "
+                        "the chair may move the defense")
+                self._emit(Notice(text, "7.8"))
+            case AbsenceGraceOver(student):
+                if st.status[student] is StudentStatus.WAITING:
+                    st.status[student] = StudentStatus.ABSENT
+                    self._emit(MarkAbsent(student, "7.9"), Broadcast(self.snapshot()))
+            case _:
+                assert_never(due)
 
     # -- event handlers: validate everything first, then change the state ----------
 
-    def _on_ParticipantJoined(self, event: ev.ParticipantJoined) -> None:
-        person = self._person(event.actor)
-        self._present.add(event.actor)
-        self._absence_clock.pop(event.actor, None)
-        if event.actor == self._current:
-            self._failure_since = None
-            self._fired.discard("failure")
-        if self._phase is Phase.CLOSED_SITTING and person.role not in COMMISSION_ROLES:
-            self._lobby.add(event.actor)
+    def _participant_joined(self, event: ev.ParticipantJoined) -> None:
+        st = self._state
+        person = st.person(event.actor)
+        st.present.add(event.actor)
+        self._time.stop_absence_clock(event.actor)
+        if event.actor == st.current:
+            self._time.connection_back()
+        if st.phase is Phase.CLOSED_SITTING and person.role not in COMMISSION_ROLES:
+            st.lobby.add(event.actor)
             self._emit(MoveToLobby(event.actor))
         self._presence_changed(event.now)
 
-    def _on_ParticipantLeft(self, event: ev.ParticipantLeft) -> None:
-        self._person(event.actor)
-        self._present.discard(event.actor)
-        if event.actor == self._current and self._failure_since is None:
-            self._failure_since = event.now
-            self._emit(Journal("connection_lost", f"{event.actor} at {event.now}"))
+    def _participant_left(self, event: ev.ParticipantLeft) -> None:
+        st = self._state
+        st.person(event.actor)
+        st.present.discard(event.actor)
+        if event.actor == st.current:
+            self._time.connection_lost(event.now)
         self._presence_changed(event.now)
 
-    def _on_RecordingStarted(self, event: ev.RecordingStarted) -> None:
-        self._recording = True
-        self._emit(Journal("recording", f"on at {event.now}"))
-        if self._phase is Phase.RESULTS and self._results is None:
+    def _recording_started(self, event: ev.RecordingStarted) -> None:
+        st = self._state
+        st.recording = True
+        if st.phase is Phase.RESULTS and st.results is None:
+            chair = st.day.chair.person_id
             decided = tuple(
-                (s, grade) for s in self._queue
-                if (grade := decide(self._votes.get(s, {}), self._day.chair.person_id))
-                is not None
+                (s, grade) for s in st.queue
+                if (grade := decide(st.votes.get(s, {}), chair)) is not None
             )
-            self._results, self._results_at = decided, event.now
-            self._emit(PublishResults(decided), Journal("results", repr(decided)))
+            st.results, st.results_at = decided, event.now
+            self._emit(PublishResults(decided))
 
-    def _on_RecordingStopped(self, event: ev.RecordingStopped) -> None:
-        self._recording = False
-        self._emit(Journal("recording", f"off at {event.now}"))
+    def _recording_stopped(self, event: ev.RecordingStopped) -> None:
+        self._state.recording = False
 
-    def _on_ConsentOnFile(self, event: ev.ConsentOnFile) -> None:
-        self._student(event.student)
-        self._consent.add(event.student)
+    def _consent_on_file(self, event: ev.ConsentOnFile) -> None:
+        self._state.student(event.student)
+        self._state.consent.add(event.student)
 
-    def _on_OpenSitting(self, event: ev.OpenSitting) -> None:
+    def _open_sitting(self, event: ev.OpenSitting) -> None:
+        st = self._state
         if self._settings.absence_from is AbsenceFrom.START:
-            for student in self._queue:
-                if student not in self._present:
-                    self._absence_clock[student] = event.now
+            for student in st.queue:
+                if student not in st.present:
+                    self._time.start_absence_clock(student, event.now)
         self._emit(StartRecording())
 
-    def _on_IdentityDecided(self, event: ev.IdentityDecided) -> None:
-        status = self._student(event.student)
+    def _identity_decided(self, event: ev.IdentityDecided) -> None:
+        st = self._state
+        status = st.student(event.student)
         if status is not StudentStatus.WAITING:
             raise ForbiddenAction(
                 f"cannot identify {event.student}: status is {status.value}", "7.5"
             )
-        if event.student not in self._present:
+        if event.student not in st.present:
             raise ForbiddenAction(f"cannot identify {event.student}: not connected", "7.5")
-        self._require_consent(event.student, f"identify {event.student}")
-        self._require_recording(f"identify {event.student}", "7.5")
-        for earlier in self._queue[: self._queue.index(event.student)]:
-            if self._status[earlier] is StudentStatus.WAITING and earlier in self._present:
+        st.require_consent(event.student, f"identify {event.student}")
+        st.require_recording(f"identify {event.student}", "7.5")
+        for earlier in st.queue[: st.queue.index(event.student)]:
+            if st.status[earlier] is StudentStatus.WAITING and earlier in st.present:
                 raise ForbiddenAction(
                     f"cannot identify {event.student} before {earlier}, who is earlier "
                     "in the queue",
                     "7.5",
                 )
         if event.accepted:
-            self._status[event.student] = StudentStatus.IDENTIFIED
-        verdict = "accepted" if event.accepted else "rejected"
-        self._emit(Journal("identity", f"{event.student} {verdict} by {event.actor}"))
+            st.status[event.student] = StudentStatus.IDENTIFIED
 
-    def _on_AnnounceLimits(self, event: ev.AnnounceLimits) -> None:
-        self._require_recording("announce the time limits", "7.5")
+    def _announce_limits(self, event: ev.AnnounceLimits) -> None:
+        self._state.require_recording("announce the time limits", "7.5")
         s = self._settings
         limits = (
-            f"talk {s.talk_minutes} min, questions {s.questions_minutes} min, "
-            f"defense {s.defense_max_minutes} min"
+            f"talk {_minutes(s.talk_minutes)}, questions {_minutes(s.questions_minutes)}, "
+            f"defense {_minutes(s.defense_max_minutes)}"
         )
-        self._emit(Journal("limits", limits), Notice(f"time limits: {limits}", "7.5"))
+        self._emit(Notice(f"time limits: {limits}", "7.5"))
 
-    def _on_CallStudent(self, event: ev.CallStudent) -> None:
-        status = self._student(event.student)
+    def _call_student(self, event: ev.CallStudent) -> None:
+        st = self._state
+        status = st.student(event.student)
         if status in RESOLVED_STATUSES:
             raise ForbiddenAction(f"cannot call {event.student}: {status.value}", "7.4")
-        if self._settings.absence_from is AbsenceFrom.CALL and event.student not in self._present:
-            self._absence_clock.setdefault(event.student, event.now)
-        self._emit(Journal("call", f"{event.student} called at {event.now}"))
+        if self._settings.absence_from is AbsenceFrom.CALL and event.student not in st.present:
+            self._time.start_absence_clock(event.student, event.now)
 
-    def _on_StartDefense(self, event: ev.StartDefense) -> None:
-        status = self._student(event.student)
+    def _start_defense(self, event: ev.StartDefense) -> None:
+        st = self._state
+        status = st.student(event.student)
         if status is not StudentStatus.IDENTIFIED:
             raise ForbiddenAction(
                 f"cannot start the defense of {event.student}: status is {status.value}, "
                 "not identified",
                 "7.5",
             )
-        if event.student not in self._present:
+        if event.student not in st.present:
             raise ForbiddenAction(
                 f"cannot start the defense of {event.student}: not connected", "7.5"
             )
-        for earlier in self._queue[: self._queue.index(event.student)]:
-            if self._status[earlier] is StudentStatus.IDENTIFIED:
+        for earlier in st.queue[: st.queue.index(event.student)]:
+            if st.status[earlier] is StudentStatus.IDENTIFIED:
                 raise ForbiddenAction(
                     f"cannot start the defense of {event.student} before {earlier}",
                     "7.4",
                 )
-        self._require_consent(event.student, f"start the defense of {event.student}")
-        self._require_quorum(f"start the defense of {event.student}")
-        self._require_appeal_witness(f"start the defense of {event.student}")
-        self._require_recording(f"start the defense of {event.student}", "7.11")
-        self._status[event.student] = StudentStatus.DEFENDING
-        self._current = event.student
-        self._defense_started_at = event.now
-        self._defense_paused_s = 0.0
-        self._fired.clear()
+        st.require_consent(event.student, f"start the defense of {event.student}")
+        st.require_quorum(f"start the defense of {event.student}")
+        st.require_appeal_witness(f"start the defense of {event.student}")
+        st.require_recording(f"start the defense of {event.student}", "7.11")
+        st.status[event.student] = StudentStatus.DEFENDING
+        st.current = event.student
+        self._time.start_defense(event.now)
 
-    def _on_NextPhase(self, event: ev.NextPhase) -> None:
-        if self.paused:
+    def _next_phase(self, event: ev.NextPhase) -> None:
+        st = self._state
+        if self._time.paused:
             raise ForbiddenAction(
-                f"cannot move on from phase {self._phase.name} while paused without quorum",
+                f"cannot move on from phase {st.phase.name} while paused without quorum",
                 "7.2",
             )
-        self._require_recording(f"move on from phase {self._phase.name}", "7.11")
-        if self._phase is Phase.FINAL_WORD:
-            self._emit(Journal("defended", f"{self._current} at {event.now}"))
+        st.require_recording(f"move on from phase {st.phase.name}", "7.11")
+        if st.phase is Phase.FINAL_WORD:
             self._end_defense(StudentStatus.DEFENDED, event.now)
 
-    def _on_ReorderQueue(self, event: ev.ReorderQueue) -> None:
+    def _reorder_queue(self, event: ev.ReorderQueue) -> None:
+        st = self._state
         if event.now >= self.queue_locked_at:
             raise ForbiddenAction(
                 f"cannot reorder the queue at {event.now}: it locked at "
                 f"{self.queue_locked_at}",
                 "7.4",
             )
-        if sorted(event.order) != sorted(self._queue):
+        if sorted(event.order) != sorted(st.queue):
             raise ForbiddenAction(
                 f"cannot reorder the queue to {list(event.order)}: not the same students "
-                f"as {self._queue}",
+                f"as {st.queue}",
                 "7.4",
             )
-        self._queue = list(event.order)
-        self._emit(Journal("queue", ", ".join(self._queue)), Broadcast(self.snapshot()))
+        st.queue = list(event.order)
+        self._emit(Broadcast(self.snapshot()))
 
-    def _on_RecordValidReason(self, event: ev.RecordValidReason) -> None:
-        status = self._student(event.student)
+    def _record_valid_reason(self, event: ev.RecordValidReason) -> None:
+        st = self._state
+        status = st.student(event.student)
         if status in {StudentStatus.DEFENDING, StudentStatus.DEFENDED, StudentStatus.RESCHEDULED}:
             raise ForbiddenAction(
                 f"cannot record a valid reason for {event.student}: {status.value}", "7.9"
             )
-        self._status[event.student] = StudentStatus.RESCHEDULED
-        self._absence_clock.pop(event.student, None)
-        self._emit(
-            Reschedule(event.student, event.reason, "7.9"),
-            Journal("valid_reason", f"{event.student}: {event.reason}"),
-        )
+        st.status[event.student] = StudentStatus.RESCHEDULED
+        self._time.stop_absence_clock(event.student)
+        self._emit(Reschedule(event.student, event.reason, "7.9"))
 
-    def _on_MoveDefense(self, event: ev.MoveDefense) -> None:
-        if event.student != self._current:
+    def _move_defense(self, event: ev.MoveDefense) -> None:
+        if event.student != self._state.current:
             raise ForbiddenAction(
                 f"cannot move the defense of {event.student}: it is not under way", "7.8"
             )
-        since = self._failure_since
+        since = self._time.failure_since
         grace = 60 * self._settings.failure_grace_minutes
         if since is None or event.now < since + grace:
             lasted = 0.0 if since is None else event.now - since
@@ -279,96 +485,92 @@ class DefenseSession(DeadlineRules):
                 f"{lasted:.0f} s, less than {grace:.0f} s",
                 "7.8",
             )
-        self._emit(
-            Journal("failure", f"{event.student}: {event.failure_description}"),
-            Reschedule(event.student, event.failure_description, "7.8"),
-        )
+        self._emit(Reschedule(event.student, event.failure_description, "7.8"))
         self._end_defense(StudentStatus.RESCHEDULED, event.now)
 
-    def _on_SetRecording(self, event: ev.SetRecording) -> None:
+    def _set_recording(self, event: ev.SetRecording) -> None:
+        st = self._state
         if event.on:
-            if self._phase is Phase.CLOSED_SITTING:
+            if st.phase is Phase.CLOSED_SITTING:
                 raise ForbiddenAction(
                     "cannot turn the recording on: the closed sitting is not recorded", "7.12"
                 )
-            if self._recording:
+            if st.recording:
                 raise ForbiddenAction("cannot turn the recording on: it is on", "7.5")
             self._emit(StartRecording())
             return
-        if self._phase in RECORDED_PHASES:
+        if st.phase in RECORDED_PHASES:
             raise ForbiddenAction(
-                f"cannot turn the recording off in phase {self._phase.name}: the whole "
+                f"cannot turn the recording off in phase {st.phase.name}: the whole "
                 "procedure is recorded",
                 "7.11",
             )
-        if not self._recording:
+        if not st.recording:
             raise ForbiddenAction("cannot turn the recording off: it is off", "7.11")
         self._emit(StopRecording())
 
-    def _on_RecordQuestion(self, event: ev.RecordQuestion) -> None:
-        if event.student != self._current:
+    def _record_question(self, event: ev.RecordQuestion) -> None:
+        if event.student != self._state.current:
             raise ForbiddenAction(
                 f"cannot record a question for {event.student}: not defending now", "7.6"
             )
         text = event.text.strip()
         if not text:
             raise ForbiddenAction("cannot record an empty question", "7.14")
-        self._questions.append((event.student, event.now, text))
-        self._emit(Journal("question", f"{event.student}: {text}"))
+        self._state.questions.append((event.student, event.now, text))
 
-    def _on_TellReturnTime(self, event: ev.TellReturnTime) -> None:
-        self._require_group_done("tell the students when to come back")
+    def _tell_return_time(self, event: ev.TellReturnTime) -> None:
+        st = self._state
+        st.require_group_done("tell the students when to come back")
         if event.return_at < event.now:
             raise ForbiddenAction(
                 f"cannot tell the students to come back at {event.return_at}: it has passed",
                 "7.7",
             )
-        self._return_at = event.return_at
-        self._emit(
-            Notice(f"results at {event.return_at}", "7.7"),
-            Journal("return_time", f"results at {event.return_at}"),
-            Broadcast(self.snapshot()),
-        )
+        st.return_at = event.return_at
+        self._emit(Notice(f"results at {event.return_at}", "7.7"), Broadcast(self.snapshot()))
 
-    def _on_StartClosedSitting(self, event: ev.StartClosedSitting) -> None:
-        self._require_group_done("start the closed sitting")
-        if self._return_at is None:
+    def _start_closed_sitting(self, event: ev.StartClosedSitting) -> None:
+        st = self._state
+        st.require_group_done("start the closed sitting")
+        if st.return_at is None:
             raise ForbiddenAction(
                 "cannot start the closed sitting: tell the students when to come back "
                 "for the results first",
                 "7.7",
             )
-        for person_id in sorted(self._present):
-            if self._person(person_id).role not in COMMISSION_ROLES:
-                self._lobby.add(person_id)
+        for person_id in sorted(st.present):
+            if st.person(person_id).role not in COMMISSION_ROLES:
+                st.lobby.add(person_id)
                 self._emit(MoveToLobby(person_id))
         self._emit(StopRecording())
 
-    def _on_CastVote(self, event: ev.CastVote) -> None:
-        if self._recording:
+    def _cast_vote(self, event: ev.CastVote) -> None:
+        st = self._state
+        if st.recording:
             raise ForbiddenAction("cannot accept a vote while the recording is on", "7.12")
-        if event.actor not in self._present:
+        if event.actor not in st.present:
             raise ForbiddenAction(f"cannot accept a vote from {event.actor}: not present", "7.12")
-        status = self._student(event.student)
+        status = st.student(event.student)
         if status is not StudentStatus.DEFENDED:
             raise ForbiddenAction(
                 f"cannot accept a vote for {event.student}: status is {status.value}", "7.12"
             )
-        if event.actor in self._votes.get(event.student, {}):
+        if event.actor in st.votes.get(event.student, {}):
             raise ForbiddenAction(
                 f"cannot accept a second vote from {event.actor} for {event.student}", "7.12"
             )
-        self._require_quorum("start the vote")
-        self._votes.setdefault(event.student, {})[event.actor] = event.grade
-        self._emit(SaveVote(event.actor, event.student, event.grade))
+        st.require_quorum("start the vote")
+        st.votes.setdefault(event.student, {})[event.actor] = event.grade
 
-    def _on_AnnounceResults(self, event: ev.AnnounceResults) -> None:
-        chair = self._day.chair.person_id
-        voters = self._day.voting_members & self._present
-        for student in self._queue:
-            if self._status[student] is not StudentStatus.DEFENDED:
+    def _announce_results(self, event: ev.AnnounceResults) -> None:
+        st = self._state
+        chair = st.day.chair.person_id
+        voters = st.day.voting_members & st.present
+        for student in st.queue:
+            if st.status[student] is not StudentStatus.DEFENDED:
                 continue
-            votes = self._votes.get(student, {})
+            votes = st.votes.get(student, {})
             missing = sorted(voters - votes.keys())
             if missing:
                 raise ForbiddenAction(
@@ -383,12 +585,12 @@ class DefenseSession(DeadlineRules):
                     "7.12",
                 )
         self._emit(StartRecording())
-        for person_id in sorted(self._lobby):
+        for person_id in sorted(st.lobby):
             self._emit(AdmitFromLobby(person_id))
-        self._lobby.clear()
+        st.lobby.clear()
 
-    def _on_CloseSitting(self, event: ev.CloseSitting) -> None:
-        if self._results is None:
+    def _close_sitting(self, event: ev.CloseSitting) -> None:
+        if self._state.results is None:
             raise ForbiddenAction(
                 "cannot close the sitting: results not yet announced on the recording",
                 "7.13",

@@ -23,10 +23,10 @@ import sqlite_utils
 
 from orchestrator.replay import STEP_KINDS
 from storage.db import Database
-from storage.errors import StorageError
 from storage.journal import append_event, encode_detail
 
 from .drafts import Draft
+from .errors import PaperworkError
 from .keys import SignatureIn, check_signature
 from .signing import statement
 
@@ -36,10 +36,11 @@ APPROVED_KIND = "protocol_approved"
 SIGNED_KIND = "protocol_signed"
 
 
-class ApprovalRefused(StorageError):
+class ApprovalRefused(PaperworkError):
     """An approval or signature refused; `code` is the machine-readable reason."""
 
     code = "protocol"
+    status_hint = 409
 
 
 class NotFinal(ApprovalRefused):
@@ -48,6 +49,7 @@ class NotFinal(ApprovalRefused):
 
 class NotAnApprover(ApprovalRefused):
     code = "not_an_approver"
+    status_hint = 403
 
 
 class StaleHash(ApprovalRefused):

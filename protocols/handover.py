@@ -26,6 +26,7 @@ from storage.db import Database
 
 from .approvals import ProtocolStore
 from .drafts import DAY
+from .errors import PaperworkError
 from .evidence import EvidencePack, PackFile, signatures, write_zip
 from .render import Heading, Table, Text, blocks_to_pdf
 
@@ -34,8 +35,11 @@ GRADES_RU = {"excellent": "отлично", "good": "хорошо", "satisfactor
              "unsatisfactory": "неудовлетворительно"}
 
 
-class NotReady(Exception):
+class NotReady(PaperworkError):
     """Something is not signed yet; the message says what."""
+
+    code = "not_signed"
+    status_hint = 409
 
 
 @dataclass(frozen=True, slots=True)

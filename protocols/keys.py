@@ -16,6 +16,7 @@ from storage.db import Database
 from storage.errors import NotFoundError, StorageError
 from storage.journal import append_event, encode_detail
 
+from .errors import PaperworkError
 from .signing import PublicKey, SigningError, jwk_from_json, jwk_json, verify
 
 REGISTERED_KIND = "signing_key_registered"
@@ -37,8 +38,11 @@ class SignatureIn:
     value: str
 
 
-class SignatureRefused(StorageError):
+class SignatureRefused(PaperworkError):
     """The key is not the signer's, or the signature does not verify."""
+
+    code = "bad_signature"
+    status_hint = 403
 
 
 class SigningKeyStore:

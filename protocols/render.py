@@ -33,6 +33,8 @@ from orchestrator.protocol import (
     StudentProtocol,
 )
 
+from .errors import PaperworkError
+
 FONT_PACKAGE = "fonts-dejavu-core"
 FONT_DIRS = (
     Path("/usr/share/fonts/truetype/dejavu"),  # Debian, Ubuntu
@@ -76,7 +78,7 @@ ABSENCES = {
 }
 
 
-class ProtocolRenderError(Exception):
+class ProtocolRenderError(PaperworkError):
     """The protocol cannot be rendered, e.g. the PDF font is not installed."""
 
 

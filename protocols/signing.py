@@ -26,12 +26,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from .errors import PaperworkError
+
 _P256_BYTES = 32
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
-class SigningError(ValueError):
+class SigningError(PaperworkError, ValueError):
     """A key or a signature is malformed, or a signature does not verify."""
+
+    code = "bad_key"
+    status_hint = 400
 
 
 @dataclass(frozen=True, slots=True)

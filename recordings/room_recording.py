@@ -19,7 +19,8 @@ from pathlib import Path
 
 from media.assembler import EncodedFrame
 from media.forwarder import PublishedTrack
-from media.room import ParticipantInfo, Room
+from media.participant import ParticipantInfo
+from media.room import Room
 
 from .recorder import Recorder
 from .segment import TrackKey

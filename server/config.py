@@ -28,12 +28,16 @@ import yaml
 from identity.settings import IdentitySettings
 from orchestrator.model import AbsenceFrom, Settings
 
+from .errors import ServerError
+
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 """Used when no --config is given; relative to the working directory."""
 
 
-class ConfigError(Exception):
+class ConfigError(ServerError):
     """The configuration file is unreadable or has an invalid value."""
+
+    code = "bad_config"
 
 
 class TlsMode(enum.StrEnum):

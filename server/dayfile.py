@@ -31,6 +31,8 @@ import yaml
 from orchestrator.documents import DocumentKind
 from storage.roster import CommissionSpec, DaySpec, DocumentSpec, StudentSpec
 
+from .errors import ServerError
+
 _DAY_KEYS = {
     "title", "date", "start", "timezone", "norm_control_required", "commission", "students",
     "students_csv",
@@ -47,8 +49,11 @@ _TRUE = {"true", "yes", "1", "да"}
 _FALSE = {"false", "no", "0", "нет", ""}
 
 
-class DayFileError(Exception):
+class DayFileError(ServerError):
     """The day file (or its students CSV) is unreadable or has an invalid value."""
+
+    code = "invalid_day"
+    status_hint = 422
 
 
 def load_day_file(path: Path) -> DaySpec:

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from media.forwarder import PublishedTrack
-from media.room import ParticipantInfo, Room
+from media.participant import ParticipantInfo
+from media.room import Room
 from orchestrator import effects as fx
 from orchestrator import events as ev
 from orchestrator.appeal_session import AppealSession, AppealSnapshot
@@ -50,6 +51,7 @@ from storage.appeals import DayKind
 from storage.days import LoadedDay
 from storage.journal import Journal
 
+from .errors import ServerError
 from .procedure import ProcedureRunner
 
 logger = logging.getLogger(__name__)
@@ -58,9 +60,12 @@ PRESENTATION_KIND = "presentation_page"
 ADMITTED_KIND = "admitted"
 
 
-class NotAllowedHere(Exception):
+class NotAllowedHere(ServerError):
     """A page turned by someone other than the defending student (or the secretary),
     or someone admitted who does not wait to be."""
+
+    code = "not_allowed_here"
+    status_hint = 409
 
 
 class DayHost:
@@ -328,13 +333,13 @@ class DayHost:
         elif isinstance(effect, fx.Reschedule):
             await self._notice("rescheduled", student=effect.student, reason=effect.reason,
                                clause=effect.clause)
-        elif isinstance(effect, fx.Journal) and effect.kind == "appeal_decided":
+        elif isinstance(effect, fx.AppealDecided):
             self._spawn(self._appeal_decided())
         elif isinstance(effect, fx.PublishResults):
             await self._notice("results", grades={s: g.value for s, g in effect.grades})
             self._spawn(self._results_announced())
-        # SaveVote and Journal lines are in the journal already, as the events that
-        # caused them; the protocol is built by replaying it.
+        # Every effect is carried out above. None is journaled: the journal holds the
+        # events that caused them, and the protocol is built by replaying it.
 
     async def _results_announced(self) -> None:
         if self._on_results is not None:

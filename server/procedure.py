@@ -32,6 +32,7 @@ from orchestrator.events import Event
 from orchestrator.model import Settings, Snapshot
 from orchestrator.replay import (
     SETTINGS_KIND,
+    Replayable,
     ReplayError,
     Step,
     Tick,
@@ -42,28 +43,27 @@ from orchestrator.replay import (
 from storage.errors import JournalTampered
 from storage.journal import Journal
 
+from .errors import ServerError
+
 logger = logging.getLogger(__name__)
 
 
-class Procedure(Protocol):
+class Procedure(Replayable, Protocol):
     """What the runner drives: `DefenseSession` or `AppealSession`."""
 
     @property
     def phase(self) -> enum.Enum: ...
-
-    def handle(self, event: Event) -> None: ...
-
-    def handle_deadline(self, now: float) -> None: ...
-
-    def next_effect(self) -> Effect | None: ...
 
     def next_deadline(self) -> float | None: ...
 
     def snapshot(self) -> Snapshot | AppealSnapshot: ...
 
 
-class ProcedureError(Exception):
+class ProcedureError(ServerError):
     """The runner cannot go on: not started, stopped, or its journal is unusable."""
+
+    code = "procedure_stopped"
+    status_hint = 503
 
 
 class ProcedureRunner:

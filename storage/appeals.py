@@ -67,6 +67,9 @@ class Appeal:
 class AppealError(StorageError):
     """An appeal step that the stored state refuses (e.g. filed twice)."""
 
+    code = "forbidden"
+    status_hint = 409
+
 
 def _appeal(row: dict[str, Any]) -> Appeal:
     return Appeal(

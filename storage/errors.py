@@ -3,6 +3,9 @@
 `StorageError` is the root. `InviteError` means "the person holding the link
 sent something we refuse" (a remote error, shown to them); the others mean the
 server itself misused the database (a local error, logged).
+
+Each class names its refusal for the web edge: `code` (machine-readable) and
+`status_hint` (the HTTP status that fits), like h11's ``error_status_hint``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ import enum
 class StorageError(Exception):
     """Root of every error the storage package raises on purpose."""
 
+    #: The database misused or unusable: ours, not the caller's.
+    code = "storage_failed"
+    status_hint = 500
+
 
 class DatabaseNotRunningError(StorageError):
     """A read or write was requested while the database was not started."""
@@ -21,6 +28,9 @@ class DatabaseNotRunningError(StorageError):
 
 class NotFoundError(StorageError):
     """A row addressed by id does not exist."""
+
+    code = "not_found"
+    status_hint = 404
 
 
 class InviteRefusal(enum.StrEnum):
@@ -35,12 +45,16 @@ class InviteError(StorageError):
     """An invite token was refused.
 
     `reason` is the machine-readable code; `str(error)` is a sentence meant
-    for the person who clicked the link.
+    for the person who clicked the link (`code` is the reason too).
     """
+
+    code: str = InviteRefusal.BAD_TOKEN
+    status_hint = 401
 
     def __init__(self, reason: InviteRefusal, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+        self.code = reason
         self.message = message
 
     @classmethod
@@ -77,6 +91,8 @@ class JournalTampered(StorageError):
     `event_id` is the first event whose row fails the check; the message says
     what is wrong with it.
     """
+
+    code = "journal_tampered"
 
     def __init__(self, event_id: int, message: str) -> None:
         super().__init__(message)

@@ -22,28 +22,24 @@ so events are appended only by `append_event` inside `Database.execute_write`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlite_utils
 
 from orchestrator import events as ev
 from orchestrator.replay import EVENT_KIND
 
+from .chain import GENESIS_HASH, event_hash, first_break, verify_chain
+from .db import Database
 from .errors import JournalTampered, StorageError
 
-if TYPE_CHECKING:
-    # Only for annotations: db imports migrations, which imports this module.
-    from .db import Database
+__all__ = ["GENESIS_HASH", "Journal", "JournalEvent", "append_event", "encode_detail",
+           "event_hash", "verify_chain"]
 
 logger = logging.getLogger(__name__)
-
-GENESIS_HASH = "0" * 64
-"""The `prev_hash` of the first event in the journal."""
 
 _COLUMNS = "id, at, day_id, person_id, kind, detail, prev_hash, hash"
 
@@ -72,40 +68,6 @@ def encode_detail(detail: dict[str, Any]) -> str:
     Raises TypeError or ValueError for a detail that is not plain JSON.
     """
     return json.dumps(detail, ensure_ascii=False, sort_keys=True, allow_nan=False)
-
-
-def event_hash(
-    *,
-    event_id: int,
-    at: float,
-    day_id: int,
-    person_id: int | None,
-    kind: str,
-    detail_json: str,
-    prev_hash: str | None,
-) -> str:
-    """SHA-256 hex of the canonical JSON of an event and the previous hash.
-
-    Canonical: sorted keys, no whitespace, non-ASCII kept as is, UTF-8.
-    `detail_json` is hashed as the stored text, not re-encoded, so the hash
-    covers exactly the bytes in the database. This is the chain's format:
-    changing it needs a new migration that re-hashes the journal.
-    """
-    payload = {
-        "id": event_id,
-        # REAL columns read back as float; hash the float so that an `at`
-        # given as int hashes the same before and after the round trip.
-        "at": float(at),
-        "day_id": day_id,
-        "person_id": person_id,
-        "kind": kind,
-        "detail": detail_json,
-        "prev_hash": prev_hash,
-    }
-    text = json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def append_event(
@@ -157,63 +119,6 @@ def append_event(
         detail=json.loads(detail_json),
         prev_hash=prev_hash,
         hash=digest,
-    )
-
-
-def verify_chain(rows: Iterable[Mapping[str, Any]]) -> int | None:
-    """The id of the first event that breaks the chain, or None if none does.
-
-    `rows` are all journal rows ordered by id, as mappings with the columns
-    id, at, day_id, person_id, kind, detail (the stored text), prev_hash, hash.
-    """
-    broken = _first_break(rows)
-    return None if broken is None else broken.event_id
-
-
-def _first_break(rows: Iterable[Mapping[str, Any]]) -> JournalTampered | None:
-    prev_id: int | None = None
-    prev_hash: str = GENESIS_HASH
-    for row in rows:
-        event_id = row["id"]
-        if row["prev_hash"] != prev_hash:
-            return JournalTampered(event_id, _link_message(event_id, prev_id))
-        if row["hash"] is None:
-            return JournalTampered(
-                event_id,
-                f"journal event {event_id} has no hash: it was not written through the journal",
-            )
-        expected = event_hash(
-            event_id=event_id,
-            at=row["at"],
-            day_id=row["day_id"],
-            person_id=row["person_id"],
-            kind=row["kind"],
-            detail_json=row["detail"],
-            prev_hash=row["prev_hash"],
-        )
-        if row["hash"] != expected:
-            return JournalTampered(
-                event_id,
-                f"journal event {event_id} was changed after it was written:"
-                " its stored hash does not match its content",
-            )
-        prev_id, prev_hash = event_id, row["hash"]
-    return None
-
-
-def _link_message(event_id: int, prev_id: int | None) -> str:
-    first_missing = 1 if prev_id is None else prev_id + 1
-    after = "the start of the journal" if prev_id is None else f"event {prev_id}"
-    if event_id > first_missing:
-        missing = (
-            f"event {first_missing} is missing"
-            if event_id == first_missing + 1
-            else f"events {first_missing}..{event_id - 1} are missing"
-        )
-        return f"journal event {event_id} does not link to {after}: {missing} (deleted)"
-    return (
-        f"journal event {event_id} does not link to {after}:"
-        " its prev_hash does not match, so an event was deleted or changed"
     )
 
 
@@ -288,7 +193,7 @@ class Journal:
         def read(conn: sqlite_utils.Database) -> JournalTampered | None:
             # Hash in the reader thread, streaming rows: the journal of a
             # long day need not sit in memory or on the event loop.
-            return _first_break(conn.query(f"SELECT {_COLUMNS} FROM journal ORDER BY id"))
+            return first_break(conn.query(f"SELECT {_COLUMNS} FROM journal ORDER BY id"))
 
         broken = await self._db.execute_read(read)
         if broken is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from .journal import GENESIS_HASH, event_hash
+from .chain import GENESIS_HASH, event_hash
 
 
 class _Migrations(sqlite_utils.Migrations):
@@ -153,7 +153,7 @@ def _roster(db: sqlite_utils.Database) -> None:
 
 @MIGRATIONS(name="0004_protocols")
 def _protocols(db: sqlite_utils.Database) -> None:
-    # Protocols (rules V5, V6; storage/protocols.py). Drafts are rebuilt from the
+    # Protocols (rules V5, V6; protocols/approvals.py). Drafts are rebuilt from the
     # journal on demand and never stored; what people do with them is. Both tables
     # are evidence (clause 7.18): an approval and a signed protocol are never
     # changed or deleted, so the triggers below refuse it outright.
@@ -292,7 +292,7 @@ def _recordings_archive(db: sqlite_utils.Database) -> None:
 
 @MIGRATIONS(name="0006_signing_keys")
 def _signing_keys(db: sqlite_utils.Database) -> None:
-    # Electronic signatures (rule V6; defense_room/signing.py): members' public keys,
+    # Electronic signatures (rule V6; protocols/signing.py): members' public keys,
     # made in their browsers, and the signature on every approval and on the chair's
     # signing. Keys are evidence too: never changed or deleted.
     db.execute(

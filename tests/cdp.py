@@ -216,7 +216,7 @@ class Tab:
         """
         if screen is not None:
             await self.emulate(screen)
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # layout at the new width, before measuring the page
             height = int(await self.evaluate("document.documentElement.scrollHeight"))
             await self.emulate(Screen(screen.width, max(screen.height, min(height, MAX_SHOT_HEIGHT)),
                                       screen.scale, screen.mobile))

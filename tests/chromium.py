@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .timing import wait_until
+
 CHROMIUM = Path("/usr/bin/chromium")
 TERMINATE_TIMEOUT_S = 5.0
 DEVTOOLS_TIMEOUT_S = 30.0
@@ -132,19 +134,22 @@ async def chromium(
 
 async def _devtools_url(profile: Path, browser: Browser) -> str:
     """The browser's DevTools websocket, from the file it writes once it listens."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEVTOOLS_TIMEOUT_S
     port_file = profile / "DevToolsActivePort"
-    while True:
+
+    def url() -> str:
+        """The websocket's URL once the file is whole, "" before."""
+        if browser.exited:
+            raise AssertionError("Chromium exited before opening its DevTools port")
         try:
-            port, path = port_file.read_text().split("\n")[:2]
-            if port.strip() and path.strip():
-                return f"ws://127.0.0.1:{port.strip()}{path.strip()}"
+            port, path = (line.strip() for line in port_file.read_text().split("\n")[:2])
         except (FileNotFoundError, ValueError):
-            pass
-        if browser.exited or loop.time() > deadline:
-            raise AssertionError("Chromium did not open its DevTools port:\n" + browser.log_tail())
-        await asyncio.sleep(0.1)
+            return ""
+        return f"ws://127.0.0.1:{port}{path}" if port and path else ""
+
+    try:
+        return await wait_until(url, what="Chromium's DevTools port", timeout=DEVTOOLS_TIMEOUT_S)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- browser log (tail):\n{browser.log_tail()}") from None
 
 
 def group_alive(pgid: int) -> bool:

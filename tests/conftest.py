@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import socket
@@ -70,6 +71,13 @@ class RunningServer:
         return await self.invites.issue(self.day_id, role, name, time.time() + expires_in)
 
 
+def free_port() -> int:
+    """A local TCP port free right now, for a server started as its own process."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
     """A test server's config. Students enter directly (no admission step) unless a
     test asks for it: most tests are about media and the procedure, not the lobby."""
@@ -83,17 +91,36 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
     )
 
 
-@pytest.fixture
-async def server(tmp_path: Path, isolated_network: None) -> AsyncIterator[RunningServer]:
-    app = create_app(make_config(tmp_path))
-    test_server = TestServer(app, host="127.0.0.1", port=0)
+@contextlib.asynccontextmanager
+async def serving(config: Config) -> AsyncIterator[TestServer]:
+    """The app made from ``config``, served on a free local port until the block ends."""
+    test_server = TestServer(create_app(config), host="127.0.0.1", port=0)
     await test_server.start_server()
-    day_id = await app[INVITES].create_day(
-        "Test defense day", datetime.date.today(), time.time(), "Europe/Moscow")
     try:
-        yield RunningServer(app, str(test_server.make_url("")).rstrip("/"), day_id)
+        yield test_server
     finally:
         await test_server.close()
+
+
+def url_of(test_server: TestServer) -> str:
+    """The server's base URL, without the trailing slash."""
+    return str(test_server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    """The config the ``server`` fixture runs; a test module overrides this fixture to
+    run it otherwise."""
+    return make_config(tmp_path)
+
+
+@pytest.fixture
+async def server(config: Config, isolated_network: None) -> AsyncIterator[RunningServer]:
+    """A running server with one day created ("Test defense day")."""
+    async with serving(config) as test_server:
+        day_id = await test_server.app[INVITES].create_day(
+            "Test defense day", datetime.date.today(), time.time(), "Europe/Moscow")
+        yield RunningServer(test_server.app, url_of(test_server), day_id)
 
 
 class EncoderSpy:

@@ -30,6 +30,15 @@ class Collected:
         return dominant_frequency(samples)
 
 
+async def joined(base_url: str, token: str,
+                 tracks: list[MediaStreamTrack] | None = None) -> RoomClient:
+    """A participant in the room, its media connection up and sending ``tracks``."""
+    client = RoomClient(base_url, token, tracks=tracks)
+    await client.connect()
+    await client.start_media()
+    return client
+
+
 async def _consume(track: MediaStreamTrack, sink: Collected) -> None:
     try:
         while True:
@@ -66,16 +75,6 @@ async def collecting(client: RoomClient, publisher_id: str) -> AsyncIterator[Col
         for task in tasks.values():
             task.cancel()
         await asyncio.gather(watcher, *tasks.values(), return_exceptions=True)
-
-
-async def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until true; on timeout, fail naming what was missing."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def increasing_run(numbers: list[int]) -> int:

@@ -1,6 +1,9 @@
-"""Shared builders for the orchestrator tests: a defense day, a session in a given phase."""
+"""Shared builders for the orchestrator tests: a defense or appeal day, a session in a
+given phase."""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from orchestrator import events as ev
 from orchestrator.effects import Effect
@@ -26,7 +29,24 @@ def make_day() -> DefenseDay:
     return DefenseDay(people=people, scheduled_start=START)
 
 
-def drain(session: DefenseSession) -> list[Effect]:
+def appeal_day() -> DefenseDay:
+    """An appeal sitting: the appeal commission, the commission's chair, the student."""
+    return DefenseDay(people=(
+        Person("ac", "Appeal Chair", Role.APPEAL_CHAIR),
+        Person("am1", "Appeal Member 1", Role.APPEAL_MEMBER),
+        Person("am2", "Appeal Member 2", Role.APPEAL_MEMBER),
+        Person("chair", "Commission Chair", Role.CHAIR),
+        Person("s1", "Student One", Role.STUDENT),
+    ), scheduled_start=START)
+
+
+class Core(Protocol):
+    """Either procedure core, as far as its effects go."""
+
+    def next_effect(self) -> Effect | None: ...
+
+
+def drain(session: Core) -> list[Effect]:
     out: list[Effect] = []
     while (effect := session.next_effect()) is not None:
         out.append(effect)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-import time
 import zoneinfo
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +55,11 @@ class Api:
                 raise ApiError(r.status, body)
             return body
 
+    async def snapshot(self) -> dict[str, Any]:
+        """The procedure's state as participants see it (what `wait_until` reads)."""
+        snapshot: dict[str, Any] = (await self.state())["state"]
+        return snapshot
+
     async def act(self, action: str, **body: Any) -> dict[str, Any]:
         async with self._session.post(f"{self._base}/actions/{action}", json=body,
                                       headers=self._headers) as r:
@@ -73,14 +75,3 @@ class Api:
         except ApiError as exc:
             return exc
         raise AssertionError(f"{action} {body} was accepted")
-
-    async def wait_state(self, predicate: Callable[[dict[str, Any]], bool], what: str,
-                         timeout: float = 20.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            state: dict[str, Any] = (await self.state())["state"]
-            if predicate(state):
-                return state
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; state: {state}")
-            await asyncio.sleep(0.1)

@@ -1,8 +1,14 @@
-"""A stand-in for a browser's WebCrypto key: P-256, JWK export, P1363 signatures."""
+"""A stand-in for a browser's WebCrypto key (P-256, JWK export, P1363 signatures), and
+the ways the tests tamper with a signed package (a hand-over or an evidence pack)."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,3 +34,42 @@ class BrowserKey:
     def sign(self, message: bytes) -> str:
         r, s = decode_dss_signature(self._private.sign(message, ec.ECDSA(hashes.SHA256())))
         return b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def unzip(package: Path) -> dict[str, bytes]:
+    """Every file of a zip package, by its name in the package."""
+    with zipfile.ZipFile(package) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def rezip(contents: dict[str, bytes], path: Path) -> Path:
+    """``contents`` written as a zip package at ``path``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in contents.items():
+            archive.writestr(name, data)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def one_byte_changed(contents: dict[str, bytes], name: str) -> dict[str, bytes]:
+    """The package with one bit of the middle byte of ``name`` flipped, the manifest kept."""
+    data = bytearray(contents[name])
+    data[len(data) // 2] ^= 0x01
+    return {**contents, name: bytes(data)}
+
+
+def signed_with_another_key(contents: dict[str, bytes], name: str,
+                            index: int) -> dict[str, bytes]:
+    """The package with entry ``index`` of the signatures file ``name`` replaced by a
+    signature of the same statement made with another P-256 key, and the manifest
+    redone so that only the signature is wrong."""
+    signatures = json.loads(contents[name])
+    signatures[index]["signature"] = BrowserKey().sign(signatures[index]["statement"].encode())
+    forged = json.dumps(signatures, indent=1).encode()
+    manifest = json.loads(contents["manifest.json"])
+    for entry in manifest["files"]:
+        if entry["path"] == name:
+            entry["sha256"] = hashlib.sha256(forged).hexdigest()
+            entry["size"] = len(forged)
+    return {**contents, name: forged, "manifest.json": json.dumps(manifest, indent=1).encode()}

@@ -4,43 +4,34 @@ secretary admits them; once admitted they come back in directly."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from media.testing import FrameNumberTrack, ToneTrack
-from server.config import LobbyConfig
+from server.config import Config, LobbyConfig
 from storage.journal import Journal
 from storage.roster import RosterStore
-from web_ui.app import create_app
 from web_ui.client import RoomClient
 from web_ui.keys import DATABASE
 
-from .conftest import make_config
+from .conftest import RunningServer, make_config
 from .procedure_helpers import day_spec
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-async def server(tmp_path: Path, isolated_network: None) -> AsyncIterator[TestServer]:
-    config = make_config(tmp_path, lobby=LobbyConfig(admission=True))
-    test_server = TestServer(create_app(config), host="127.0.0.1", port=0)
-    await test_server.start_server()
-    try:
-        yield test_server
-    finally:
-        await test_server.close()
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path, lobby=LobbyConfig(admission=True))
 
 
-async def test_a_student_waits_until_the_secretary_admits(server: TestServer) -> None:
+async def test_a_student_waits_until_the_secretary_admits(server: RunningServer) -> None:
     created = await RosterStore(server.app[DATABASE]).create_day(
         day_spec(time.time() + 60, students=1), expires_at=time.time() + 86400, now=time.time())
     tokens = [i.token for i in created.invites]  # chair, 3 members, secretary, student
-    base = str(server.make_url("")).rstrip("/")
+    base = server.base_url
     member = RoomClient(base, tokens[1], tracks=[FrameNumberTrack()])
     student = RoomClient(base, tokens[5], tracks=[FrameNumberTrack(), ToneTrack()])
     clients = [member, student]

@@ -6,12 +6,8 @@ of the appeal commission present, and no appeal against the repeat."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import io
 import json
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +27,10 @@ from web_ui.client import RoomClient
 from web_ui.keys import DATABASE
 
 from .conftest import RunningServer
+from .media_helpers import joined
 from .procedure_helpers import Api, day_spec
-from .signing_helpers import BrowserKey
+from .signing_helpers import BrowserKey, one_byte_changed, rezip, signed_with_another_key, unzip
+from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 NAMES = ["chair", "m1", "m2", "m3", "sec", "s1"]
@@ -53,21 +51,15 @@ class Http:
 
 
 async def join(server: RunningServer, tokens: list[str]) -> list[RoomClient]:
-    clients = []
-    for token in tokens:
-        client = RoomClient(server.base_url, token)
-        await client.connect()
-        await client.start_media()
-        clients.append(client)
-    return clients
+    return [await joined(server.base_url, token) for token in tokens]
 
 
 async def defend(api: dict[str, Api], student: str, present: int) -> None:
     """From the opening to the closed sitting's results for one student."""
     sec, chair = api["sec"], api["chair"]
-    await sec.wait_state(lambda s: len(s["present"]) >= present, "everyone present")
+    await wait_until(sec.snapshot, lambda s: len(s["present"]) >= present, "everyone present")
     await sec.act("open-sitting")
-    await sec.wait_state(lambda s: s["recording"], "recording")
+    await wait_until(sec.snapshot, lambda s: s["recording"], "recording")
     await sec.act("identity", student=student, accepted=True)
     await chair.act("announce-limits")
 
@@ -78,12 +70,12 @@ async def finish(api: dict[str, Api], student: str) -> None:
         await sec.act("next-phase")
     await sec.act("return-time", return_at=time.time() + 600)
     await sec.act("closed-sitting")
-    await sec.wait_state(lambda s: not s["recording"], "recording off")
+    await wait_until(sec.snapshot, lambda s: not s["recording"], "recording off")
     for who, grade in (("chair", "good"), ("m1", "good"), ("m2", "excellent"),
                        ("m3", "good")):
         await api[who].act("vote", student=student, grade=grade)
     await sec.act("announce-results")
-    await sec.wait_state(lambda s: s["results_at"] is not None, "results announced")
+    await wait_until(sec.snapshot, lambda s: s["results_at"] is not None, "results announced")
 
 
 async def sign_protocol(http: Http, day_id: int, tokens: dict[str, str], ids: dict[str, str],
@@ -131,14 +123,11 @@ async def test_an_appeal_from_results_to_the_repeated_defense(
         await finish(api, student)
         await api["sec"].act("close-sitting")
         # The student's link now lasts until the appeal deadline (8.2).
-        state = (await api["sec"].state())["state"]
+        state = await api["sec"].snapshot()
         deadline = filing_deadline(state["results_at"], "Europe/Moscow", WorkCalendar())
         invites = InviteStore(db)
-        for _ in range(100):
-            if await expiry_is(invites, tokens["s1"], deadline):
-                break
-            await asyncio.sleep(0.05)
-        assert await expiry_is(invites, tokens["s1"], deadline)
+        await wait_until(lambda: expiry(invites, tokens["s1"]), lambda at: at == deadline,
+                         f"the student's link to last until {deadline}", 5)
         await sign_protocol(http, day_id, tokens, ids, student)
 
         # A1: the student files; a second filing is refused; the recordings are held.
@@ -202,19 +191,16 @@ async def test_an_appeal_from_results_to_the_repeated_defense(
         refused_open = await ac.refused("open-appeal")
         assert refused_open.status == 409 and refused_open.body["clause"] == "8.7"
         await ac.act("recording", on=True)
-        await ac.wait_state(lambda s: s["recording"], "the sitting's recording")
+        await wait_until(ac.snapshot, lambda s: s["recording"], "the sitting's recording")
         state = await ac.act("open-appeal")
         for person in state["to_name"]:
             state = await ac.act("name", person=person)
         assert state["phase"] == "appeal_hearing"
         await ac.act("decide", decision="upheld", reasoning="Личность не была установлена")
-        await ac.wait_state(lambda s: s["decision"] == "upheld", "the decision")
-        for _ in range(100):
-            status, now = await http.call("GET", one, roles["appeal_chair"])
-            if now["appeal"]["decision"] == "upheld":
-                break
-            await asyncio.sleep(0.05)
-        assert now["appeal"]["decision"] == "upheld"
+        await wait_until(ac.snapshot, lambda s: s["decision"] == "upheld", "the decision")
+        await wait_until(lambda: http.call("GET", one, roles["appeal_chair"]),
+                         lambda answer: answer[1]["appeal"]["decision"] == "upheld",
+                         "the appeal to show the decision", 5)
         await ac.act("close-appeal")
     finally:
         for client in appeal_clients:
@@ -248,7 +234,8 @@ async def test_an_appeal_from_results_to_the_repeated_defense(
         refused_start = await rapi["sec"].refused("start-defense", student=rstudent)
         assert refused_start.status == 409 and refused_start.body["clause"] == "8.8"
         rclients += await join(server, [by_role["appeal_member"][0]])
-        await rapi["sec"].wait_state(lambda s: len(s["present"]) == 7, "the appeal member")
+        await wait_until(rapi["sec"].snapshot, lambda s: len(s["present"]) == 7,
+                         "the appeal member")
         await rapi["sec"].act("start-defense", student=rstudent)
         await finish(rapi, rstudent)
         status, late = await http.call("POST", f"/api/days/{repeat_day}/appeals", rtokens["s1"],
@@ -278,49 +265,27 @@ async def check_handover(http: Http, db: Database, day_id: int, tokens: dict[str
     target = tmp_path / "handover.zip"
     target.write_bytes(package)
     assert check_package(target) == []
-    with zipfile.ZipFile(target) as archive:
-        statement_json = json.loads(archive.read("statement.json"))
-        assert {"statement.pdf", "statement.csv", "protocols/day/signatures.json",
-                f"protocols/{ids['s1']}/protocol.pdf"} <= set(archive.namelist())
+    contents = unzip(target)
+    statement_json = json.loads(contents["statement.json"])
+    assert {"statement.pdf", "statement.csv", "protocols/day/signatures.json",
+            f"protocols/{ids['s1']}/protocol.pdf"} <= set(contents)
     [row] = statement_json["grades"]
     assert row["grade"] == "good" and row["annulled"] is True
     records = [e.detail for e in await Journal(db).entries(day_id) if e.kind == "handover"]
     assert [r["to"] for r in records] == ["registrar", "archive"]
 
 
-async def expiry_is(invites: InviteStore, token: str, until: float) -> bool:
-    return (await invites.verify(token, time.time())).expires_at == until
+async def expiry(invites: InviteStore, token: str) -> float:
+    return (await invites.verify(token, time.time())).expires_at
 
 
 def assert_tampering_is_named(good: Path, tmp_path: Path) -> None:
-    with zipfile.ZipFile(good) as archive:
-        contents = {n: archive.read(n) for n in archive.namelist()}
-    changed = dict(contents)
-    data = bytearray(changed["protocol/protocol.pdf"])
-    data[len(data) // 2] ^= 1
-    changed["protocol/protocol.pdf"] = bytes(data)
+    contents = unzip(good)
+    changed = one_byte_changed(contents, "protocol/protocol.pdf")
     assert check_package(rezip(changed, tmp_path / "bad.zip")) == [
         "protocol/protocol.pdf: altered (its SHA-256 differs from the manifest)"]
     # A signature made with another key, with the manifest redone to hide it.
-    signatures = json.loads(contents["protocol/signatures.json"])
-    signatures[0]["signature"] = BrowserKey().sign(signatures[0]["statement"].encode())
-    forged = dict(contents)
-    forged["protocol/signatures.json"] = json.dumps(signatures).encode()
-    manifest = json.loads(contents["manifest.json"])
-    for entry in manifest["files"]:
-        if entry["path"] == "protocol/signatures.json":
-            entry["sha256"] = hashlib.sha256(forged["protocol/signatures.json"]).hexdigest()
-            entry["size"] = len(forged["protocol/signatures.json"])
-    forged["manifest.json"] = json.dumps(manifest).encode()
+    forged = signed_with_another_key(contents, "protocol/signatures.json", 0)
     problems = check_package(rezip(forged, tmp_path / "forged.zip"))
     assert len(problems) == 1 and "signatures.json[0]" in problems[0]
     assert "does not match" in problems[0]
-
-
-def rezip(contents: dict[str, bytes], path: Path) -> Path:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in contents.items():
-            archive.writestr(name, data)
-    path.write_bytes(buffer.getvalue())
-    return path

@@ -6,7 +6,6 @@ from anywhere but the server's /static/."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from web_ui.app import STATIC_DIR
 from .cdp import PHONE, Cdp, Tab
 from .chromium import Browser, chromium, group_alive, require_chromium
 from .conftest import RunningServer
+from .timing import wait_until
 
 DECODE_TIMEOUT_S = 60.0
 OWN_JS = [p for p in (STATIC_DIR / "js").rglob("*.js")]
@@ -220,14 +220,19 @@ async def wait_for_video(rooms: RoomRegistry, room_id: str, browser: Browser,
     publisher's video it forwards to it; fail saying what is missing."""
     pairs = [Watching(viewer, publisher) for viewer, publishers in watching.items()
              for publisher in publishers]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while missing := [f"{p.viewer} {problem}" for p in pairs
-                      if (problem := _video_problem(rooms, room_id, p)) is not None]:
-        if loop.time() > deadline or browser.exited:
-            raise AssertionError("the pages do not see each other:\n  " + "\n  ".join(missing)
-                                 + f"\n--- browser log (tail):\n{browser.log_tail()}")
-        await asyncio.sleep(0.25)
+
+    def missing() -> list[str]:
+        problems = [f"{p.viewer} {problem}" for p in pairs
+                    if (problem := _video_problem(rooms, room_id, p)) is not None]
+        if problems and browser.exited:
+            raise AssertionError(f"the browser exited; {problems}")
+        return problems
+
+    try:
+        await wait_until(missing, lambda problems: not problems,
+                         "the pages to see each other", timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- browser log (tail):\n{browser.log_tail()}") from None
 
 
 async def end_sessions(rooms: RoomRegistry, room_id: str, tabs: Iterable[Tab]) -> None:
@@ -239,9 +244,9 @@ async def end_sessions(rooms: RoomRegistry, room_id: str, tabs: Iterable[Tab]) -
     for tab in tabs:
         if not tab.closed:
             await tab.evaluate("window.roomDebug?.link?.finish('test over')")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 15.0
-    while (room := rooms.get(room_id)) is not None and room.peers:
-        if loop.time() > deadline:
-            raise AssertionError(f"peers still in the room: {sorted(room.peers)}")
-        await asyncio.sleep(0.1)
+
+    def peers() -> list[str]:
+        room = rooms.get(room_id)
+        return sorted(room.peers) if room is not None else []
+
+    await wait_until(peers, lambda left: not left, "the server to let every page go (peers)", 15)

@@ -42,6 +42,7 @@ from .test_browser import (
     prejoin_ready,
     wait_for_video,
 )
+from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -160,11 +161,12 @@ async def test_a_defense_day_in_the_pages(server: RunningServer, tmp_path: Path)
             await shots.take(tabs["student"], "02-student-identification", PHONE)
             await sec.evaluate("document.querySelector('.identity-comment').value = 'паспорт 45 01 ...'")
             await sec.click("[data-action='identity-accept']")
-            await sec_api.wait_state(lambda s: s["statuses"][student] == "identified", "identified")
+            await wait_until(sec_api.snapshot, lambda s: s["statuses"][student] == "identified",
+                             "identified")
             await sec.click("[data-action='announce-limits']")
             await sec.wait_for("!!document.querySelector('[data-action=\"start-defense\"]')", "start")
             await sec.click("[data-action='start-defense']")
-            state = await sec_api.wait_state(lambda s: s["phase"] == "talk", "the talk")
+            state = await wait_until(sec_api.snapshot, lambda s: s["phase"] == "talk", "the talk")
             assert state["current_student"] == student
 
             # The timers on the other pages: what is left of the talk, counting down.
@@ -212,16 +214,18 @@ async def test_a_defense_day_in_the_pages(server: RunningServer, tmp_path: Path)
 
             # Then the page is closed (the phone's browser gone) and opened again.
             await tabs.pop("student").close()
-            await sec_api.wait_state(lambda s: student not in s["present"], "the student gone")
+            await wait_until(sec_api.snapshot, lambda s: student not in s["present"],
+                             "the student gone")
             await sec.wait_for(
                 f"document.querySelector('.roster-list li[data-person=\"{student}\"]')"
                 "?.classList.contains('away') && !!document.querySelector('.controls .alert')",
                 "the student shown away on the console")
             await sec.click("[data-action='next-phase']")  # the questions go on meanwhile
-            await sec_api.wait_state(lambda s: s["phase"] == "questions", "the questions")
+            await wait_until(sec_api.snapshot, lambda s: s["phase"] == "questions", "the questions")
             tabs["student"] = await cdp.open_tab(f"{server.base_url}/j/{tokens['student']}", PHONE)
             await enter(tabs["student"])
-            state = await sec_api.wait_state(lambda s: student in s["present"], "the student back")
+            state = await wait_until(sec_api.snapshot, lambda s: student in s["present"],
+                                     "the student back")
             assert state["statuses"][student] == "defending" and state["phase"] == "questions"
             await wait_for_video(server.rooms, room_id, browser, {
                 student: [ids["sec"], ids["m1"], ids["m2"]], ids["m1"]: [student]})
@@ -234,16 +238,18 @@ async def test_a_defense_day_in_the_pages(server: RunningServer, tmp_path: Path)
             await sec.click("[data-action='question']")
             for phase in ("supervisor", "review", "answer", "final_word", "between_defenses"):
                 await sec.click("[data-action='next-phase']")
-                await sec_api.wait_state(partial(in_phase, phase), phase)
+                await wait_until(sec_api.snapshot, partial(in_phase, phase), phase)
                 await sec.wait_for(
                     f"document.querySelector('.status-panel')?.dataset.phase === '{phase}'", phase)
             await sec.click("[data-action='return-time']")
-            await sec_api.wait_state(lambda s: s["return_at"] is not None, "the return time")
+            await wait_until(sec_api.snapshot, lambda s: s["return_at"] is not None,
+                             "the return time")
 
             # The closed sitting: the student waits outside and gets no commission media.
             await sec.click("[data-action='closed-sitting']")
-            await sec_api.wait_state(lambda s: s["phase"] == "closed_sitting" and not s["recording"],
-                                     "the closed sitting, not recorded")
+            await wait_until(sec_api.snapshot,
+                             lambda s: s["phase"] == "closed_sitting" and not s["recording"],
+                             "the closed sitting, not recorded")
             await tabs["student"].wait_for(
                 "window.roomDebug.state.lobby && !document.querySelector('.lobby').hidden"
                 " && window.roomDebug.grid.count === 0", "the lobby on the student's phone")
@@ -267,7 +273,8 @@ async def test_a_defense_day_in_the_pages(server: RunningServer, tmp_path: Path)
 
             # The results, recorded again, reach the student's phone.
             await sec.click("[data-action='announce-results']")
-            await sec_api.wait_state(lambda s: s["phase"] == "results" and s["recording"], "results")
+            await wait_until(sec_api.snapshot, lambda s: s["phase"] == "results" and s["recording"],
+                             "results")
             grade = await tabs["student"].wait_for(
                 f"!window.roomDebug.state.lobby && document.querySelector"
                 f"('.results li[data-student=\"{student}\"]')?.dataset.grade",

@@ -17,13 +17,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import shutil
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +37,10 @@ from web_ui.keys import CONFIG, DATABASE, HOSTS
 from .cdp import DESKTOP, Cdp, Tab
 from .chromium import chromium, group_alive, require_chromium
 from .conftest import RunningServer
-from .media_helpers import wait_until
 from .procedure_helpers import Api, day_spec
-from .signing_helpers import BrowserKey
+from .signing_helpers import one_byte_changed, rezip, signed_with_another_key, unzip
 from .test_browser import end_sessions, enter, only_from_server, prejoin_ready
+from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -144,11 +142,11 @@ async def test_protocols_signed_in_the_pages_and_the_package_verified(
 async def run_the_day(server: RunningServer, api: dict[str, Api], day_id: int, student: str) -> None:
     """The whole sitting through the API, up to its close (both protocols final)."""
     sec = api["sec"]
-    await sec.wait_state(lambda s: len(s["present"]) == 5, "everyone present", 30)
-    state = (await sec.state())["state"]
+    await wait_until(sec.snapshot, lambda s: len(s["present"]) == 5, "everyone present", 30)
+    state = await sec.snapshot()
     assert state["quorum"] == {"present": 3, "total": 3, "required": 2, "reached": True}
     await sec.act("open-sitting")
-    await sec.wait_state(lambda s: s["recording"], "the recording")
+    await wait_until(sec.snapshot, lambda s: s["recording"], "the recording")
     await sec.act("identity", student=student, accepted=True)
     await api["chair"].act("announce-limits")
     await sec.act("start-defense", student=student)
@@ -156,21 +154,25 @@ async def run_the_day(server: RunningServer, api: dict[str, Api], day_id: int, s
         await sec.act("next-phase")
     await sec.act("return-time", return_at=time.time() + 600)
     await sec.act("closed-sitting")
-    await sec.wait_state(lambda s: not s["recording"], "the closed sitting, not recorded")
+    await wait_until(sec.snapshot, lambda s: not s["recording"], "the closed sitting, not recorded")
     for who, grade in (("chair", "good"), ("m1", "excellent"), ("m2", "excellent")):
         await api[who].act("vote", student=student, grade=grade)
     await sec.act("announce-results")
-    await sec.wait_state(lambda s: s["results_at"] is not None and s["recording"], "the results")
+    await wait_until(sec.snapshot, lambda s: s["results_at"] is not None and s["recording"],
+                     "the results")
     await sec.act("close-sitting")
-    await sec.wait_state(lambda s: s["phase"] == "closed" and not s["recording"], "the close")
+    await wait_until(sec.snapshot, lambda s: s["phase"] == "closed" and not s["recording"],
+                     "the close")
 
 
 async def wait_for_final_recordings(server: RunningServer, day_id: int) -> None:
     """The takes are finished files: the protocols' lists of recordings stop changing."""
     host = server.app[HOSTS].get(day_id)
     folder = server.app[CONFIG].recordings_dir / f"day-{day_id}"
-    await wait_until(lambda: (host is None or host.recording is None)
-                     and not list(folder.glob("take-*/**/*.part")), 20, "the takes to be finished")
+    await wait_until(lambda: (host is not None and host.recording is not None,
+                              sorted(str(p) for p in folder.glob("take-*/**/*.part"))),
+                     lambda left: left == (False, []),
+                     "the takes to be finished (recording, unfinished files)", 20)
 
 
 async def refresh_protocols(tab: Tab, which: list[str], button: str) -> None:
@@ -281,17 +283,13 @@ async def defense_room_verify(package: Path) -> tuple[int, str]:
 
 
 async def check_tampering(package: Path, student: str, tmp_path: Path) -> None:
-    with zipfile.ZipFile(package) as archive:
-        contents = {n: archive.read(n) for n in archive.namelist()}
+    contents = unzip(package)
     signatures_name = f"protocols/{student}/signatures.json"
     assert {"manifest.json", "statement.pdf", "protocols/day/signatures.json",
             "protocols/day/protocol.pdf", signatures_name} <= set(contents)
 
     # One byte of one file changed, the manifest kept: that file is named.
-    changed = dict(contents)
-    pdf = bytearray(changed["protocols/day/protocol.pdf"])
-    pdf[len(pdf) // 2] ^= 0x01
-    changed["protocols/day/protocol.pdf"] = bytes(pdf)
+    changed = one_byte_changed(contents, "protocols/day/protocol.pdf")
     code, output = await defense_room_verify(rezip(changed, tmp_path / "one-byte.zip"))
     assert code == 1, output
     assert problems(output) == [
@@ -299,17 +297,9 @@ async def check_tampering(package: Path, student: str, tmp_path: Path) -> None:
 
     # The chair's signature replaced by one of the same statement made with another
     # P-256 key, and the manifest redone so that only the signature is wrong.
-    signatures = json.loads(contents[signatures_name])
-    index = next(i for i, s in enumerate(signatures) if s["action"] == "sign")
-    signatures[index]["signature"] = BrowserKey().sign(signatures[index]["statement"].encode())
-    forged = dict(contents)
-    forged[signatures_name] = json.dumps(signatures, indent=1).encode()
-    manifest = json.loads(contents["manifest.json"])
-    for entry in manifest["files"]:
-        if entry["path"] == signatures_name:
-            entry["sha256"] = hashlib.sha256(forged[signatures_name]).hexdigest()
-            entry["size"] = len(forged[signatures_name])
-    forged["manifest.json"] = json.dumps(manifest, indent=1).encode()
+    index = next(i for i, s in enumerate(json.loads(contents[signatures_name]))
+                 if s["action"] == "sign")
+    forged = signed_with_another_key(contents, signatures_name, index)
     code, output = await defense_room_verify(rezip(forged, tmp_path / "other-key.zip"))
     assert code == 1, output
     [problem] = problems(output)
@@ -320,12 +310,3 @@ async def check_tampering(package: Path, student: str, tmp_path: Path) -> None:
 def problems(output: str) -> list[str]:
     """The problem lines of the command's output, without its summary."""
     return [line for line in output.splitlines() if line and "FAILED" not in line]
-
-
-def rezip(contents: dict[str, bytes], path: Path) -> Path:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in contents.items():
-            archive.writestr(name, data)
-    path.write_bytes(buffer.getvalue())
-    return path

@@ -6,20 +6,15 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import ssl
 import sys
 from pathlib import Path
 
 import aiohttp
 
+from .conftest import free_port
+
 INVITE_LINE = re.compile(r"^(chair|member|secretary|student)\s+(.+?)\s+(https://\S+/j/(\S+))$")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_serve_demo_prints_invites_that_open_the_room_over_tls(tmp_path: Path) -> None:

@@ -11,13 +11,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from server.config import ApiConfig
 from storage.invites import hash_token
-from web_ui.app import create_app
 
-from .conftest import make_config
+from .conftest import make_config, serving, url_of
 
 ORGANIZER = "organizer-secret-token-for-tests"
 
@@ -44,12 +42,8 @@ def day_body(**changes: Any) -> dict[str, Any]:
 async def base_url(tmp_path: Path) -> AsyncIterator[str]:
     config = dataclasses.replace(make_config(tmp_path),
                                  api=ApiConfig(organizer_token_sha256=hash_token(ORGANIZER)))
-    server = TestServer(create_app(config), host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
+    async with serving(config) as server:
+        yield url_of(server)
 
 
 async def call(method: str, url: str, token: str | None = None,
@@ -93,14 +87,9 @@ async def test_the_organizer_creates_a_day_and_the_links_work(base_url: str) -> 
 
 async def test_creating_days_over_http_is_off_without_an_organizer_token(
         tmp_path: Path) -> None:
-    server = TestServer(create_app(make_config(tmp_path)), host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        status, answer = await call("POST", str(server.make_url("/api/days")), ORGANIZER,
-                                    day_body())
+    async with serving(make_config(tmp_path)) as server:
+        status, answer = await call("POST", f"{url_of(server)}/api/days", ORGANIZER, day_body())
         assert status == 403 and "day import" in answer["message"]
-    finally:
-        await server.close()
 
 
 async def test_the_secretary_keeps_the_roster_and_the_queue_shows_local_times(

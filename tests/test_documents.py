@@ -15,6 +15,7 @@ from web_ui.keys import DATABASE
 
 from .conftest import RunningServer
 from .procedure_helpers import Api, day_spec
+from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -77,12 +78,12 @@ async def test_the_defending_student_turns_pages_for_everyone(server: RunningSer
             await client.connect()
             await client.start_media()
         student, member = clients[5], clients[1]
-        await sec.wait_state(lambda s: len(s["present"]) == 6, "everyone present")
+        await wait_until(sec.snapshot, lambda s: len(s["present"]) == 6, "everyone present")
         await student.send({"type": "page", "page": 2})
         await student.wait_for(lambda: bool(student.state.errors), 10, "a refusal")
         assert "no defense" in student.state.errors[-1]["message"]
         await sec.act("open-sitting")
-        await sec.wait_state(lambda s: s["recording"], "recording")
+        await wait_until(sec.snapshot, lambda s: s["recording"], "recording")
         await sec.act("identity", student=student.participant_id, accepted=True)
         await sec.act("announce-limits")
         await sec.act("start-defense", student=student.participant_id)

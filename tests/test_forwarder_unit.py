@@ -11,17 +11,11 @@ from media.metrics import ForwardingMetrics
 from media.rtp_in import ReceivedRtp
 from media.rtp_out import OutboundFormat
 
+from .timing import FakeClock
+
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 KEY = b"\x10\x02\x00\x9d\x01\x2a" + b"k" * 10
 DELTA = b"\x11\x02\x00" + b"d" * 10
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def packet(seq: int, data: bytes) -> ReceivedRtp:
@@ -49,14 +43,14 @@ def bind(sub: ForwardedTrack) -> Wire:
     return wire
 
 
-def make(clock: Clock) -> tuple[PublishedTrack, ForwardingMetrics]:
+def make(clock: FakeClock) -> tuple[PublishedTrack, ForwardingMetrics]:
     metrics = ForwardingMetrics()
     return PublishedTrack(publisher_id="7", kind="video", codec=VP8, metrics=metrics,
                           keyframe_min_interval=0.3, clock=clock), metrics
 
 
 async def test_keyframe_requests_are_rate_limited() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     track, metrics = make(clock)
     assert track.on_rtp(packet(1, DELTA)) is True  # a new publication asks at once
     bind(track.subscribe("8"))  # so does a newcomer...
@@ -74,7 +68,7 @@ async def test_keyframe_requests_are_rate_limited() -> None:
 
 
 async def test_new_subscriber_starts_at_a_keyframe() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     track, metrics = make(clock)
     track.on_rtp(packet(1, KEY))
     sub = track.subscribe("9")
@@ -93,7 +87,7 @@ async def test_new_subscriber_starts_at_a_keyframe() -> None:
 
 
 async def test_unbound_subscriber_gets_nothing_and_a_stopped_one_nothing_more() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     track, metrics = make(clock)
     sub = track.subscribe("9")
     track.on_rtp(packet(1, KEY))  # negotiation not finished: nowhere to send yet
@@ -106,7 +100,7 @@ async def test_unbound_subscriber_gets_nothing_and_a_stopped_one_nothing_more() 
 
 
 async def test_slow_subscriber_is_reset_to_the_next_keyframe() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     track, metrics = make(clock)
     sub = track.subscribe("9")
     wire = bind(sub)
@@ -129,7 +123,7 @@ async def test_slow_subscriber_is_reset_to_the_next_keyframe() -> None:
 
 
 async def test_publisher_restart_resumes_each_subscriber_at_a_keyframe() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     track, _ = make(clock)
     sub = track.subscribe("9")
     wire = bind(sub)
@@ -150,7 +144,7 @@ async def test_publisher_restart_resumes_each_subscriber_at_a_keyframe() -> None
 
 
 async def test_lowest_fresh_remb_wins_and_drops_are_sent_at_once() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     track, _ = make(clock)
     sent: list[tuple[int, int]] = []
 
@@ -182,7 +176,7 @@ async def test_lowest_fresh_remb_wins_and_drops_are_sent_at_once() -> None:
 
 
 async def test_a_subscriber_still_waiting_for_a_keyframe_asks_again() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     track, metrics = make(clock)
     track.on_rtp(packet(1, KEY))
     clock.now += 1
@@ -200,7 +194,7 @@ async def test_a_subscriber_still_waiting_for_a_keyframe_asks_again() -> None:
 
 
 async def test_frame_sinks_see_every_complete_frame_without_subscribers() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     track, _ = make(clock)
     seen: list[tuple[int, bool]] = []
 

@@ -16,7 +16,8 @@ from storage.invites import Role
 from web_ui.client import RoomClient
 
 from .conftest import EncoderSpy, RunningServer
-from .media_helpers import assert_sent_without_encoding, collecting, increasing_run, wait_until
+from .media_helpers import assert_sent_without_encoding, collecting, increasing_run
+from .timing import wait_until
 
 
 async def test_one_publisher_three_subscribers(server: RunningServer, encoder_spy: EncoderSpy) -> None:
@@ -40,9 +41,10 @@ async def test_one_publisher_three_subscribers(server: RunningServer, encoder_sp
         async with collecting(subscribers[0], pub_id) as c0, \
                 collecting(subscribers[1], pub_id) as c1, \
                 collecting(subscribers[2], pub_id) as c2:
-            await wait_until(lambda: all(len(c.frame_numbers) >= 45 and c.audio_seconds() >= 1.0
-                                         for c in (c0, c1, c2)),
-                             timeout=30, what="1.5 s of video and 1 s of audio at every subscriber")
+            await wait_until(lambda: [(len(c.frame_numbers), c.audio_seconds()) for c in (c0, c1, c2)],
+                             lambda got: all(frames >= 45 and audio >= 1.0 for frames, audio in got),
+                             "1.5 s of video and 1 s of audio at every subscriber (frames, seconds)",
+                             timeout=30)
         for c in (c0, c1, c2):
             assert increasing_run(c.frame_numbers) >= 40, c.frame_numbers
             assert max(c.frame_numbers) < video.frames_sent
@@ -75,8 +77,8 @@ async def _video_frames_from(client: RoomClient, publisher_id: str, count: int) 
         r.participant == publisher_id and r.kind == "video" and r.track
         for r in client.received.values()), timeout=15, what=f"a video track from {publisher_id}")
     async with collecting(client, publisher_id) as sink:
-        await wait_until(lambda: len(sink.frame_numbers) >= count, timeout=20,
-                         what=f"{count} decoded frames from {publisher_id}")
+        await wait_until(lambda: len(sink.frame_numbers), lambda n: n >= count,
+                         f"{count} decoded frames from {publisher_id}", timeout=20)
     return sink.frame_numbers
 
 
@@ -102,11 +104,12 @@ async def test_subscriber_and_publisher_leave_and_rejoin(server: RunningServer) 
             await leaving.close()
             room = server.rooms.get(str(server.day_id))
             assert room is not None
-            await wait_until(lambda: member.person_id not in {int(p) for p in room.peers},
-                             timeout=10, what="the server to drop the member")
+            await wait_until(lambda: {int(p) for p in room.peers},
+                             lambda peers: member.person_id not in peers,
+                             "the server to drop the member", timeout=10)
             before = len(sink.frame_numbers)
-            await wait_until(lambda: len(sink.frame_numbers) >= before + 20, timeout=10,
-                             what="frames at the chair after the member left")
+            await wait_until(lambda: len(sink.frame_numbers), lambda n: n >= before + 20,
+                             "frames at the chair after the member left", timeout=10)
         rejoined = RoomClient(server.base_url, member.token)
         clients.append(rejoined)
         await rejoined.connect()
@@ -167,8 +170,9 @@ async def test_bad_messages_get_errors_while_the_room_keeps_forwarding(server: R
                                 what="an error for every bad message")
             assert [e["code"] for e in rude.state.errors] == [c for _, c in bad] + ["malformed"]
             assert all(e["message"] for e in rude.state.errors)
-            await wait_until(lambda: len(polite_sink.frame_numbers) >= 30 and len(rude_sink.frame_numbers) >= 30,
-                             timeout=15, what="both subscribers still decoding after the bad messages")
+            await wait_until(lambda: (len(polite_sink.frame_numbers), len(rude_sink.frame_numbers)),
+                             lambda frames: min(frames) >= 30,
+                             "both subscribers still decoding after the bad messages", timeout=15)
         assert rude.state.bye is None and polite.state.errors == [] and publisher.state.errors == []
         room = server.rooms.get(str(server.day_id))
         assert room is not None and len(room.peers) == 3
@@ -232,7 +236,7 @@ async def test_subscriber_bandwidth_estimates_reach_the_publisher(
             await real_handle(packet)
 
         sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
-        await wait_until(lambda: len(heard) >= 3, 15, "REMBs at the publisher")
+        await wait_until(lambda: heard, lambda remb: len(remb) >= 3, "REMBs at the publisher", 15)
         assert reported and set(heard) <= set(reported), (heard, reported)
         room = server.rooms.get(str(server.day_id))
         assert room is not None

@@ -20,8 +20,8 @@ from web_ui.keys import CONFIG, DATABASE
 
 from .conftest import RunningServer
 from .identity_helpers import IdentityApi, IdentityClient, StillTrack, portraits
-from .media_helpers import wait_until
 from .procedure_helpers import Api, day_spec
+from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 NAMES = ["chair", "m1", "m2", "m3", "sec", "s1", "s2"]
@@ -57,8 +57,8 @@ async def test_identity_check_on_the_live_video(server: RunningServer) -> None:
         assert isinstance(student, IdentityClient)
         room = server.rooms.get(str(day_id))
         assert room is not None
-        await wait_until(lambda: sum(p.kind == "video" for _, p in room.publications()) == 2,
-                         20, "both students' cameras published")
+        await wait_until(lambda: sum(p.kind == "video" for _, p in room.publications()),
+                         lambda n: n == 2, "both students' cameras published", 20)
         sec = apis["sec"]
 
         # No passport in view: a retake, and the student is told what to do.
@@ -120,11 +120,12 @@ async def test_identity_check_on_the_live_video(server: RunningServer) -> None:
 
         # The secretary decides through the procedure; the journal keeps the decision.
         await procedure.act("open-sitting")
-        await procedure.wait_state(lambda s: s["recording"], "recording on")
+        await wait_until(procedure.snapshot, lambda s: s["recording"], "recording on")
         await procedure.act("identity", student=ids["s1"], accepted=True,
                             comment="лицо совпадает с фото в паспорте")
-        state = await procedure.wait_state(
-            lambda s: dict(s["statuses"]).get(ids["s1"]) == "identified", "s1 identified")
+        state = await wait_until(
+            procedure.snapshot, lambda s: dict(s["statuses"]).get(ids["s1"]) == "identified",
+            "s1 identified")
         assert state["phase"] == "identification"
     finally:
         for client in clients.values():

@@ -81,7 +81,7 @@ async def test_a_check_runs_in_a_worker_and_a_second_is_refused(tmp_path: Path) 
     try:
         first = asyncio.create_task(
             checks.check(1, "7", as_publication(camera), requested_by="5"))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn of the loop: the check starts
         assert checks.running(1) == "7"
         with pytest.raises(CheckRunning, match="student 7 on day 1 is still running"):
             await checks.check(1, "7", as_publication(camera), requested_by="5")

@@ -99,3 +99,20 @@ def test_7_8_reconnection_resets_the_failure_clock() -> None:
     s.handle(ev.MoveDefense(now=t0 + 21 * MIN, actor="chair", student="s1",
                             failure_description="no audio"))
     assert s.status("s1") is StudentStatus.RESCHEDULED
+
+
+@pytest.mark.parametrize(("grace", "said"), [(20, "20 min"), (20.0, "20 min"), (15, "15 min"),
+                                             (7.5, "7.5 min")])
+def test_7_8_the_failure_notice_states_the_configured_grace(grace: float, said: str) -> None:
+    # Journaled settings come back as floats: 20.0 still reads "20 min".
+    s = announced(Settings(failure_grace_minutes=grace))
+    t0 = START + 6 * MIN
+    s.handle(ev.StartDefense(now=t0, actor="sec", student="s1"))
+    s.handle(ev.ParticipantLeft(now=t0 + MIN, actor="s1"))
+    drain(s)
+    s.handle_deadline(t0 + MIN + grace * MIN - 1)
+    assert not any(isinstance(e, Notice) and e.clause == "7.8" for e in drain(s))
+    s.handle_deadline(t0 + MIN + grace * MIN)
+    notices = [e for e in drain(s) if isinstance(e, Notice) and e.clause == "7.8"]
+    assert notices == [Notice(f"connection of s1 lost for {said}: the chair may move the "
+                              "defense", "7.8")]

@@ -8,6 +8,12 @@ import zoneinfo
 import pytest
 
 from orchestrator import events as ev
+from orchestrator.appeal_phases import (
+    APPEAL_TRANSITIONS,
+    EveryoneNamed,
+    Trigger,
+    next_appeal_phase,
+)
 from orchestrator.appeal_session import AppealPhase, AppealSession
 from orchestrator.appeals import (
     AppealRefused,
@@ -19,13 +25,13 @@ from orchestrator.appeals import (
     decision_delivery,
     filing_deadline,
 )
-from orchestrator.effects import StartRecording, StopRecording
+from orchestrator.effects import AppealDecided, Broadcast, StartRecording, StopRecording
 from orchestrator.errors import ForbiddenAction, NotAllowedForRole
 from orchestrator.model import DefenseDay, Person, Role, StudentStatus
 from orchestrator.session import DefenseSession
 from orchestrator.workdays import WorkCalendar
 
-from .orchestrator_helpers import COMMISSION, MIN, START, drain, join
+from .orchestrator_helpers import COMMISSION, MIN, START, appeal_day, drain, join
 
 TZ = "Europe/Moscow"
 MSK = zoneinfo.ZoneInfo(TZ)
@@ -90,16 +96,6 @@ def test_8_8_repeat_before_the_end_of_studies() -> None:
 
 # -- the appeal sitting ---------------------------------------------------------------
 
-def appeal_day() -> DefenseDay:
-    return DefenseDay(people=(
-        Person("ac", "Appeal Chair", Role.APPEAL_CHAIR),
-        Person("am1", "Appeal Member 1", Role.APPEAL_MEMBER),
-        Person("am2", "Appeal Member 2", Role.APPEAL_MEMBER),
-        Person("chair", "Commission Chair", Role.CHAIR),
-        Person("s1", "Student One", Role.STUDENT),
-    ), scheduled_start=START)
-
-
 def test_8_7_the_sitting_opens_only_with_the_recording_on() -> None:
     s = AppealSession(appeal_day())
     with pytest.raises(ForbiddenAction, match=r"recording on first \(clause 8\.7\)"):
@@ -108,7 +104,7 @@ def test_8_7_the_sitting_opens_only_with_the_recording_on() -> None:
     with pytest.raises(NotAllowedForRole):
         s.handle(ev.SetRecording(now=START, actor="chair", on=True))
     s.handle(ev.SetRecording(now=START, actor="ac", on=True))
-    assert StartRecording() in drain(s)  # type: ignore[arg-type]
+    assert StartRecording() in drain(s)
     s.handle(ev.RecordingStarted(now=START + 1))
     s.handle(ev.OpenAppealSitting(now=START + 2, actor="ac"))
     assert s.snapshot().phase is AppealPhase.NAMING
@@ -136,7 +132,7 @@ def test_8_7_names_said_aloud_before_the_decision_and_8_6_without_the_student() 
                              reasoning="identity was not established on the recording"))
     assert s.snapshot().decision is Decision.UPHELD
     s.handle(ev.CloseAppealSitting(now=START + 6, actor="ac"))
-    assert StopRecording() in drain(s)  # type: ignore[arg-type]
+    assert StopRecording() in drain(s)
     assert s.snapshot().phase is AppealPhase.CLOSED
 
 
@@ -144,6 +140,117 @@ def test_the_appeal_sitting_refuses_defense_commands() -> None:
     s = AppealSession(appeal_day())
     with pytest.raises(ForbiddenAction, match="no place in an appeal sitting"):
         s.handle(ev.NextPhase(now=START, actor="ac"))
+
+
+def test_8_8_the_decision_is_an_effect_the_host_carries_out() -> None:
+    s = appeal_in(AppealPhase.HEARING)
+    with pytest.raises(ForbiddenAction, match=r"needs its reasoning \(clause 8\.9\)"):
+        s.handle(ev.DecideAppeal(now=START + 9, actor="ac", decision="rejected", reasoning=" "))
+    assert drain(s) == []
+    s.handle(ev.DecideAppeal(now=START + 10, actor="ac", decision="rejected",
+                             reasoning=" the procedure was followed "))
+    effects = drain(s)
+    assert effects[0] == AppealDecided(Decision.REJECTED, START + 10)
+    assert isinstance(effects[-1], Broadcast) and effects[-1].snapshot == s.snapshot()
+    assert s.snapshot().reasoning == "the procedure was followed"
+    s.handle(ev.CloseAppealSitting(now=START + 11, actor="ac"))
+    assert not any(isinstance(e, AppealDecided) for e in drain(s))
+
+
+# -- the appeal sitting's phase table (appeal_phases.py) -------------------------------
+
+#: The chair's steps through a sitting, the student absent (8.6).
+SITTING: tuple[ev.Event, ...] = (
+    ev.SetRecording(now=START, actor="ac", on=True),
+    ev.RecordingStarted(now=START + 1),
+    ev.OpenAppealSitting(now=START + 2, actor="ac"),
+    *(ev.NameAnnounced(now=START + 3, actor="ac", person=p) for p in ("s1", "ac", "am1", "am2")),
+    ev.DecideAppeal(now=START + 4, actor="ac", decision="upheld", reasoning="r"),
+    ev.CloseAppealSitting(now=START + 5, actor="ac"),
+)
+
+
+def appeal_in(phase: AppealPhase) -> AppealSession:
+    """An appeal sitting walked through `SITTING` until it reaches `phase`."""
+    s = AppealSession(appeal_day())
+    for event in SITTING:
+        if s.phase is phase:
+            break
+        s.handle(event)
+    assert s.phase is phase
+    drain(s)
+    return s
+
+
+def test_the_sitting_moves_through_its_table_only() -> None:
+    s = AppealSession(appeal_day())
+    seen = [s.phase]
+    for event in SITTING:
+        s.handle(event)
+        if s.phase is not seen[-1]:
+            seen.append(s.phase)
+    assert seen == [AppealPhase.WAITING, AppealPhase.NAMING, AppealPhase.HEARING,
+                    AppealPhase.DECIDED, AppealPhase.CLOSED]
+    assert set(APPEAL_TRANSITIONS.values()) == set(seen[1:])
+
+
+@pytest.mark.parametrize(("phase", "trigger", "following"), [
+    (AppealPhase.WAITING, ev.OpenAppealSitting, AppealPhase.NAMING),
+    (AppealPhase.NAMING, EveryoneNamed, AppealPhase.HEARING),
+    (AppealPhase.NAMING, ev.NameAnnounced, AppealPhase.NAMING),
+    (AppealPhase.HEARING, ev.DecideAppeal, AppealPhase.DECIDED),
+    (AppealPhase.DECIDED, ev.CloseAppealSitting, AppealPhase.CLOSED),
+    *((phase, ev.SetRecording, phase) for phase in AppealPhase),
+    *((phase, ev.ParticipantJoined, phase) for phase in AppealPhase),
+    (AppealPhase.CLOSED, ev.RecordingStopped, AppealPhase.CLOSED),
+])
+def test_legal_transitions(phase: AppealPhase, trigger: Trigger,
+                           following: AppealPhase) -> None:
+    assert next_appeal_phase(phase, trigger) is following
+
+
+DECIDE = ev.DecideAppeal(now=START + 9, actor="ac", decision="upheld", reasoning="r")
+ILLEGAL: tuple[tuple[AppealPhase, ev.Event, str], ...] = (
+    (AppealPhase.WAITING, ev.NameAnnounced(now=START + 9, actor="ac", person="s1"),
+     "cannot announce a name in phase WAITING"),
+    (AppealPhase.WAITING, DECIDE, "cannot decide the appeal in phase WAITING"),
+    (AppealPhase.NAMING, ev.OpenAppealSitting(now=START + 9, actor="ac"),
+     "cannot open the sitting in phase NAMING"),
+    (AppealPhase.NAMING, ev.CloseAppealSitting(now=START + 9, actor="ac"),
+     "cannot close the sitting in phase NAMING"),
+    (AppealPhase.NAMING, DECIDE, "cannot decide before naming aloud: Student One, Appeal Chair"),
+    (AppealPhase.HEARING, ev.NameAnnounced(now=START + 9, actor="ac", person="s1"),
+     "cannot announce a name in phase HEARING"),
+    (AppealPhase.HEARING, ev.CloseAppealSitting(now=START + 9, actor="ac"),
+     "cannot close the sitting in phase HEARING"),
+    (AppealPhase.DECIDED, DECIDE, "cannot decide the appeal in phase DECIDED"),
+    (AppealPhase.CLOSED, ev.OpenAppealSitting(now=START + 9, actor="ac"),
+     "cannot open the sitting in phase CLOSED"),
+    (AppealPhase.CLOSED, ev.CloseAppealSitting(now=START + 9, actor="ac"),
+     "cannot close the sitting in phase CLOSED"),
+)
+
+
+@pytest.mark.parametrize(("phase", "event", "message"), ILLEGAL,
+                         ids=lambda v: v.name if isinstance(v, AppealPhase) else None)
+def test_an_illegal_event_raises_and_changes_nothing(phase: AppealPhase, event: ev.Event,
+                                                     message: str) -> None:
+    s = appeal_in(phase)
+    if phase is AppealPhase.NAMING:  # some names said: a refusal keeps them
+        s.handle(ev.NameAnnounced(now=START + 8, actor="ac", person="am2"))
+        drain(s)
+    before = s.snapshot()
+    with pytest.raises(ForbiddenAction, match=rf"{message}.*\(clause 8\.7\)"):
+        s.handle(event)
+    assert s.snapshot() == before and s.phase is phase
+    assert drain(s) == []
+
+
+def test_the_table_refuses_what_it_does_not_list() -> None:
+    with pytest.raises(ForbiddenAction, match=r"cannot CastVote in phase HEARING"):
+        next_appeal_phase(AppealPhase.HEARING, ev.CastVote)
+    with pytest.raises(ForbiddenAction, match=r"cannot EveryoneNamed in phase HEARING"):
+        next_appeal_phase(AppealPhase.HEARING, EveryoneNamed)
 
 
 # -- the repeated defense ----------------------------------------------------------------

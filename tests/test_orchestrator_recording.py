@@ -145,11 +145,11 @@ def test_every_visible_change_is_broadcast_once() -> None:
     s = DefenseSession(make_day())
     s.handle(ev.ParticipantJoined(now=START, actor="m1"))
     [only] = drain(s)
-    assert isinstance(only, Broadcast) and "m1" in only.snapshot.present  # type: ignore[attr-defined]
+    assert isinstance(only, Broadcast) and "m1" in only.snapshot.present
     s.handle(ev.SetRecording(now=START, actor="sec", on=True))
     assert drain(s) == [StartRecording()]  # nothing visible changed yet
     s.handle(ev.RecordingStarted(now=START + 1))
     broadcasts = [e for e in drain(s) if isinstance(e, Broadcast)]
-    assert len(broadcasts) == 1 and broadcasts[0].snapshot.recording  # type: ignore[attr-defined]
+    assert len(broadcasts) == 1 and broadcasts[0].snapshot.recording
     s.handle(ev.OpenSitting(now=START + 2, actor="sec"))
     assert len([e for e in drain(s) if isinstance(e, Broadcast)]) == 1  # not twice

@@ -6,23 +6,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
 import pytest
-from aiohttp.test_utils import TestServer
 
 from media.room import Room
 from media.testing import FrameNumberTrack
+from server.config import Config
 from storage.journal import Journal
 from storage.roster import RosterStore
-from web_ui.app import create_app
 from web_ui.client import RoomClient
 from web_ui.keys import DATABASE
 
-from .conftest import make_config
+from .conftest import RunningServer, make_config
 from .procedure_helpers import Api, day_spec
+from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -41,23 +40,16 @@ class PausableTrack(FrameNumberTrack):
 
 
 @pytest.fixture
-async def server(tmp_path: Path, isolated_network: None) -> AsyncIterator[TestServer]:
+def config(tmp_path: Path) -> Config:
     config = make_config(tmp_path)
-    config = dataclasses.replace(
-        config, media=dataclasses.replace(config.media, media_stall_s=2.0))
-    test_server = TestServer(create_app(config), host="127.0.0.1", port=0)
-    await test_server.start_server()
-    try:
-        yield test_server
-    finally:
-        await test_server.close()
+    return dataclasses.replace(config, media=dataclasses.replace(config.media, media_stall_s=2.0))
 
 
-async def test_a_student_whose_media_stops_is_not_present(server: TestServer) -> None:
+async def test_a_student_whose_media_stops_is_not_present(server: RunningServer) -> None:
     created = await RosterStore(server.app[DATABASE]).create_day(
         day_spec(time.time() + 60, students=1), expires_at=time.time() + 86400, now=time.time())
     tokens = [i.token for i in created.invites]  # chair, 3 members, secretary, student
-    base = str(server.make_url("")).rstrip("/")
+    base = server.base_url
     camera = PausableTrack()
     student = RoomClient(base, tokens[5], tracks=[camera])
     secretary = RoomClient(base, tokens[4])
@@ -67,12 +59,13 @@ async def test_a_student_whose_media_stops_is_not_present(server: TestServer) ->
             await client.connect()
             await client.start_media()
         sid = student.participant_id
-        await api.wait_state(lambda s: sid in s["present"], "the student present")
+        await wait_until(api.snapshot, lambda s: sid in s["present"], "the student present")
         camera.flowing.clear()
-        await api.wait_state(lambda s: sid not in s["present"], "the stalled student gone", 10)
+        await wait_until(api.snapshot, lambda s: sid not in s["present"],
+                         "the stalled student gone", 10)
         assert student.pc.connectionState == "connected"  # ICE still answers
         camera.flowing.set()
-        await api.wait_state(lambda s: sid in s["present"], "the student back", 10)
+        await wait_until(api.snapshot, lambda s: sid in s["present"], "the student back", 10)
     finally:
         await student.close()
         await secretary.close()
@@ -86,7 +79,7 @@ async def test_a_student_whose_media_stops_is_not_present(server: TestServer) ->
 
 
 async def test_the_presence_watchdog_runs_once_a_second(
-        server: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """One timer per room, not one more at every tick."""
     calls = 0
     original = Room._watch
@@ -99,11 +92,11 @@ async def test_the_presence_watchdog_runs_once_a_second(
     monkeypatch.setattr(Room, "_watch", counting)
     created = await RosterStore(server.app[DATABASE]).create_day(
         day_spec(time.time() + 60, students=1), expires_at=time.time() + 86400, now=time.time())
-    client = RoomClient(str(server.make_url("")).rstrip("/"), created.invites[0].token)
+    client = RoomClient(server.base_url, created.invites[0].token)
     try:
         await client.connect()
         await client.start_media()
-        await asyncio.sleep(4.5)
+        await asyncio.sleep(4.5)  # the span the watchdog's ticks are counted over
     finally:
         await client.close()
     assert 3 <= calls <= 6, calls

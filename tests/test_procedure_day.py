@@ -3,12 +3,11 @@ participants: presence comes from their real media connections."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import av
@@ -24,12 +23,12 @@ from web_ui.keys import CONFIG, DATABASE, HOSTS
 from web_ui.recordings_api import RECORDINGS
 
 from .conftest import RunningServer
-from .media_helpers import wait_until
+from .media_helpers import joined
 from .procedure_helpers import Api, day_spec
 from .signing_helpers import BrowserKey
+from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(180)
-T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
@@ -42,11 +41,8 @@ async def people(server: RunningServer) -> AsyncIterator[tuple[int, dict[str, st
 
 
 async def connect(server: RunningServer, token: str, media: bool = False) -> RoomClient:
-    tracks = [FrameNumberTrack(), ToneTrack(frequency=440)] if media else []
-    client = RoomClient(server.base_url, token, tracks=tracks)
-    await client.connect()
-    await client.start_media()
-    return client
+    return await joined(server.base_url, token,
+                        [FrameNumberTrack(), ToneTrack(frequency=440)] if media else None)
 
 
 async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
@@ -58,8 +54,8 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
                 clients[name] = await connect(server, tokens[name], media=name in ("chair", "s1"))
             ids = {n: c.participant_id for n, c in clients.items()}
             sec, chair = apis["sec"], apis["chair"]
-            await sec.wait_state(lambda s: len(s["present"]) == 6, "six present by media")
-            state = (await sec.state())["state"]
+            await wait_until(sec.snapshot, lambda s: len(s["present"]) == 6, "six present by media")
+            state = await sec.snapshot()
             assert state["quorum"] == {"present": 4, "total": 4, "required": 3, "reached": True}
             assert sorted(state["consented"]) == sorted(state["queue"])
             s2_id = next(s for s in state["queue"] if s != ids["s1"])
@@ -73,7 +69,7 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
 
             state = await sec.act("open-sitting")
             assert state["phase"] == "opening"
-            state = await sec.wait_state(lambda s: s["recording"], "recording confirmed")
+            state = await wait_until(sec.snapshot, lambda s: s["recording"], "recording confirmed")
             assert state["phase"] == "identification"
             await clients["m1"].wait_for(
                 lambda: (clients["m1"].state.procedure or {}).get("recording") is True,
@@ -93,17 +89,18 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
                 10, "the student's page to learn the talk began")
             host = server.app[HOSTS].get(day_id)
             assert host is not None and host.recording is not None
-            await wait_until(lambda: recorded_bytes(host.recording, ids["s1"]) > 30_000, 20,
-                             "some seconds of the student's talk on the recording")
+            await wait_until(lambda: recorded_bytes(host.recording, ids["s1"]),
+                             lambda size: size > 30_000,
+                             "some seconds of the student's talk on the recording", 20)
 
             # Quorum is lost when two members' media goes, and comes back with one.
             await clients.pop("m2").close()
             await clients.pop("m3").close()
-            await sec.wait_state(lambda s: s["paused"], "pause without quorum")
+            await wait_until(sec.snapshot, lambda s: s["paused"], "pause without quorum")
             conflict = await sec.refused("next-phase")
             assert conflict.status == 409 and conflict.body["clause"] == "7.2"
             clients["m2"] = await connect(server, tokens["m2"])
-            state = await sec.wait_state(lambda s: not s["paused"], "resume with quorum")
+            state = await wait_until(sec.snapshot, lambda s: not s["paused"], "resume with quorum")
             assert state["phase_ends_at"] > state["phase_started_at"] + 600  # paused time added
 
             state = await sec.act("next-phase")
@@ -116,7 +113,7 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
             await sec.act("return-time", return_at=time.time() + 1800)
             state = await sec.act("closed-sitting")
             assert state["phase"] == "closed_sitting"
-            await sec.wait_state(lambda s: not s["recording"], "recording off (7.12)")
+            await wait_until(sec.snapshot, lambda s: not s["recording"], "recording off (7.12)")
             await clients["s1"].wait_for(lambda: clients["s1"].state.lobby, 10, "s1 in the lobby")
             room = server.rooms.get(str(day_id))
             assert room is not None and ids["s1"] in room.lobby
@@ -133,8 +130,8 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
             # m3 left for good: 3 of 4 present is still a quorum, and the simple
             # majority of those present decides (the tie rule is tested in the core).
             await sec.act("announce-results")
-            await sec.wait_state(lambda s: s["phase"] == "results" and s["recording"],
-                                 "results with the recording on (7.13)")
+            await wait_until(sec.snapshot, lambda s: s["phase"] == "results" and s["recording"],
+                             "results with the recording on (7.13)")
             await clients["s1"].wait_for(
                 lambda: any(n["kind"] == "results" for n in clients["s1"].state.notices),
                 10, "the results notice")
@@ -142,11 +139,12 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
             assert results["grades"] == {ids["s1"]: "excellent"}
             assert room.lobby == frozenset()
             await sec.act("close-sitting")
-            await sec.wait_state(lambda s: not s["recording"], "recording off at the close")
+            await wait_until(sec.snapshot, lambda s: not s["recording"],
+                             "recording off at the close")
             # The closed sitting hands its defenses to the build of one file each.
             jobs = server.app[RECORDINGS].jobs
-            await wait_until_async(lambda: jobs.jobs(day_id), lambda js: any(
-                str(j.student_id) == ids["s1"] for j in js), 10, "a build queued for s1")
+            await wait_until(lambda: jobs.jobs(day_id), lambda js: any(
+                str(j.student_id) == ids["s1"] for j in js), "a build queued for s1", 10)
         finally:
             for client in clients.values():
                 await client.close()
@@ -155,8 +153,8 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
 
     # Two takes: the open part, and the results; every file finished and playable.
     day_folder = server.app[CONFIG].recordings_dir / f"day-{day_id}"
-    host = server.app[HOSTS].get(day_id)
-    assert host is not None and host.recording is None
+    host_after = server.app[HOSTS].get(day_id)
+    assert host_after is not None and host_after.recording is None
     takes = sorted(p for p in day_folder.iterdir() if p.name.startswith("take-"))
     assert len(takes) == 2
     assert not [p for take in takes for p in take.rglob("*.part")]  # every take closed
@@ -220,18 +218,6 @@ async def check_protocol(server: RunningServer, day_id: int, tokens: dict[str, s
                for e in entries)
 
 
-async def wait_until_async(read: Callable[[], Awaitable[T]], ok: Callable[[T], bool],
-                           timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await read()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}: {value!r}")
-        await asyncio.sleep(0.1)
-
-
 def recorded_bytes(take: RoomRecording | None, participant: str) -> int:
     if take is None:
         return 0
@@ -249,7 +235,7 @@ async def test_the_api_refuses_bad_requests_and_leaves_the_state(server: Running
         other = Api(server.base_url, day_id + 1000, tokens["sec"])
         nobody = Api(server.base_url, day_id, "not-a-token")
         try:
-            before = (await sec.state())["state"]
+            before = await sec.snapshot()
             assert (await nobody.refused("open-sitting")).status == 401
             assert (await other.refused("open-sitting")).status == 403
             assert (await sec.refused("no-such-action")).status == 404
@@ -257,7 +243,7 @@ async def test_the_api_refuses_bad_requests_and_leaves_the_state(server: Running
             assert (await sec.refused("valid-reason", student="999999", reason="x")).status == 422
             refused = await sec.refused("start-defense", student=before["queue"][0])
             assert refused.status == 409 and refused.body["clause"] == "7.5"
-            assert (await sec.state())["state"] == before
+            assert await sec.snapshot() == before
             async with aiohttp.ClientSession() as session:
                 async with session.post(f"{server.base_url}/api/days/{day_id}/actions/queue",
                                         data=b"{not json", headers={

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,14 +27,7 @@ from storage.invites import InviteStore
 from storage.journal import Journal, JournalEvent
 
 from .orchestrator_helpers import COMMISSION, MIN, START, STUDENTS, drain, make_day
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from .timing import FakeClock, wait_until
 
 
 @dataclass
@@ -118,15 +111,6 @@ def reference_effects_at_warning(now: float) -> list[Effect]:
     return drain(session)
 
 
-async def wait_for(predicate: Callable[[], object], what: str, timeout: float = 1.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail(f"still waiting for {what} after {timeout} s")
-        await asyncio.sleep(0.01)
-
-
 async def test_restart_rebuilds_state_and_timers_continue(
     db_file: tuple[Path, int], clock: FakeClock
 ) -> None:
@@ -207,7 +191,7 @@ async def test_real_timer_fires_the_warning(db_file: tuple[Path, int], clock: Fa
         await server.runner.submit(ev.ParticipantJoined(now=0, actor="sup"))  # re-arms
         server.effects.clear()
         clock.now = TALK_WARNING + 0.05  # the loop's 0.05 s delay passes on the fake clock too
-        await wait_for(lambda: server.effects, "the timer's Warn effect")
+        await wait_until(lambda: server.effects, what="the timer's Warn effect", timeout=1.0)
         assert server.effects == [Warn(Phase.TALK, TALK_STARTS + 10 * MIN - clock.now)]
         assert server.runner.next_deadline == TALK_STARTS + 10 * MIN
     finally:
@@ -265,7 +249,8 @@ async def test_stop_cancels_timer_work_in_flight(
     clock.now = TALK_WARNING - 0.01
     await server.runner.submit(ev.ParticipantJoined(now=0, actor="sup"))
     clock.now = TALK_WARNING + 1
-    await wait_for(lambda: server.effects, "the timer's work to reach the sink")
+    await wait_until(lambda: server.effects, what="the timer's work to reach the sink",
+                     timeout=1.0)
     assert len(asyncio.all_tasks()) == 2
     await server.stop()
     assert asyncio.all_tasks() == {asyncio.current_task()}

@@ -53,6 +53,7 @@ from storage.journal import Journal
 from storage.roster import CommissionSpec, DaySpec, RosterStore, StudentSpec
 
 from .orchestrator_helpers import make_day
+from .timing import FakeClock
 
 MIN = 60.0
 ZONE = zoneinfo.ZoneInfo("Europe/Moscow")
@@ -66,14 +67,6 @@ PEOPLE = {
     "m3": "Орлова Мария", "m4": "Белов Олег", "sec": "Смирнова Ольга",
     "s1": EVIL_NAME, "s2": "Васильева Елена", "sup": "Руководитель Роман",
 }
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

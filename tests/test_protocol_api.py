@@ -35,13 +35,13 @@ from .test_protocol import (
     PEOPLE,
     START,
     Day,
-    FakeClock,
     close_sitting,
     create_day,
     run_until_results,
     start_runner,
     write_recordings,
 )
+from .timing import FakeClock
 
 Client = TestClient[web.Request, web.Application]
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,6 +23,8 @@ from media.testing import dominant_frequency, frame_number_image, read_frame_num
 from recordings.errors import RecordingError, UnsupportedTrack
 from recordings.recorder import Recorder, TrackKey
 from recordings.remux import finalize
+
+from .timing import wait_until
 
 FPS = 30
 VIDEO_TICKS = 90_000 // FPS
@@ -95,14 +97,6 @@ def decoded_audio(path: Path) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"still waiting for {what}")
-        time.sleep(0.01)
-
-
 @pytest.fixture
 def recorder(tmp_path: Path) -> Iterator[Recorder]:
     rec = Recorder(tmp_path / "rec")
@@ -121,7 +115,7 @@ def opus_3s() -> list[bytes]:
     return encode_tone(150)
 
 
-def test_records_vp8_and_opus_without_reencoding(
+async def test_records_vp8_and_opus_without_reencoding(
         recorder: Recorder, vp8_3s: list[tuple[bytes, bool]], opus_3s: list[bytes]) -> None:
     # The RTP clock wraps during the recording.
     vf = video_frames(vp8_3s, (1 << 32) - 45 * VIDEO_TICKS)
@@ -131,7 +125,7 @@ def test_records_vp8_and_opus_without_reencoding(
             assert recorder.write(VIDEO, vf[i])
         if i < len(af):
             assert recorder.write(AUDIO, af[i])
-    wait_for(lambda: recorder.backlog == 0, "the writer to catch up")
+    await wait_until(lambda: recorder.backlog, lambda left: left == 0, "the writer to catch up", 10)
     # Nothing was encoded: no stream has an encoder, or any codec context that was opened.
     streams = recorder.open_streams()
     assert len(streams) == 2
@@ -161,20 +155,22 @@ def test_records_vp8_and_opus_without_reencoding(
     assert recorder.dropped == 0 and recorder.skipped == 0 and recorder.errors == 0
 
 
-def test_video_waits_for_keyframe_and_reconnect_starts_segment_2(
+async def test_video_waits_for_keyframe_and_reconnect_starts_segment_2(
         recorder: Recorder, vp8_3s: list[tuple[bytes, bool]]) -> None:
     frames = video_frames(vp8_3s, 5000)
     first_key_after = next(i for i, (_, key) in enumerate(vp8_3s) if key and i > 0)
     # Join mid-GOP: everything before the second keyframe is skipped.
     for frame in frames[10:]:
         recorder.write(VIDEO, frame)
-    wait_for(lambda: recorder.backlog == 0 and (recorder.folder / "alice-video-1.webm.json").exists(),
-             "the first segment")
+    await wait_until(lambda: (recorder.backlog, sorted(p.name for p in recorder.folder.glob("*"))),
+                     lambda seen: seen[0] == 0 and "alice-video-1.webm.json" in seen[1],
+                     "the first segment (backlog, files)", 10)
     sidecar = json.loads((recorder.folder / "alice-video-1.webm.json").read_text())
     assert sidecar["complete"] is False
     assert (recorder.folder / "alice-video-1.webm.part").exists()
     recorder.end_track(VIDEO)
-    wait_for(lambda: (recorder.folder / "alice-video-1.webm").exists(), "segment 1 closed")
+    await wait_until(lambda: sorted(p.name for p in recorder.folder.glob("*")),
+                     lambda names: "alice-video-1.webm" in names, "segment 1 closed", 10)
     # Reconnect: a new stream with a new RTP timestamp base.
     for frame in video_frames(encode_video(FPS, first=500), 12345):
         recorder.write(VIDEO, frame)

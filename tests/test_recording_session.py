@@ -17,7 +17,8 @@ from storage.invites import Role
 from web_ui.client import RoomClient
 
 from .conftest import EncoderSpy, RunningServer
-from .media_helpers import assert_sent_without_encoding, increasing_run, wait_until
+from .media_helpers import assert_sent_without_encoding, increasing_run
+from .timing import wait_until
 
 
 def first_channel(frame: av.AudioFrame) -> np.ndarray:
@@ -53,11 +54,13 @@ async def test_forwarded_session_is_recorded_without_transcoding(
         assert room is not None
         peer = room.peer(publisher.participant_id)
         assert peer is not None
-        await wait_until(lambda: len(peer.published) == 2, 10, "both of the publisher's tracks")
+        await wait_until(lambda: peer.published, lambda tracks: len(tracks) == 2,
+                         "both of the publisher's tracks", 10)
         for publication in peer.published:
             publication.add_sink(to_recorder)
-        await wait_until(lambda: written.count("video") >= 60 and written.count("audio") >= 100,
-                         20, "2 s of recorded video and audio")
+        await wait_until(lambda: (written.count("video"), written.count("audio")),
+                         lambda counts: counts[0] >= 60 and counts[1] >= 100,
+                         "2 s of recorded video and audio (video, audio frames)", 20)
         for publication in peer.published:
             publication.remove_sink(to_recorder)
         await assert_sent_without_encoding(

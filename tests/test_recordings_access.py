@@ -5,7 +5,6 @@ work; every access is journaled; appeal holds over the API."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import hashlib
 import time
@@ -24,6 +23,7 @@ from web_ui.recordings_api import RECORDINGS
 
 from .conftest import RunningServer
 from .test_recordings_archive import Day, make_day
+from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -59,15 +59,16 @@ async def built_day(server: RunningServer) -> tuple[Day, dict[str, str]]:
         assert (await chair.post(f"{chair.api}/build", {}))[0] == 403
         status, body = await sec.post(f"{sec.api}/build", {"student": day.ids["s1"]})
         assert status == 202, body
-        deadline = time.monotonic() + 60
-        while True:
-            status, jobs, _, _ = await sec.get(f"{sec.api}/jobs")
-            assert status == 200
-            if jobs["jobs"][0]["state"] in ("done", "failed"):
-                break
-            assert time.monotonic() < deadline, jobs
-            await asyncio.sleep(0.1)
-        assert jobs["jobs"][0]["state"] == "done", jobs
+
+        async def jobs() -> list[dict[str, Any]]:
+            status, listed, _, _ = await sec.get(f"{sec.api}/jobs")
+            assert status == 200, listed
+            found: list[dict[str, Any]] = listed["jobs"]
+            return found
+
+        job = (await wait_until(jobs, lambda js: js[0]["state"] in ("done", "failed"),
+                                "the archive built", 60))[0]
+        assert job["state"] == "done", job
     finally:
         await sec.session.close()
         await chair.session.close()

@@ -39,6 +39,7 @@ from storage.roster import RosterStore
 from .conftest import make_config
 from .media_helpers import increasing_run
 from .procedure_helpers import day_spec
+from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -86,14 +87,10 @@ def fingerprint(folder: Path) -> dict[str, tuple[str, float]]:
 
 async def wait_job(jobs: RecordingJobs, day_id: int, states: set[str],
                    timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await jobs.jobs(day_id)
-        if found and all(j.state in states for j in found):
-            return found[0].to_json()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"jobs still {[j.to_json() for j in found]}")
-        await asyncio.sleep(0.1)
+    found = await wait_until(lambda: jobs.jobs(day_id),
+                             lambda js: bool(js) and all(j.state in states for j in js),
+                             f"the day's jobs to be {sorted(states)}", timeout)
+    return found[0].to_json()
 
 
 @pytest.fixture

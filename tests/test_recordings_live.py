@@ -9,7 +9,6 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -30,20 +29,17 @@ from web_ui.keys import CONFIG, DATABASE, HOSTS
 from web_ui.recordings_api import RECORDINGS
 
 from .conftest import RunningServer
-from .media_helpers import increasing_run, wait_until
+from .media_helpers import increasing_run, joined
 from .procedure_helpers import Api, day_spec
+from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(150)
 
 
 async def connect(server: RunningServer, token: str, tone: float | None = None,
                   amplitude: float = 0.3) -> RoomClient:
-    tracks: list[Any] = ([] if tone is None else
-                         [FrameNumberTrack(), ToneTrack(frequency=tone, amplitude=amplitude)])
-    client = RoomClient(server.base_url, token, tracks=tracks)
-    await client.connect()
-    await client.start_media()
-    return client
+    return await joined(server.base_url, token, None if tone is None else
+                        [FrameNumberTrack(), ToneTrack(frequency=tone, amplitude=amplitude)])
 
 
 def part_bytes(folder: Path, name: str) -> int:
@@ -76,9 +72,9 @@ async def test_a_recorded_defense_across_a_phase_change_and_a_reconnect(
         for name in ("m1", "m2", "m3", "sec"):
             clients[name] = await connect(server, tokens[name])
         clients["s1"] = await connect(server, tokens["s1"], tone=440)
-        await sec.wait_state(lambda s: len(s["present"]) == 6, "six present")
+        await wait_until(sec.snapshot, lambda s: len(s["present"]) == 6, "six present")
         await sec.act("open-sitting")
-        await sec.wait_state(lambda s: s["recording"], "recording confirmed")
+        await wait_until(sec.snapshot, lambda s: s["recording"], "recording confirmed")
         await sec.act("identity", student=ids["s1"], accepted=True)
         await sec.act("valid-reason", student=ids["s2"], reason="болезнь")
         await sec.act("announce-limits")
@@ -86,25 +82,27 @@ async def test_a_recorded_defense_across_a_phase_change_and_a_reconnect(
         host = server.app[HOSTS].get(day_id)
         assert host is not None and host.recording is not None
         take = host.recording.folder
-        await wait_until(lambda: part_bytes(take, f"{ids['s1']}-video-1.webm.part") > 40_000,
-                         20, "the talk on the recording")
-        await asyncio.sleep(1.0)
+        await wait_until(lambda: part_bytes(take, f"{ids['s1']}-video-1.webm.part"),
+                         lambda size: size > 40_000, "the talk on the recording", 20)
+        await asyncio.sleep(1.0)  # the talk goes on a second, recorded
         assert (await sec.act("next-phase"))["phase"] == "questions"
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # and the questions
         # The student's connection drops and comes back: a new segment, same take.
         await clients.pop("s1").close()
-        await sec.wait_state(lambda s: ids["s1"] not in s["present"], "the student gone")
-        await wait_until(lambda: (take / f"{ids['s1']}-video-1.webm").exists(), 10,
-                         "the first segment closed")
+        await wait_until(sec.snapshot, lambda s: ids["s1"] not in s["present"], "the student gone")
+        await wait_until(lambda: sorted(p.name for p in take.glob(f"{ids['s1']}-video-1.*")),
+                         lambda names: f"{ids['s1']}-video-1.webm" in names,
+                         "the first segment closed", 10)
         clients["s1"] = await connect(server, tokens["s1"], tone=440)
-        await wait_until(lambda: part_bytes(take, f"{ids['s1']}-video-2.webm.part") > 40_000,
-                         20, "the student back on the recording")
-        await asyncio.sleep(1.0)
+        await wait_until(lambda: part_bytes(take, f"{ids['s1']}-video-2.webm.part"),
+                         lambda size: size > 40_000, "the student back on the recording", 20)
+        await asyncio.sleep(1.0)  # the questions go on a second with the student back
         for phase in ("supervisor", "review", "answer", "final_word", "between_defenses"):
             assert (await sec.act("next-phase"))["phase"] == phase
         await sec.act("return-time", return_at=time.time() + 1800)
         await sec.act("closed-sitting")
-        await sec.wait_state(lambda s: not s["recording"], "recording off for the closed sitting")
+        await wait_until(sec.snapshot, lambda s: not s["recording"],
+                         "recording off for the closed sitting")
     finally:
         for client in clients.values():
             await client.close()
@@ -113,10 +111,9 @@ async def test_a_recorded_defense_across_a_phase_change_and_a_reconnect(
     # The secretary (or the closing sitting) has the archive built.
     jobs = server.app[RECORDINGS].jobs
     await jobs.request(day_id, int(ids["s1"]), by=int(ids["sec"]))
-    deadline = time.monotonic() + 60
-    while (job := (await jobs.jobs(day_id))[0]).state not in ("done", "failed"):
-        assert time.monotonic() < deadline, job
-        await asyncio.sleep(0.1)
+    job, *_ = await wait_until(lambda: jobs.jobs(day_id),
+                               lambda found: found[0].state in ("done", "failed"),
+                               "the archive built", 60)
     assert job.state == "done", job
 
     day = server.app[CONFIG].recordings_dir / f"day-{day_id}"

@@ -9,10 +9,8 @@ journal is refused at the next start.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,9 +28,12 @@ from storage.errors import JournalTampered
 from storage.journal import Journal
 from storage.roster import CommissionSpec, RosterStore
 from web_ui.client import RoomClient
+from web_ui.keys import DATABASE
 
-from .media_helpers import wait_until
+from .conftest import free_port, make_config, serving, url_of
+from .media_helpers import joined
 from .procedure_helpers import Api, day_spec
+from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -54,20 +55,22 @@ class ServerProcess:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "defense_room.cli", "serve", "--config", str(self._config)],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        proc = self._proc
         async with aiohttp.ClientSession() as session:
-            while True:
-                if self._proc.poll() is not None:
-                    raise AssertionError(f"server exited: {self._log.read_text()[-3000:]}")
+            async def health() -> str:
+                if proc.poll() is not None:
+                    raise AssertionError(f"the server exited with status {proc.returncode}")
                 try:
                     async with session.get(f"{self.base_url}/healthz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"server did not start: {self._log.read_text()[-3000:]}")
-                await asyncio.sleep(0.1)
+                        return f"HTTP {r.status}"
+                except aiohttp.ClientConnectionError as exc:
+                    return repr(exc)
+
+            try:
+                await wait_until(health, lambda answer: answer == "HTTP 200",
+                                 "the server to answer /healthz", 30)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; its log ends:\n{self._log.read_text()[-3000:]}") from None
 
     def kill(self, sig: int) -> None:
         assert self._proc is not None
@@ -77,12 +80,6 @@ class ServerProcess:
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self.kill(signal.SIGTERM)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -111,14 +108,9 @@ async def setup(tmp_path: Path, isolated_network: None) -> AsyncIterator[
 
 
 async def join_all(server: ServerProcess, tokens: dict[str, str]) -> list[RoomClient]:
-    clients = []
-    for name in ("chair", "m1", "sec", "s1"):
-        media = [FrameNumberTrack(), ToneTrack(frequency=440)] if name == "s1" else []
-        client = RoomClient(server.base_url, tokens[name], tracks=media)
-        await client.connect()
-        await client.start_media()
-        clients.append(client)
-    return clients
+    return [await joined(server.base_url, tokens[name],
+                         [FrameNumberTrack(), ToneTrack(frequency=440)] if name == "s1" else None)
+            for name in ("chair", "m1", "sec", "s1")]
 
 
 async def test_sigkill_during_the_talk_and_restart(
@@ -129,16 +121,15 @@ async def test_sigkill_during_the_talk_and_restart(
     clients = await join_all(server, tokens)
     s1 = clients[3].participant_id
     try:
-        await sec.wait_state(lambda s: len(s["present"]) == 4, "four present")
+        await wait_until(sec.snapshot, lambda s: len(s["present"]) == 4, "four present")
         await sec.act("open-sitting")
-        await sec.wait_state(lambda s: s["recording"], "recording on")
+        await wait_until(sec.snapshot, lambda s: s["recording"], "recording on")
         await sec.act("identity", student=s1, accepted=True)
         await sec.act("announce-limits")
         talk = await sec.act("start-defense", student=s1)
         takes = data / "recordings" / f"day-{day_id}"
-        await wait_until(
-            lambda: sum(p.stat().st_size for p in takes.rglob(f"{s1}-video-*.part")) > 30_000,
-            20, "some of the talk on the recording")
+        await wait_until(lambda: sum(p.stat().st_size for p in takes.rglob(f"{s1}-video-*.part")),
+                         lambda size: size > 30_000, "some of the talk on the recording", 20)
         server.kill(signal.SIGKILL)
     finally:
         for client in clients:
@@ -148,14 +139,14 @@ async def test_sigkill_during_the_talk_and_restart(
     await server.start()
     sec = Api(server.base_url, day_id, tokens["sec"])
     try:
-        after = (await sec.state())["state"]
+        after = await sec.snapshot()
         assert after["phase"] == "talk" and after["current_student"] == s1
         assert after["phase_started_at"] == talk["phase_started_at"]
         assert after["phase_ends_at"] == talk["phase_ends_at"]  # same instant: time went on
         assert not after["paused"] and after["present"] == talk["present"]
         assert after["recording"]  # a new take started without anyone asking
         clients = await join_all(server, tokens)
-        state = await sec.wait_state(lambda s: len(s["present"]) == 4, "everyone back")
+        state = await wait_until(sec.snapshot, lambda s: len(s["present"]) == 4, "everyone back")
         assert state["phase_ends_at"] == talk["phase_ends_at"] and not state["paused"]
         assert (await sec.act("next-phase"))["phase"] == "questions"
     finally:
@@ -207,60 +198,39 @@ async def test_sigkill_during_the_talk_and_restart(
 
 async def test_those_who_do_not_come_back_after_a_restart_count_as_gone(
         tmp_path: Path, isolated_network: None) -> None:
-    from aiohttp.test_utils import TestServer
-
-    from web_ui.app import create_app
-    from web_ui.keys import DATABASE
-
-    from .conftest import make_config
-
     config = make_config(tmp_path)
     config = config.__class__(**{
         **{f: getattr(config, f) for f in config.__dataclass_fields__},
         "absence": config.absence.__class__(grace_minutes=15, reconnect_grace_s=0.5)})
 
-    async def run_server() -> TestServer:
-        test_server = TestServer(create_app(config), host="127.0.0.1", port=0)
-        await test_server.start_server()
-        return test_server
-
-    first = await run_server()
-    try:
+    # The first server stops (hosts before rooms: nobody is journaled as gone) while
+    # everyone is still connected; they close only afterwards.
+    async with serving(config) as first:
         spec = day_spec(time.time() + 60, students=1)
         created = await RosterStore(first.app[DATABASE]).create_day(
             spec, expires_at=time.time() + 86400, now=time.time())
         tokens = dict(zip(["chair", "m1", "m2", "m3", "sec", "s1"],
                           (i.token for i in created.invites), strict=True))
-        base = str(first.make_url("")).rstrip("/")
-        clients = []
-        for name in ("chair", "m1", "m2", "sec", "s1"):
-            client = RoomClient(base, tokens[name])
-            await client.connect()
-            await client.start_media()
-            clients.append(client)
+        base = url_of(first)
+        clients = [await joined(base, tokens[name]) for name in ("chair", "m1", "m2", "sec", "s1")]
         sec = Api(base, created.day_id, tokens["sec"])
-        await sec.wait_state(lambda s: len(s["present"]) == 5, "five present")
+        await wait_until(sec.snapshot, lambda s: len(s["present"]) == 5, "five present")
         await sec.act("open-sitting")
-        await sec.wait_state(lambda s: s["recording"], "recording on")
+        await wait_until(sec.snapshot, lambda s: s["recording"], "recording on")
         await sec.act("identity", student=clients[4].participant_id, accepted=True)
         await sec.act("announce-limits")
         await sec.act("start-defense", student=clients[4].participant_id)
         await sec.close()
-    finally:
-        await first.close()  # hosts stop before the rooms: nobody is journaled as gone
     for client in clients:
         await client.close()
 
-    second = await run_server()
-    try:
-        base = str(second.make_url("")).rstrip("/")
-        sec = Api(base, created.day_id, tokens["sec"])
+    async with serving(config) as second:
+        sec = Api(url_of(second), created.day_id, tokens["sec"])
         try:
-            state = (await sec.state())["state"]
+            state = await sec.snapshot()
             assert len(state["present"]) == 5 and not state["paused"]
-            state = await sec.wait_state(lambda s: s["paused"], "the pause after the grace", 10)
+            state = await wait_until(sec.snapshot, lambda s: s["paused"],
+                                     "the pause after the grace", 10)
             assert state["present"] == [] and state["quorum"]["reached"] is False
         finally:
             await sec.close()
-    finally:
-        await second.close()

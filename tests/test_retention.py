@@ -24,6 +24,7 @@ from storage.roster import RosterStore
 
 from .conftest import make_config
 from .procedure_helpers import TZ, day_spec
+from .timing import FakeClock, wait_until
 
 MOSCOW = zoneinfo.ZoneInfo(TZ)
 DEFENSE = datetime.datetime(2026, 11, 23, 10, 0, tzinfo=MOSCOW).timestamp()
@@ -123,20 +124,16 @@ async def test_deleted_at_one_month_not_earlier_and_never_while_held(
 async def test_the_sweeper_runs_inside_the_server_and_stops(db: Database, tmp_path: Path) -> None:
     config = make_config(tmp_path)
     _day_id, _ids, folder = await recorded_day(db, config.recordings_dir)
-    now = [DEFENSE]
-    sweeper = RetentionSweeper(Retention(db, config.recordings_dir, 30), clock=lambda: now[0],
+    clock = FakeClock(DEFENSE)
+    sweeper = RetentionSweeper(Retention(db, config.recordings_dir, 30), clock=clock,
                                interval_s=0.05)
     await sweeper.start()
     try:
-        deadline = time.monotonic() + 5
-        while sweeper.sweeps < 3:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: sweeper.sweeps, lambda n: n >= 3, "three sweeps", 5)
         assert folder.exists()
-        now[0] = due_at(datetime.date(2026, 11, 23), TZ, 30)
-        while folder.exists():
-            assert time.monotonic() < deadline, "the sweeper did not delete the day"
-            await asyncio.sleep(0.02)
+        clock.now = due_at(datetime.date(2026, 11, 23), TZ, 30)
+        await wait_until(folder.exists, lambda exists: not exists,
+                         "the sweeper to delete the day", 5)
     finally:
         await sweeper.stop()
     await sweeper.stop()  # idempotent

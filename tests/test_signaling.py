@@ -12,7 +12,7 @@ from web_ui.signaling import (
     IceCandidate,
     Join,
     Leave,
-    ProtocolError,
+    SignalingError,
     Stats,
     parse_message,
 )
@@ -21,7 +21,7 @@ LIMIT = 65536
 
 
 def code_of(text: str, limit: int = LIMIT) -> ErrorCode:
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(SignalingError) as info:
         parse_message(text, limit)
     return info.value.code
 
@@ -57,5 +57,5 @@ def test_unknown_type() -> None:
 def test_oversized_message_and_field() -> None:
     assert code_of(json.dumps({"type": "answer", "sdp": "x" * 70_000})) is ErrorCode.TOO_LARGE
     assert code_of(json.dumps({"type": "join", "token": "t" * 500})) is ErrorCode.TOO_LARGE
-    error = ProtocolError(ErrorCode.TOO_LARGE, "m")
+    error = SignalingError(ErrorCode.TOO_LARGE, "m")
     assert error.as_json() == {"type": "error", "code": "too_large", "message": "m"}

@@ -144,7 +144,7 @@ async def test_cancelled_caller_does_not_cancel_the_write(db: Database) -> None:
         return add_day("committed anyway")(conn)
 
     task = asyncio.create_task(db.execute_write(slow))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the write is queued
     task.cancel()
     gate.set()
     with pytest.raises(asyncio.CancelledError):

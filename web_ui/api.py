@@ -7,19 +7,18 @@ import time
 from aiohttp import web
 
 from server.readiness import readiness_report
-from storage.invites import Role
 from storage.roster import RosterStore
 
 from .auth import require_invite
+from .body import url_id
 from .keys import DATABASE
-
-READINESS_ROLES = frozenset({Role.SECRETARY, Role.CHAIR})
+from .roles import OFFICE
 
 
 async def day_readiness(request: web.Request) -> web.Response:
     """GET /api/days/{day_id}/readiness: B1 readiness of every student of the day."""
-    day_id = int(request.match_info["day_id"])
-    await require_invite(request, day_id, READINESS_ROLES)
+    day_id = url_id(request, "day_id")
+    await require_invite(request, day_id, OFFICE)
     roster = await RosterStore(request.app[DATABASE]).day_roster(day_id)
     report = readiness_report(roster, now=time.time())
     return web.json_response(report.to_json(), headers={"Cache-Control": "no-store"})

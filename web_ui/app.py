@@ -1,5 +1,8 @@
 """The aiohttp application: pages, static files, the signaling socket.
 
+Every handler's domain errors, and its bugs, are answered by one middleware,
+`web_ui.errors.refusals`.
+
 Long-lived services are wired as ``cleanup_ctx`` generators (started in order,
 stopped in reverse, and only those that started): the database, the rooms, then
 the hosted defense days (stopped first: their recordings close before the rooms).
@@ -30,6 +33,7 @@ from .api import day_readiness
 from .appeals_api import add_appeal_routes
 from .day_api import add_day_routes
 from .documents_api import add_document_routes
+from .errors import refusals
 from .handover_api import add_handover_routes
 from .identity_api import setup_identity
 from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
@@ -50,7 +54,7 @@ HARD_FRAME_LIMIT = 1 << 20
 def create_app(config: Config) -> web.Application:
     """Build the application; nothing starts until aiohttp runs its startup."""
     check_internals()
-    app = web.Application(client_max_size=1 << 20)
+    app = web.Application(client_max_size=1 << 20, middlewares=[refusals])
     app[CONFIG] = config
     app[SOCKETS] = weakref.WeakSet()
     app.cleanup_ctx.append(_database_ctx)

@@ -28,57 +28,37 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator.appeals import AppealRefused
+from orchestrator.model import APPEAL_ROLES, Role
 from protocols.evidence import build_pack, manifest, write_zip
 from server.appeal_service import AppealService, Created
-from storage.appeals import Appeal, AppealError
+from storage.appeals import Appeal
 from storage.document_files import DocumentFiles
-from storage.errors import InviteError, NotFoundError
-from storage.invites import Invite, Role
+from storage.invites import Invite
 from storage.journal import Journal
 
-from .auth import require_invite
-from .errors import json_error as _error
+from .auth import invite_of, require_invite
+from .body import (
+    LONG_TEXT_CHARS,
+    NAME_CHARS,
+    identifier,
+    json_object,
+    moment,
+    only,
+    text,
+    texts,
+    url_id,
+)
+from .errors import json_error
 from .keys import CONFIG, DATABASE, HOSTS, INVITES
 from .protocol_api import RECORDING_INDEX
+from .roles import APPEAL_READERS, APPELLANTS, CHAIR, OFFICE, SECRETARY, SITTING_GUESTS
 
-ALL_ROLES = frozenset(Role)
-OFFICE = frozenset({Role.SECRETARY, Role.CHAIR})
-APPEAL_COMMISSION = frozenset({Role.APPEAL_CHAIR, Role.APPEAL_MEMBER})
+#: The most members an appeal commission is given (clause 8.4 asks for at least one).
+MAX_APPEAL_MEMBERS = 20
 
 
 def _service(request: web.Request) -> AppealService:
     return request.app[HOSTS].appeals
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise _error(web.HTTPBadRequest, "malformed", "send a JSON object")
-    return body
-
-
-def _field(body: dict[str, Any], key: str, kind: type) -> Any:
-    value = body.get(key)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise _error(web.HTTPBadRequest, "malformed", f"{key!r} must be a {kind.__name__}")
-    return value
-
-
-async def _guarded(coro: Any) -> Any:
-    try:
-        return await coro
-    except AppealRefused as exc:
-        raise _error(web.HTTPConflict, "forbidden", str(exc), clause=exc.clause) from None
-    except AppealError as exc:
-        raise _error(web.HTTPConflict, "forbidden", str(exc)) from None
-    except NotFoundError as exc:
-        raise _error(web.HTTPNotFound, "not_found", str(exc)) from None
 
 
 def _links(request: web.Request, created: Created) -> dict[str, Any]:
@@ -97,23 +77,25 @@ def _for_student(appeal: Appeal, now: float) -> dict[str, Any]:
 
 async def file_appeal(request: web.Request) -> web.Response:
     """POST /api/days/{day_id}/appeals: file an appeal about the procedure (8.1, 8.2)."""
-    day_id = int(request.match_info["day_id"])
-    invite = await require_invite(request, day_id, frozenset({Role.STUDENT, Role.SECRETARY}))
-    body = await _body(request)
-    text = _field(body, "text", str)
+    day_id = url_id(request, "day_id")
+    invite = await require_invite(request, day_id, APPELLANTS)
+    body = await json_object(request)
     if invite.role is Role.STUDENT:
+        only(body, ("text",))
         student, on_paper = invite.person_id, False
     else:
-        student, on_paper = _field(body, "student", int), True
-    appeal = await _guarded(_service(request).file(
-        day_id, student, text, filed_by=invite.person_id, on_paper=on_paper))
+        only(body, ("text", "student"))
+        student, on_paper = identifier(body, "student"), True
+    appeal = await _service(request).file(
+        day_id, student, text(body, "text", max_chars=LONG_TEXT_CHARS),
+        filed_by=invite.person_id, on_paper=on_paper)
     return web.json_response({"appeal": appeal.to_json()}, status=201)
 
 
 async def list_appeals(request: web.Request) -> web.Response:
     """GET /api/days/{day_id}/appeals: the day's appeals (a student: their own)."""
-    day_id = int(request.match_info["day_id"])
-    invite = await require_invite(request, day_id, frozenset({*OFFICE, Role.STUDENT}))
+    day_id = url_id(request, "day_id")
+    invite = await require_invite(request, day_id, APPEAL_READERS)
     appeals = await _service(request).store.for_day(day_id)
     if invite.role is Role.STUDENT:
         now = time.time()
@@ -126,58 +108,53 @@ async def _appeal_invite(request: web.Request, office: frozenset[Role],
                          sitting: frozenset[Role] = frozenset()) -> tuple[Invite, Appeal]:
     """The caller's invite, if it is for the appeal's day in `office` roles or for its
     sitting in `sitting` roles."""
-    appeal_id = int(request.match_info["appeal_id"])
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _error(web.HTTPUnauthorized, "bad_token", "send your invite token as a Bearer token")
-    try:
-        invite = await request.app[INVITES].verify(token.strip(), now=time.time())
-    except InviteError as exc:
-        raise _error(web.HTTPUnauthorized, exc.reason, exc.message) from None
-    appeal = await _guarded(_service(request).store.get(appeal_id))
+    appeal_id = url_id(request, "appeal_id")
+    invite = await invite_of(request)
+    appeal = await _service(request).store.get(appeal_id)
     allowed = ((invite.day_id == appeal.day_id and invite.role in office)
                or (invite.day_id == appeal.sitting_day_id and invite.role in sitting))
     if not allowed:
-        raise _error(web.HTTPForbidden, "role", "this appeal is not yours to see or change")
+        raise json_error(web.HTTPForbidden, "role", "this appeal is not yours to see or change")
     return invite, appeal
 
 
 async def get_appeal(request: web.Request) -> web.Response:
     """GET /api/appeals/{appeal_id}: the appeal, for the office and the appeal commission."""
-    _, appeal = await _appeal_invite(request, OFFICE, APPEAL_COMMISSION)
+    _, appeal = await _appeal_invite(request, OFFICE, APPEAL_ROLES)
     return web.json_response({"appeal": appeal.to_json()})
 
 
 async def write_conclusion(request: web.Request) -> web.Response:
     """POST /api/appeals/{appeal_id}/conclusion: the commission chair's conclusion (8.3)."""
-    invite, appeal = await _appeal_invite(request, frozenset({Role.CHAIR}))
-    text = _field(await _body(request), "text", str)
-    updated = await _guarded(_service(request).conclude(appeal.appeal_id, text,
-                                                        invite.person_id))
+    invite, appeal = await _appeal_invite(request, CHAIR)
+    body = await json_object(request)
+    only(body, ("text",))
+    updated = await _service(request).conclude(
+        appeal.appeal_id, text(body, "text", max_chars=LONG_TEXT_CHARS), invite.person_id)
     return web.json_response({"appeal": updated.to_json()})
 
 
 async def schedule_sitting(request: web.Request) -> web.Response:
     """POST /api/appeals/{appeal_id}/schedule: the appeal sitting and its invites (8.4, 8.5)."""
-    invite, appeal = await _appeal_invite(request, frozenset({Role.SECRETARY}))
-    body = await _body(request)
-    members = _field(body, "appeal_members", list)
-    if not all(isinstance(m, str) for m in members):
-        raise _error(web.HTTPBadRequest, "malformed", "'appeal_members' must list names")
-    created = await _guarded(_service(request).schedule(
-        appeal.appeal_id, _field(body, "sitting_at", float), _field(body, "appeal_chair", str),
-        members, invite.person_id))
+    invite, appeal = await _appeal_invite(request, SECRETARY)
+    body = await json_object(request)
+    only(body, ("sitting_at", "appeal_chair", "appeal_members"))
+    created = await _service(request).schedule(
+        appeal.appeal_id, moment(body, "sitting_at"),
+        text(body, "appeal_chair", max_chars=NAME_CHARS),
+        texts(body, "appeal_members", max_items=MAX_APPEAL_MEMBERS, max_chars=NAME_CHARS),
+        invite.person_id)
     return web.json_response(_links(request, created), status=201,
                              headers={"Cache-Control": "no-store"})
 
 
 async def schedule_repeat(request: web.Request) -> web.Response:
     """POST /api/appeals/{appeal_id}/repeat: the repeated defense after an upheld appeal (8.8)."""
-    invite, appeal = await _appeal_invite(request, frozenset({Role.SECRETARY}))
-    starts_at = _field(await _body(request), "starts_at", float)
-    created = await _guarded(_service(request).schedule_repeat(
-        appeal.appeal_id, starts_at, invite.person_id))
+    invite, appeal = await _appeal_invite(request, SECRETARY)
+    body = await json_object(request)
+    only(body, ("starts_at",))
+    created = await _service(request).schedule_repeat(
+        appeal.appeal_id, moment(body, "starts_at"), invite.person_id)
     return web.json_response(_links(request, created), status=201,
                              headers={"Cache-Control": "no-store"})
 
@@ -188,7 +165,7 @@ async def evidence(request: web.Request) -> web.StreamResponse:
     JSON: the manifest (every file with its SHA-256); zip: the pack to download,
     with manifest.json inside. Every access is journaled.
     """
-    invite, appeal = await _appeal_invite(request, OFFICE, APPEAL_COMMISSION)
+    invite, appeal = await _appeal_invite(request, OFFICE, APPEAL_ROLES)
     config = request.app[CONFIG]
     pack = await build_pack(
         request.app[DATABASE], appeal, recordings_dir=config.recordings_dir,
@@ -202,7 +179,8 @@ async def evidence(request: web.Request) -> web.StreamResponse:
         listed = await asyncio.to_thread(manifest, pack)
         return web.json_response(listed, headers={"Cache-Control": "no-store"})
     if fmt != "zip":
-        raise _error(web.HTTPBadRequest, "bad_format", "format is json or zip")
+        raise json_error(web.HTTPBadRequest, "bad_format",
+                         f"format is json or zip, not {fmt[:20]!r}")
     tmp_dir = config.data_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".zip")
@@ -227,15 +205,17 @@ async def evidence(request: web.Request) -> web.StreamResponse:
 async def my_invite(request: web.Request) -> web.Response:
     """POST /api/appeals/{appeal_id}/my-invite: the student's or the commission chair's
     own link to the appeal sitting (8.5), shown on their page; a new one each time."""
-    invite, appeal = await _appeal_invite(request, frozenset({Role.STUDENT, Role.CHAIR}))
+    invite, appeal = await _appeal_invite(request, SITTING_GUESTS)
+    only(await json_object(request), ())
     if invite.role is Role.STUDENT and invite.person_id != appeal.student_id:
-        raise _error(web.HTTPForbidden, "role", "this appeal is not yours")
+        raise json_error(web.HTTPForbidden, "role", "this appeal is not yours")
     if appeal.sitting_day_id is None or appeal.sitting_at is None:
-        raise _error(web.HTTPConflict, "not_scheduled", "the appeal sitting is not scheduled yet")
+        raise json_error(web.HTTPConflict, "not_scheduled",
+                         "the appeal sitting is not scheduled yet")
     people = await request.app[INVITES].list_people(appeal.sitting_day_id)
     person = next((p for p in people if p.role is invite.role and not p.revoked), None)
     if person is None:
-        raise _error(web.HTTPNotFound, "not_invited", "you are not invited to this sitting")
+        raise json_error(web.HTTPNotFound, "not_invited", "you are not invited to this sitting")
     issued = await request.app[INVITES].reissue(person.person_id, now=time.time())
     return web.json_response({
         "sitting_at": appeal.sitting_at, "day_id": appeal.sitting_day_id,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import hmac
-import json
 import time
 import zoneinfo
 from typing import Any
@@ -22,57 +21,42 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.documents import DocumentKind
-from orchestrator.model import Snapshot
-from server.dayfile import DayFileError, parse_day
-from server.dayhost import NotAllowedHere
+from orchestrator.model import COMMISSION_ROLES, Snapshot
+from server.dayfile import parse_day
 from server.invite_policy import extend_office
-from storage.errors import NotFoundError, StorageError
-from storage.invites import Role, expires_at_for_day, hash_token
+from storage.errors import StorageError
+from storage.invites import expires_at_for_day, hash_token
 from storage.roster import RosterStore
 
-from .auth import require_invite
-from .errors import json_error as _error
+from .auth import bearer_token, require_invite
+from .body import NAME_CHARS, identifier, json_object, moment, only, text, url_id
+from .errors import BEARER, json_error
 from .keys import CONFIG, DATABASE, HOSTS, INVITES
+from .roles import SECRETARY
 
-SECRETARY = frozenset({Role.SECRETARY})
-COMMISSION = frozenset({Role.CHAIR, Role.MEMBER, Role.SECRETARY})
 _EDITABLE = ("thesis_title", "supervisor", "reviewer", "timezone")
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _error(web.HTTPBadRequest, "malformed", f"the body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise _error(web.HTTPBadRequest, "malformed", "the body must be a JSON object")
-    return body
+#: A thesis title may be long; the others are names.
+_EDITABLE_CHARS = {"thesis_title": 1000, "supervisor": NAME_CHARS, "reviewer": NAME_CHARS,
+                   "timezone": 64}
 
 
 def _require_organizer(request: web.Request) -> None:
     expected = request.app[CONFIG].api.organizer_token_sha256
     if not expected:
-        raise _error(web.HTTPForbidden, "disabled",
-                     "creating days over HTTP is off: set api.organizer_token_sha256 in the"
-                     " configuration, or use 'defense-room day import'")
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    valid = (scheme.lower() == "bearer" and 0 < len(token) <= 200 and token.isascii()
-             and hmac.compare_digest(hash_token(token), expected))
-    if not valid:
-        raise web.HTTPUnauthorized(
-            text=json.dumps({"error": "bad_token", "message": "send the organizer token as"
-                             " 'Authorization: Bearer <token>'"}),
-            content_type="application/json", headers={"WWW-Authenticate": "Bearer"})
+        raise json_error(web.HTTPForbidden, "disabled",
+                         "creating days over HTTP is off: set api.organizer_token_sha256 in"
+                         " the configuration, or use 'defense-room day import'")
+    token = bearer_token(request, "the organizer token")
+    if not (len(token) <= 200 and token.isascii()
+            and hmac.compare_digest(hash_token(token), expected)):
+        raise json_error(web.HTTPUnauthorized, "bad_token", "This is not the organizer token.",
+                         headers={"WWW-Authenticate": BEARER})
 
 
 async def create_day(request: web.Request) -> web.Response:
     """POST /api/days."""
     _require_organizer(request)
-    try:
-        spec = parse_day(await _json_object(request))
-    except DayFileError as exc:
-        raise _error(web.HTTPUnprocessableEntity, "invalid_day", str(exc)) from None
+    spec = parse_day(await json_object(request))
     config = request.app[CONFIG]
     created = await RosterStore(request.app[DATABASE]).create_day(
         spec, expires_at=expires_at_for_day(spec.date, spec.timezone,
@@ -89,47 +73,53 @@ async def create_day(request: web.Request) -> web.Response:
 
 
 async def _student_of_day(request: web.Request) -> tuple[int, int]:
-    day_id = int(request.match_info["day_id"])
+    day_id = url_id(request, "day_id")
     await require_invite(request, day_id, SECRETARY)
-    person_id = int(request.match_info["person_id"])
+    person_id = url_id(request, "person_id")
     students = await RosterStore(request.app[DATABASE]).list_students(day_id)
     if all(s.person_id != person_id for s in students):
-        raise _error(web.HTTPNotFound, "no_student",
-                     f"person {person_id} is not a student on the roster of day {day_id}")
+        raise json_error(web.HTTPNotFound, "no_student",
+                         f"person {person_id} is not a student on the roster of day {day_id}")
     return day_id, person_id
 
 
 async def update_student(request: web.Request) -> web.Response:
     """PATCH /api/days/{day_id}/students/{person_id}."""
     _, person_id = await _student_of_day(request)
-    body = await _json_object(request)
-    unknown = sorted(set(body) - set(_EDITABLE))
-    if unknown or not body:
-        raise _error(web.HTTPBadRequest, "malformed",
-                     f"give some of {', '.join(_EDITABLE)}; unknown: {', '.join(unknown) or '-'}")
-    if any(not isinstance(v, str) for v in body.values()):
-        raise _error(web.HTTPBadRequest, "malformed", "every field must be a text")
+    body = await json_object(request)
+    only(body, _EDITABLE)
+    if not body:
+        raise json_error(web.HTTPBadRequest, "malformed", f"give some of {', '.join(_EDITABLE)}")
+
+    def given(name: str) -> str | None:
+        return text(body, name, max_chars=_EDITABLE_CHARS[name]) if name in body else None
+
     try:
         await RosterStore(request.app[DATABASE]).update_student(
-            person_id, now=time.time(), **body)
+            person_id, now=time.time(), thesis_title=given("thesis_title"),
+            supervisor=given("supervisor"), reviewer=given("reviewer"),
+            timezone=given("timezone"))
     except StorageError as exc:
-        raise _error(web.HTTPUnprocessableEntity, "invalid", str(exc)) from None
+        # Here the roster's refusal is of a value the caller gave (an empty name, an
+        # unknown time zone), not our failure: the root alone cannot tell.
+        raise json_error(web.HTTPUnprocessableEntity, "invalid", str(exc)) from None
     return web.json_response({"updated": sorted(body)})
 
 
 def _moment(body: dict[str, Any], key: str) -> float:
-    value = body.get(key, time.time())
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _error(web.HTTPBadRequest, "malformed", f"{key} must be a unix time in seconds")
-    if value > time.time() + 60:
-        raise _error(web.HTTPUnprocessableEntity, "invalid", f"{key} is in the future")
-    return float(value)
+    now = time.time()
+    at = moment(body, key, default=now)
+    if at > now + 60:
+        raise json_error(web.HTTPUnprocessableEntity, "invalid", f"{key} is in the future")
+    return at
 
 
 async def record_consent(request: web.Request) -> web.Response:
     """POST /api/days/{day_id}/students/{person_id}/consent {"consent_at"?}."""
     day_id, person_id = await _student_of_day(request)
-    at = _moment(await _json_object(request) if request.can_read_body else {}, "consent_at")
+    body = await json_object(request)
+    only(body, ("consent_at",))
+    at = _moment(body, "consent_at")
     await RosterStore(request.app[DATABASE]).record_consent(person_id, at, now=time.time())
     host = await request.app[HOSTS].host(day_id)
     await host.consent_recorded(str(person_id))
@@ -139,12 +129,13 @@ async def record_consent(request: web.Request) -> web.Response:
 async def record_document(request: web.Request) -> web.Response:
     """POST /api/days/{day_id}/students/{person_id}/documents {"kind", "uploaded_at"?}."""
     _, person_id = await _student_of_day(request)
-    body = await _json_object(request)
+    body = await json_object(request)
+    only(body, ("kind", "uploaded_at"))
     try:
-        kind = DocumentKind(str(body.get("kind")))
+        kind = DocumentKind(text(body, "kind", max_chars=NAME_CHARS))
     except ValueError:
-        raise _error(web.HTTPBadRequest, "malformed", "kind must be one of "
-                     + ", ".join(k.value for k in DocumentKind)) from None
+        raise json_error(web.HTTPBadRequest, "malformed", "kind must be one of "
+                         + ", ".join(k.value for k in DocumentKind)) from None
     at = _moment(body, "uploaded_at")
     await RosterStore(request.app[DATABASE]).record_document(
         person_id, kind, at, now=time.time())
@@ -153,15 +144,12 @@ async def record_document(request: web.Request) -> web.Response:
 
 async def day_queue(request: web.Request) -> web.Response:
     """GET /api/days/{day_id}/queue: the order of defenses with local times (B3)."""
-    day_id = int(request.match_info["day_id"])
-    await require_invite(request, day_id, COMMISSION)
-    try:
-        host = await request.app[HOSTS].host(day_id)
-    except NotFoundError as exc:
-        raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
+    day_id = url_id(request, "day_id")
+    await require_invite(request, day_id, COMMISSION_ROLES)
+    host = await request.app[HOSTS].host(day_id)
     loaded, snapshot = host.loaded, host.snapshot
     if not isinstance(snapshot, Snapshot):
-        raise _error(web.HTTPNotFound, "no_queue", f"day {day_id} is an appeal sitting")
+        raise json_error(web.HTTPNotFound, "no_queue", f"day {day_id} is an appeal sitting")
     # Fresh from the roster: the secretary may have changed a time zone since.
     roster_now = {str(s.person_id): s
                   for s in await RosterStore(request.app[DATABASE]).list_students(day_id)}
@@ -189,17 +177,13 @@ async def day_queue(request: web.Request) -> web.Response:
 async def admit(request: web.Request) -> web.Response:
     """POST /api/days/{day_id}/admit {"person": id}: the secretary lets someone in
     from the lobby (once for the day; the commission never waits)."""
-    day_id = int(request.match_info["day_id"])
+    day_id = url_id(request, "day_id")
     invite = await require_invite(request, day_id, SECRETARY)
-    body = await _json_object(request)
-    person = body.get("person")
-    if not isinstance(person, (int, str)) or isinstance(person, bool):
-        raise _error(web.HTTPBadRequest, "malformed", "give the person's id as 'person'")
+    body = await json_object(request)
+    only(body, ("person",))
+    person = identifier(body, "person")
     host = await request.app[HOSTS].host(day_id)
-    try:
-        await host.admit(str(person), invite.person_id)
-    except NotAllowedHere as exc:
-        raise _error(web.HTTPConflict, "not_waiting", str(exc)) from None
+    await host.admit(str(person), invite.person_id)
     return web.json_response({"admitted": str(person),
                               "waiting": sorted(host.waiting_for_admission)})
 

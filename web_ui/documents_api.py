@@ -11,12 +11,12 @@ and reports for the commission and the student.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 from aiohttp import web
 
 from orchestrator.documents import DocumentKind
+from orchestrator.model import COMMISSION_ROLES
 from storage.document_files import DocumentFiles
 from storage.errors import StorageError
 from storage.invites import Invite, Role
@@ -24,11 +24,12 @@ from storage.journal import Journal
 from storage.roster import RosterStore
 
 from .auth import require_invite
-from .errors import json_error as _error
+from .body import url_id
+from .errors import json_error, too_large
 from .keys import CONFIG, DATABASE
+from .roles import EVERYONE
 
 MAX_BYTES = 50 << 20
-COMMISSION = frozenset({Role.CHAIR, Role.MEMBER, Role.SECRETARY})
 
 
 def _files(request: web.Request) -> DocumentFiles:
@@ -36,27 +37,27 @@ def _files(request: web.Request) -> DocumentFiles:
 
 
 async def _target(request: web.Request, readers: bool) -> tuple[Invite, int, DocumentKind]:
-    day_id = int(request.match_info["day_id"])
-    person_id = int(request.match_info["person_id"])
+    day_id = url_id(request, "day_id")
+    person_id = url_id(request, "person_id")
     try:
         kind = DocumentKind(request.match_info["kind"])
     except ValueError:
-        raise _error(web.HTTPNotFound, "no_kind", "documents are "
-                     + ", ".join(k.value for k in DocumentKind)) from None
-    invite = await require_invite(request, day_id, frozenset(Role))
+        raise json_error(web.HTTPNotFound, "no_kind", "documents are "
+                         + ", ".join(k.value for k in DocumentKind)) from None
+    invite = await require_invite(request, day_id, EVERYONE)
     own = invite.person_id == person_id
     if readers:
-        allowed = own or kind is DocumentKind.PRESENTATION_PDF or invite.role in COMMISSION
+        allowed = own or kind is DocumentKind.PRESENTATION_PDF or invite.role in COMMISSION_ROLES
     else:
         allowed = own or invite.role is Role.SECRETARY
     if not allowed:
-        raise _error(web.HTTPForbidden, "role", "this document is for the commission and"
-                     " the student" if readers else
-                     "only the student themselves or the secretary upload documents")
+        raise json_error(web.HTTPForbidden, "role", "this document is for the commission and"
+                         " the student" if readers else
+                         "only the student themselves or the secretary upload documents")
     students = await RosterStore(request.app[DATABASE]).list_students(day_id)
     if all(s.person_id != person_id for s in students):
-        raise _error(web.HTTPNotFound, "no_student",
-                     f"person {person_id} is not a student on the roster of day {day_id}")
+        raise json_error(web.HTTPNotFound, "no_student",
+                         f"person {person_id} is not a student on the roster of day {day_id}")
     return invite, person_id, kind
 
 
@@ -67,16 +68,15 @@ async def upload_document(request: web.Request) -> web.Response:
     async for chunk in request.content.iter_chunked(1 << 16):
         size += len(chunk)
         if size > MAX_BYTES:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_BYTES, actual_size=size, content_type="application/json",
-                text=json.dumps({"error": "too_large",
-                                 "message": f"the file is larger than {MAX_BYTES >> 20} MiB"}))
+            raise too_large(MAX_BYTES, size, "the file")
         chunks.append(chunk)
     try:
         stored = await asyncio.to_thread(
             _files(request).save, invite.day_id, person_id, kind, chunks, MAX_BYTES)
     except StorageError as exc:
-        raise _error(web.HTTPUnprocessableEntity, "invalid", str(exc)) from None
+        # Here the store's refusal is of the file the caller sent (not a PDF, empty),
+        # not our failure: the root alone cannot tell.
+        raise json_error(web.HTTPUnprocessableEntity, "invalid", str(exc)) from None
     now = time.time()
     await RosterStore(request.app[DATABASE]).record_document(person_id, kind, now, now=now)
     await Journal(request.app[DATABASE]).append(
@@ -92,7 +92,8 @@ async def open_document(request: web.Request) -> web.StreamResponse:
     invite, person_id, kind = await _target(request, readers=True)
     path = _files(request).existing(invite.day_id, person_id, kind)
     if path is None:
-        raise _error(web.HTTPNotFound, "no_file", f"no {kind.value} uploaded for this student")
+        raise json_error(web.HTTPNotFound, "no_file",
+                         f"no {kind.value} uploaded for this student")
     return web.FileResponse(path, headers={
         "Content-Type": "application/pdf", "Cache-Control": "no-store",
         "Content-Disposition": f'inline; filename="{kind.value}.pdf"',

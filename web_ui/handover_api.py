@@ -17,17 +17,17 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
-from protocols.handover import NotReady, build_package, zip_bytes
-from storage.invites import Role
+from protocols.handover import build_package, zip_bytes
 from storage.journal import Journal
 
 from .auth import require_invite
-from .errors import json_error as _error
+from .body import NAME_CHARS, json_object, only, text, url_id
+from .errors import json_error
 from .keys import CONFIG, DATABASE
+from .roles import OFFICE, SECRETARY
 
 RECIPIENTS = ("registrar", "archive")
 _SHA = re.compile(r"[0-9a-f]{64}")
@@ -51,20 +51,16 @@ def _store(folder: Path, data: bytes, name: str) -> Path:
 
 async def hand_over(request: web.Request) -> web.Response:
     """POST /api/days/{day_id}/handover: package the day for the registrar or the archive."""
-    day_id = int(request.match_info["day_id"])
-    invite = await require_invite(request, day_id, frozenset({Role.SECRETARY}))
-    try:
-        body: Any = await request.json()
-    except ValueError:
-        body = None
-    to = body.get("to") if isinstance(body, dict) else None
+    day_id = url_id(request, "day_id")
+    invite = await require_invite(request, day_id, SECRETARY)
+    body = await json_object(request)
+    only(body, ("to",))
+    to = text(body, "to", max_chars=NAME_CHARS)
     if to not in RECIPIENTS:
-        raise _error(web.HTTPBadRequest, "malformed", 'send {"to": "registrar"} or {"to": "archive"}')
+        raise json_error(web.HTTPBadRequest, "malformed",
+                         f'send {{"to": "registrar"}} or {{"to": "archive"}}, not {to[:40]!r}')
     db = request.app[DATABASE]
-    try:
-        pack = await build_package(db, day_id)
-    except NotReady as exc:
-        raise _error(web.HTTPConflict, "not_signed", str(exc)) from None
+    pack = await build_package(db, day_id)
     data, listed = await asyncio.to_thread(zip_bytes, pack)
     sha = hashlib.sha256(data).hexdigest()
     await asyncio.to_thread(_store, _folder(request, day_id), data, f"{sha}.zip")
@@ -78,12 +74,12 @@ async def hand_over(request: web.Request) -> web.Response:
 
 async def handover_package(request: web.Request) -> web.StreamResponse:
     """GET /api/days/{day_id}/handover/{sha256}: a package handed over."""
-    day_id = int(request.match_info["day_id"])
-    await require_invite(request, day_id, frozenset({Role.SECRETARY, Role.CHAIR}))
+    day_id = url_id(request, "day_id")
+    await require_invite(request, day_id, OFFICE)
     sha = request.match_info["sha256"]
     path = _folder(request, day_id) / f"{sha}.zip"
     if not _SHA.fullmatch(sha) or not path.is_file():
-        raise _error(web.HTTPNotFound, "not_found", "no such hand-over package")
+        raise json_error(web.HTTPNotFound, "not_found", "no such hand-over package")
     return web.FileResponse(path, headers={
         "Content-Type": "application/zip", "Cache-Control": "no-store",
         "Content-Disposition": f'attachment; filename="day-{day_id}-{sha[:12]}.zip"'})

@@ -14,7 +14,8 @@
   told to do, for a page that polls instead of listening on its socket.
 
 Refusals: 409 ``no_consent`` (clause 6.6), ``check_running``, ``no_video``,
-``no_frames``; 422 ``unknown_person``; 404 ``no_check``; 503 ``worker_failed``.
+``no_frames``; 422 ``unknown_person``; 404 ``no_check``; 503 ``worker_failed``;
+the identity errors carry them and the error middleware (`web_ui.errors`) answers.
 Only the taking of a snapshot is journaled (kind ``identity_snapshot``: student
 and check id), never the verdict or the distance.
 """
@@ -30,29 +31,22 @@ from typing import Any
 
 from aiohttp import web
 
-from identity.errors import (
-    CheckNotFound,
-    CheckRefused,
-    NoConsent,
-    NoVideo,
-    WorkerFailed,
-)
+from identity.errors import NoConsent, NoVideo
 from identity.service import IdentityChecks
 from orchestrator.model import Role
 from recordings.plan import day_folder
 from server.dayhost import DayHost
-from server.procedure import ProcedureError
-from storage.errors import NotFoundError
 from storage.journal import Journal
 
 from .auth import require_invite
-from .errors import json_error as _error
+from .body import json_object, only, url_id
+from .errors import json_error
 from .keys import CONFIG, DATABASE, HOSTS, ROOMS
+from .roles import OFFICE, SECRETARY, STUDENT
 
 logger = logging.getLogger(__name__)
 
 IDENTITY = web.AppKey("identity", IdentityChecks)
-VIEWERS = frozenset({Role.SECRETARY, Role.CHAIR})
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
@@ -76,19 +70,6 @@ async def _identity_ctx(app: web.Application) -> AsyncIterator[None]:
     await checks.stop()
 
 
-def _refusal(exc: Exception) -> web.HTTPError:
-    """The one place identity errors become HTTP answers."""
-    if isinstance(exc, NoConsent):
-        return _error(web.HTTPConflict, exc.code, str(exc), clause="6.6")
-    if isinstance(exc, CheckRefused):
-        return _error(web.HTTPConflict, exc.code, str(exc))
-    if isinstance(exc, CheckNotFound):
-        return _error(web.HTTPNotFound, "no_check", str(exc))
-    if isinstance(exc, WorkerFailed):
-        return _error(web.HTTPServiceUnavailable, "worker_failed", str(exc))
-    raise exc
-
-
 def _urls(day_id: int, record: dict[str, Any]) -> dict[str, str | None]:
     base = f"/api/days/{day_id}/identity/checks/{record['id']}"
     return {name: f"{base}/{name}.jpg" if name in record["images"] else None
@@ -99,44 +80,32 @@ def _answer(day_id: int, record: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in record.items() if k != "images"}, "images": _urls(day_id, record)}
 
 
-async def _host(request: web.Request, day_id: int) -> DayHost:
-    try:
-        return await request.app[HOSTS].host(day_id)
-    except NotFoundError as exc:
-        raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
-    except ProcedureError as exc:
-        raise _error(web.HTTPServiceUnavailable, "procedure_stopped", str(exc)) from None
-
-
 def _require_student(host: DayHost, student: str) -> None:
     person = host.loaded.day.person(student)
     if person is None or person.role is not Role.STUDENT:
-        raise _error(web.HTTPUnprocessableEntity, "unknown_person",
-                     f"{student} is not a student of defense day {host.day_id}")
+        raise json_error(web.HTTPUnprocessableEntity, "unknown_person",
+                         f"{student} is not a student of defense day {host.day_id}")
 
 
 async def request_check(request: web.Request) -> web.Response:
     """POST .../identity/{student}/check: one advisory check of the live video."""
-    day_id = int(request.match_info["day_id"])
+    day_id = url_id(request, "day_id")
     student = request.match_info["student"]
-    invite = await require_invite(request, day_id, {Role.SECRETARY})
-    host = await _host(request, day_id)
+    invite = await require_invite(request, day_id, SECRETARY)
+    only(await json_object(request), ())
+    host = await request.app[HOSTS].host(day_id)
     _require_student(host, student)
     checks = request.app[IDENTITY]
     room = request.app[ROOMS].get(str(day_id))
-    try:
-        if student not in host.snapshot.consented:
-            raise NoConsent(f"student {student} has no consent to personal-data processing "
-                            "on file, so no identity check may run (clause 6.6)")
-        publication = next((p for info, p in (room.publications() if room else [])
-                            if info.id == student and p.kind == "video" and not p.closed), None)
-        if room is None or publication is None:
-            raise NoVideo(f"student {student} is not connected with a camera")
-        record = await checks.check(day_id, student, publication,
-                                    requested_by=str(invite.person_id))
-    except (CheckRefused, WorkerFailed) as exc:
-        raise _refusal(exc) from None
-    assert room is not None
+    if student not in host.snapshot.consented:
+        raise NoConsent(f"student {student} has no consent to personal-data processing "
+                        "on file, so no identity check may run (clause 6.6)")
+    publication = next((p for info, p in (room.publications() if room else [])
+                        if info.id == student and p.kind == "video" and not p.closed), None)
+    if room is None or publication is None:
+        raise NoVideo(f"student {student} is not connected with a camera")
+    record = await checks.check(day_id, student, publication,
+                                requested_by=str(invite.person_id))
     await Journal(request.app[DATABASE]).append(
         day_id, invite.person_id, "identity_snapshot",
         {"student": student, "check": record["id"]}, record["taken_at"])
@@ -153,9 +122,9 @@ async def request_check(request: web.Request) -> web.Response:
 
 async def list_checks(request: web.Request) -> web.Response:
     """GET .../identity/{student}/checks: the student's stored checks, oldest first."""
-    day_id = int(request.match_info["day_id"])
+    day_id = url_id(request, "day_id")
     student = request.match_info["student"]
-    await require_invite(request, day_id, VIEWERS)
+    await require_invite(request, day_id, OFFICE)
     store = request.app[IDENTITY].store
     records = await asyncio.to_thread(store.checks, day_id, student)
     running = request.app[IDENTITY].running(day_id) == student
@@ -165,14 +134,10 @@ async def list_checks(request: web.Request) -> web.Response:
 
 async def check_image(request: web.Request) -> web.Response:
     """GET .../identity/checks/{check_id}/{image}.jpg: a stored picture."""
-    day_id = int(request.match_info["day_id"])
-    invite = await require_invite(request, day_id, VIEWERS)
+    day_id = url_id(request, "day_id")
+    invite = await require_invite(request, day_id, OFFICE)
     check_id, image = request.match_info["check_id"], request.match_info["image"]
-    store = request.app[IDENTITY].store
-    try:
-        data = await asyncio.to_thread(store.image, day_id, check_id, image)
-    except CheckNotFound as exc:
-        raise _refusal(exc) from None
+    data = await asyncio.to_thread(request.app[IDENTITY].store.image, day_id, check_id, image)
     logger.info("day %s: %s image of identity check %s shown to person %s",
                 day_id, image, check_id, invite.person_id)
     return web.Response(body=data, content_type="image/jpeg", headers=NO_STORE)
@@ -180,8 +145,8 @@ async def check_image(request: web.Request) -> web.Response:
 
 async def my_instruction(request: web.Request) -> web.Response:
     """GET .../identity/instruction: what the calling student should do next."""
-    day_id = int(request.match_info["day_id"])
-    invite = await require_invite(request, day_id, {Role.STUDENT})
+    day_id = url_id(request, "day_id")
+    invite = await require_invite(request, day_id, STUDENT)
     told = request.app[IDENTITY].instruction(day_id, str(invite.person_id))
     return web.json_response({"identity": told.as_json() if told else None,
                               "server_time": time.time()}, headers=NO_STORE)

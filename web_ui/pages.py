@@ -22,11 +22,11 @@ from aiohttp import web
 from orchestrator.documents import DocumentKind
 from orchestrator.model import COMMISSION_ROLES
 from storage.document_files import DocumentFiles
-from storage.errors import InviteError
-from storage.invites import Invite, InviteStore
+from storage.invites import InviteStore
 from storage.roster import RosterStore
 
-from .errors import json_error as _error
+from .auth import invite_of
+from .errors import json_error, too_large
 from .keys import CONFIG, DATABASE, INVITES
 
 #: Rule P5 (clause 6.4): the student's link needs 200 kbit/s, 1 Mbit/s recommended.
@@ -42,17 +42,6 @@ def add_page_routes(app: web.Application) -> None:
     app.router.add_post("/api/connection-check", check_upload)
 
 
-async def _invite(request: web.Request) -> Invite:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _error(web.HTTPUnauthorized, "bad_token",
-                     "Send your invite token as 'Authorization: Bearer <token>'.")
-    try:
-        return await request.app[INVITES].verify(token.strip(), now=time.time())
-    except InviteError as exc:
-        raise _error(web.HTTPUnauthorized, exc.reason, exc.message) from None
-
-
 def _features(app: web.Application) -> dict[str, bool]:
     """Which optional APIs this server has, so a page can say what is not available."""
     paths = [str(r.resource.canonical) for r in app.router.routes() if r.resource is not None]
@@ -66,7 +55,7 @@ async def me(request: web.Request) -> web.Response:
     Each student lists the documents on file that the caller may open (the
     presentation for everyone, the rest for the commission and the student).
     """
-    invite = await _invite(request)
+    invite = await invite_of(request)
     app = request.app
     invites: InviteStore = app[INVITES]
     day = await invites.get_day(invite.day_id)
@@ -105,14 +94,13 @@ async def me(request: web.Request) -> web.Response:
 
 async def check_download(request: web.Request) -> web.Response:
     """GET /api/connection-check?bytes=N: N random bytes (at most 2 MiB), not cached."""
-    await _invite(request)
-    try:
-        size = int(request.query.get("bytes", "131072"))
-    except ValueError:
-        raise _error(web.HTTPBadRequest, "malformed", "bytes must be a whole number") from None
+    await invite_of(request)
+    given = request.query.get("bytes", "131072")
+    size = int(given) if given.isascii() and given.isdigit() and len(given) < 10 else 0
     if not 1 <= size <= CHECK_MAX_BYTES:
-        raise _error(web.HTTPBadRequest, "malformed",
-                     f"bytes must be between 1 and {CHECK_MAX_BYTES}, not {size}")
+        raise json_error(web.HTTPBadRequest, "malformed",
+                         f"bytes must be a whole number from 1 to {CHECK_MAX_BYTES},"
+                         f" not {given[:20]!r}")
     # Random, so nothing on the way can compress it and flatter the link.
     return web.Response(body=os.urandom(size), content_type="application/octet-stream",
                         headers={"Cache-Control": "no-store"})
@@ -120,14 +108,11 @@ async def check_download(request: web.Request) -> web.Response:
 
 async def check_upload(request: web.Request) -> web.Response:
     """POST /api/connection-check: a body of at most 2 MiB; answers {"received": bytes}."""
-    await _invite(request)
+    await invite_of(request)
     received = 0
     async for chunk in request.content.iter_chunked(1 << 16):
         received += len(chunk)
         if received > CHECK_MAX_BYTES:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=CHECK_MAX_BYTES, actual_size=received, content_type="application/json",
-                text=json.dumps({"error": "too_large",
-                                 "message": f"send at most {CHECK_MAX_BYTES} bytes"}))
+            raise too_large(CHECK_MAX_BYTES, received)
     return web.json_response({"received": received, "server_time": time.time()},
                              headers={"Cache-Control": "no-store"})

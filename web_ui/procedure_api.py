@@ -11,6 +11,8 @@ and again by the core. The core's refusals keep their clause:
 - 422 ``unknown_person``: the body names someone not on the day;
 - 503 ``procedure_stopped``: the procedure's journal failed; restart the server.
 
+The core's refusals are answered by the error middleware (`web_ui.errors`).
+
 A successful command answers ``{"state": ...}``, the same state every participant
 receives over their WebSocket as a ``state`` message.
 """
@@ -18,8 +20,8 @@ receives over their WebSocket as a ``state`` message.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import inspect
-import json
 import re
 import typing
 from dataclasses import dataclass
@@ -29,18 +31,28 @@ from aiohttp import web
 
 from orchestrator import events as ev
 from orchestrator.codec import EventCodecError, event_from_json, snapshot_to_json
-from orchestrator.errors import ForbiddenAction, NotAllowedForRole, UnknownPerson
 from orchestrator.model import Grade, Role
 from orchestrator.phases import ACTIONS, RIGHTS
-from server.dayhost import DayHost
-from server.procedure import ProcedureError
-from storage.errors import NotFoundError
+from storage.appeals import DayKind
 
-from .auth import require_invite
-from .errors import json_error as _error
+from .auth import require, require_invite
+from .body import (
+    LONG_TEXT_CHARS,
+    NAME_CHARS,
+    flag,
+    json_object,
+    malformed,
+    moment,
+    text,
+    texts,
+    url_id,
+)
+from .errors import json_error
 from .keys import HOSTS
+from .roles import APPEAL_CHAIR, EVERYONE
 
-ALL_ROLES = frozenset(Role)
+#: The most items a list field of a command holds (the queue of a day).
+MAX_ITEMS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +76,7 @@ class Action:
     def roles(self) -> frozenset[Role]:
         """Who may give this command in a defense; an appeal sitting's commands are the
         appeal chair's (AppealSession checks them)."""
-        return RIGHTS.get(self.event, frozenset({Role.APPEAL_CHAIR}))
+        return RIGHTS.get(self.event, APPEAL_CHAIR)
 
 
 #: The commands people give, by URL name. Presence and recorder confirmations are
@@ -97,9 +109,9 @@ ACTIONS_BY_PATH = {action.path: action for action in ACTION_LIST}
 
 async def day_state(request: web.Request) -> web.Response:
     """GET /api/days/{day_id}/state: the procedure's state and who is who."""
-    day_id = int(request.match_info["day_id"])
-    await require_invite(request, day_id, ALL_ROLES)
-    host = await _host(request, day_id)
+    day_id = url_id(request, "day_id")
+    await require_invite(request, day_id, EVERYONE)
+    host = await request.app[HOSTS].host(day_id)
     people = [{"id": p.person_id, "name": p.name, "role": p.role.value}
               for p in host.loaded.day.people]
     return web.json_response({**host.state_message(), "people": people},
@@ -108,59 +120,43 @@ async def day_state(request: web.Request) -> web.Response:
 
 async def day_action(request: web.Request) -> web.Response:
     """POST /api/days/{day_id}/actions/{action}: one command of the procedure."""
-    day_id = int(request.match_info["day_id"])
+    day_id = url_id(request, "day_id")
     action = ACTIONS_BY_PATH.get(request.match_info["action"])
     if action is None:
-        raise _error(web.HTTPNotFound, "unknown_action",
-                     f"no action {request.match_info['action']!r}; the actions are "
-                     + ", ".join(ACTIONS_BY_PATH))
-    invite = await require_invite(request, day_id, ALL_ROLES)
-    host = await _host(request, day_id)
-    if host.loaded.kind != "appeal" and invite.role not in action.roles:
-        allowed = " or ".join(sorted(role.value for role in action.roles))
-        raise _error(web.HTTPForbidden, "role", f"Only the {allowed} of the day may do this;"
-                     f" your role is {invite.role.value}.")
-    body = await _body(request)
+        raise json_error(web.HTTPNotFound, "unknown_action",
+                         f"no action {request.match_info['action']!r}; the actions are "
+                         + ", ".join(ACTIONS_BY_PATH))
+    invite = await require_invite(request, day_id, EVERYONE)
+    host = await request.app[HOSTS].host(day_id)
+    if host.loaded.kind is not DayKind.APPEAL:
+        require(invite, day_id, action.roles)
+    body = _fields(action, await json_object(request))
     try:
         event = event_from_json(
             {**body, "type": action.event.__name__, "now": 0.0, "actor": str(invite.person_id)})
     except EventCodecError as exc:
-        raise _error(web.HTTPBadRequest, "malformed", str(exc)) from None
-    try:
-        snapshot = await host.act(event)
-    except ForbiddenAction as exc:
-        raise _error(web.HTTPConflict, "forbidden", str(exc), clause=exc.clause) from None
-    except NotAllowedForRole as exc:
-        raise _error(web.HTTPForbidden, "role", str(exc)) from None
-    except UnknownPerson as exc:
-        raise _error(web.HTTPUnprocessableEntity, "unknown_person", str(exc)) from None
-    except ProcedureError as exc:
-        raise _error(web.HTTPServiceUnavailable, "procedure_stopped", str(exc)) from None
+        raise malformed(str(exc)) from None
+    snapshot = await host.act(event)
     return web.json_response({"state": snapshot_to_json(snapshot)})
 
 
-async def _host(request: web.Request, day_id: int) -> DayHost:
-    try:
-        return await request.app[HOSTS].host(day_id)
-    except NotFoundError as exc:
-        raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
-    except ProcedureError as exc:
-        raise _error(web.HTTPServiceUnavailable, "procedure_stopped", str(exc)) from None
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _error(web.HTTPBadRequest, "malformed", f"the body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise _error(web.HTTPBadRequest, "malformed", "the body must be a JSON object")
+def _fields(action: Action, body: dict[str, Any]) -> dict[str, Any]:
+    """`body`, once each field it gives has the type and range of the action's field;
+    the codec then names what is missing or unknown."""
     reserved = sorted({"type", "now", "actor"} & body.keys())
     if reserved:
-        raise _error(web.HTTPBadRequest, "malformed",
-                     f"{', '.join(reserved)} are set by the server, not the caller")
+        raise malformed(f"{', '.join(reserved)} are set by the server, not the caller")
+    for name, hint in action.fields.items():
+        if name not in body:
+            continue
+        if hint is bool:
+            flag(body, name)
+        elif hint is float:
+            moment(body, name)
+        elif hint is str or (isinstance(hint, type) and issubclass(hint, enum.Enum)):
+            text(body, name, max_chars=LONG_TEXT_CHARS)
+        elif typing.get_origin(hint) is tuple:
+            texts(body, name, max_items=MAX_ITEMS, max_chars=NAME_CHARS)
     return body
 
 

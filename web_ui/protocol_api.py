@@ -16,30 +16,26 @@ key it registered; the server verifies it and keeps it with the approval.
 invite token and checks the role (`web_ui.auth`); students, supervisors, reviewers
 and observers read nothing here. A member approves the content hash they were shown,
 so approving a draft that changed since is refused (409) rather than silently
-approving something else. Refusals of the protocol rules become JSON replies in one
-place, `_refusal`.
+approving something else. Refusals of the protocol rules become JSON replies in the
+error middleware (`web_ui.errors`), by each error's `code` and `status_hint`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from orchestrator.model import COMMISSION_ROLES
 from orchestrator.protocol import DayProtocol
-from orchestrator.replay import ReplayError
 from protocols.approvals import (
     AlreadySigned,
     Approval,
-    ApprovalRefused,
     ApprovalsMissing,
-    NotAnApprover,
     NotFinal,
     ProtocolStore,
     SignedProtocol,
@@ -47,25 +43,20 @@ from protocols.approvals import (
     missing_message,
 )
 from protocols.drafts import DayDrafts, Draft, RecordingIndex, load_drafts
-from protocols.keys import SignatureIn, SignatureRefused, SigningKeyStore
-from protocols.render import (
-    Endorsement,
-    ProtocolRenderError,
-    render_html,
-    render_pdf,
-)
-from protocols.signing import SigningError, load_jwk
-from storage.errors import NotFoundError, StorageError
-from storage.invites import Role
+from protocols.keys import SignatureIn, SigningKeyStore
+from protocols.render import Endorsement, render_html, render_pdf
+from protocols.signing import load_jwk
+from recordings.plan import day_folder
 
 from .auth import require_invite
-from .errors import json_error as _error
+from .body import MAX_ID, integer, json_object, mapping, only, text, url_id
+from .errors import json_error
 from .keys import CONFIG, DATABASE
+from .roles import CHAIR, MEMBERS
 
-READ_ROLES = frozenset({Role.CHAIR, Role.MEMBER, Role.SECRETARY})
-APPROVE_ROLES = frozenset({Role.MEMBER})
-SIGN_ROLES = frozenset({Role.CHAIR})
 FORMATS = ("json", "html", "pdf")
+#: A P-256 signature, r || s in base64url, is 86 characters; more is never one.
+SIGNATURE_CHARS = 200
 
 RECORDING_INDEX = web.AppKey("protocol_recording_index", RecordingIndex)
 
@@ -76,18 +67,16 @@ _HTML_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
 }
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def add_protocol_routes(app: web.Application) -> None:
     """Register the protocol routes and the recording index they share."""
     app[RECORDING_INDEX] = RecordingIndex()
     base = r"/api/days/{day_id:\d+}/protocols"
-    app.router.add_get(base, _json_errors(list_protocols))
-    app.router.add_get(base + "/{which}", _json_errors(get_protocol))
-    app.router.add_post(base + "/{which}/approve", _json_errors(approve_protocol))
-    app.router.add_post(base + "/{which}/sign", _json_errors(sign_protocol))
-    app.router.add_post(r"/api/days/{day_id:\d+}/keys", _json_errors(register_key))
+    app.router.add_get(base, list_protocols)
+    app.router.add_get(base + "/{which}", get_protocol)
+    app.router.add_post(base + "/{which}/approve", approve_protocol)
+    app.router.add_post(base + "/{which}/sign", sign_protocol)
+    app.router.add_post(r"/api/days/{day_id:\d+}/keys", register_key)
 
 
 async def register_key(request: web.Request) -> web.Response:
@@ -96,13 +85,11 @@ async def register_key(request: web.Request) -> web.Response:
     Body {"jwk": <the ECDSA P-256 public key exported as JWK>}; answers its key_id,
     which approvals and signatures name, and its fingerprint.
     """
-    day_id = int(request.match_info["day_id"])
-    invite = await require_invite(request, day_id, READ_ROLES)
-    body = await _body(request)
-    try:
-        public = load_jwk(body.get("jwk"))
-    except SigningError as exc:
-        raise _error(web.HTTPBadRequest, "bad_key", str(exc)) from None
+    day_id = url_id(request, "day_id")
+    invite = await require_invite(request, day_id, COMMISSION_ROLES)
+    body = await json_object(request)
+    only(body, ("jwk",))
+    public = load_jwk(mapping(body, "jwk"))
     key = await SigningKeyStore(request.app[DATABASE]).register(
         day_id, invite.person_id, public, time.time())
     return _json({"key_id": key.key_id, "fingerprint": public.fingerprint})
@@ -114,8 +101,8 @@ async def list_protocols(request: web.Request) -> web.Response:
     The day's protocol, then each student's: draft, approved (by every member present)
     or signed; its content hash; who approved it and whose approval is missing.
     """
-    day_id = int(request.match_info["day_id"])
-    await require_invite(request, day_id, READ_ROLES)
+    day_id = url_id(request, "day_id")
+    await require_invite(request, day_id, COMMISSION_ROLES)
     drafts = await _drafts(request, day_id)
     store = ProtocolStore(request.app[DATABASE])
     approvals, signed = await store.approvals(day_id), await store.signed(day_id)
@@ -129,12 +116,12 @@ async def get_protocol(request: web.Request) -> web.StreamResponse:
     `which` is "day" or a student's person id. A signed protocol is served exactly
     as signed; a draft as the journal has it now, with its content hash.
     """
-    day_id, which = int(request.match_info["day_id"]), request.match_info["which"]
-    await require_invite(request, day_id, READ_ROLES)
+    day_id, which = url_id(request, "day_id"), request.match_info["which"]
+    await require_invite(request, day_id, COMMISSION_ROLES)
     fmt = request.query.get("format", "json")
     if fmt not in FORMATS:
-        raise _error(web.HTTPBadRequest, "bad_format",
-                     f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)}.")
+        raise json_error(web.HTTPBadRequest, "bad_format",
+                         f"Unknown format {fmt[:20]!r}: use one of {', '.join(FORMATS)}.")
     draft = (await _drafts(request, day_id)).draft(which)
     store = ProtocolStore(request.app[DATABASE])
     signed = (await store.signed(day_id, which)).get(which)
@@ -160,9 +147,10 @@ async def approve_protocol(request: web.Request) -> web.Response:
     Body {"hash": "<content hash>"}: the hash of the draft the member read. 409
     stale_hash if the draft has changed since; 403 for a member not present.
     """
-    day_id, which = int(request.match_info["day_id"]), request.match_info["which"]
-    invite = await require_invite(request, day_id, APPROVE_ROLES)
-    body = await _body(request)
+    day_id, which = url_id(request, "day_id"), request.match_info["which"]
+    invite = await require_invite(request, day_id, MEMBERS)
+    body = await json_object(request)
+    only(body, ("hash", "key_id", "signature"))
     seen = _hash_from_body(body)
     signature = _signature(body)
     draft = (await _drafts(request, day_id)).draft(which)
@@ -180,9 +168,11 @@ async def sign_protocol(request: web.Request) -> web.Response:
     409 approvals_missing names the members who have not approved the current
     draft. A signed protocol is stored for good and its hash goes into the journal.
     """
-    day_id, which = int(request.match_info["day_id"]), request.match_info["which"]
-    invite = await require_invite(request, day_id, SIGN_ROLES)
-    signature = _signature(await _body(request))
+    day_id, which = url_id(request, "day_id"), request.match_info["which"]
+    invite = await require_invite(request, day_id, CHAIR)
+    body = await json_object(request)
+    only(body, ("hash", "key_id", "signature"))  # the hash signed is the current draft's
+    signature = _signature(body)
     draft = (await _drafts(request, day_id)).draft(which)
     store = ProtocolStore(request.app[DATABASE])
     if (await store.signed(day_id, which)).get(which) is not None:
@@ -206,36 +196,27 @@ async def sign_protocol(request: web.Request) -> web.Response:
 async def _drafts(request: web.Request, day_id: int) -> DayDrafts:
     config = request.app[CONFIG]
     return await load_drafts(request.app[DATABASE], day_id, config.procedure_settings(),
-                             config.recordings_dir / f"day-{day_id}", request.app[RECORDING_INDEX])
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise _error(web.HTTPBadRequest, "bad_request", "Send a JSON object.")
-    return body
+                             day_folder(config.recordings_dir, day_id),
+                             request.app[RECORDING_INDEX])
 
 
 def _hash_from_body(body: dict[str, Any]) -> str:
-    seen = body.get("hash")
-    if not isinstance(seen, str) or not _HASH_RE.fullmatch(seen):
-        raise _error(web.HTTPBadRequest, "bad_request",
-                     'Send {"hash": "<the protocol\'s content hash>", "key_id", "signature"}:'
-                     " the 64 lowercase hex digits shown with the draft you approve.")
+    seen = text(body, "hash", max_chars=64)
+    if not _HASH_RE.fullmatch(seen):
+        raise json_error(web.HTTPBadRequest, "malformed",
+                         f"'hash' must be the 64 lowercase hex digits shown with the draft you"
+                         f" approve, not {seen!r}")
     return seen
 
 
 def _signature(body: dict[str, Any]) -> SignatureIn:
-    key_id, value = body.get("key_id"), body.get("signature")
-    if not isinstance(key_id, int) or isinstance(key_id, bool) or not isinstance(value, str):
-        raise _error(web.HTTPBadRequest, "unsigned",
-                     "Approvals and signatures are signed (rule V6): send key_id (from"
-                     " POST /api/days/{day}/keys) and signature (ECDSA P-256 over the"
-                     " statement, r||s in base64url).")
-    return SignatureIn(key_id, value)
+    if body.get("key_id") is None or body.get("signature") is None:
+        raise json_error(web.HTTPBadRequest, "unsigned",
+                         "Approvals and signatures are signed (rule V6): send key_id (from"
+                         " POST /api/days/{day}/keys) and signature (ECDSA P-256 over the"
+                         " statement, r||s in base64url).")
+    return SignatureIn(integer(body, "key_id", low=1, high=MAX_ID),
+                       text(body, "signature", max_chars=SIGNATURE_CHARS))
 
 
 def _endorsement(draft: Draft, approvals: list[Approval],
@@ -288,31 +269,3 @@ def _person(person_id: int, names: dict[int, str], at: float) -> dict[str, Any]:
 def _json(data: dict[str, Any]) -> web.Response:
     return web.json_response(data, headers={"Cache-Control": "no-store"},
                              dumps=lambda d: json.dumps(d, ensure_ascii=False))
-
-
-def _refusal(exc: Exception) -> web.HTTPError:
-    """The one translation of protocol, storage and rendering errors into replies."""
-    if isinstance(exc, NotAnApprover):
-        return _error(web.HTTPForbidden, exc.code, str(exc))
-    if isinstance(exc, SignatureRefused):
-        return _error(web.HTTPForbidden, "bad_signature", str(exc))
-    if isinstance(exc, ApprovalRefused):
-        return _error(web.HTTPConflict, exc.code, str(exc))
-    if isinstance(exc, NotFoundError):
-        return _error(web.HTTPNotFound, "not_found", str(exc))
-    if isinstance(exc, ReplayError):
-        return _error(web.HTTPInternalServerError, "journal_unusable", str(exc))
-    return _error(web.HTTPInternalServerError, "protocol_unavailable", str(exc))
-
-
-def _json_errors(handler: Handler) -> Handler:
-    """`handler` with its refusals answered by `_refusal` (the docstring stays: OpenAPI)."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except (StorageError, ReplayError, ProtocolRenderError) as exc:
-            raise _refusal(exc) from None
-
-    return wrapped

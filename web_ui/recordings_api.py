@@ -37,24 +37,22 @@ from aiohttp import web
 from orchestrator.appeals import Decision
 from orchestrator.model import APPEAL_ROLES, Role
 from recordings.archive_store import ArchiveStore, StoredFile
-from recordings.errors import BuildRefused, HoldError, LinkRefused
+from recordings.errors import LinkRefused
 from recordings.jobs import RecordingJobs
 from recordings.links import LinkSigner, load_secret
 from recordings.retention import Retention, RetentionSweeper, due_at
 from storage.appeals import AppealStore
-from storage.errors import NotFoundError
 from storage.invites import Invite
 from storage.journal import Journal
 
-from .auth import require_invite
-from .errors import json_error as _error
-from .keys import CONFIG, DATABASE, INVITES
+from .auth import invite_of, require, require_invite
+from .body import NOTE_CHARS, identifier, json_object, only, text, url_id
+from .errors import json_error
+from .keys import CONFIG, DATABASE
+from .roles import OFFICE, SECRETARY
 
 logger = logging.getLogger(__name__)
 
-VIEW_ROLES = frozenset({Role.SECRETARY, Role.CHAIR})
-BUILD_ROLES = frozenset({Role.SECRETARY})
-HOLD_ROLES = frozenset({Role.CHAIR, Role.SECRETARY})
 LINK_TTL_S = 2 * 3600
 STATIC_DIR = Path(str(resources.files("web_ui") / "static"))
 _TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".mkv": "video/x-matroska",
@@ -76,15 +74,13 @@ async def appeal_students(app: web.Application, day_id: int, person_day: int,
 
 async def _viewer(request: web.Request, day_id: int) -> tuple[Invite, frozenset[int] | None]:
     """The caller and the students they may see (None: every student of the day)."""
-    try:
-        return await require_invite(request, day_id, VIEW_ROLES), None
-    except web.HTTPForbidden:
-        token = request.headers.get("Authorization", "").partition(" ")[2].strip()
-        invite = await request.app[INVITES].verify(token, now=time.time())
-        students = await appeal_students(request.app, day_id, invite.day_id, invite.role)
-        if not students:
-            raise
-        return invite, students
+    invite = await invite_of(request)
+    if invite.day_id == day_id and invite.role in OFFICE:
+        return invite, None
+    students = await appeal_students(request.app, day_id, invite.day_id, invite.role)
+    if not students:
+        require(invite, day_id, OFFICE)  # refuses, saying why
+    return invite, students
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,26 +133,6 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
                              dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _error(web.HTTPBadRequest, "malformed", f"the body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise _error(web.HTTPBadRequest, "malformed", "the body must be a JSON object")
-    return body
-
-
-def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str:
-    value = body.get(name, "")
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise _error(web.HTTPBadRequest, "malformed", f"{name} must be a non-empty string"
-                     if required else f"{name} must be a string")
-    return value.strip()
-
-
 async def _students(request: web.Request, day_id: int) -> dict[int, str]:
     """The day's students by id, with their names (404 for an unknown day)."""
     rows = await request.app[DATABASE].query(
@@ -168,14 +144,11 @@ async def _students(request: web.Request, day_id: int) -> dict[int, str]:
 async def list_recordings(request: web.Request) -> web.Response:
     """GET /api/days/{day_id}/recordings: every student's defense, build and archive,
     with signed links to play and download each archived file."""
-    day_id = int(request.match_info["day_id"])
+    day_id = url_id(request, "day_id")
     invite, visible = await _viewer(request, day_id)
     rec = request.app[RECORDINGS]
     store = rec.store
-    try:
-        loaded, timeline = await rec.jobs.day_timeline(day_id)
-    except NotFoundError as exc:
-        raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
+    loaded, timeline = await rec.jobs.day_timeline(day_id)
     now = rec.clock()
     expires = now + LINK_TTL_S
     jobs = {j.student_id: j for j in await rec.jobs.jobs(day_id)}
@@ -224,8 +197,8 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     """GET /api/days/{day_id}/recordings/jobs: the state and progress of each build."""
-    day_id = int(request.match_info["day_id"])
-    await require_invite(request, day_id, VIEW_ROLES)
+    day_id = url_id(request, "day_id")
+    await require_invite(request, day_id, OFFICE)
     jobs = await request.app[RECORDINGS].jobs.jobs(day_id)
     return _json({"jobs": [j.to_json() for j in jobs]})
 
@@ -233,71 +206,62 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def build(request: web.Request) -> web.Response:
     """POST /api/days/{day_id}/recordings/build: (re)build one student's archive
     (``{"student": id}``) or every finished defense's (``{}``)."""
-    day_id = int(request.match_info["day_id"])
-    invite = await require_invite(request, day_id, BUILD_ROLES)
-    body = await _body(request)
-    student = body.get("student")
-    if student is not None and not (isinstance(student, str | int) and str(student).isdigit()):
-        raise _error(web.HTTPBadRequest, "malformed", "student must be a person id")
-    try:
-        jobs = await request.app[RECORDINGS].jobs.request(
-            day_id, None if student is None else int(student), by=invite.person_id)
-    except NotFoundError as exc:
-        raise _error(web.HTTPNotFound, "no_day", str(exc)) from None
-    except BuildRefused as exc:
-        raise _error(web.HTTPConflict, "refused", str(exc)) from None
+    day_id = url_id(request, "day_id")
+    invite = await require_invite(request, day_id, SECRETARY)
+    body = await json_object(request)
+    only(body, ("student",))
+    student = identifier(body, "student") if body.get("student") is not None else None
+    jobs = await request.app[RECORDINGS].jobs.request(day_id, student, by=invite.person_id)
     return _json({"jobs": [j.to_json() for j in jobs]}, status=202)
 
 
-async def _hold_target(request: web.Request, roles: frozenset[Role]) -> tuple[int, int, int]:
-    day_id = int(request.match_info["day_id"])
-    invite = await require_invite(request, day_id, roles)
-    student = int(request.match_info["student"])
+async def _hold_target(request: web.Request) -> tuple[int, int, int]:
+    day_id = url_id(request, "day_id")
+    invite = await require_invite(request, day_id, OFFICE)
+    student = url_id(request, "student")
     if student not in await _students(request, day_id):
-        raise _error(web.HTTPNotFound, "no_student", f"{student} is not a student of day {day_id}")
+        raise json_error(web.HTTPNotFound, "no_student",
+                         f"{student} is not a student of day {day_id}")
     return day_id, student, invite.person_id
 
 
 async def place_hold(request: web.Request) -> web.Response:
     """POST .../recordings/{student}/appeal: the student appealed (rule A1); their
     recordings are held from deletion until the decision is recorded."""
-    day_id, student, by = await _hold_target(request, HOLD_ROLES)
-    note = _text(await _body(request), "note")
+    day_id, student, by = await _hold_target(request)
+    body = await json_object(request)
+    only(body, ("note",))
+    note = text(body, "note", max_chars=NOTE_CHARS, default="").strip()
     rec = request.app[RECORDINGS]
     archive = (await rec.store.archives(day_id)).get(student)
     if archive is not None and archive.deleted_at is not None:
-        raise _error(web.HTTPConflict, "deleted", f"the recordings of student {student} were "
-                     "deleted under the retention rule")
-    try:
-        hold = await rec.store.place_hold(day_id, student, by, note, rec.clock())
-    except HoldError as exc:
-        raise _error(web.HTTPConflict, "held", str(exc)) from None
+        raise json_error(web.HTTPConflict, "deleted", f"the recordings of student {student}"
+                         " were deleted under the retention rule")
+    hold = await rec.store.place_hold(day_id, student, by, note, rec.clock())
     return _json({"hold": hold.to_json()})
 
 
 async def release_hold(request: web.Request) -> web.Response:
     """POST .../recordings/{student}/appeal-decision: the appeal was decided (rule A5);
     the hold ends and retention applies again."""
-    day_id, student, by = await _hold_target(request, HOLD_ROLES)
-    body = await _body(request)
+    day_id, student, by = await _hold_target(request)
+    body = await json_object(request)
+    only(body, ("decision", "note"))
     try:
-        decision = Decision(_text(body, "decision", required=True))
+        decision = Decision(text(body, "decision", max_chars=NOTE_CHARS).strip())
     except ValueError:
-        raise _error(web.HTTPBadRequest, "malformed", "decision must be one of "
-                     f"{', '.join(d.value for d in Decision)}") from None
+        raise json_error(web.HTTPBadRequest, "malformed", "decision must be one of "
+                         f"{', '.join(d.value for d in Decision)}") from None
+    note = text(body, "note", max_chars=NOTE_CHARS, default="").strip()
     pending = [a for a in await AppealStore(request.app[DATABASE]).for_day(day_id)
                if a.student_id == student and a.decision is None]
     if pending:
         # A filed appeal holds until its sitting decides (section 8), not by hand.
-        raise _error(web.HTTPConflict, "appeal_pending",
-                     f"appeal {pending[0].appeal_id} of this student is not decided yet; the "
-                     "hold ends with the decision of the appeal sitting")
+        raise json_error(web.HTTPConflict, "appeal_pending",
+                         f"appeal {pending[0].appeal_id} of this student is not decided yet;"
+                         " the hold ends with the decision of the appeal sitting")
     rec = request.app[RECORDINGS]
-    try:
-        await rec.store.release_hold(day_id, student, by, decision, _text(body, "note"),
-                                     rec.clock())
-    except HoldError as exc:
-        raise _error(web.HTTPConflict, "not_held", str(exc)) from None
+    await rec.store.release_hold(day_id, student, by, decision, note, rec.clock())
     return _json({"hold": None, "decision": decision.value})
 
 
@@ -309,22 +273,23 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     try:
         claim = rec.signer.verify(request.match_info["link"], now)
     except LinkRefused as exc:
+        # Journaled here, answered by the error middleware.
         logger.warning("recording link refused (%s) from %s", exc.reason, request.remote)
         expired = None if exc.file_id is None else await rec.store.file(exc.file_id)
         if expired is not None:
             await journal.append(expired.day_id, exc.person_id, "recording_access_refused",
                                  {"file": expired.path, "reason": exc.reason}, now)
-        raise _error(web.HTTPForbidden, exc.reason, str(exc)) from None
+        raise
     stored = await rec.store.file(claim.file_id)
     if stored is None or stored.deleted_at is not None:
-        raise _error(web.HTTPGone, "gone", "This recording is no longer kept.")
+        raise json_error(web.HTTPGone, "gone", "This recording is no longer kept.")
     if not await _may_open(request.app, claim.person_id, stored):
         await journal.append(stored.day_id, claim.person_id, "recording_access_refused",
                              {"file": stored.path, "reason": "not allowed"}, now)
-        raise _error(web.HTTPForbidden, "not_allowed", "You may not open this recording.")
+        raise json_error(web.HTTPForbidden, "not_allowed", "You may not open this recording.")
     path = request.app[CONFIG].recordings_dir / stored.path
     if not path.is_file():
-        raise _error(web.HTTPGone, "gone", "This recording is no longer kept.")
+        raise json_error(web.HTTPGone, "gone", "This recording is no longer kept.")
     ranged = request.headers.get("Range", "")
     if not ranged or ranged.replace(" ", "").startswith("bytes=0-"):
         await journal.append(stored.day_id, claim.person_id, "recording_access", {
@@ -349,7 +314,7 @@ async def _may_open(app: web.Application, person_id: int, stored: StoredFile) ->
         return False
     day_id, role = int(rows[0]["day_id"]), Role(rows[0]["role"])
     if day_id == stored.day_id:
-        return role in VIEW_ROLES
+        return role in OFFICE
     return stored.student_id in await appeal_students(app, stored.day_id, day_id, role)
 
 

@@ -16,7 +16,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from media.errors import MediaError, OutOfTurnError
 from media.peer import Peer
-from media.room import ParticipantInfo
+from media.participant import ParticipantInfo
 from server.dayhost import DayHost, NotAllowedHere
 from server.rooms import RoomRegistry
 from storage.errors import InviteError
@@ -30,7 +30,7 @@ from .signaling import (
     Leave,
     Offer,
     Page,
-    ProtocolError,
+    SignalingError,
     Stats,
     parse_message,
 )
@@ -74,7 +74,7 @@ class SignalingSession:
                 if msg.type == WSMsgType.TEXT:
                     await self._handle_text(msg.data)
                 elif msg.type == WSMsgType.BINARY:
-                    await self._reply_error(ProtocolError(
+                    await self._reply_error(SignalingError(
                         ErrorCode.MALFORMED, "binary frames are not accepted; send JSON text"))
                 elif msg.type == WSMsgType.ERROR:
                     logger.info("signaling socket error: %s", self._ws.exception())
@@ -90,22 +90,22 @@ class SignalingSession:
             try:
                 msg = await self._ws.receive(timeout=max(remaining, 0.001))
             except asyncio.TimeoutError:
-                await self._refuse(ProtocolError(
+                await self._refuse(SignalingError(
                     ErrorCode.JOIN_TIMEOUT, f"no 'join' message within {timeout:.0f} s"),
                     CLOSE_JOIN_TIMEOUT)
                 return False
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 return False
             if msg.type != WSMsgType.TEXT:
-                await self._reply_error(ProtocolError(ErrorCode.MALFORMED, "send JSON text frames"))
+                await self._reply_error(SignalingError(ErrorCode.MALFORMED, "send JSON text frames"))
                 continue
             try:
                 message = parse_message(msg.data, self._config.media.max_message_bytes)
-            except ProtocolError as exc:
+            except SignalingError as exc:
                 await self._reply_error(exc)
                 continue
             if not isinstance(message, Join):
-                await self._reply_error(ProtocolError(
+                await self._reply_error(SignalingError(
                     ErrorCode.NOT_JOINED, "the first message must be 'join' with your invite token"))
                 continue
             return await self._join(message)
@@ -115,11 +115,11 @@ class SignalingSession:
             invite = await self._app[INVITES].verify(message.token, now=time.time())
         except InviteError as exc:
             logger.info("refused a join from %s: %s", self._remote, exc.reason.value)
-            await self._refuse(ProtocolError(ErrorCode(exc.reason.value), str(exc)), CLOSE_BAD_TOKEN)
+            await self._refuse(SignalingError(ErrorCode(exc.reason.value), str(exc)), CLOSE_BAD_TOKEN)
             return False
         room = self._rooms.room_for(str(invite.day_id))
         if len(room.peers) >= self._config.media.max_participants and room.peer(str(invite.person_id)) is None:
-            await self._refuse(ProtocolError(
+            await self._refuse(SignalingError(
                 ErrorCode.ROOM_FULL,
                 f"the room already has {self._config.media.max_participants} participants"),
                 WSCloseCode.TRY_AGAIN_LATER)
@@ -157,23 +157,23 @@ class SignalingSession:
         try:
             message = parse_message(text, self._config.media.max_message_bytes)
             await self._dispatch(message)
-        except ProtocolError as exc:
+        except SignalingError as exc:
             await self._reply_error(exc)
         except OutOfTurnError as exc:
-            await self._reply_error(ProtocolError(ErrorCode.BAD_STATE, str(exc)))
+            await self._reply_error(SignalingError(ErrorCode.BAD_STATE, str(exc)))
         except MediaError as exc:
-            await self._reply_error(ProtocolError(ErrorCode.SDP_REJECTED, str(exc)))
+            await self._reply_error(SignalingError(ErrorCode.SDP_REJECTED, str(exc)))
         except Exception:
             # Our bug, not the client's: say so, keep the session and the room going.
             logger.exception("failed to handle a message from %s", self._remote)
-            await self._reply_error(ProtocolError(
+            await self._reply_error(SignalingError(
                 ErrorCode.INTERNAL, "the server failed to handle this message; it was logged"))
 
     async def _dispatch(self, message: Any) -> None:
         peer = self._peer
         assert peer is not None
         if isinstance(message, Join):
-            raise ProtocolError(ErrorCode.ALREADY_JOINED, "this socket has already joined")
+            raise SignalingError(ErrorCode.ALREADY_JOINED, "this socket has already joined")
         if isinstance(message, Offer):
             await peer.handle_offer(message.sdp)
         elif isinstance(message, Answer):
@@ -191,19 +191,19 @@ class SignalingSession:
     async def _turn_page(self, person_id: str, page: int) -> None:
         host = self._app[HOSTS].get(self._day_id) if self._day_id is not None else None
         if host is None:
-            raise ProtocolError(ErrorCode.BAD_STATE, "the procedure of this day is not running")
+            raise SignalingError(ErrorCode.BAD_STATE, "the procedure of this day is not running")
         try:
             await host.turn_page(person_id, page)
         except NotAllowedHere as exc:
-            raise ProtocolError(ErrorCode.BAD_STATE, str(exc)) from None
+            raise SignalingError(ErrorCode.BAD_STATE, str(exc)) from None
 
-    async def _reply_error(self, error: ProtocolError) -> None:
+    async def _reply_error(self, error: SignalingError) -> None:
         logger.info("signaling error to %s: %s %s", self._remote, error.code.value, error.message)
         if not self._ws.closed:
             async with self._send_lock:
                 await self._ws.send_json(error.as_json())
 
-    async def _refuse(self, error: ProtocolError, close_code: int) -> None:
+    async def _refuse(self, error: SignalingError, close_code: int) -> None:
         await self._reply_error(error)
         await self._ws.close(code=close_code, message=error.code.value.encode())
 

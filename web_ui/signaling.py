@@ -1,17 +1,18 @@
 """Typed signaling messages, parsed and validated at the WebSocket edge.
 
 See docs/signaling.md for the protocol. Every client message becomes one of the
-frozen dataclasses below or a ``ProtocolError`` whose ``code`` goes back to the client
+frozen dataclasses below or a ``SignalingError`` whose ``code`` goes back to the client
 in an ``error`` message; nothing half-parsed gets further.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import Enum
 from collections.abc import Callable
 from typing import Any
+
+from .body import JsonRefused, loads_object
 
 
 class ErrorCode(str, Enum):
@@ -30,7 +31,7 @@ class ErrorCode(str, Enum):
     INTERNAL = "internal"
 
 
-class ProtocolError(Exception):
+class SignalingError(Exception):
     """The client sent something we cannot accept; ``code`` tells it what."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
@@ -45,6 +46,8 @@ class ProtocolError(Exception):
 MAX_SDP_CHARS = 60_000
 MAX_CANDIDATE_CHARS = 1_000
 MAX_STATS_ENTRIES = 256
+#: The largest whole number a field takes (a byte counter of a very long session).
+MAX_INT = 2**53
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,23 +108,21 @@ ClientMessage = Join | Offer | Answer | IceCandidate | Stats | Leave | Page
 
 
 def parse_message(text: str, max_bytes: int) -> ClientMessage:
-    """Parse one client text frame; raise ProtocolError for anything invalid."""
+    """Parse one client text frame; raise SignalingError for anything invalid."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
-        raise ProtocolError(ErrorCode.TOO_LARGE,
-                            f"message of {size} bytes exceeds the limit of {max_bytes} bytes")
+        raise SignalingError(ErrorCode.TOO_LARGE,
+                             f"message of {size} bytes exceeds the limit of {max_bytes} bytes")
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ProtocolError(ErrorCode.MALFORMED, f"message is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError(ErrorCode.MALFORMED, "message must be a JSON object")
+        data = loads_object(text, "the message")
+    except JsonRefused as exc:
+        raise SignalingError(ErrorCode.MALFORMED, str(exc)) from None
     kind = data.get("type")
     if not isinstance(kind, str):
-        raise ProtocolError(ErrorCode.MALFORMED, "message has no string field 'type'")
+        raise SignalingError(ErrorCode.MALFORMED, "message has no string field 'type'")
     parser = _PARSERS.get(kind)
     if parser is None:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
+        raise SignalingError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
     return parser(data)
 
 
@@ -130,11 +131,11 @@ def _string(data: dict[str, Any], key: str, limit: int, *, optional: bool = Fals
     if value is None and optional:
         return None
     if not isinstance(value, str):
-        raise ProtocolError(ErrorCode.MALFORMED,
-                            f"{data['type']!r} needs a string field {key!r}")
+        raise SignalingError(ErrorCode.MALFORMED,
+                             f"{data['type']!r} needs a string field {key!r}")
     if len(value) > limit:
-        raise ProtocolError(ErrorCode.TOO_LARGE,
-                            f"field {key!r} of {len(value)} characters exceeds {limit}")
+        raise SignalingError(ErrorCode.TOO_LARGE,
+                             f"field {key!r} of {len(value)} characters exceeds {limit}")
     return value
 
 
@@ -142,9 +143,9 @@ def _int(data: dict[str, Any], key: str, *, optional: bool = False) -> int | Non
     value = data.get(key)
     if value is None and optional:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ProtocolError(ErrorCode.MALFORMED,
-                            f"{data['type']!r} needs a non-negative integer field {key!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT:
+        raise SignalingError(ErrorCode.MALFORMED, f"{data['type']!r} needs a whole number"
+                             f" from 0 to {MAX_INT} in field {key!r}")
     return value
 
 
@@ -171,12 +172,12 @@ def _ice(data: dict[str, Any]) -> IceCandidate:
 def _stats(data: dict[str, Any]) -> Stats:
     entries = data.get("inbound")
     if not isinstance(entries, list) or len(entries) > MAX_STATS_ENTRIES:
-        raise ProtocolError(ErrorCode.MALFORMED,
-                            f"'stats' needs a list 'inbound' of at most {MAX_STATS_ENTRIES} entries")
+        raise SignalingError(ErrorCode.MALFORMED,
+                             f"'stats' needs a list 'inbound' of at most {MAX_STATS_ENTRIES} entries")
     parsed = []
     for entry in entries:
         if not isinstance(entry, dict):
-            raise ProtocolError(ErrorCode.MALFORMED, "'stats' entries must be objects")
+            raise SignalingError(ErrorCode.MALFORMED, "'stats' entries must be objects")
         entry = {"type": "stats", **entry}
         parsed.append(InboundStats(
             _string(entry, "mid", 32) or "",
@@ -195,7 +196,7 @@ def _leave(data: dict[str, Any]) -> Leave:
 def _page(data: dict[str, Any]) -> Page:
     page = _int(data, "page") or 0
     if not 1 <= page <= MAX_PAGE:
-        raise ProtocolError(ErrorCode.MALFORMED, f"'page' must be from 1 to {MAX_PAGE}")
+        raise SignalingError(ErrorCode.MALFORMED, f"'page' must be from 1 to {MAX_PAGE}")
     return Page(page)
 
 

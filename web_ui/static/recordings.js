@@ -4,7 +4,10 @@
 // The token stays after the '#', so it never reaches the server's logs or a
 // Referer; the page sends it as a Bearer token. The list hands out signed links
 // that expire (the <video> element cannot send the token); "Обновить ссылки"
-// fetches fresh ones. Chapter buttons jump the player to a phase.
+// fetches fresh ones. Chapter buttons jump the player to a phase. Requests go
+// through the room page's API client (js/api.js), which sends the token.
+
+import { api, setCredentials } from "./js/api.js";
 
 const KEY = "defense-room-recordings-token";
 const token = decodeURIComponent(location.hash.slice(1)) || sessionStorage.getItem(KEY) || "";
@@ -12,16 +15,6 @@ const $ = (id) => document.getElementById(id);
 let day = null;
 let me = null;
 let polling = null;
-
-async function api(path, options = {}) {
-  const response = await fetch(path, {
-    ...options,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
-  return body;
-}
 
 function showError(error) {
   $("error").textContent = String(error.message || error);
@@ -87,7 +80,7 @@ function render(list) {
     q(".build").hidden = !canBuild || (job && ["queued", "running"].includes(job.state));
     q(".build").textContent = job && job.state === "failed" ? "Повторить сборку" : "Собрать запись";
     q(".build").addEventListener("click", () =>
-      api(`/api/days/${day}/recordings/build`, { method: "POST", body: JSON.stringify({ student: student.id }) })
+      api.post(`/api/days/${day}/recordings/build`, { student: student.id })
         .then(load).catch(showError));
     q(".hold-text").textContent = student.hold
       ? `Апелляция: хранится до решения (с ${time(student.hold.placed_at)})` : "";
@@ -95,14 +88,13 @@ function render(list) {
     q(".decision").hidden = !student.hold;
     q(".appeal").addEventListener("click", () => {
       const note = prompt("Апелляция: примечание") ?? "";
-      api(`/api/days/${day}/recordings/${student.id}/appeal`, { method: "POST", body: JSON.stringify({ note }) })
+      api.post(`/api/days/${day}/recordings/${student.id}/appeal`, { note })
         .then(load).catch(showError);
     });
     q(".decision").addEventListener("click", () => {
       const upheld = confirm("Апелляция удовлетворена? (OK — да, Отмена — отклонена)");
-      api(`/api/days/${day}/recordings/${student.id}/appeal-decision`, {
-        method: "POST", body: JSON.stringify({ decision: upheld ? "upheld" : "rejected" }),
-      }).then(load).catch(showError);
+      api.post(`/api/days/${day}/recordings/${student.id}/appeal-decision`,
+        { decision: upheld ? "upheld" : "rejected" }).then(load).catch(showError);
     });
     const archive = student.archive;
     if (archive && archive.deleted_at) {
@@ -130,7 +122,7 @@ function render(list) {
 
 async function poll() {
   // Progress only: the jobs endpoint hands out no links, so polling it is not journaled.
-  const { jobs } = await api(`/api/days/${day}/recordings/jobs`).catch(() => ({ jobs: [] }));
+  const { jobs } = await api.get(`/api/days/${day}/recordings/jobs`).catch(() => ({ jobs: [] }));
   if (jobs.some((j) => ["queued", "running"].includes(j.state))) {
     for (const job of jobs) {
       const box = [...document.querySelectorAll(".student")]
@@ -145,7 +137,7 @@ async function poll() {
 
 async function load() {
   try {
-    const list = await api(`/api/days/${day}/recordings`);
+    const list = await api.get(`/api/days/${day}/recordings`);
     render(list);
     document.querySelectorAll(".student").forEach((node, i) => { node.dataset.id = list.students[i].id; });
   } catch (error) {
@@ -159,9 +151,10 @@ async function main() {
     return;
   }
   sessionStorage.setItem(KEY, token); // for a reload in this tab
+  setCredentials(token, null);
   history.replaceState(null, "", location.pathname + location.search); // the token leaves the address bar
   try {
-    me = await api("/api/me");
+    me = await api.get("/api/me");
     // The appeal commission's invite is for the appeal sitting: ?day= names the
     // defense day whose recordings it hears.
     day = Number(new URLSearchParams(location.search).get("day")) || me.day.id;

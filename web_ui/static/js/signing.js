@@ -1,4 +1,4 @@
-// Electronic signatures of protocols (rule V6; defense_room/signing.py): this
+// Electronic signatures of protocols (rule V6; protocols/signing.py): this
 // browser's ECDSA P-256 key pair, the private half non-extractable and kept in
 // IndexedDB, the public half registered with the server once (POST .../keys). An
 // approval or signature signs the exact statement the server rebuilds.
@@ -42,7 +42,7 @@ async function myKey() {
   return stored(name, entry);
 }
 
-// The statement of defense_room.signing.statement: sorted keys, no spaces.
+// The statement of protocols.signing.statement: sorted keys, no spaces.
 function statement(action, document, hash) {
   return new TextEncoder().encode(JSON.stringify(
     { action, day: state.me.day.id, document: String(document), hash, purpose: "defense-room/v1" }));
