@@ -22,6 +22,7 @@ recording in a new take as soon as it starts again.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -58,6 +59,17 @@ logger = logging.getLogger(__name__)
 
 PRESENTATION_KIND = "presentation_page"
 ADMITTED_KIND = "admitted"
+
+
+class NoticeKind(enum.StrEnum):
+    """What a ``notice`` message tells the room (docs/signaling.md lists the fields)."""
+
+    NOTICE = "notice"  # text, clause: e.g. the procedure paused (7.2)
+    WARNING = "warning"  # phase (None: the whole defense), seconds_left
+    OVERTIME = "overtime"  # phase
+    ABSENT = "absent"  # student, clause
+    RESCHEDULED = "rescheduled"  # student, reason, clause
+    RESULTS = "results"  # grades by student
 
 
 class NotAllowedHere(ServerError):
@@ -322,21 +334,21 @@ class DayHost:
             self._outbox.put_nowait((effect.person, {"type": "lobby",
                                                      **self.lobby_state(effect.person)}))
         elif isinstance(effect, fx.Notice):
-            await self._notice("notice", text=effect.text, clause=effect.clause)
+            await self._notice(NoticeKind.NOTICE, text=effect.text, clause=effect.clause)
         elif isinstance(effect, fx.Warn):
-            await self._notice("warning", phase=effect.phase.value if effect.phase else None,
+            await self._notice(NoticeKind.WARNING, phase=_phase_name(effect.phase),
                                seconds_left=effect.seconds_left)
         elif isinstance(effect, fx.Overtime):
-            await self._notice("overtime", phase=effect.phase.value if effect.phase else None)
+            await self._notice(NoticeKind.OVERTIME, phase=_phase_name(effect.phase))
         elif isinstance(effect, fx.MarkAbsent):
-            await self._notice("absent", student=effect.student, clause=effect.clause)
+            await self._notice(NoticeKind.ABSENT, student=effect.student, clause=effect.clause)
         elif isinstance(effect, fx.Reschedule):
-            await self._notice("rescheduled", student=effect.student, reason=effect.reason,
-                               clause=effect.clause)
+            await self._notice(NoticeKind.RESCHEDULED, student=effect.student,
+                               reason=effect.reason, clause=effect.clause)
         elif isinstance(effect, fx.AppealDecided):
             self._spawn(self._appeal_decided())
         elif isinstance(effect, fx.PublishResults):
-            await self._notice("results", grades={s: g.value for s, g in effect.grades})
+            await self._notice(NoticeKind.RESULTS, grades={s: g.value for s, g in effect.grades})
             self._spawn(self._results_announced())
         # Every effect is carried out above. None is journaled: the journal holds the
         # events that caused them, and the protocol is built by replaying it.
@@ -355,7 +367,7 @@ class DayHost:
             except Exception:
                 logger.exception("day %s: recording the appeal decision failed", self._day_id)
 
-    async def _notice(self, kind: str, **fields: Any) -> None:
+    async def _notice(self, kind: NoticeKind, **fields: Any) -> None:
         self._outbox.put_nowait((None, {"type": "notice", "kind": kind, **fields}))
 
     async def _send_loop(self) -> None:
@@ -385,7 +397,8 @@ class DayHost:
         except Exception:
             logger.exception("day %s: the recording could not start", self._day_id)
             await take.stop()
-            await self._notice("notice", text="the recording could not start", clause="7.11")
+            await self._notice(NoticeKind.NOTICE, text="the recording could not start",
+                               clause="7.11")
             return False
         self._recording = take
         return True
@@ -404,3 +417,8 @@ class DayHost:
                 and self._on_sitting_closed is not None):
             # The sitting is over and its files are closed: build one file per defense.
             await self._on_sitting_closed(self._day_id)
+
+
+def _phase_name(phase: Phase | None) -> str | None:
+    """A limit's phase as a notice names it; None is the limit of the whole defense."""
+    return None if phase is None else phase.value

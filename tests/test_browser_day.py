@@ -303,6 +303,12 @@ async def test_a_defense_day_in_the_pages(server: RunningServer, tmp_path: Path)
                     f"!!document.querySelector('.protocols li[data-which=\"{student}\"] button.primary')",
                     f"the approve button on the {who} page")
                 await tabs[who].click(f".protocols li[data-which='{student}'] button.primary")
+                # Each page lists what the server had when it reloaded after its own
+                # approval: m2 sees both only if m1's was in first.
+                await tabs[who].wait_for(
+                    f"(li => !!li && !li.querySelector('button.primary'))"
+                    f"(document.querySelector('.protocols li[data-which=\"{student}\"]'))",
+                    f"the approval of {who} recorded")
             await tabs["m2"].wait_for(
                 f"document.querySelector('.protocols li[data-which=\"{student}\"]')?.dataset.status"
                 " === 'approved'", "the student's protocol approved by both members")

@@ -29,6 +29,7 @@ import aiohttp
 import pytest
 
 from protocols.signing import load_jwk, statement, verify
+from recordings.plan import day_folder
 from storage.journal import Journal
 from storage.roster import CommissionSpec, RosterStore
 from web_ui.client import RoomClient
@@ -168,7 +169,7 @@ async def run_the_day(server: RunningServer, api: dict[str, Api], day_id: int, s
 async def wait_for_final_recordings(server: RunningServer, day_id: int) -> None:
     """The takes are finished files: the protocols' lists of recordings stop changing."""
     host = server.app[HOSTS].get(day_id)
-    folder = server.app[CONFIG].recordings_dir / f"day-{day_id}"
+    folder = day_folder(server.app[CONFIG].recordings_dir, day_id)
     await wait_until(lambda: (host is not None and host.recording is not None,
                               sorted(str(p) for p in folder.glob("take-*/**/*.part"))),
                      lambda left: left == (False, []),

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from identity.compose import passport_frame
+from recordings.plan import day_folder
 from storage.journal import Journal
 from storage.roster import RosterStore
 from web_ui.client import RoomClient
@@ -98,7 +99,7 @@ async def test_identity_check_on_the_live_video(server: RunningServer) -> None:
         status, _, raw = await apis["chair"].get(f"identity/{ids['s1']}/checks")
         assert status == 200 and [c["verdict"] for c in json.loads(raw)["checks"]] == [
             "retake", "match"]
-        folder = server.app[CONFIG].recordings_dir / f"day-{day_id}" / "identity" / check["id"]
+        folder = day_folder(server.app[CONFIG].recordings_dir, day_id) / "identity" / check["id"]
         assert sorted(p.name for p in folder.iterdir()) == [
             "check.json", "document.jpg", "frame.jpg", "live.jpg"]
 

@@ -15,6 +15,7 @@ import pytest
 
 from media.testing import FrameNumberTrack, ToneTrack
 from protocols.signing import statement
+from recordings.plan import day_folder
 from recordings.room_recording import RoomRecording
 from storage.journal import Journal
 from storage.roster import RosterStore
@@ -152,10 +153,10 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
                 await api.close()
 
     # Two takes: the open part, and the results; every file finished and playable.
-    day_folder = server.app[CONFIG].recordings_dir / f"day-{day_id}"
+    folder = day_folder(server.app[CONFIG].recordings_dir, day_id)
     host_after = server.app[HOSTS].get(day_id)
     assert host_after is not None and host_after.recording is None
-    takes = sorted(p for p in day_folder.iterdir() if p.name.startswith("take-"))
+    takes = sorted(p for p in folder.iterdir() if p.name.startswith("take-"))
     assert len(takes) == 2
     assert not [p for take in takes for p in take.rglob("*.part")]  # every take closed
     student_video = sorted(takes[0].glob(f"{ids['s1']}-video-*.webm"))

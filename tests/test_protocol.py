@@ -44,6 +44,7 @@ from protocols.render import (
     render_html,
     render_pdf,
 )
+from recordings.plan import day_folder
 from server.config import Config
 from server.procedure import ProcedureRunner
 from storage.days import load_day
@@ -207,7 +208,7 @@ async def finished(tmp_path: Path) -> AsyncIterator[Finished]:
             await close_sitting(runner, clock, day)
         finally:
             await runner.stop()
-        recordings = tmp_path / "recordings" / f"day-{day.day_id}"
+        recordings = day_folder(tmp_path / "recordings", day.day_id)
         files = write_recordings(recordings)
         drafts = await load_drafts(db, day.day_id, SETTINGS, recordings, RecordingIndex())
         yield Finished(db, day, drafts.protocol, recordings, files)

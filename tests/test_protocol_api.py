@@ -23,6 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from protocols.signing import statement
+from recordings.plan import day_folder
 from server.procedure import ProcedureRunner
 from storage.journal import Journal
 from web_ui.app import create_app
@@ -61,7 +62,7 @@ class Api:
 
     @property
     def recordings(self) -> Path:
-        return self.app[CONFIG].recordings_dir / f"day-{self.day.day_id}"
+        return day_folder(self.app[CONFIG].recordings_dir, self.day.day_id)
 
     def url(self, which: str | None = None, action: str | None = None) -> str:
         url = f"/api/days/{self.day.day_id}/protocols"
@@ -115,7 +116,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         runner = await start_runner(app[DATABASE], day, clock)
         try:
             await run_until_results(runner, clock, day)
-            folder = app[CONFIG].recordings_dir / f"day-{day.day_id}"
+            folder = day_folder(app[CONFIG].recordings_dir, day.day_id)
             folder.mkdir(parents=True)
             write_recordings(folder)
             yield Api(client, day, runner, clock)

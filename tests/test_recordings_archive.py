@@ -23,6 +23,7 @@ from recordings import manifest as mf
 from recordings.errors import BuildRefused
 from recordings.jobs import RecordingJobs
 from recordings.layout import fit, tile_area, tile_rects
+from recordings.plan import day_folder
 from recordings.testing import (
     FakeTrack,
     JournaledDefense,
@@ -56,7 +57,7 @@ class Day:
 
     @property
     def folder(self) -> Path:
-        return self.config.recordings_dir / f"day-{self.day_id}"
+        return day_folder(self.config.recordings_dir, self.day_id)
 
 
 async def make_day(db: Database, config: Config, *, take: bool = True) -> Day:

@@ -22,6 +22,7 @@ from media.testing import (
 )
 from orchestrator.replay import EVENT_KIND
 from recordings import manifest as mf
+from recordings.plan import day_folder
 from storage.journal import Journal
 from storage.roster import RosterStore
 from web_ui.client import RoomClient
@@ -116,7 +117,7 @@ async def test_a_recorded_defense_across_a_phase_change_and_a_reconnect(
                                "the archive built", 60)
     assert job.state == "done", job
 
-    day = server.app[CONFIG].recordings_dir / f"day-{day_id}"
+    day = day_folder(server.app[CONFIG].recordings_dir, day_id)
     archived = day / "archive" / "raw" / take.name
     s1, chair = ids["s1"], ids["chair"]
     assert sorted(p.name for p in take.glob(f"{s1}-*.webm")) == [

@@ -4,16 +4,18 @@ its phase."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from .cdp import Cdp
+from .cdp import DESKTOP, PHONE, Cdp
 from .chromium import chromium, require_chromium
 from .conftest import RunningServer
 from .test_recordings_access import built_day
 
 pytestmark = pytest.mark.timeout(120)
+REPO_ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 
 
 async def test_the_player_plays_and_jumps_to_a_phase(server: RunningServer,
@@ -44,5 +46,12 @@ async def test_the_player_plays_and_jumps_to_a_phase(server: RunningServer,
                 "document.querySelectorAll('#chapters button')[3]"
                 ".getAttribute('aria-current') === 'true'", "the chapter marked as playing")
             assert await tab.evaluate("document.getElementById('player').error") is None
+            # For people to look at: the page as the secretary sees it, desk and phone.
+            await tab.evaluate("document.getElementById('player').pause()")
+            REPO_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            for label, screen in (("desktop", DESKTOP), ("phone", PHONE)):
+                shot = await tab.screenshot(tmp_path / f"09-recordings-{label}.png", screen)
+                assert shot.stat().st_size > 10_000
+                shutil.copy2(shot, REPO_ARTIFACTS / shot.name)
         finally:
             await cdp.close()

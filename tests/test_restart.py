@@ -23,6 +23,7 @@ import av
 import pytest
 
 from media.testing import FrameNumberTrack, ToneTrack
+from recordings.plan import day_folder
 from storage.db import Database
 from storage.errors import JournalTampered
 from storage.journal import Journal
@@ -127,7 +128,7 @@ async def test_sigkill_during_the_talk_and_restart(
         await sec.act("identity", student=s1, accepted=True)
         await sec.act("announce-limits")
         talk = await sec.act("start-defense", student=s1)
-        takes = data / "recordings" / f"day-{day_id}"
+        takes = day_folder(data / "recordings", day_id)
         await wait_until(lambda: sum(p.stat().st_size for p in takes.rglob(f"{s1}-video-*.part")),
                          lambda size: size > 30_000, "some of the talk on the recording", 20)
         server.kill(signal.SIGKILL)

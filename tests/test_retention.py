@@ -17,6 +17,7 @@ from defense_room.cli import main
 from orchestrator.appeals import Decision
 from recordings import manifest as mf
 from recordings.archive_store import ArchiveStore
+from recordings.plan import day_folder
 from recordings.retention import Retention, RetentionSweeper, due_at
 from storage.db import Database
 from storage.journal import Journal
@@ -38,7 +39,7 @@ async def recorded_day(db: Database, recordings: Path, starts_at: float = DEFENS
                                                now=starts_at - DAY)
     names = ["chair", "m1", "m2", "m3", "sec", "s1", "s2"]
     ids = {n: i.person_id for n, i in zip(names, created.invites, strict=True)}
-    folder = recordings / f"day-{created.day_id}"
+    folder = day_folder(recordings, created.day_id)
     files = {
         "take-20261123T070000.000000Z/1-video-1.webm": b"raw video",
         "identity/check-1/document.jpg": b"passport picture",

@@ -26,6 +26,8 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from .signaling import SERVER_MESSAGES
+
 logger = logging.getLogger(__name__)
 
 
@@ -61,6 +63,8 @@ class ClientState:
     presentations: list[dict[str, Any]] = field(default_factory=list)
     #: Whether the server says we wait in the lobby (closed sitting).
     lobby: bool = False
+    #: ``identity`` messages: what the identity check told this student to do.
+    identity: list[dict[str, Any]] = field(default_factory=list)
 
 
 class RoomClient:
@@ -116,6 +120,7 @@ class RoomClient:
             await self.close()
             raise JoinRefused(msg["code"], msg["message"])
         assert msg["type"] == "welcome", msg
+        assert set(msg) - {"type"} <= SERVER_MESSAGES["welcome"], f"undocumented fields: {msg}"
         self.state.welcome = msg
         self.state.roster = msg["participants"]
         self.state.procedure = msg.get("state")
@@ -217,6 +222,14 @@ class RoomClient:
             self.state.errors.append(msg)
         elif kind == "bye":
             self.state.bye = msg["reason"]
+        elif kind == "identity":
+            self.state.identity.append(msg)
+        else:
+            # The server sent what its own protocol does not list (web_ui.signaling).
+            raise ValueError(f"undocumented server message {kind!r}: {sorted(msg)}")
+        unknown = set(msg) - {"type"} - SERVER_MESSAGES.get(str(kind), frozenset())
+        if unknown:
+            raise ValueError(f"server message {kind!r} carries undocumented {sorted(unknown)}")
 
     async def _answer_offer(self, msg: dict[str, Any]) -> None:
         for mid, info in msg["tracks"].items():

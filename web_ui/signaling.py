@@ -3,6 +3,13 @@
 See docs/signaling.md for the protocol. Every client message becomes one of the
 frozen dataclasses below or a ``SignalingError`` whose ``code`` goes back to the client
 in an ``error`` message; nothing half-parsed gets further.
+
+What the server sends is written by the layer that knows it (the media layer's
+``offer``, ``participants`` and ``bye``, the day host's ``state``, ``notice``,
+``lobby`` and ``presentation``, the edge's ``welcome``, ``identity`` and ``error``);
+`SERVER_MESSAGES` is their one schema. `tests/test_signaling_docs.py` keeps it, the
+code that builds the messages and docs/signaling.md in step, and the headless client
+(`web_ui.client`) refuses any message it does not list.
 """
 
 from __future__ import annotations
@@ -208,4 +215,23 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], ClientMessage]] = {
     "ice": _ice,
     "stats": _stats,
     "leave": _leave,
+}
+
+#: The messages a client may send, by type.
+CLIENT_MESSAGES: frozenset[str] = frozenset(_PARSERS)
+
+#: The messages the server sends, by type, with the fields each may carry.
+SERVER_MESSAGES: dict[str, frozenset[str]] = {
+    "welcome": frozenset({"participant", "iceServers", "participants", "state", "lobby"}),
+    "offer": frozenset({"sdp", "publish", "tracks"}),
+    "participants": frozenset({"participants"}),
+    "state": frozenset({"state", "presentation", "server_time"}),
+    # One per `server.dayhost.NoticeKind`; the fields depend on the kind.
+    "notice": frozenset({"kind", "text", "clause", "phase", "seconds_left", "student",
+                         "reason", "grades"}),
+    "presentation": frozenset({"student", "page"}),
+    "lobby": frozenset({"waiting", "reason"}),
+    "identity": frozenset({"instruction", "instruction_ru", "retake", "at"}),
+    "error": frozenset({"code", "message"}),
+    "bye": frozenset({"reason"}),
 }
