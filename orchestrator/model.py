@@ -38,6 +38,10 @@ VOTING_ROLES = frozenset({Role.CHAIR, Role.MEMBER})
 
 APPEAL_ROLES = frozenset({Role.APPEAL_CHAIR, Role.APPEAL_MEMBER})
 
+#: The chair and the secretary keep the day's records: they see its recordings
+#: through the retention month (R1) and hold them for an appeal.
+OFFICE_ROLES = frozenset({Role.CHAIR, Role.SECRETARY})
+
 
 class Phase(enum.Enum):
     WAITING = "waiting"

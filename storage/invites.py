@@ -291,23 +291,14 @@ class InviteStore:
     async def list_people(self, day_id: int) -> list[Person]:
         """Everyone invited to a day, in the order they were invited."""
         rows = await self._db.query(
-            "SELECT id, day_id, role, name, expires_at, revoked_at, created_at"
-            " FROM people WHERE day_id = ? ORDER BY id",
-            [day_id],
-        )
+            f"SELECT {_PERSON_COLUMNS} FROM people WHERE day_id = ? ORDER BY id", [day_id])
+        return [_person(row) for row in rows]
 
-        return [
-            Person(
-                person_id=row["id"],
-                day_id=row["day_id"],
-                role=Role(row["role"]),
-                name=row["name"],
-                expires_at=row["expires_at"],
-                revoked_at=row["revoked_at"],
-                created_at=row["created_at"],
-            )
-            for row in rows
-        ]
+    async def person(self, person_id: int) -> Person | None:
+        """One invited person (revoked ones too), or None."""
+        rows = await self._db.query(
+            f"SELECT {_PERSON_COLUMNS} FROM people WHERE id = ?", [person_id])
+        return _person(rows[0]) if rows else None
 
     async def journal(
         self,
@@ -362,3 +353,12 @@ def _append_journal(
         detail_json=encode_detail(detail),
     )
     return event.id
+
+
+_PERSON_COLUMNS = "id, day_id, role, name, expires_at, revoked_at, created_at"
+
+
+def _person(row: dict[str, Any]) -> Person:
+    return Person(person_id=row["id"], day_id=row["day_id"], role=Role(row["role"]),
+                  name=row["name"], expires_at=row["expires_at"],
+                  revoked_at=row["revoked_at"], created_at=row["created_at"])

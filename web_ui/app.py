@@ -3,9 +3,11 @@
 Every handler's domain errors, and its bugs, are answered by one middleware,
 `web_ui.errors.refusals`.
 
-Long-lived services are wired as ``cleanup_ctx`` generators (started in order,
-stopped in reverse, and only those that started): the database, the rooms, then
-the hosted defense days (stopped first: their recordings close before the rooms).
+Long-lived services are wired as ``cleanup_ctx`` generators, all listed in
+`create_app` (started in order, stopped in reverse, and only those that started):
+the database, the rooms, the recording jobs and retention sweeper, the hosted
+defense days (stopped first of these: their recordings close before the rooms),
+and the identity checks' workers.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from .day_api import add_day_routes
 from .documents_api import add_document_routes
 from .errors import refusals
 from .handover_api import add_handover_routes
-from .identity_api import setup_identity
+from .identity_api import add_identity_routes, identity_ctx
 from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
 from .pages import add_page_routes
 from .procedure_api import day_action, day_state, openapi
@@ -62,6 +64,7 @@ def create_app(config: Config) -> web.Application:
     # Before the hosts: a closing sitting hands its builds to the recordings jobs.
     app.cleanup_ctx.append(recordings_ctx)
     app.cleanup_ctx.append(_hosts_ctx)
+    app.cleanup_ctx.append(identity_ctx)
     app.on_shutdown.append(_stop_hosts)
     app.on_shutdown.append(_close_sockets)
     app.router.add_get("/", index)
@@ -79,7 +82,7 @@ def create_app(config: Config) -> web.Application:
     add_document_routes(app)
     add_page_routes(app)
     add_recording_routes(app)
-    setup_identity(app)
+    add_identity_routes(app)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app
 

@@ -50,9 +50,8 @@ IDENTITY = web.AppKey("identity", IdentityChecks)
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
-def setup_identity(app: web.Application) -> None:
-    """Add the identity service and its routes to the application."""
-    app.cleanup_ctx.append(_identity_ctx)
+def add_identity_routes(app: web.Application) -> None:
+    """Add the identity check's routes (its service is `identity_ctx`)."""
     day = r"/api/days/{day_id:\d+}/identity"
     app.router.add_post(day + r"/{student:\d+}/check", request_check)
     app.router.add_get(day + r"/{student:\d+}/checks", list_checks)
@@ -61,7 +60,8 @@ def setup_identity(app: web.Application) -> None:
     app.router.add_get(day + "/instruction", my_instruction)
 
 
-async def _identity_ctx(app: web.Application) -> AsyncIterator[None]:
+async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the identity checks' worker pool runs while the server does."""
     config = app[CONFIG]
     checks = IdentityChecks(config.identity,
                             functools.partial(day_folder, config.recordings_dir))

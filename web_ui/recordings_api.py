@@ -35,14 +35,15 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.appeals import Decision
-from orchestrator.model import APPEAL_ROLES, Role
-from recordings.archive_store import ArchiveStore, StoredFile
+from orchestrator.model import Role
+from recordings.archive_store import ArchiveStore
 from recordings.errors import LinkRefused
 from recordings.jobs import RecordingJobs
 from recordings.links import LinkSigner, load_secret
 from recordings.retention import Retention, RetentionSweeper, due_at
+from server.recording_access import RecordingAccess
 from storage.appeals import AppealStore
-from storage.invites import Invite
+from storage.invites import Invite, InviteStore
 from storage.journal import Journal
 
 from .auth import invite_of, require, require_invite
@@ -60,24 +61,13 @@ _TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".mkv": "video/x-matroska"
           ".part": "application/octet-stream"}
 
 
-async def appeal_students(app: web.Application, day_id: int, person_day: int,
-                          role: Role) -> frozenset[int]:
-    """The students of ``day_id`` whose recordings a member of the appeal commission
-    invited to sitting ``person_day`` may see: those whose appeal is heard there and
-    still holds the recordings (rules A3, R1)."""
-    if role not in APPEAL_ROLES:
-        return frozenset()
-    holds = await ArchiveStore(app[DATABASE]).active_holds(day_id)
-    return frozenset(a.student_id for a in await AppealStore(app[DATABASE]).for_day(day_id)
-                     if a.sitting_day_id == person_day and (day_id, a.student_id) in holds)
-
-
 async def _viewer(request: web.Request, day_id: int) -> tuple[Invite, frozenset[int] | None]:
     """The caller and the students they may see (None: every student of the day)."""
     invite = await invite_of(request)
     if invite.day_id == day_id and invite.role in OFFICE:
         return invite, None
-    students = await appeal_students(request.app, day_id, invite.day_id, invite.role)
+    students = await RecordingAccess(request.app[DATABASE]).appeal_students(
+        day_id, invite.day_id, invite.role)
     if not students:
         require(invite, day_id, OFFICE)  # refuses, saying why
     return invite, students
@@ -134,11 +124,9 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
 
 
 async def _students(request: web.Request, day_id: int) -> dict[int, str]:
-    """The day's students by id, with their names (404 for an unknown day)."""
-    rows = await request.app[DATABASE].query(
-        "SELECT id, name FROM people WHERE day_id = ? AND role = ? ORDER BY id",
-        [day_id, Role.STUDENT.value])
-    return {int(r["id"]): str(r["name"]) for r in rows}
+    """The day's students by id, with their names."""
+    people = await InviteStore(request.app[DATABASE]).list_people(day_id)
+    return {p.person_id: p.name for p in people if p.role is Role.STUDENT}
 
 
 async def list_recordings(request: web.Request) -> web.Response:
@@ -283,7 +271,8 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     stored = await rec.store.file(claim.file_id)
     if stored is None or stored.deleted_at is not None:
         raise json_error(web.HTTPGone, "gone", "This recording is no longer kept.")
-    if not await _may_open(request.app, claim.person_id, stored):
+    if not await RecordingAccess(request.app[DATABASE]).may_open(
+            claim.person_id, stored.day_id, stored.student_id):
         await journal.append(stored.day_id, claim.person_id, "recording_access_refused",
                              {"file": stored.path, "reason": "not allowed"}, now)
         raise json_error(web.HTTPForbidden, "not_allowed", "You may not open this recording.")
@@ -302,20 +291,6 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
                "Content-Disposition": ("attachment" if claim.download else "inline")
                + f'; filename="{name}"'}
     return web.FileResponse(path, headers=headers)
-
-
-async def _may_open(app: web.Application, person_id: int, stored: StoredFile) -> bool:
-    """Whether the person a link was issued to may still open the file (their
-    invite not revoked; the day's secretary or chair, or the appeal commission
-    while the student's appeal holds the recordings)."""
-    rows = await app[DATABASE].query(
-        "SELECT day_id, role, revoked_at FROM people WHERE id = ?", [person_id])
-    if not rows or rows[0]["revoked_at"] is not None:
-        return False
-    day_id, role = int(rows[0]["day_id"]), Role(rows[0]["role"])
-    if day_id == stored.day_id:
-        return role in OFFICE
-    return stored.student_id in await appeal_students(app, stored.day_id, day_id, role)
 
 
 async def recordings_page(request: web.Request) -> web.StreamResponse:

@@ -2,21 +2,22 @@
 
 The core's sets stay in `orchestrator.model` and are used as they are:
 `COMMISSION_ROLES` (chair, members, secretary: read the protocols, the queue and
-the students' documents, register signing keys) and `APPEAL_ROLES` (the appeal
-commission: see the appeal it hears, its evidence and the held recordings). The
+the students' documents, register signing keys), `APPEAL_ROLES` (the appeal
+commission: see the appeal it hears, its evidence and the held recordings) and
+`OFFICE_ROLES` (below as `OFFICE`). The
 procedure's commands are checked against `orchestrator.phases.RIGHTS`. The sets
 below are the web edge's own; each line says who and why.
 """
 
 from __future__ import annotations
 
-from orchestrator.model import Role
+from orchestrator.model import OFFICE_ROLES, Role
 
 #: Anyone invited to the day: their own state, pages and the documents shown to all.
 EVERYONE = frozenset(Role)
 #: The secretary and the chair keep the day's records: readiness (B1), identity checks,
 #: recordings and their appeal holds (issue 4), appeals and hand-over packages.
-OFFICE = frozenset({Role.SECRETARY, Role.CHAIR})
+OFFICE = OFFICE_ROLES
 #: The secretary alone does the paperwork: the roster, admission, recording builds (P3),
 #: identity checks, scheduling appeal sittings and repeats, the hand-over (R3).
 SECRETARY = frozenset({Role.SECRETARY})
