@@ -209,3 +209,20 @@ async def test_the_appeal_commission_sees_the_appealed_student_while_held(
         assert accesses[-1]["person"] == chair.person_id
     finally:
         await client.session.close()
+
+
+async def test_a_link_dies_with_its_holders_invite(server: RunningServer) -> None:
+    day, tokens = await built_day(server)
+    chair = Client(server, day.day_id, tokens["chair"])
+    try:
+        status, listing, _, _ = await chair.get(chair.api)
+        assert status == 200
+        video = next(f for f in listing["students"][0]["archive"]["files"]
+                     if f["role"] == "composite")
+        assert (await chair.get(video["play"], Range="bytes=0-9"))[0] == 206
+        await server.app[INVITES].revoke(int(day.ids["chair"]), time.time())
+        # The signed link is still unexpired; the revoked invite behind it is not enough.
+        status, body, _, _ = await chair.get(video["play"], Range="bytes=0-9")
+        assert status == 403 and body["error"] == "not_allowed"
+    finally:
+        await chair.session.close()
