@@ -25,9 +25,9 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from media.forwarder import PublishedTrack
 from media.participant import ParticipantInfo
@@ -59,6 +59,19 @@ logger = logging.getLogger(__name__)
 
 PRESENTATION_KIND = "presentation_page"
 ADMITTED_KIND = "admitted"
+
+
+class DayObserver(Protocol):
+    """Told, in a task of the day's own, what its procedure settled that matters
+    beyond the day: the results (students' links last to the appeal deadline), an
+    appeal sitting's decision (the appeal it hears), and the closing of a sitting
+    with its files closed (the archive builds one file per defense)."""
+
+    async def results_announced(self, host: DayHost) -> None: ...
+
+    async def appeal_decided(self, host: DayHost) -> None: ...
+
+    async def sitting_closed(self, host: DayHost) -> None: ...
 
 
 class NoticeKind(enum.StrEnum):
@@ -93,9 +106,7 @@ class DayHost:
         *,
         reconnect_grace_s: float,
         clock: Callable[[], float] = time.time,
-        on_appeal_decided: Callable[[DayHost], Awaitable[None]] | None = None,
-        on_sitting_closed: Callable[[int], Awaitable[None]] | None = None,
-        on_results: Callable[[DayHost], Awaitable[None]] | None = None,
+        observer: DayObserver | None = None,
         admission: bool = False,
     ) -> None:
         self._loaded = loaded
@@ -110,9 +121,7 @@ class DayHost:
                        else DefenseSession(loaded.day, s)),
             journal, self._day_id, self._carry_out, settings, clock,
         )
-        self._on_appeal_decided = on_appeal_decided
-        self._on_sitting_closed = on_sitting_closed
-        self._on_results = on_results
+        self._observer = observer
         # People who wait to be admitted (not the commission); admitted ones stay
         # admitted for the day ("admitted" journal entries).
         self._needs_admission = frozenset(
@@ -354,16 +363,16 @@ class DayHost:
         # events that caused them, and the protocol is built by replaying it.
 
     async def _results_announced(self) -> None:
-        if self._on_results is not None:
+        if self._observer is not None:
             try:
-                await self._on_results(self)
+                await self._observer.results_announced(self)
             except Exception:
                 logger.exception("day %s: extending the students' links failed", self._day_id)
 
     async def _appeal_decided(self) -> None:
-        if self._on_appeal_decided is not None:
+        if self._observer is not None:
             try:
-                await self._on_appeal_decided(self)
+                await self._observer.appeal_decided(self)
             except Exception:
                 logger.exception("day %s: recording the appeal decision failed", self._day_id)
 
@@ -414,9 +423,9 @@ class DayHost:
         await self._runner.submit(ev.RecordingStopped(now=0))
         snapshot = self._runner.snapshot
         if (isinstance(snapshot, Snapshot) and snapshot.phase is Phase.CLOSED
-                and self._on_sitting_closed is not None):
+                and self._observer is not None):
             # The sitting is over and its files are closed: build one file per defense.
-            await self._on_sitting_closed(self._day_id)
+            await self._observer.sitting_closed(self)
 
 
 def _phase_name(phase: Phase | None) -> str | None:

@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 
 
 class DayHosts:
-    """Owns every DayHost of the server."""
+    """Owns every DayHost of the server, and observes them (`DayObserver`): what a day
+    settles goes to the appeal service and, on closing, to the archive builds."""
 
     def __init__(self, config: Config, db: Database, rooms: RoomRegistry, *,
                  sitting_closed: Callable[[int], Awaitable[None]] | None = None) -> None:
@@ -68,17 +69,24 @@ class DayHosts:
             self._rooms.room_for(str(day_id)),
             self._config.recordings_dir,
             reconnect_grace_s=self._config.absence.reconnect_grace_s,
-            on_appeal_decided=self._appeal_decided,
-            on_sitting_closed=self._sitting_closed,
-            on_results=self.appeals.results_announced,
+            observer=self,
             admission=self._config.lobby.admission,
         )
         await host.start()
         self._hosts[day_id] = host
         return host
 
-    async def _appeal_decided(self, host: DayHost) -> None:
+    # -- DayObserver ----------------------------------------------------------------
+
+    async def results_announced(self, host: DayHost) -> None:
+        await self.appeals.results_announced(host)
+
+    async def appeal_decided(self, host: DayHost) -> None:
         await self.appeals.record_decision(host)
+
+    async def sitting_closed(self, host: DayHost) -> None:
+        if self._sitting_closed is not None:
+            await self._sitting_closed(host.day_id)
 
     async def start_days_under_way(self) -> None:
         """Host every day whose procedure has begun and not yet closed."""
