@@ -87,7 +87,8 @@ class ProcedureRunner:
         with the settings it journaled when it began."""
         self._session_factory = session_factory
         self._settings = settings
-        #: The settings still to journal before the first step (a day not begun).
+        #: The settings still to journal before the next step: a day not begun (or one
+        #: journaled before settings were, which keeps them from then on).
         self._settings_unjournaled = False
         self._journal = journal
         self._day_id = day_id
