@@ -12,7 +12,6 @@ day. Nothing here changes state.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
@@ -28,6 +27,7 @@ from storage.roster import RosterStore
 from .auth import invite_of
 from .errors import json_error, too_large
 from .keys import CONFIG, DATABASE, INVITES
+from .replies import json_reply
 
 #: Rule P5 (clause 6.4): the student's link needs 200 kbit/s, 1 Mbit/s recommended.
 MINIMUM_KBPS = 200
@@ -88,8 +88,7 @@ async def me(request: web.Request) -> web.Response:
         "features": _features(app),
         "server_time": time.time(),
     }
-    return web.json_response(body, headers={"Cache-Control": "no-store"},
-                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+    return json_reply(body)
 
 
 async def check_download(request: web.Request) -> web.Response:

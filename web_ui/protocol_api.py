@@ -52,6 +52,7 @@ from .auth import require_invite
 from .body import MAX_ID, integer, json_object, mapping, only, text, url_id
 from .errors import json_error
 from .keys import CONFIG, DATABASE
+from .replies import json_reply
 from .roles import CHAIR, MEMBERS
 
 FORMATS = ("json", "html", "pdf")
@@ -92,7 +93,7 @@ async def register_key(request: web.Request) -> web.Response:
     public = load_jwk(mapping(body, "jwk"))
     key = await SigningKeyStore(request.app[DATABASE]).register(
         day_id, invite.person_id, public, time.time())
-    return _json({"key_id": key.key_id, "fingerprint": public.fingerprint})
+    return json_reply({"key_id": key.key_id, "fingerprint": public.fingerprint})
 
 
 async def list_protocols(request: web.Request) -> web.Response:
@@ -106,7 +107,7 @@ async def list_protocols(request: web.Request) -> web.Response:
     drafts = await _drafts(request, day_id)
     store = ProtocolStore(request.app[DATABASE])
     approvals, signed = await store.approvals(day_id), await store.signed(day_id)
-    return _json({"day_id": day_id, "protocols": [
+    return json_reply({"day_id": day_id, "protocols": [
         _summary(drafts.draft(w), approvals.get(w, []), signed.get(w)) for w in drafts.names]})
 
 
@@ -128,7 +129,7 @@ async def get_protocol(request: web.Request) -> web.StreamResponse:
     approvals = (await store.approvals(day_id)).get(which, [])
     if fmt == "json":
         content = signed.content_json if signed is not None else draft.content_json
-        return _json({**_summary(draft, approvals, signed), "content": json.loads(content)})
+        return json_reply({**_summary(draft, approvals, signed), "content": json.loads(content)})
     endorsement = _endorsement(draft, approvals, None)
     if fmt == "html":
         html = signed.html if signed is not None else render_html(draft.protocol, endorsement)
@@ -157,7 +158,7 @@ async def approve_protocol(request: web.Request) -> web.Response:
     store = ProtocolStore(request.app[DATABASE])
     approval = await store.approve(draft, invite.person_id, seen, signature, time.time())
     approvals = (await store.approvals(day_id)).get(which, [])
-    return _json({"approved": {"person_id": approval.person_id, "hash": approval.content_hash,
+    return json_reply({"approved": {"person_id": approval.person_id, "hash": approval.content_hash,
                                "approved_at": approval.approved_at},
                   "protocol": _summary(draft, approvals, None)})
 
@@ -187,7 +188,7 @@ async def sign_protocol(request: web.Request) -> web.Response:
     html = render_html(draft.protocol, endorsement)
     pdf = await asyncio.to_thread(render_pdf, draft.protocol, endorsement)
     signed = await store.sign(draft, invite.person_id, html, pdf, signature, now)
-    return _json(_summary(draft, approvals, signed))
+    return json_reply(_summary(draft, approvals, signed))
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -265,7 +266,3 @@ def _summary(draft: Draft, approvals: list[Approval],
 def _person(person_id: int, names: dict[int, str], at: float) -> dict[str, Any]:
     return {"person_id": person_id, "name": names.get(person_id, str(person_id)), "at": at}
 
-
-def _json(data: dict[str, Any]) -> web.Response:
-    return web.json_response(data, headers={"Cache-Control": "no-store"},
-                             dumps=lambda d: json.dumps(d, ensure_ascii=False))

@@ -23,7 +23,6 @@ a playback (``Range`` not starting at byte 0) is not journaled again.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -50,6 +49,7 @@ from .auth import invite_of, require, require_invite
 from .body import NOTE_CHARS, identifier, json_object, only, text, url_id
 from .errors import json_error
 from .keys import CONFIG, DATABASE
+from .replies import json_reply
 from .roles import OFFICE, SECRETARY
 
 logger = logging.getLogger(__name__)
@@ -118,10 +118,6 @@ def add_recording_routes(app: web.Application) -> None:
     r.add_get("/recordings", recordings_page)
 
 
-def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"},
-                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
-
 
 async def _students(request: web.Request, day_id: int) -> dict[int, str]:
     """The day's students by id, with their names."""
@@ -178,7 +174,7 @@ async def list_recordings(request: web.Request) -> web.Response:
         day_id, invite.person_id, "recording_list",
         {"students": [s["id"] for s in students if s["archive"]], "links_expire_at": expires},
         now)
-    return _json({"day_id": day_id, "role": invite.role.value, "links_expire_at": expires,
+    return json_reply({"day_id": day_id, "role": invite.role.value, "links_expire_at": expires,
                   "delete_after": delete_after, "recording": timeline.recording,
                   "students": students})
 
@@ -188,7 +184,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     day_id = url_id(request, "day_id")
     await require_invite(request, day_id, OFFICE)
     jobs = await request.app[RECORDINGS].jobs.jobs(day_id)
-    return _json({"jobs": [j.to_json() for j in jobs]})
+    return json_reply({"jobs": [j.to_json() for j in jobs]})
 
 
 async def build(request: web.Request) -> web.Response:
@@ -200,7 +196,7 @@ async def build(request: web.Request) -> web.Response:
     only(body, ("student",))
     student = identifier(body, "student") if body.get("student") is not None else None
     jobs = await request.app[RECORDINGS].jobs.request(day_id, student, by=invite.person_id)
-    return _json({"jobs": [j.to_json() for j in jobs]}, status=202)
+    return json_reply({"jobs": [j.to_json() for j in jobs]}, status=202)
 
 
 async def _hold_target(request: web.Request) -> tuple[int, int, int]:
@@ -226,7 +222,7 @@ async def place_hold(request: web.Request) -> web.Response:
         raise json_error(web.HTTPConflict, "deleted", f"the recordings of student {student}"
                          " were deleted under the retention rule")
     hold = await rec.store.place_hold(day_id, student, by, note, rec.clock())
-    return _json({"hold": hold.to_json()})
+    return json_reply({"hold": hold.to_json()})
 
 
 async def release_hold(request: web.Request) -> web.Response:
@@ -250,7 +246,7 @@ async def release_hold(request: web.Request) -> web.Response:
                          " the hold ends with the decision of the appeal sitting")
     rec = request.app[RECORDINGS]
     await rec.store.release_hold(day_id, student, by, decision, note, rec.clock())
-    return _json({"hold": None, "decision": decision.value})
+    return json_reply({"hold": None, "decision": decision.value})
 
 
 async def serve_file(request: web.Request) -> web.StreamResponse:
