@@ -51,8 +51,9 @@ class LimitPassed:
 
 @dataclass(frozen=True, slots=True)
 class FailureGraceOver:
-    """The defending student's connection has been lost for `failure_grace_minutes`:
-    the chair may now move the defense (clause 7.8)."""
+    """A failure (quorum lost, the chair's, secretary's or defending student's link
+    down) has lasted `failure_grace_minutes`: the chair may now move the defense or
+    the rest of the day (clause 7.8)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,8 @@ class Timekeeper:
         self._absence_clock: dict[str, float] = {}
         self._failure_since: float | None = None
         self._fired: set[str] = set()
+        #: The current student's limits over the settings' (clause 4.3).
+        self._factor = 1.0
 
     # -- read-only views ---------------------------------------------------------------
 
@@ -92,7 +95,8 @@ class Timekeeper:
         limit = _PHASE_LIMIT_MINUTES.get(phase)
         if limit is None or self._phase_started_at is None:
             return None
-        return self._phase_started_at + 60 * limit(self._settings) + self._phase_paused_s
+        minutes = limit(self._settings) * self._factor
+        return self._phase_started_at + 60 * minutes + self._phase_paused_s
 
     @property
     def defense_ends_at(self) -> float | None:
@@ -100,7 +104,7 @@ class Timekeeper:
             return None
         return (
             self._defense_started_at
-            + 60 * self._settings.defense_max_minutes
+            + 60 * self._settings.defense_max_minutes * self._factor
             + self._defense_paused_s
         )
 
@@ -123,7 +127,7 @@ class Timekeeper:
 
     @property
     def failure_since(self) -> float | None:
-        """Since when the defending student's connection is lost; None: it is not."""
+        """Since when a failure stops the sitting (clause 7.8); None: nothing fails."""
         return self._failure_since
 
     # -- what happened -----------------------------------------------------------------
@@ -133,10 +137,12 @@ class Timekeeper:
         self._phase_paused_s = 0.0
         self._fired -= {_PHASE_WARNING, _PHASE_END}
 
-    def start_defense(self, now: float) -> None:
+    def start_defense(self, now: float, factor: float = 1.0) -> None:
+        """A defense starts; its limits are the settings' times `factor` (4.3)."""
         self._defense_started_at = now
         self._defense_paused_s = 0.0
-        self._fired.clear()
+        self._factor = factor
+        self._fired -= {_PHASE_WARNING, _PHASE_END, _DEFENSE_WARNING, _DEFENSE_END}
 
     def end_defense(self, now: float) -> None:
         """The defense ended (defended or moved): its clocks stop, a pause ends."""
@@ -144,9 +150,9 @@ class Timekeeper:
             self._pauses.append((self._paused_since, now))
         self._defense_started_at = None
         self._defense_paused_s = 0.0
-        self._failure_since = None
+        self._factor = 1.0
         self._paused_since = None
-        self._fired.clear()
+        self._fired -= {_PHASE_WARNING, _PHASE_END, _DEFENSE_WARNING, _DEFENSE_END}
 
     def pause(self, now: float) -> None:
         self._paused_since = now
@@ -167,12 +173,12 @@ class Timekeeper:
     def stop_absence_clock(self, student: str) -> None:
         self._absence_clock.pop(student, None)
 
-    def connection_lost(self, now: float) -> None:
-        """The defending student's connection is lost; the first loss counts."""
+    def failing(self, now: float) -> None:
+        """Something stops the sitting (clause 7.8); counted from when it began."""
         if self._failure_since is None:
             self._failure_since = now
 
-    def connection_back(self) -> None:
+    def failure_over(self) -> None:
         self._failure_since = None
         self._fired.discard(_FAILURE)
 

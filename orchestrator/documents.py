@@ -14,6 +14,8 @@ class DocumentKind(enum.StrEnum):
     REVIEWER_REVIEW = "reviewer_review"
     PRESENTATION_PDF = "presentation_pdf"
     NORM_CONTROL = "norm_control"
+    #: The document that proves a valid reason for absence (clause 7.9).
+    ABSENCE_PROOF = "absence_proof"
 
 
 #: Required of every student (B1, B2). The norm-control sheet is required only
@@ -25,6 +27,11 @@ ALWAYS_REQUIRED = (
     DocumentKind.REVIEWER_REVIEW,
     DocumentKind.PRESENTATION_PDF,
 )
+
+
+#: Without these a defense does not start, unless the chair waives them with a
+#: reason (B2: the presentation is mandatory; the members must have the thesis).
+NEEDED_TO_DEFEND = (DocumentKind.THESIS, DocumentKind.PRESENTATION_PDF)
 
 
 def required_documents(norm_control_required: bool) -> tuple[DocumentKind, ...]:

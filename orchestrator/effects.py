@@ -78,11 +78,13 @@ class MarkAbsent(Effect):
 
 @dataclass(frozen=True, slots=True)
 class Reschedule(Effect):
-    """Absent for a valid reason: the defense goes to another day; tell the student."""
+    """Absent for a valid reason (7.9) or moved after a failure (7.8): the defense
+    goes to another day, `new_date` where the chair set one; tell the student."""
 
     student: str
     reason: str
     clause: str
+    new_date: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

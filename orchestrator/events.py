@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .documents import DocumentKind
 from .model import Grade
 
 
@@ -42,6 +43,34 @@ class ConsentOnFile(Event):
     """The student's consent to personal-data processing is on file (clause 6.6)."""
 
     student: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentOnFile(Event):
+    """A document of the student's is on file (B1, B2; clause 7.9 for the proof of
+    a valid reason)."""
+
+    student: str
+    kind: DocumentKind
+
+
+@dataclass(frozen=True, slots=True)
+class WaiveDocuments(Event):
+    """The chair lets a defense start without the required documents, saying why."""
+
+    actor: str
+    student: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetInPerson(Event):
+    """The secretary marks a commission member as attending in person, in the
+    university room around one device, or no longer (clause 4.8)."""
+
+    actor: str
+    person: str
+    in_person: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +128,23 @@ class RecordValidReason(Event):
 
 @dataclass(frozen=True, slots=True)
 class MoveDefense(Event):
+    """After a failure of more than the limit (clause 7.8) the chair moves the
+    defense under way to `new_date`, within the attestation period."""
+
     actor: str
     student: str
     failure_description: str
+    new_date: float
+
+
+@dataclass(frozen=True, slots=True)
+class MoveRestOfDay(Event):
+    """After a failure of more than the limit (clause 7.8) the chair moves every
+    defense not yet decided today to `new_date`."""
+
+    actor: str
+    failure_description: str
+    new_date: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +184,26 @@ class CastVote(Event):
     actor: str
     student: str
     grade: Grade
+
+
+@dataclass(frozen=True, slots=True)
+class RecordVote(Event):
+    """The secretary records the open vote of `voter`, a member attending in person
+    (clause 4.8)."""
+
+    actor: str
+    voter: str
+    student: str
+    grade: Grade
+
+
+@dataclass(frozen=True, slots=True)
+class NewVoteRound(Event):
+    """The vote for `student` gave no simple majority and no tie the chair breaks:
+    the commission discusses and votes again (clause 7.12)."""
+
+    actor: str
+    student: str
 
 
 @dataclass(frozen=True, slots=True)

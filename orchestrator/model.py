@@ -112,6 +112,9 @@ class DefenseDay:
     #: A repeated defense after an upheld appeal: it starts only with a member of the
     #: appeal commission present (clause 8.8).
     repeat: bool = False
+    #: Adjusted time (clause 4.3, students with disabilities): (student, percent)
+    #: added to the talk, the questions and the whole defense. Set before the day.
+    extra_time_percent: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         ids = [p.person_id for p in self.people]
@@ -136,6 +139,10 @@ class DefenseDay:
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.people if p.person_id == person_id), None)
 
+    def time_factor(self, student: str) -> float:
+        """How much longer `student`'s limits are than the settings say (4.3)."""
+        return 1 + dict(self.extra_time_percent).get(student, 0.0) / 100
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -149,6 +156,9 @@ class Settings:
     absence_from: AbsenceFrom = AbsenceFrom.START
     failure_grace_minutes: float = 15
     queue_lock_minutes: float = 30
+    #: The last moment of the attestation period (unix seconds): a moved defense
+    #: gets a new date no later than this (clause 7.8). 0: not configured.
+    attestation_period_end: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,3 +186,15 @@ class Snapshot:
     lobby: frozenset[str]
     #: When the results were announced on the recording (clause 7.13).
     results_at: float | None = None
+    #: Commission members the secretary marked as attending in person, in the
+    #: university room around one device (clause 4.8).
+    in_person: frozenset[str] = frozenset()
+    #: Moved defenses (clause 7.8) as (student, new date).
+    moved: tuple[tuple[str, float], ...] = ()
+    #: The round of the vote for a student once the commission votes again (7.12).
+    vote_rounds: tuple[tuple[str, int], ...] = ()
+    #: Since when a failure stops the sitting (clause 7.8): quorum lost, the chair's,
+    #: the secretary's or the defending student's link down. None: nothing fails.
+    failure_since: float | None = None
+    #: What fails, in words, while `failure_since` is set.
+    failure: str = ""

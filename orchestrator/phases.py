@@ -12,6 +12,12 @@ through the phases in one direction only:
     -StartDefense-> TALK ... BETWEEN_DEFENSES -StartClosedSitting-> CLOSED_SITTING
     -AnnounceResults-> RESULTS -CloseSitting-> CLOSED
 
+A failure of more than the limit (clause 7.8) lets the chair move the defense under
+way (`MoveDefense`) or every defense not yet decided (`MoveRestOfDay`); from a
+defense phase both go to BETWEEN_DEFENSES, from elsewhere the phase stays, and the
+day goes on to its end with the students it has left. An undecided vote starts a
+new round (`NewVoteRound`) inside the closed sitting.
+
 Rule 1: `TRANSITIONS` is the only place where the phase changes. An event whose
 (phase, type) pair is in it moves the phase; an event whose type lists the current
 phase in `STAYS` is legal and keeps the phase; anything else is illegal.
@@ -39,9 +45,12 @@ from .events import (
     CastVote,
     CloseSitting,
     ConsentOnFile,
+    DocumentOnFile,
     Event,
     IdentityDecided,
     MoveDefense,
+    MoveRestOfDay,
+    NewVoteRound,
     NextPhase,
     OpenSitting,
     ParticipantJoined,
@@ -50,11 +59,14 @@ from .events import (
     RecordingStopped,
     RecordQuestion,
     RecordValidReason,
+    RecordVote,
     ReorderQueue,
+    SetInPerson,
     SetRecording,
     StartClosedSitting,
     TellReturnTime,
     StartDefense,
+    WaiveDocuments,
 )
 from .model import Phase, Role
 
@@ -83,6 +95,7 @@ TRANSITIONS: dict[tuple[Phase, type[Event]], Phase] = {
         )
     },
     **{(phase, MoveDefense): Phase.BETWEEN_DEFENSES for phase in DEFENSE_PHASES},
+    **{(phase, MoveRestOfDay): Phase.BETWEEN_DEFENSES for phase in DEFENSE_PHASES},
     (Phase.ANNOUNCEMENT, StartClosedSitting): Phase.CLOSED_SITTING,
     (Phase.BETWEEN_DEFENSES, StartClosedSitting): Phase.CLOSED_SITTING,
     (Phase.CLOSED_SITTING, AnnounceResults): Phase.RESULTS,
@@ -99,6 +112,11 @@ STAYS: dict[type[Event], frozenset[Phase]] = {
     RecordingStarted: _ALL,
     RecordingStopped: _ALL,
     ConsentOnFile: _ALL,
+    DocumentOnFile: _ALL,
+    WaiveDocuments: _ALL - {Phase.CLOSED_SITTING, Phase.RESULTS, Phase.CLOSED},
+    SetInPerson: _ALL - {Phase.CLOSED},
+    MoveRestOfDay: frozenset({Phase.OPENING, Phase.IDENTIFICATION, Phase.ANNOUNCEMENT,
+                              Phase.BETWEEN_DEFENSES, Phase.CLOSED_SITTING}),
     # Late students are identified when they come, still in queue order.
     IdentityDecided: frozenset(
         {Phase.IDENTIFICATION, Phase.ANNOUNCEMENT, Phase.BETWEEN_DEFENSES}
@@ -108,6 +126,8 @@ STAYS: dict[type[Event], frozenset[Phase]] = {
     ReorderQueue: _BEFORE_DEFENSES,
     RecordValidReason: _ALL - {Phase.CLOSED_SITTING, Phase.RESULTS, Phase.CLOSED},
     CastVote: frozenset({Phase.CLOSED_SITTING}),
+    RecordVote: frozenset({Phase.CLOSED_SITTING}),
+    NewVoteRound: frozenset({Phase.CLOSED_SITTING}),
     # Which phases allow on or off is checked by DefenseSession (clauses 7.5-7.13).
     SetRecording: _ALL,
     RecordQuestion: frozenset(DEFENSE_PHASES),
@@ -133,6 +153,11 @@ ACTIONS: dict[type[Event], tuple[str, str]] = {
     ReorderQueue: ("reorder the queue", "7.4"),
     RecordValidReason: ("record a valid reason", "7.9"),
     MoveDefense: ("move a defense to another day", "7.8"),
+    MoveRestOfDay: ("move the rest of the day to another day", "7.8"),
+    WaiveDocuments: ("let a defense start without its documents", "7.3"),
+    SetInPerson: ("mark attendance in person", "4.8"),
+    RecordVote: ("record an in-person vote", "4.8"),
+    NewVoteRound: ("start a new round of voting", "7.12"),
     StartClosedSitting: ("start the closed sitting", "7.7"),
     CastVote: ("start the vote", "7.12"),
     AnnounceResults: ("announce the results", "7.13"),
@@ -154,6 +179,11 @@ RIGHTS: dict[type[Event], frozenset[Role]] = {
     ReorderQueue: frozenset({Role.SECRETARY}),
     RecordValidReason: frozenset({Role.CHAIR, Role.SECRETARY}),
     MoveDefense: frozenset({Role.CHAIR}),
+    MoveRestOfDay: frozenset({Role.CHAIR}),
+    WaiveDocuments: frozenset({Role.CHAIR}),
+    SetInPerson: frozenset({Role.SECRETARY}),
+    RecordVote: frozenset({Role.SECRETARY}),
+    NewVoteRound: frozenset({Role.CHAIR, Role.SECRETARY}),
     StartClosedSitting: frozenset({Role.SECRETARY}),
     CastVote: frozenset({Role.CHAIR, Role.MEMBER}),
     AnnounceResults: frozenset({Role.SECRETARY}),

@@ -46,15 +46,18 @@ from .effects import (
     StopRecording,
     Warn,
 )
+from .documents import DocumentKind
 from .errors import ForbiddenAction, NotAllowedForRole
 from .handlers import HandlerTable, on
 from .model import (
     COMMISSION_ROLES,
     RESOLVED_STATUSES,
+    VOTING_ROLES,
     AbsenceFrom,
     DefenseDay,
     Grade,
     Phase,
+    Role,
     Settings,
     Snapshot,
     StudentStatus,
@@ -87,6 +90,9 @@ class DefenseSession:
             on(ev.RecordingStarted, self._recording_started),
             on(ev.RecordingStopped, self._recording_stopped),
             on(ev.ConsentOnFile, self._consent_on_file),
+            on(ev.DocumentOnFile, self._document_on_file),
+            on(ev.WaiveDocuments, self._waive_documents),
+            on(ev.SetInPerson, self._set_in_person),
             on(ev.OpenSitting, self._open_sitting),
             on(ev.IdentityDecided, self._identity_decided),
             on(ev.AnnounceLimits, self._announce_limits),
@@ -96,11 +102,14 @@ class DefenseSession:
             on(ev.ReorderQueue, self._reorder_queue),
             on(ev.RecordValidReason, self._record_valid_reason),
             on(ev.MoveDefense, self._move_defense),
+            on(ev.MoveRestOfDay, self._move_rest_of_day),
             on(ev.SetRecording, self._set_recording),
             on(ev.RecordQuestion, self._record_question),
             on(ev.TellReturnTime, self._tell_return_time),
             on(ev.StartClosedSitting, self._start_closed_sitting),
             on(ev.CastVote, self._cast_vote),
+            on(ev.RecordVote, self._record_vote),
+            on(ev.NewVoteRound, self._new_vote_round),
             on(ev.AnnounceResults, self._announce_results),
             on(ev.CloseSitting, self._close_sitting),
         )
@@ -115,6 +124,7 @@ class DefenseSession:
             self._handlers.dispatch(event)
             if following is not self._state.phase:
                 self._enter(following, event.now)
+            self._watch_failure(event.now)
 
     def next_effect(self) -> Effect | None:
         """The next effect to carry out, in order; None when there is none."""
@@ -151,6 +161,11 @@ class DefenseSession:
             consented=frozenset(st.consent),
             lobby=frozenset(st.lobby),
             results_at=st.results_at,
+            in_person=frozenset(st.in_person),
+            moved=tuple((s, at) for s, (at, _) in st.moved.items()),
+            vote_rounds=tuple((s, len(r) + 1) for s, r in st.past_rounds.items() if r),
+            failure_since=t.failure_since,
+            failure=st.failure,
         )
 
     @property
@@ -224,7 +239,26 @@ class DefenseSession:
         return self._state.day.scheduled_start - 60 * self._settings.queue_lock_minutes
 
     def votes(self, student: str) -> dict[str, Grade]:
+        """The votes of the current round for `student`."""
         return dict(self._state.votes.get(student, {}))
+
+    def vote_rounds(self, student: str) -> tuple[dict[str, Grade], ...]:
+        """Every round of the vote for `student`, the current one last (7.12)."""
+        st = self._state
+        return (*(dict(r) for r in st.past_rounds.get(student, [])), self.votes(student))
+
+    @property
+    def in_person(self) -> frozenset[str]:
+        """Commission members attending in the university room (clause 4.8)."""
+        return frozenset(self._state.in_person)
+
+    def moved(self, student: str) -> tuple[float, str] | None:
+        """(new date, what failed) of `student`'s moved defense (clause 7.8)."""
+        return self._state.moved.get(student)
+
+    def documents_waived(self, student: str) -> str | None:
+        """Why the chair let `student`'s defense start without its documents."""
+        return self._state.waived.get(student)
 
     @property
     def results(self) -> tuple[tuple[str, Grade], ...] | None:
@@ -276,6 +310,7 @@ class DefenseSession:
         logger.info("phase %s -> %s (student %s)", st.phase.name, phase.name, st.current)
         st.phase = phase
         self._time.enter_phase(now)
+        self._watch_failure(now)
         self._emit(Broadcast(self.snapshot()))
 
     def _end_defense(self, status: StudentStatus, now: float) -> None:
@@ -285,7 +320,36 @@ class DefenseSession:
         st.current = None
         self._time.end_defense(now)
 
+    def _watch_failure(self, now: float) -> None:
+        """Start or stop the failure clock of clause 7.8 as things fail or recover."""
+        st = self._state
+        failure = self._what_fails()
+        if failure and not st.failure:
+            self._time.failing(now)
+        elif not failure and st.failure:
+            self._time.failure_over()
+        st.failure = failure
+
+    def _what_fails(self) -> str:
+        """What keeps the sitting from going on, in words; "" when nothing does."""
+        st = self._state
+        if st.phase in (Phase.WAITING, Phase.RESULTS, Phase.CLOSED):
+            return ""
+        attending, q, failing = st.attending, st.quorum, []
+        if not q.reached:
+            failing.append(f"quorum lost ({q.present} of {q.total} members, "
+                           f"{q.required} needed)")
+        if st.day.chair.person_id not in attending:
+            failing.append("the chair is not connected")
+        secretaries = {p.person_id for p in st.day.people if p.role is Role.SECRETARY}
+        if secretaries and not secretaries & attending:
+            failing.append("the secretary is not connected")
+        if st.current is not None and st.current not in attending:
+            failing.append(f"the connection of {st.current} is lost")
+        return "; ".join(failing)
+
     def _presence_changed(self, now: float) -> None:
+        self._watch_failure(now)
         if self._state.phase not in DEFENSE_PHASES:
             return
         q = self._state.quorum
@@ -308,11 +372,11 @@ class DefenseSession:
                 self._emit(Overtime(phase), Broadcast(self.snapshot()))
             case FailureGraceOver():
                 grace = _minutes(self._settings.failure_grace_minutes)
-                text = (f"connection of {st.current} lost for {grace}: "
-                        "the chair may move the defense")
+                what = "the defense or the rest of the day" if st.current else "the rest of the day"
+                text = f"{st.failure} for {grace}: the chair may move {what}"
                 self._emit(Notice(text, "7.8"))
             case AbsenceGraceOver(student):
-                if st.status[student] is StudentStatus.WAITING:
+                if st.status[student] in (StudentStatus.WAITING, StudentStatus.IDENTIFIED):
                     st.status[student] = StudentStatus.ABSENT
                     self._emit(MarkAbsent(student, "7.9"), Broadcast(self.snapshot()))
             case _:
@@ -325,8 +389,6 @@ class DefenseSession:
         person = st.person(event.actor)
         st.present.add(event.actor)
         self._time.stop_absence_clock(event.actor)
-        if event.actor == st.current:
-            self._time.connection_back()
         if st.phase is Phase.CLOSED_SITTING and person.role not in COMMISSION_ROLES:
             st.lobby.add(event.actor)
             self._emit(MoveToLobby(event.actor))
@@ -336,8 +398,11 @@ class DefenseSession:
         st = self._state
         st.person(event.actor)
         st.present.discard(event.actor)
-        if event.actor == st.current:
-            self._time.connection_lost(event.now)
+        # Gone after the opening and not back in time: absent (clause 7.9), as if
+        # never come. The defending student's loss is a failure instead (7.8).
+        if (st.status.get(event.actor) in (StudentStatus.WAITING, StudentStatus.IDENTIFIED)
+                and st.phase not in (Phase.WAITING, Phase.CLOSED)):
+            self._time.start_absence_clock(event.actor, event.now)
         self._presence_changed(event.now)
 
     def _recording_started(self, event: ev.RecordingStarted) -> None:
@@ -358,6 +423,37 @@ class DefenseSession:
     def _consent_on_file(self, event: ev.ConsentOnFile) -> None:
         self._state.student(event.student)
         self._state.consent.add(event.student)
+
+    def _document_on_file(self, event: ev.DocumentOnFile) -> None:
+        self._state.student(event.student)
+        self._state.documents.setdefault(event.student, set()).add(event.kind)
+
+    def _waive_documents(self, event: ev.WaiveDocuments) -> None:
+        st = self._state
+        status = st.student(event.student)
+        if status in RESOLVED_STATUSES or status is StudentStatus.DEFENDING:
+            raise ForbiddenAction(
+                f"cannot waive the documents of {event.student}: {status.value}", "7.3")
+        reason = event.reason.strip()
+        if not reason:
+            raise ForbiddenAction(
+                "cannot let a defense start without its documents: say why", "7.3")
+        st.waived[event.student] = reason
+        self._emit(Notice(f"the defense of {event.student} may start without its "
+                          f"documents: {reason}", "7.3"))
+
+    def _set_in_person(self, event: ev.SetInPerson) -> None:
+        st = self._state
+        person = st.person(event.person)
+        if person.role not in COMMISSION_ROLES:
+            raise ForbiddenAction(
+                f"cannot mark {event.person} as attending in person: only the commission "
+                "sits in the university room", "4.8")
+        if event.in_person:
+            st.in_person.add(event.person)
+        else:
+            st.in_person.discard(event.person)
+        self._presence_changed(event.now)
 
     def _open_sitting(self, event: ev.OpenSitting) -> None:
         st = self._state
@@ -419,18 +515,21 @@ class DefenseSession:
                 f"cannot start the defense of {event.student}: not connected", "7.5"
             )
         for earlier in st.queue[: st.queue.index(event.student)]:
-            if st.status[earlier] is StudentStatus.IDENTIFIED:
+            # One who is gone does not hold up the queue; they are marked absent
+            # when their grace period ends (clause 7.9).
+            if st.status[earlier] is StudentStatus.IDENTIFIED and earlier in st.present:
                 raise ForbiddenAction(
                     f"cannot start the defense of {event.student} before {earlier}",
                     "7.4",
                 )
         st.require_consent(event.student, f"start the defense of {event.student}")
+        st.require_documents(event.student, f"start the defense of {event.student}")
         st.require_quorum(f"start the defense of {event.student}")
         st.require_appeal_witness(f"start the defense of {event.student}")
         st.require_recording(f"start the defense of {event.student}", "7.11")
         st.status[event.student] = StudentStatus.DEFENDING
         st.current = event.student
-        self._time.start_defense(event.now)
+        self._time.start_defense(event.now, st.day.time_factor(event.student))
 
     def _next_phase(self, event: ev.NextPhase) -> None:
         st = self._state
@@ -467,26 +566,72 @@ class DefenseSession:
             raise ForbiddenAction(
                 f"cannot record a valid reason for {event.student}: {status.value}", "7.9"
             )
+        if not event.reason.strip():
+            raise ForbiddenAction("cannot record a valid reason without saying it", "7.9")
+        if DocumentKind.ABSENCE_PROOF not in st.documents.get(event.student, set()):
+            raise ForbiddenAction(
+                f"cannot record a valid reason for {event.student}: the document that "
+                "proves it is not on file; upload it first", "7.9")
         st.status[event.student] = StudentStatus.RESCHEDULED
         self._time.stop_absence_clock(event.student)
         self._emit(Reschedule(event.student, event.reason, "7.9"))
 
     def _move_defense(self, event: ev.MoveDefense) -> None:
+        what = f"the defense of {event.student}"
         if event.student != self._state.current:
-            raise ForbiddenAction(
-                f"cannot move the defense of {event.student}: it is not under way", "7.8"
-            )
+            raise ForbiddenAction(f"cannot move {what}: it is not under way", "7.8")
+        description = self._check_move(what, event.failure_description, event.new_date,
+                                       event.now)
+        self._move(event.student, event.new_date, description)
+        self._end_defense(StudentStatus.RESCHEDULED, event.now)
+
+    def _move_rest_of_day(self, event: ev.MoveRestOfDay) -> None:
+        st = self._state
+        chair = st.day.chair.person_id
+        undecided = [
+            s for s in st.queue
+            if st.status[s] not in RESOLVED_STATUSES
+            or (st.phase is Phase.CLOSED_SITTING and st.status[s] is StudentStatus.DEFENDED
+                and (self._missing_voters(s) or decide(st.votes.get(s, {}), chair) is None))
+        ]
+        what = "the rest of the day"
+        if not undecided:
+            raise ForbiddenAction(f"cannot move {what}: no defense is left to move", "7.8")
+        description = self._check_move(what, event.failure_description, event.new_date,
+                                       event.now)
+        for student in undecided:
+            self._move(student, event.new_date, description)
+            if student == st.current:
+                self._end_defense(StudentStatus.RESCHEDULED, event.now)
+            else:
+                st.status[student] = StudentStatus.RESCHEDULED
+                st.votes.pop(student, None)
+
+    def _check_move(self, what: str, description: str, new_date: float,
+                    now: float) -> str:
+        """The failure's description, once moving `what` is allowed (clause 7.8)."""
         since = self._time.failure_since
         grace = 60 * self._settings.failure_grace_minutes
-        if since is None or event.now < since + grace:
-            lasted = 0.0 if since is None else event.now - since
+        if since is None or now < since + grace:
+            lasted = 0.0 if since is None else now - since
             raise ForbiddenAction(
-                f"cannot move the defense of {event.student}: the failure has lasted "
-                f"{lasted:.0f} s, less than {grace:.0f} s",
-                "7.8",
-            )
-        self._emit(Reschedule(event.student, event.failure_description, "7.8"))
-        self._end_defense(StudentStatus.RESCHEDULED, event.now)
+                f"cannot move {what}: the failure has lasted {lasted:.0f} s, less than "
+                f"{grace:.0f} s", "7.8")
+        if not description.strip():
+            raise ForbiddenAction(f"cannot move {what}: describe the failure", "7.8")
+        if new_date <= now:
+            raise ForbiddenAction(f"cannot move {what} to {new_date}: it has passed", "7.8")
+        end = self._settings.attestation_period_end
+        if end and new_date > end:
+            raise ForbiddenAction(
+                f"cannot move {what} to {new_date}: after the end of the attestation "
+                f"period at {end}", "7.8")
+        return description.strip()
+
+    def _move(self, student: str, new_date: float, description: str) -> None:
+        self._state.moved[student] = (new_date, description)
+        self._time.stop_absence_clock(student)
+        self._emit(Reschedule(student, description, "7.8", new_date))
 
     def _set_recording(self, event: ev.SetRecording) -> None:
         st = self._state
@@ -546,32 +691,71 @@ class DefenseSession:
         self._emit(StopRecording())
 
     def _cast_vote(self, event: ev.CastVote) -> None:
+        if event.actor not in self._state.attending:
+            raise ForbiddenAction(f"cannot accept a vote from {event.actor}: not present", "7.12")
+        self._accept_vote(event.actor, event.student, event.grade)
+
+    def _record_vote(self, event: ev.RecordVote) -> None:
+        st = self._state
+        if st.person(event.voter).role not in VOTING_ROLES:
+            raise ForbiddenAction(f"cannot record a vote of {event.voter}: not a member "
+                                  "who votes", "7.12")
+        if event.voter not in st.in_person:
+            raise ForbiddenAction(
+                f"cannot record the vote of {event.voter}: not marked as attending in "
+                "person; members online vote from their own page", "4.8")
+        self._accept_vote(event.voter, event.student, event.grade)
+
+    def _accept_vote(self, voter: str, student: str, grade: Grade) -> None:
         st = self._state
         if st.recording:
             raise ForbiddenAction("cannot accept a vote while the recording is on", "7.12")
-        if event.actor not in st.present:
-            raise ForbiddenAction(f"cannot accept a vote from {event.actor}: not present", "7.12")
+        status = st.student(student)
+        if status is not StudentStatus.DEFENDED:
+            raise ForbiddenAction(
+                f"cannot accept a vote for {student}: status is {status.value}", "7.12"
+            )
+        if voter in st.votes.get(student, {}):
+            raise ForbiddenAction(
+                f"cannot accept a second vote from {voter} for {student}", "7.12"
+            )
+        st.require_quorum("start the vote")
+        st.votes.setdefault(student, {})[voter] = grade
+
+    def _missing_voters(self, student: str) -> list[str]:
+        st = self._state
+        voters = st.day.voting_members & st.attending
+        return sorted(voters - st.votes.get(student, {}).keys())
+
+    def _new_vote_round(self, event: ev.NewVoteRound) -> None:
+        st = self._state
         status = st.student(event.student)
         if status is not StudentStatus.DEFENDED:
             raise ForbiddenAction(
-                f"cannot accept a vote for {event.student}: status is {status.value}", "7.12"
-            )
-        if event.actor in st.votes.get(event.student, {}):
+                f"cannot vote again for {event.student}: status is {status.value}", "7.12")
+        votes = st.votes.get(event.student, {})
+        missing = self._missing_voters(event.student)
+        if not votes or missing:
             raise ForbiddenAction(
-                f"cannot accept a second vote from {event.actor} for {event.student}", "7.12"
-            )
-        st.require_quorum("start the vote")
-        st.votes.setdefault(event.student, {})[event.actor] = event.grade
+                f"cannot vote again for {event.student}: this round is not over, "
+                f"{', '.join(missing) or 'nobody'} to vote", "7.12")
+        if decide(votes, st.day.chair.person_id) is not None:
+            raise ForbiddenAction(
+                f"cannot vote again for {event.student}: this round decided", "7.12")
+        st.past_rounds.setdefault(event.student, []).append(dict(votes))
+        st.votes[event.student] = {}
+        rounds = len(st.past_rounds[event.student]) + 1
+        self._emit(Notice(f"no majority for {event.student}: round {rounds} of the vote",
+                          "7.12"))
 
     def _announce_results(self, event: ev.AnnounceResults) -> None:
         st = self._state
         chair = st.day.chair.person_id
-        voters = st.day.voting_members & st.present
         for student in st.queue:
             if st.status[student] is not StudentStatus.DEFENDED:
                 continue
             votes = st.votes.get(student, {})
-            missing = sorted(voters - votes.keys())
+            missing = self._missing_voters(student)
             if missing:
                 raise ForbiddenAction(
                     f"cannot announce the results: {', '.join(missing)} did not vote "
@@ -580,8 +764,9 @@ class DefenseSession:
                 )
             if decide(votes, chair) is None:
                 raise ForbiddenAction(
-                    f"cannot announce the results: the vote for {student} is tied and "
-                    "the chair's vote does not break the tie",
+                    f"cannot announce the results: the vote for {student} has no "
+                    "majority and the chair's vote breaks no tie; vote again in a new "
+                    "round",
                     "7.12",
                 )
         self._emit(StartRecording())

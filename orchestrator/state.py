@@ -11,6 +11,7 @@ writes afterwards.
 
 from __future__ import annotations
 
+from .documents import NEEDED_TO_DEFEND, DocumentKind
 from .errors import ForbiddenAction, UnknownPerson
 from .model import (
     APPEAL_ROLES,
@@ -27,26 +28,36 @@ from .quorum import Quorum, count_quorum
 class DayState:
     """The phase, the queue, who is where, consent, votes and results of one day."""
 
-    __slots__ = ("day", "phase", "queue", "status", "present", "lobby", "consent",
-                 "recording", "current", "votes", "results", "results_at", "return_at",
-                 "questions")
+    __slots__ = ("day", "phase", "queue", "status", "present", "in_person", "lobby",
+                 "consent", "documents", "waived", "recording", "current", "votes",
+                 "past_rounds", "results", "results_at", "return_at", "questions",
+                 "moved", "failure")
 
     def __init__(self, day: DefenseDay) -> None:
         self.day = day
         self.phase = Phase.WAITING
         self.queue: list[str] = list(day.students)
         self.status: dict[str, StudentStatus] = {s: StudentStatus.WAITING for s in self.queue}
+        #: Who is connected with their own media.
         self.present: set[str] = set()
+        #: Commission members attending in person around the room's device (4.8).
+        self.in_person: set[str] = set()
         #: Who waits outside the closed sitting (clause 7.12).
         self.lobby: set[str] = set()
         #: Students whose consent to personal-data processing is on file (clause 6.6).
         self.consent: set[str] = set()
+        #: student -> the kinds of document on file (B1, B2, 7.9).
+        self.documents: dict[str, set[DocumentKind]] = {}
+        #: student -> why the chair let the defense start without its documents.
+        self.waived: dict[str, str] = {}
         #: Whether the recorder has confirmed that it records.
         self.recording = False
         #: The student whose defense is under way.
         self.current: str | None = None
         #: student -> voter -> grade (clause 7.12).
         self.votes: dict[str, dict[str, Grade]] = {}
+        #: student -> the earlier rounds of its vote, which decided nothing (7.12).
+        self.past_rounds: dict[str, list[dict[str, Grade]]] = {}
         #: The grades, once announced with the recording on (clause 7.13), and when.
         self.results: tuple[tuple[str, Grade], ...] | None = None
         self.results_at: float | None = None
@@ -54,10 +65,19 @@ class DayState:
         self.return_at: float | None = None
         #: (student, time, text) of every question typed in (clause 7.14).
         self.questions: list[tuple[str, float, str]] = []
+        #: student -> (new date, what failed) of a moved defense (clause 7.8).
+        self.moved: dict[str, tuple[float, str]] = {}
+        #: What stops the sitting now, in words; "" when nothing does (clause 7.8).
+        self.failure = ""
+
+    @property
+    def attending(self) -> set[str]:
+        """Who takes part: connected, or marked in the university room (4.8)."""
+        return self.present | self.in_person
 
     @property
     def quorum(self) -> Quorum:
-        return count_quorum(self.day.voting_members, self.present)
+        return count_quorum(self.day.voting_members, self.attending)
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -96,9 +116,19 @@ class DayState:
                 f"cannot {action}: defenses of {', '.join(pending)} pending", "7.7"
             )
 
+    def require_documents(self, student: str, action: str) -> None:
+        if student in self.waived:
+            return
+        missing = [k.value for k in NEEDED_TO_DEFEND
+                   if k not in self.documents.get(student, set())]
+        if missing:
+            raise ForbiddenAction(
+                f"cannot {action}: {', '.join(missing)} not on file; upload them, or the "
+                "chair lets the defense start without them and says why", "7.3")
+
     def require_appeal_witness(self, action: str) -> None:
         if self.day.repeat and not any(
-                p.role in APPEAL_ROLES for p in self.day.people if p.person_id in self.present):
+                p.role in APPEAL_ROLES for p in self.day.people if p.person_id in self.attending):
             raise ForbiddenAction(
                 f"cannot {action}: a repeated defense needs the chair or a member of the "
                 "appeal commission present", "8.8")

@@ -2,11 +2,11 @@
 
 "Decisions are taken by a simple majority of the votes of the commission members
 taking part in the sitting; on an equal number of votes the chair has the deciding
-vote." The chair votes like every member and is counted; the chair's vote becomes a
-casting vote only when the leading grades tie. A tie the chair's grade is not part of
-(e.g. 2:2:1 with the chair in the 1) stays undecided: the commission has to settle it
-before results are announced. The grade with the most votes wins; a grade needs no
-absolute majority when several grades are in play.
+vote." A grade wins with more than half of the votes cast. The chair's vote
+decides where the votes are equal: the chair's grade has exactly half (3 for, 3
+against), or grades tie for the most votes and the chair voted one of them (2:2:1
+with the chair in a 2). Otherwise the vote is undecided (2:2:1 with the chair in
+the 1, 2:1:1 of four) and the commission votes again in a new round.
 """
 
 from __future__ import annotations
@@ -23,9 +23,13 @@ def decide(votes: Mapping[str, Grade], chair: str) -> Grade | None:
     if not tally:
         return None
     ranked = tally.most_common()
-    top = ranked[0][1]
-    tied = [grade for grade, count in ranked if count == top]
-    if len(tied) == 1:
-        return tied[0]
+    grade, top = ranked[0]
+    if 2 * top > len(votes):
+        return grade
     casting = votes.get(chair)
-    return casting if casting in tied else None
+    if casting is None:
+        return None
+    if 2 * tally[casting] == len(votes):
+        return casting
+    tied = [g for g, count in ranked if count == top]
+    return casting if len(tied) > 1 and casting in tied else None

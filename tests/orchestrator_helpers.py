@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from orchestrator import events as ev
+from orchestrator.documents import NEEDED_TO_DEFEND
 from orchestrator.effects import Effect
 from orchestrator.model import DefenseDay, Person, Role, Settings
 from orchestrator.session import DefenseSession
@@ -40,6 +41,13 @@ def appeal_day() -> DefenseDay:
     ), scheduled_start=START)
 
 
+def on_file(student: str, now: float = 0.0) -> list[ev.Event]:
+    """What the server feeds for a student ready to defend: consent and documents."""
+    return [ev.ConsentOnFile(now=now, student=student),
+            *(ev.DocumentOnFile(now=now, student=student, kind=kind)
+              for kind in NEEDED_TO_DEFEND)]
+
+
 class Core(Protocol):
     """Either procedure core, as far as its effects go."""
 
@@ -62,7 +70,8 @@ def opened(settings: Settings | None = None, students_present: bool = True) -> D
     """A session in IDENTIFICATION at START, the commission present."""
     s = DefenseSession(make_day(), settings)
     for student in STUDENTS:
-        s.handle(ev.ConsentOnFile(now=START - 60 * MIN, student=student))
+        for event in on_file(student, START - 60 * MIN):
+            s.handle(event)
     join(s, START - 5 * MIN, *COMMISSION, "sec", "sup", "rev")
     if students_present:
         join(s, START - 5 * MIN, *STUDENTS)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import events as ev
+from orchestrator.documents import DocumentKind
 from orchestrator.effects import Broadcast, MarkAbsent, Notice, Reschedule
 from orchestrator.errors import ForbiddenAction
 from orchestrator.model import AbsenceFrom, Phase, Settings, StudentStatus
 
 from .orchestrator_helpers import MIN, START, announced, drain, join, opened
+
+DAY = 86_400.0
+PROOF = DocumentKind.ABSENCE_PROOF
 
 
 def test_7_9_absent_after_15_min() -> None:
@@ -29,6 +33,10 @@ def test_7_9_absent_after_15_min() -> None:
 
 def test_7_9_valid_reason_reschedules_instead() -> None:
     s = opened(students_present=False)
+    with pytest.raises(ForbiddenAction, match=r"proves it is not on file.*\(clause 7\.9\)"):
+        s.handle(ev.RecordValidReason(now=START + 4 * MIN, actor="sec", student="s2",
+                                      reason="hospital"))
+    s.handle(ev.DocumentOnFile(now=START + 4 * MIN, student="s2", kind=PROOF))
     s.handle(ev.RecordValidReason(now=START + 5 * MIN, actor="sec", student="s2", reason="hospital"))
     assert Reschedule("s2", "hospital", "7.9") in drain(s)
     s.handle_deadline(START + 15 * MIN)
@@ -42,6 +50,7 @@ def test_7_9_valid_reason_after_marked_absent() -> None:
     s = opened(students_present=False)
     s.handle_deadline(START + 15 * MIN)
     drain(s)
+    s.handle(ev.DocumentOnFile(now=START + 19 * MIN, student="s1", kind=PROOF))
     s.handle(ev.RecordValidReason(now=START + 20 * MIN, actor="chair", student="s1", reason="flood"))
     assert drain(s)[0] == Reschedule("s1", "flood", "7.9")
     assert s.status("s1") is StudentStatus.RESCHEDULED
@@ -76,12 +85,12 @@ def test_7_8_move_defense_after_15_min_failure() -> None:
     assert s.next_deadline() == t0 + 9 * MIN  # talk warning comes first
     with pytest.raises(ForbiddenAction, match=r"less than 900 s \(clause 7\.8\)"):
         s.handle(ev.MoveDefense(now=t0 + 17 * MIN - 1, actor="chair", student="s1",
-                                failure_description="no video"))
+                                failure_description="no video", new_date=START + DAY))
     s.handle_deadline(t0 + 17 * MIN)
     assert any(isinstance(e, Notice) and e.clause == "7.8" for e in drain(s))
     s.handle(ev.MoveDefense(now=t0 + 17 * MIN, actor="chair", student="s1",
-                            failure_description="no video"))
-    assert Reschedule("s1", "no video", "7.8") in drain(s)
+                            failure_description="no video", new_date=START + DAY))
+    assert Reschedule("s1", "no video", "7.8", START + DAY) in drain(s)
     assert s.status("s1") is StudentStatus.RESCHEDULED
     assert s.phase is Phase.BETWEEN_DEFENSES and s.current_student is None
 
@@ -95,9 +104,9 @@ def test_7_8_reconnection_resets_the_failure_clock() -> None:
     s.handle(ev.ParticipantLeft(now=t0 + 6 * MIN, actor="s1"))
     with pytest.raises(ForbiddenAction, match=r"clause 7\.8"):
         s.handle(ev.MoveDefense(now=t0 + 17 * MIN, actor="chair", student="s1",
-                                failure_description="no audio"))
+                                failure_description="no audio", new_date=START + DAY))
     s.handle(ev.MoveDefense(now=t0 + 21 * MIN, actor="chair", student="s1",
-                            failure_description="no audio"))
+                            failure_description="no audio", new_date=START + DAY))
     assert s.status("s1") is StudentStatus.RESCHEDULED
 
 
@@ -114,5 +123,5 @@ def test_7_8_the_failure_notice_states_the_configured_grace(grace: float, said: 
     assert not any(isinstance(e, Notice) and e.clause == "7.8" for e in drain(s))
     s.handle_deadline(t0 + MIN + grace * MIN)
     notices = [e for e in drain(s) if isinstance(e, Notice) and e.clause == "7.8"]
-    assert notices == [Notice(f"connection of s1 lost for {said}: the chair may move the "
-                              "defense", "7.8")]
+    assert notices == [Notice(f"the connection of s1 is lost for {said}: the chair may "
+                              "move the defense or the rest of the day", "7.8")]

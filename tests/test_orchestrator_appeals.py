@@ -31,7 +31,7 @@ from orchestrator.model import DefenseDay, Person, Role, StudentStatus
 from orchestrator.session import DefenseSession
 from orchestrator.workdays import WorkCalendar
 
-from .orchestrator_helpers import COMMISSION, MIN, START, appeal_day, drain, join
+from .orchestrator_helpers import COMMISSION, MIN, START, appeal_day, drain, join, on_file
 
 TZ = "Europe/Moscow"
 MSK = zoneinfo.ZoneInfo(TZ)
@@ -264,7 +264,8 @@ def test_8_8_repeated_defense_needs_an_appeal_commission_member() -> None:
         Person("s1", "Student One", Role.STUDENT),
     )
     s = DefenseSession(DefenseDay(people=people, scheduled_start=START, repeat=True))
-    s.handle(ev.ConsentOnFile(now=START - MIN, student="s1"))
+    for event in on_file("s1", START - MIN):
+        s.handle(event)
     join(s, START - MIN, *COMMISSION, "sec", "s1")
     s.handle(ev.OpenSitting(now=START, actor="sec"))
     s.handle(ev.RecordingStarted(now=START + 1))

@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator import events as ev
 from orchestrator.codec import EVENT_TYPES, EventCodecError, event_from_json, event_to_json
+from orchestrator.documents import DocumentKind
 from orchestrator.model import Grade
 
 #: One sample value per field type used by the events. A new field type needs a
@@ -20,6 +21,7 @@ SAMPLES: dict[Any, object] = {
     str: "s1",
     bool: True,
     Grade: Grade.GOOD,
+    DocumentKind: DocumentKind.THESIS,
     tuple[str, ...]: ("s2", "s1"),
 }
 

@@ -189,7 +189,8 @@ def test_7_2_losing_quorum_pauses_and_shifts_deadlines() -> None:
     assert s.paused
     effects = drain(s)
     assert any(isinstance(e, Notice) and e.clause == "7.2" for e in effects)
-    assert s.next_deadline() is None
+    # The limits wait; only the failure clock of clause 7.8 runs.
+    assert s.next_deadline() == t0 + 17 * MIN
     with pytest.raises(ForbiddenAction, match="paused"):
         s.handle(ev.NextPhase(now=t0 + 3 * MIN, actor="sec"))
     join(s, t0 + 7 * MIN, "m3")

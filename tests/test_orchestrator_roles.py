@@ -53,7 +53,7 @@ def test_7_8_only_chair_moves_a_defense() -> None:
     s.handle(ev.StartDefense(now=START + 6 * MIN, actor="sec", student="s1"))
     with pytest.raises(NotAllowedForRole):
         s.handle(ev.MoveDefense(now=START + 30 * MIN, actor="sec", student="s1",
-                                failure_description="x"))
+                                failure_description="x", new_date=START + 86_400))
 
 
 def test_unknown_person_is_refused() -> None:
@@ -78,7 +78,8 @@ def test_illegal_event_leaves_state_unchanged() -> None:
     illegal: list[ev.Event] = [
         ev.StartClosedSitting(now=START + 7 * MIN, actor="sec"),
         ev.CastVote(now=START + 7 * MIN, actor="m1", student="s1", grade=Grade.GOOD),
-        ev.MoveDefense(now=START + 7 * MIN, actor="chair", student="s1", failure_description="x"),
+        ev.MoveDefense(now=START + 7 * MIN, actor="chair", student="s1", failure_description="x",
+                       new_date=START + 86_400),
         ev.StartDefense(now=START + 7 * MIN, actor="sec", student="s2"),
         ev.ReorderQueue(now=START + 7 * MIN, actor="sec", order=("s2", "s1")),
         ev.NextPhase(now=START + 7 * MIN, actor="s2"),

@@ -19,7 +19,7 @@ from orchestrator.votes import decide
 
 from .orchestrator_helpers import MIN, START, announced, closed_sitting, defend, drain, join
 
-E, G, S = Grade.EXCELLENT, Grade.GOOD, Grade.SATISFACTORY
+E, G, S, U = Grade.EXCELLENT, Grade.GOOD, Grade.SATISFACTORY, Grade.UNSATISFACTORY
 
 
 def test_7_7_closed_sitting_only_after_all_defenses() -> None:
@@ -86,7 +86,15 @@ def test_7_2_no_vote_without_quorum() -> None:
 
 
 def test_7_12_simple_majority_of_present_members() -> None:
-    assert decide({"chair": S, "m1": E, "m2": E, "m3": G}, chair="chair") is E
+    assert decide({"chair": S, "m1": E, "m2": E, "m3": E, "m4": G}, chair="chair") is E
+    # 2 of 5 is no majority, and 2 of 4 with the chair not among them neither.
+    assert decide({"chair": S, "m1": E, "m2": E, "m3": G, "m4": U}, chair="chair") is None
+    assert decide({"chair": S, "m1": E, "m2": E, "m3": G}, chair="chair") is None
+
+
+def test_7_12_half_for_half_against_the_chair_decides() -> None:
+    assert decide({"chair": G, "m1": G, "m2": G, "m3": S, "m4": S, "m5": E},
+                  chair="chair") is G
 
 
 def test_7_12_chair_decides_tie() -> None:
@@ -98,8 +106,8 @@ def test_7_12_chair_vote_counts_like_any_other_and_casts_only_on_tie() -> None:
     # The chair's vote is counted: good 2, excellent 2 (with the chair's) tie, and the
     # chair's grade decides the tie.
     assert decide({"chair": E, "m1": G, "m2": G, "m3": E, "m4": S}, chair="chair") is E
-    # Without a tie the chair's vote is one vote among the others.
-    assert decide({"chair": S, "m1": G, "m2": G, "m3": E}, chair="chair") is G
+    # With a majority the chair's vote is one vote among the others.
+    assert decide({"chair": S, "m1": G, "m2": G, "m3": G}, chair="chair") is G
     # A tie the chair's grade is not part of stays undecided.
     assert decide({"chair": S, "m1": E, "m2": E, "m3": G, "m4": G}, chair="chair") is None
 
