@@ -51,7 +51,7 @@ def import_day(config: Config, path: Path) -> int:
         return [
             f"Defense day {created.day_id} created: {spec.title}, {spec.date.isoformat()}",
             "Personal invite links:",
-            *format_invite_lines(created.invites, base_url_for(config)),
+            *format_invite_lines(created.everyone, base_url_for(config)),
         ]
 
     print("\n".join(asyncio.run(run())), flush=True)

@@ -1,8 +1,9 @@
 """A ready-made defense day for trying the server out.
 
-`defense-room serve --demo` creates one day with a full commission and three
-students, each with consent and every document on file, so the whole procedure
-can be run; then it prints one invite link per person.
+`defense-room serve --demo` creates one day with a full commission, three
+students (each with consent and every document on file, so the whole procedure
+can be run), their supervisor and reviewer, and an observer; then it prints one
+invite link per person.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ DEMO_PEOPLE: tuple[tuple[Role, str], ...] = (
     (Role.STUDENT, "Иванов Иван Петрович"),
     (Role.STUDENT, "Смирнова Анна Дмитриевна"),
     (Role.STUDENT, "Попов Артём Евгеньевич"),
+    # One supervisor and one reviewer for every student: one link each (rule P1).
+    (Role.SUPERVISOR, "Зайцев Игорь Олегович"),
+    (Role.REVIEWER, "Орлова Наталья Викторовна"),
+    (Role.OBSERVER, "Белова Татьяна Андреевна"),
 )
 
 DEMO_THESES = (
@@ -57,11 +62,12 @@ def demo_spec(now: float, tz: str) -> DaySpec:
                                   members=tuple(names[Role.MEMBER]),
                                   secretary=names[Role.SECRETARY][0]),
         students=tuple(
-            StudentSpec(name=name, thesis_title=title, supervisor="Лебедев Павел Игоревич",
-                        reviewer="Орлова Наталья Викторовна", timezone=tz,
+            StudentSpec(name=name, thesis_title=title, supervisor=names[Role.SUPERVISOR][0],
+                        reviewer=names[Role.REVIEWER][0], timezone=tz,
                         consent_at=filed - datetime.timedelta(days=3),
                         documents=tuple(DocumentSpec(kind, filed) for kind in ALWAYS_REQUIRED))
             for name, title in zip(names[Role.STUDENT], DEMO_THESES, strict=True)),
+        observers=tuple(names[Role.OBSERVER]),
     )
 
 
@@ -83,7 +89,7 @@ async def create_demo_day(
     await InviteStore(db).extend(
         created.day_id, (Role.CHAIR, Role.SECRETARY),
         expires_at_for_day(spec.date, tz, office_valid_days_after), now=now)
-    return list(created.invites)
+    return list(created.everyone)
 
 
 def format_invite_lines(invites: Iterable[IssuedInvite], base_url: str) -> list[str]:

@@ -98,6 +98,13 @@ def decision_delivery(decided_at: float, timezone: str, calendar: WorkCalendar) 
     return start_of(calendar.next_working_day(local_date(decided_at, timezone)), timezone)
 
 
+def latest_delivery(filed_at: float, timezone: str, calendar: WorkCalendar) -> float:
+    """When the decision reaches the student at the latest, if the sitting keeps to its
+    deadline: the working day after the last day it may take place (8.4, 8.11)."""
+    last_sitting_day = calendar.add_working_days(local_date(filed_at, timezone), 2)
+    return start_of(calendar.next_working_day(last_sitting_day), timezone)
+
+
 def check_repeat_date(repeat_at: float, now: float, end_of_studies: datetime.date,
                       timezone: str) -> None:
     """A repeated defense takes place before the end of studies (8.8)."""

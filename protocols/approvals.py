@@ -10,6 +10,9 @@ Rule V6 orders it: every member present (`orchestrator.protocol.approvers`) appr
 the current draft, then the chair signs. An approval of an older hash does not count,
 because the draft has changed since. Nothing is approved before it is final: the
 day's protocol once the sitting is closed, a student's once the results are out.
+An appeal sitting's protocol goes the same way (clause 8.8): the members of the
+appeal commission present approve it (`AppealDraft.approvers`), then the appeal chair
+signs, once the sitting is closed; the web edge checks who is which.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from orchestrator.replay import STEP_KINDS
 from storage.db import Database
 from storage.journal import append_event, encode_detail
 
-from .drafts import Draft
+from .drafts import AnyDraft
 from .errors import PaperworkError
 from .keys import SignatureIn, check_signature
 from .signing import statement
@@ -98,7 +101,7 @@ class SignedProtocol:
     signature: str | None = None
 
 
-def missing_approvals(draft: Draft, approvals: list[Approval]) -> dict[int, str]:
+def missing_approvals(draft: AnyDraft, approvals: list[Approval]) -> dict[int, str]:
     """Person id -> name of the approvers who have not approved `draft`'s hash."""
     done = {a.person_id for a in approvals if a.content_hash == draft.content_hash}
     return {pid: name for pid, name in draft.approvers.items() if pid not in done}
@@ -131,7 +134,7 @@ class ProtocolStore:
             params.append(which)
         return {row["protocol"]: _signed(row) for row in await self._db.query(sql, params)}
 
-    async def approve(self, draft: Draft, person_id: int, seen_hash: str,
+    async def approve(self, draft: AnyDraft, person_id: int, seen_hash: str,
                       signature: SignatureIn, now: float) -> Approval:
         """Record that `person_id` approves the draft whose hash they saw, signed with
         their registered key (rule V6: signed, not only logged).
@@ -176,7 +179,7 @@ class ProtocolStore:
                     draft.which, draft.day_id, person_id, seen_hash)
         return approval
 
-    async def sign(self, draft: Draft, chair_id: int, html: str, pdf: bytes,
+    async def sign(self, draft: AnyDraft, chair_id: int, html: str, pdf: bytes,
                    signature: SignatureIn, now: float) -> SignedProtocol:
         """Sign `draft` as rendered (`html`, `pdf`) with the chair's key: stored for
         good, hash and signature journaled."""
@@ -219,7 +222,7 @@ class ProtocolStore:
         return signed
 
 
-def _check_open(db: sqlite_utils.Database, draft: Draft) -> None:
+def _check_open(db: sqlite_utils.Database, draft: AnyDraft) -> None:
     """Refuse a signed, unfinished or outdated draft; inside the writer's transaction."""
     if db.execute("SELECT 1 FROM protocols WHERE day_id = ? AND protocol = ?",
                   [draft.day_id, draft.which]).fetchone():
@@ -236,7 +239,8 @@ def _check_open(db: sqlite_utils.Database, draft: Draft) -> None:
                            f"{draft.which!r} was being read; read it again")
 
 
-def missing_message(draft: Draft, missing: dict[int, str], approvals: list[Approval]) -> str:
+def missing_message(draft: AnyDraft, missing: dict[int, str],
+                    approvals: list[Approval]) -> str:
     """Why the chair cannot sign yet: who has not approved, and whose approval is stale."""
     older = {a.person_id for a in approvals if a.content_hash != draft.content_hash}
     stale = [name for pid, name in missing.items() if pid in older]
@@ -245,7 +249,8 @@ def missing_message(draft: Draft, missing: dict[int, str], approvals: list[Appro
     if stale:
         text += (f"; {', '.join(stale)} approved an earlier version of the draft, which has "
                  f"changed since, and must approve the current one ({draft.content_hash})")
-    return text + "; every member present approves before the chair signs (clause 7.17)"
+    return text + (f"; every member present approves before the chair signs "
+                   f"(clause {draft.clause})")
 
 
 def _signed(row: dict[str, Any]) -> SignedProtocol:

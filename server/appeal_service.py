@@ -9,6 +9,10 @@ the stored days, invites, holds and hosted procedures.
   at least a day ahead and within two working days of filing (8.4, 8.5);
 - the decision is taken at that sitting (`AppealSession`); its host calls
   `record_decision`, which stores it, annuls an upheld result and ends the hold;
+- the student's links outlive the decision's delivery on the next working day
+  (8.11): filing extends their defense-day link to the latest delivery the hearing
+  deadline allows, recording the decision extends it, and their link to the
+  sitting, to the actual delivery (`invite_policy.extend_appellant`);
 - an upheld appeal's repeat is a new day, flagged so that it starts only with a
   member of the appeal commission present (8.8), and not appealable (8.12).
 """
@@ -31,6 +35,7 @@ from orchestrator.appeals import (
     check_repeat_date,
     check_schedule,
     decision_delivery,
+    latest_delivery,
 )
 from orchestrator.model import Role, Snapshot, StudentStatus
 from orchestrator.workdays import WorkCalendar, local_date
@@ -49,7 +54,11 @@ from storage.roster import (
 
 from .config import Config
 from .dayhost import DayHost
-from .invite_policy import extend_office, extend_students_to_appeal_deadline
+from .invite_policy import (
+    extend_appellant,
+    extend_office,
+    extend_students_to_appeal_deadline,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +84,12 @@ class AppealService:
     @property
     def store(self) -> AppealStore:
         return self._store
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The wall clock the appeal rules are applied with; the appeals API reads
+        links and the delivery of decisions (8.11) by the same one."""
+        return self._clock
 
     @property
     def calendar(self) -> WorkCalendar:
@@ -112,6 +127,9 @@ class AppealService:
                                                     f"appeal {appeal.appeal_id}", now)
         except HoldError:
             logger.info("recordings of %s already held", student_id)
+        tz = host.loaded.stored.timezone
+        await extend_appellant(self._invites, self._config, (student_id,),
+                               latest_delivery(appeal.filed_at, tz, self.calendar), tz, now)
         return appeal
 
     async def conclude(self, appeal_id: int, text: str, by: int) -> Appeal:
@@ -149,19 +167,22 @@ class AppealService:
         return Created(appeal, day_id, invites)
 
     async def record_decision(self, host: DayHost) -> Appeal | None:
-        """The appeal sitting `host` decided: store it (once), annul, end the hold."""
+        """The appeal sitting `host` decided: store it (once), annul, end the hold, and
+        keep the student's links working past the decision's delivery (8.11)."""
         snapshot = host.snapshot
         appeal_id = host.loaded.appeal_id
         if not isinstance(snapshot, AppealSnapshot) or snapshot.decision is None or appeal_id is None:
             return None
         assert snapshot.decided_at is not None
         appeal = await self._store.get(appeal_id)
+        tz = host.loaded.stored.timezone
         if appeal.decision is not None:
+            await self._extend_appellant(host, appeal, tz)  # again after a crash: harmless
             return appeal
-        delivery = decision_delivery(snapshot.decided_at, host.loaded.stored.timezone,
-                                     self.calendar)
+        delivery = decision_delivery(snapshot.decided_at, tz, self.calendar)
         appeal = await self._store.decide(appeal_id, snapshot.decision,
                                           snapshot.reasoning or "", snapshot.decided_at, delivery)
+        await self._extend_appellant(host, appeal, tz)
         chair = next(p for p in host.loaded.day.people if p.role is Role.APPEAL_CHAIR)
         try:
             await ArchiveStore(self._db).release_hold(
@@ -170,6 +191,15 @@ class AppealService:
         except HoldError:
             logger.warning("appeal %s decided but no hold was active", appeal_id)
         return appeal
+
+    async def _extend_appellant(self, host: DayHost, appeal: Appeal, timezone: str) -> None:
+        """The student's links (defense day and sitting) outlive the delivery (8.11)."""
+        if appeal.delivery_at is None:
+            return
+        at_sitting = [int(p.person_id) for p in host.loaded.day.people
+                      if p.role is Role.STUDENT]
+        await extend_appellant(self._invites, self._config, (appeal.student_id, *at_sitting),
+                               appeal.delivery_at, timezone, self._clock())
 
     async def results_announced(self, host: DayHost) -> None:
         """Students' links now last until their appeal deadline (clause 8.2)."""

@@ -200,6 +200,10 @@ class InvitesConfig:
     # The chair's and the secretary's links last longer: they sign protocols, hand the
     # day over and open its recordings through the retention month (R1, R3).
     office_valid_days_after: int = field(default=40, metadata=_between(0, 3650))
+    # The links of a student who appealed (to the defense day and to the appeal
+    # sitting) last until the end of the day the decision reaches them (the next
+    # working day after the sitting, clause 8.11) plus this many days.
+    appeal_valid_days_after: int = field(default=7, metadata=_between(0, 365))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,18 @@ YAML itself under ``students``, or in a CSV file named by ``students_csv``
     name,thesis_title,supervisor,reviewer,timezone,consent,consent_date,thesis,...
 
 ``name``, ``thesis_title``, ``supervisor`` and ``reviewer`` are required
-columns; ``timezone`` (default: the day's), ``consent``, ``consent_date`` and one
-column per document kind (its upload date; empty means not on file) are optional.
+columns; ``timezone`` (default: the day's), ``consent``, ``consent_date``,
+``extra_time_percent`` (empty: none) and one column per document kind (its upload
+date; empty means not on file) are optional.
+
+Who gets an invite link (rule P1): the commission, the students, every supervisor
+and reviewer named for a student (one link per name, however many students they
+have; none for a name already on the commission), and the observers, a list of
+names under the day-level key ``observers``. The CSV holds only students, so
+observers are listed in the YAML file in both forms.
+
+``extra_time_percent`` (clause 4.3, from 0 to 100, default 0) lengthens a student's
+talk, questions and whole defense by that percent.
 
 Parsing is strict: an unknown key or column, a missing value or a malformed one
 raises `DayFileError` naming the file, the key or row, and the value. Dates
@@ -21,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import math
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,22 +40,28 @@ from typing import Any
 import yaml
 
 from orchestrator.documents import DocumentKind
-from storage.roster import CommissionSpec, DaySpec, DocumentSpec, StudentSpec
+from storage.dayspec import (
+    MAX_EXTRA_TIME_PERCENT,
+    CommissionSpec,
+    DaySpec,
+    DocumentSpec,
+    StudentSpec,
+)
 
 from .errors import ServerError
 
 _DAY_KEYS = {
     "title", "date", "start", "timezone", "norm_control_required", "commission", "students",
-    "students_csv",
+    "students_csv", "observers",
 }
 _COMMISSION_KEYS = {"chair", "members", "secretary"}
 _STUDENT_KEYS = {
     "name", "thesis_title", "supervisor", "reviewer", "timezone", "consent", "consent_date",
-    "documents",
+    "documents", "extra_time_percent",
 }
 _DOCUMENT_KEYS = {"kind", "date"}
 _CSV_REQUIRED = ("name", "thesis_title", "supervisor", "reviewer")
-_CSV_OPTIONAL = ("timezone", "consent", "consent_date")
+_CSV_OPTIONAL = ("timezone", "consent", "consent_date", "extra_time_percent")
 _TRUE = {"true", "yes", "1", "да"}
 _FALSE = {"false", "no", "0", "нет", ""}
 
@@ -111,6 +128,7 @@ def parse_day(data: object, source: Path | str = "request body") -> DaySpec:
         norm_control_required=norm,
         commission=commission,
         students=students,
+        observers=_observers(where, data.get("observers", []), commission, students),
     )
 
 
@@ -265,6 +283,39 @@ def _commission(where: _Where, data: object) -> CommissionSpec:
     )
 
 
+def _observers(where: _Where, data: object, commission: CommissionSpec,
+               students: tuple[StudentSpec, ...]) -> tuple[str, ...]:
+    if not isinstance(data, list):
+        raise where.error("observers", data, "must be a list of names")
+    # An observer who already has a link (or is listed twice) is most likely a slip.
+    others = {commission.chair, commission.secretary, *commission.members,
+              *(s.name for s in students), *(s.supervisor for s in students),
+              *(s.reviewer for s in students)}
+    observers: list[str] = []
+    for index, name in enumerate(data):
+        key = f"observers[{index}]"
+        if not isinstance(name, str) or not name.strip():
+            raise where.error(key, name, "must be a non-empty name")
+        if name.strip() in others or name.strip() in observers:
+            raise where.error(key, name, "names someone already invited to the day; one"
+                              " person gets one link")
+        observers.append(name.strip())
+    return tuple(observers)
+
+
+def _percent(where: _Where, value: object, key: str) -> float:
+    if where.row is not None and isinstance(value, str):  # a CSV cell is text
+        try:
+            value = float(value.replace(",", "."))
+        except ValueError:
+            pass
+    if (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 <= value <= MAX_EXTRA_TIME_PERCENT):
+        return float(value)
+    raise where.error(key, value, f"must be a number from 0 to {MAX_EXTRA_TIME_PERCENT:g}"
+                      " (percent of extra time, clause 4.3)")
+
+
 def _yaml_student(
     where: _Where, data: object, prefix: str, day_timezone: str, tz: zoneinfo.ZoneInfo
 ) -> StudentSpec:
@@ -313,4 +364,6 @@ def _yaml_student(
         timezone=where.zone(timezone, f"{dot}timezone"),
         consent_at=consent_at,
         documents=tuple(documents),
+        extra_time_percent=_percent(where, data.get("extra_time_percent", 0),
+                                    f"{dot}extra_time_percent"),
     )

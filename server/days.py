@@ -60,6 +60,32 @@ class DayHosts:
             task.add_done_callback(lambda _t: self._starting.pop(day_id, None))
         return await asyncio.shield(task)
 
+    async def reload(self, day_id: int) -> None:
+        """Host `day_id` afresh from storage, if it is hosted: after a roster change the
+        procedure reads only when it starts (people, adjusted times).
+
+        Like a restart, the new host replays the journal, so nothing of the day is
+        lost; the roster refuses such changes once the sitting has opened, so there
+        is no recording or timer under way to cut.
+        """
+        pending = self._starting.get(day_id)
+        if pending is not None:
+            # It may have read the roster before the change.
+            await asyncio.gather(asyncio.shield(pending), return_exceptions=True)
+        old = self._hosts.pop(day_id, None)
+        if old is None or self._stopped:
+            return  # an unhosted day reads the roster when it is first hosted
+
+        async def restart() -> DayHost:
+            await old.stop()
+            return await self._start(day_id)
+
+        # Callers that ask for the day meanwhile wait for the new host.
+        task = self._starting[day_id] = asyncio.ensure_future(restart())
+        task.add_done_callback(lambda _t: self._starting.pop(day_id, None))
+        await asyncio.shield(task)
+        logger.info("day %s reloaded after a roster change", day_id)
+
     async def _start(self, day_id: int) -> DayHost:
         loaded = await load_day(self._db, day_id)
         host = DayHost(

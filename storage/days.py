@@ -52,5 +52,8 @@ async def load_day(db: Database, day_id: int) -> LoadedDay:
         ),
         scheduled_start=stored.starts_at,
         repeat=kind is DayKind.REPEAT,
+        # Clause 4.3: only the students who have some, in queue order.
+        extra_time_percent=tuple((student_id, s.extra_time_percent)
+                                 for student_id, s in roster.items() if s.extra_time_percent),
     )
     return LoadedDay(stored=stored, day=day, students=roster, kind=kind, appeal_id=appeal_id)

@@ -33,6 +33,18 @@ class NotFoundError(StorageError):
     status_hint = 404
 
 
+class RosterRefused(StorageError):
+    """A roster change refused now, e.g. one the procedure has already taken in since
+    the sitting opened; the message says why, `clause` names a rule where one decides."""
+
+    code = "roster_refused"
+    status_hint = 409
+
+    def __init__(self, message: str, clause: str | None = None) -> None:
+        super().__init__(message)
+        self.clause = clause
+
+
 class InviteRefusal(enum.StrEnum):
     """Why an invite token was refused; sent to the browser as a machine code."""
 

@@ -171,34 +171,12 @@ class InviteStore:
         now: float | None = None,
     ) -> IssuedInvite:
         """Invite a person to a day; the returned token is never stored."""
-        role = Role(role)
-        if not name.strip():
-            raise StorageError("an invited person needs a non-empty name")
         created_at = time.time() if now is None else now
-        token = secrets.token_urlsafe(TOKEN_BYTES)
-        token_hash = hash_token(token)
-
-        def write(db: sqlite_utils.Database) -> int:
-            _require_day(db, day_id)
-            cursor = db.execute(
-                "INSERT INTO people (day_id, role, name, token_hash, expires_at,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [day_id, role.value, name, token_hash, expires_at, created_at],
-            )
-            person_id = _row_id(cursor)
-            _append_journal(
-                db,
-                created_at,
-                day_id,
-                person_id,
-                "invite_issued",
-                {"role": role.value, "name": name, "expires_at": expires_at},
-            )
-            return person_id
-
-        person_id = await self._db.execute_write(write)
-        logger.info("invite issued: day %s person %s role %s", day_id, person_id, role)
-        return IssuedInvite(person_id=person_id, role=role, name=name, token=token)
+        issued = await self._db.execute_write(
+            lambda db: issue_invite(db, day_id, role, name, expires_at, created_at))
+        logger.info("invite issued: day %s person %s role %s", day_id, issued.person_id,
+                    issued.role)
+        return issued
 
     async def extend(self, day_id: int, roles: Collection[Role], until: float, *,
                      now: float) -> int:
@@ -215,6 +193,24 @@ class InviteStore:
                 _append_journal(db, now, day_id, None, "invites_extended",
                                 {"roles": sorted(values), "until": until})
             return cursor.rowcount
+
+        return await self._db.execute_write(write)
+
+    async def extend_person(self, person_id: int, until: float, *, now: float) -> bool:
+        """Let one person's link work until `until`; never shortens it, and a revoked
+        link stays revoked. Returns whether it was extended."""
+
+        def write(db: sqlite_utils.Database) -> bool:
+            row = db.execute("SELECT day_id FROM people WHERE id = ?", [person_id]).fetchone()
+            if row is None:
+                raise NotFoundError(f"no invited person {person_id}")
+            cursor = db.execute(
+                "UPDATE people SET expires_at = ? WHERE id = ? AND expires_at < ?"
+                " AND revoked_at IS NULL", [until, person_id, until])
+            if cursor.rowcount:
+                _append_journal(db, now, row[0], person_id, "invites_extended",
+                                {"person": person_id, "until": until})
+            return bool(cursor.rowcount)
 
         return await self._db.execute_write(write)
 
@@ -315,6 +311,27 @@ class InviteStore:
     async def list_journal(self, day_id: int) -> list[JournalEvent]:
         """The journal of a day, oldest first."""
         return await Journal(self._db).entries(day_id)
+
+
+def issue_invite(db: sqlite_utils.Database, day_id: int, role: Role, name: str,
+                 expires_at: float, now: float) -> IssuedInvite:
+    """`InviteStore.issue` inside the caller's `Database.execute_write`, so the invite
+    commits together with what the caller writes beside it (e.g. a roster entry)."""
+    role = Role(role)
+    if not name.strip():
+        raise StorageError("an invited person needs a non-empty name")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    _require_day(db, day_id)
+    cursor = db.execute(
+        "INSERT INTO people (day_id, role, name, token_hash, expires_at,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [day_id, role.value, name, hash_token(token), expires_at, now],
+    )
+    person_id = _row_id(cursor)
+    _append_journal(db, now, day_id, person_id, "invite_issued",
+                    {"role": role.value, "name": name, "expires_at": expires_at})
+    return IssuedInvite(person_id=person_id, role=role, name=name, token=token)
+
 
 def _zone(timezone: str) -> zoneinfo.ZoneInfo:
     try:

@@ -37,7 +37,7 @@ from .db import Database
 from .errors import JournalTampered, StorageError
 
 __all__ = ["GENESIS_HASH", "Journal", "JournalEvent", "append_event", "encode_detail",
-           "event_hash", "verify_chain"]
+           "event_hash", "procedure_logged", "verify_chain"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,20 @@ def append_event(
         prev_hash=prev_hash,
         hash=digest,
     )
+
+
+def procedure_logged(conn: sqlite_utils.Database, day_id: int, event: type[ev.Event]) -> bool:
+    """Whether the procedure of day `day_id` has journaled an `event` (e.g. `OpenSitting`).
+
+    Inside `Database.execute_write` the answer holds for the rest of that write: the
+    procedure journals through the same writer thread, so a change made there cannot
+    slip in after the event it depends on.
+    """
+    row = conn.execute(
+        "SELECT 1 FROM journal WHERE day_id = ? AND kind = ?"
+        " AND json_extract(detail, '$.type') = ? LIMIT 1",
+        [day_id, EVENT_KIND, event.__name__]).fetchone()
+    return row is not None
 
 
 class Journal:

@@ -353,6 +353,16 @@ def _appeals(db: sqlite_utils.Database) -> None:
         """
     )
 
+
+@MIGRATIONS(name="0008_extra_time")
+def _extra_time(db: sqlite_utils.Database) -> None:
+    # Adjusted time for a student with a disability (clause 4.3): the percent added to
+    # their talk, questions and whole defense. A defaulted column, so every student
+    # already on a roster keeps the regulation's limits.
+    db.execute("ALTER TABLE students ADD COLUMN extra_time_percent REAL NOT NULL DEFAULT 0"
+               " CHECK (extra_time_percent BETWEEN 0 AND 100)")
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration to `db`; return the names applied."""
     pending = [migration.name for migration in MIGRATIONS.pending(db)]

@@ -1,11 +1,17 @@
-"""The roster of a defense day: its students, their consent and documents.
+"""The roster of a defense day: its people, its students, their consent and documents.
 
-A day is created from a validated `DaySpec` (the day file's parser,
-`server.dayfile`, and the day API produce one): the day and every invite go
-through `InviteStore` (one token per person: commission and students), then the
-students' rows, consents and documents are written in one transaction. Every
-change appends to the hash-chained journal inside the same write that makes it,
-so the journal never shows a change that did not commit, or misses one that did.
+A day is created from a validated `DaySpec` (`storage.dayspec`; the day file's
+parser, `server.dayfile`, and the day API produce one): the day and every invite go
+through `InviteStore` (one token per person: the commission, the students, then the
+supervisors, reviewers and observers, `DaySpec.guests`), then the students' rows,
+consents and documents are written in one transaction. The secretary may add a
+supervisor, reviewer or observer later, until the sitting opens. Every change
+appends to the hash-chained journal inside the same write that makes it, so the
+journal never shows a change that did not commit, or misses one that did.
+
+What the procedure takes from the roster when it starts (the people, each student's
+adjusted time) is fixed once the sitting has opened (`OpenSitting` in the journal):
+changing it then is refused with `RosterRefused`.
 """
 
 from __future__ import annotations
@@ -19,64 +25,22 @@ from typing import Any
 
 import sqlite_utils
 
+from orchestrator import events as ev
 from orchestrator.documents import DocumentKind
 
+from .appeals import DayKind
+from .dayspec import GUEST_ROLES as GUEST_ROLES
+from .dayspec import MAX_EXTRA_TIME_PERCENT
+from .dayspec import CommissionSpec as CommissionSpec
+from .dayspec import DaySpec as DaySpec
+from .dayspec import DocumentSpec as DocumentSpec
+from .dayspec import StudentSpec as StudentSpec
 from .db import Database
-from .errors import NotFoundError, StorageError
-from .invites import DefenseDay, InviteStore, IssuedInvite, Role
-from .journal import append_event, encode_detail
+from .errors import NotFoundError, RosterRefused, StorageError
+from .invites import DefenseDay, InviteStore, IssuedInvite, Role, issue_invite
+from .journal import append_event, encode_detail, procedure_logged
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentSpec:
-    """A document on file, and when it was uploaded."""
-
-    kind: DocumentKind
-    uploaded_at: datetime.datetime  # time-zone aware
-
-
-@dataclass(frozen=True, slots=True)
-class StudentSpec:
-    """One student of the day, in queue order."""
-
-    name: str
-    thesis_title: str
-    supervisor: str
-    reviewer: str
-    timezone: str
-    consent_at: datetime.datetime | None  # None: no consent on file
-    documents: tuple[DocumentSpec, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CommissionSpec:
-    """The state examination commission (ГЭК) of the day."""
-
-    chair: str
-    members: tuple[str, ...]
-    secretary: str
-
-
-@dataclass(frozen=True, slots=True)
-class DaySpec:
-    """A validated defense day file."""
-
-    title: str
-    date: datetime.date
-    start: datetime.time
-    timezone: str
-    norm_control_required: bool
-    commission: CommissionSpec
-    students: tuple[StudentSpec, ...]
-
-    @property
-    def starts_at(self) -> float:
-        """Unix time of the start of the sitting."""
-        moment = datetime.datetime.combine(
-            self.date, self.start, tzinfo=zoneinfo.ZoneInfo(self.timezone))
-        return moment.timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +65,7 @@ class RosterStudent:
     consent_at: float | None
     queue_position: int
     documents: tuple[Document, ...]
+    extra_time_percent: float = 0.0  # clause 4.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +79,17 @@ class DayRoster:
 
 @dataclass(frozen=True, slots=True)
 class CreatedDay:
-    """A freshly created day and its invites (commission first, then students)."""
+    """A freshly created day and its invites: `invites` the commission's first, then
+    the students'; `guests` the supervisors', reviewers' and observers'."""
 
     day_id: int
     invites: tuple[IssuedInvite, ...]
+    guests: tuple[IssuedInvite, ...] = ()
+
+    @property
+    def everyone(self) -> tuple[IssuedInvite, ...]:
+        """Every invite of the day, in the order above: the links to hand out."""
+        return self.invites + self.guests
 
 
 class RosterStore:
@@ -144,6 +116,8 @@ class RosterStore:
             await self._invites.issue(day_id, Role.STUDENT, student.name, expires_at, now=now)
             for student in spec.students
         ]
+        guests = [await self._invites.issue(day_id, role, name, expires_at, now=now)
+                  for role, name in spec.guests()]
 
         def write(db: sqlite_utils.Database) -> None:
             db.execute("UPDATE defense_days SET norm_control_required = ? WHERE id = ?",
@@ -153,14 +127,17 @@ class RosterStore:
             for position, (invite, student) in enumerate(zip(students, spec.students), 1):
                 db.execute(
                     "INSERT INTO students (person_id, thesis_title, supervisor, reviewer,"
-                    " timezone, consent_at, queue_position) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                    " timezone, consent_at, queue_position, extra_time_percent)"
+                    " VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
                     [invite.person_id, student.thesis_title, student.supervisor,
-                     student.reviewer, student.timezone, position],
+                     student.reviewer, student.timezone, position,
+                     _percent(student.extra_time_percent)],
                 )
                 _journal(db, now, day_id, invite.person_id, "student_added", {
                     "thesis_title": student.thesis_title, "supervisor": student.supervisor,
                     "reviewer": student.reviewer, "timezone": student.timezone,
                     "queue_position": position,
+                    "extra_time_percent": student.extra_time_percent,
                 })
                 if student.consent_at is not None:
                     _record_consent(db, invite.person_id, student.consent_at.timestamp(), now)
@@ -169,9 +146,46 @@ class RosterStore:
                                      document.uploaded_at.timestamp(), now)
 
         await self._db.execute_write(write)
-        logger.info("defense day %s created from a day file with %s students",
-                    day_id, len(students))
-        return CreatedDay(day_id, tuple(invites + students))
+        logger.info("defense day %s created from a day file with %s students and %s guests",
+                    day_id, len(students), len(guests))
+        return CreatedDay(day_id, tuple(invites + students), tuple(guests))
+
+    async def add_person(self, day_id: int, role: Role, name: str, *, expires_at: float,
+                         by: int | None, now: float) -> IssuedInvite:
+        """Invite a supervisor, reviewer or observer to a day already created (rule P1);
+        `by` is who asked (the secretary), for the journal.
+
+        `RosterRefused` for an appeal sitting (its people come with its scheduling), a
+        name already invited to the day (one person, one link), and once the sitting
+        has opened (the procedure takes the day's people when it starts).
+        """
+        role = Role(role)
+        name = name.strip()
+        if role not in GUEST_ROLES:
+            raise StorageError(f"only {', '.join(GUEST_ROLES)} are added to a day, not {role}")
+
+        def write(db: sqlite_utils.Database) -> IssuedInvite:
+            row = db.execute("SELECT kind FROM defense_days WHERE id = ?", [day_id]).fetchone()
+            if row is None:
+                raise NotFoundError(f"no defense day with id {day_id}")
+            if row[0] == DayKind.APPEAL:
+                raise RosterRefused(f"day {day_id} is an appeal sitting: its people are invited"
+                                    " when it is scheduled")
+            _require_not_opened(db, day_id, "people are added to a day before its sitting"
+                                " opens; the procedure knows only those invited by then")
+            same = db.execute("SELECT id, role FROM people WHERE day_id = ? AND name = ?"
+                              " AND revoked_at IS NULL", [day_id, name]).fetchone()
+            if same is not None:
+                raise RosterRefused(f"{name} is already invited to day {day_id} (person"
+                                    f" {same[0]}, {same[1]}); one person has one link")
+            invite = issue_invite(db, day_id, role, name, expires_at, now)
+            _journal(db, now, day_id, invite.person_id, "person_added",
+                     {"role": role.value, "name": name, "added_by": by})
+            return invite
+
+        invite = await self._db.execute_write(write)
+        logger.info("day %s: %s person %s added", day_id, role, invite.person_id)
+        return invite
 
     async def update_student(
         self,
@@ -183,8 +197,13 @@ class RosterStore:
         reviewer: str | None = None,
         timezone: str | None = None,
         queue_position: int | None = None,
+        extra_time_percent: float | None = None,
     ) -> None:
-        """Change some of a student's fields; the journal records the new values."""
+        """Change some of a student's fields; the journal records the new values.
+
+        The adjusted time (clause 4.3) is set before the day: `RosterRefused` once the
+        sitting has opened.
+        """
         changes: dict[str, Any] = {}
         for column, value in (("thesis_title", thesis_title), ("supervisor", supervisor),
                               ("reviewer", reviewer)):
@@ -202,11 +221,16 @@ class RosterStore:
             if queue_position < 1:
                 raise StorageError(f"queue position must be 1 or more, got {queue_position}")
             changes["queue_position"] = queue_position
+        if extra_time_percent is not None:
+            changes["extra_time_percent"] = _percent(extra_time_percent)
         if not changes:
             return
 
         def write(db: sqlite_utils.Database) -> None:
             day_id = _student_day(db, person_id)
+            if "extra_time_percent" in changes:
+                _require_not_opened(db, day_id, "a student's adjusted time is set before the"
+                                    " day (clause 4.3)", clause="4.3")
             assignments = ", ".join(f"{column} = ?" for column in changes)
             db.execute(f"UPDATE students SET {assignments} WHERE person_id = ?",
                        [*changes.values(), person_id])
@@ -252,6 +276,7 @@ class RosterStore:
                 reviewer=row["reviewer"], timezone=row["timezone"],
                 consent_at=row["consent_at"], queue_position=row["queue_position"],
                 documents=tuple(documents.get(row["person_id"], ())),
+                extra_time_percent=row["extra_time_percent"],
             )
             for row in rows
         ]
@@ -276,6 +301,19 @@ def _student_day(db: sqlite_utils.Database, person_id: int) -> int:
     if row is None:
         raise NotFoundError(f"no student on a roster with person id {person_id}")
     return int(row[0])
+
+
+def _percent(value: float) -> float:
+    if not 0 <= value <= MAX_EXTRA_TIME_PERCENT:  # also refuses NaN
+        raise StorageError(f"extra time must be from 0 to {MAX_EXTRA_TIME_PERCENT:g} percent,"
+                           f" got {value!r}")
+    return float(value)
+
+
+def _require_not_opened(db: sqlite_utils.Database, day_id: int, why: str,
+                        clause: str | None = None) -> None:
+    if procedure_logged(db, day_id, ev.OpenSitting):
+        raise RosterRefused(f"the sitting of day {day_id} has opened: {why}", clause)
 
 
 def _record_consent(db: sqlite_utils.Database, person_id: int, at: float, now: float) -> None:

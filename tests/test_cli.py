@@ -14,7 +14,8 @@ import aiohttp
 
 from .conftest import free_port
 
-INVITE_LINE = re.compile(r"^(chair|member|secretary|student)\s+(.+?)\s+(https://\S+/j/(\S+))$")
+INVITE_LINE = re.compile(r"^(chair|member|secretary|student|supervisor|reviewer|observer)\s+(.+?)"
+                         r"\s+(https://\S+/j/(\S+))$")
 
 
 async def test_serve_demo_prints_invites_that_open_the_room_over_tls(tmp_path: Path) -> None:
@@ -28,7 +29,7 @@ async def test_serve_demo_prints_invites_that_open_the_room_over_tls(tmp_path: P
     assert proc.stdout is not None
     lines: list[str] = []
     try:
-        while len([l for l in lines if INVITE_LINE.match(l)]) < 9:
+        while len([l for l in lines if INVITE_LINE.match(l)]) < 12:
             raw = await asyncio.wait_for(proc.stdout.readline(), 30)
             assert raw, f"server exited early: {lines}"
             lines.append(raw.decode().rstrip("\n"))
@@ -36,8 +37,9 @@ async def test_serve_demo_prints_invites_that_open_the_room_over_tls(tmp_path: P
         roles = [i[0] for i in invites]
         assert roles.count("chair") == 1 and roles.count("member") == 4
         assert roles.count("secretary") == 1 and roles.count("student") == 3
+        assert [roles.count(r) for r in ("supervisor", "reviewer", "observer")] == [1, 1, 1]
         assert any(re.fullmatch(r"  ([0-9A-F]{2}:){31}[0-9A-F]{2}", l) for l in lines), lines
-        assert len({i[3] for i in invites}) == 9
+        assert len({i[3] for i in invites}) == 12
 
         context = ssl.create_default_context(cafile=str(tmp_path / "state" / "tls" / "cert.pem"))
         async with aiohttp.ClientSession() as session:

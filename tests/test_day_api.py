@@ -11,9 +11,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 from server.config import ApiConfig
 from storage.invites import hash_token
+from web_ui.keys import HOSTS
 
 from .conftest import make_config, serving, url_of
 
@@ -33,17 +35,23 @@ def day_body(**changes: Any) -> dict[str, Any]:
             {"name": "Петрова", "thesis_title": "Тема 2", "supervisor": "Руководитель",
              "reviewer": "Рецензент", "timezone": "Asia/Yekaterinburg"},
         ],
+        "observers": ["Наблюдатель"],
     }
     body.update(changes)
     return body
 
 
 @pytest.fixture
-async def base_url(tmp_path: Path) -> AsyncIterator[str]:
+async def served(tmp_path: Path) -> AsyncIterator[TestServer]:
     config = dataclasses.replace(make_config(tmp_path),
                                  api=ApiConfig(organizer_token_sha256=hash_token(ORGANIZER)))
     async with serving(config) as server:
-        yield url_of(server)
+        yield server
+
+
+@pytest.fixture
+def base_url(served: TestServer) -> str:
+    return url_of(served)
 
 
 async def call(method: str, url: str, token: str | None = None,
@@ -77,7 +85,13 @@ async def test_the_organizer_creates_a_day_and_the_links_work(base_url: str) -> 
     # The office's links outlast the day (R1, R3); the others end with it.
     _, state = await call("GET", f"{base_url}/api/days/{day_id}/state", tokens["Секретарь"])
     assert state["state"]["phase"] == "waiting"
-    assert set(tokens) == {"Председатель", "Член 1", "Член 2", "Секретарь", "Иванов", "Петрова"}
+    # Rule P1: the supervisor and the reviewer both students share, and the observer.
+    assert set(tokens) == {"Председатель", "Член 1", "Член 2", "Секретарь", "Иванов", "Петрова",
+                           "Руководитель", "Рецензент", "Наблюдатель"}
+    for name, role in (("Руководитель", "supervisor"), ("Рецензент", "reviewer"),
+                       ("Наблюдатель", "observer")):
+        status, me = await call("GET", f"{base_url}/api/me", tokens[name])
+        assert status == 200 and me["me"]["role"] == role, me
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{base_url}/j/{tokens['Петрова']}") as r:
             assert r.status == 200
@@ -130,3 +144,67 @@ async def test_the_secretary_keeps_the_roster_and_the_queue_shows_local_times(
     assert status == 200
     entry = next(s for s in report["students"] if s["name"] == "Петрова")
     assert "thesis" not in entry["missing"] and entry["consent_on_file"]
+
+
+async def test_the_secretary_adds_a_supervisor_reviewer_or_observer_until_the_sitting_opens(
+        base_url: str) -> None:
+    day_id, tokens, _ = await create(base_url)
+    sec = tokens["Секретарь"]
+    people = f"{base_url}/api/days/{day_id}/people"
+    assert (await call("POST", people, tokens["Член 1"], {"name": "Гость", "role": "observer"})
+            )[0] == 403
+    status, answer = await call("POST", people, sec, {"name": "Новый член", "role": "member"})
+    assert status == 400
+    assert answer["message"].startswith("'role' must be one of supervisor, reviewer, observer")
+    status, answer = await call("POST", people, sec, {"name": " ", "role": "observer"})
+    assert status == 400 and "'name'" in answer["message"]
+    status, answer = await call("POST", people, sec, {"name": "Руководитель", "role": "supervisor"})
+    assert status == 409 and "already invited" in answer["message"]
+
+    # The day is hosted (its state was read) before the reviewer is added.
+    assert (await call("GET", f"{base_url}/api/days/{day_id}/state", sec))[0] == 200
+    status, added = await call("POST", people, sec, {"name": "Второй рецензент",
+                                                    "role": "reviewer"})
+    assert status == 201, added
+    assert set(added) == {"person_id", "role", "name", "link"}
+    assert (added["role"], added["name"]) == ("reviewer", "Второй рецензент")
+    token = added["link"].rsplit("/j/", 1)[1]
+    status, me = await call("GET", f"{base_url}/api/me", token)
+    assert status == 200 and me["me"]["id"] == str(added["person_id"])
+    assert (await call("GET", f"{base_url}/api/days/{day_id}/state", token))[0] == 200
+
+    status, _ = await call("POST", f"{base_url}/api/days/{day_id}/actions/open-sitting", sec)
+    assert status == 200
+    status, answer = await call("POST", people, sec, {"name": "Поздний", "role": "observer"})
+    assert status == 409 and "has opened" in answer["message"]
+
+
+async def test_4_3_adjusted_time_is_set_before_the_day_and_shown_in_the_queue(
+        served: TestServer) -> None:
+    base_url = url_of(served)
+    day_id, tokens, ids = await create(base_url)
+    sec = tokens["Секретарь"]
+    day = f"{base_url}/api/days/{day_id}"
+    petrova = f"{day}/students/{ids['Петрова']}"
+    for wrong in (150, -1, "10", True):
+        status, answer = await call("PATCH", petrova, sec, {"extra_time_percent": wrong})
+        assert status == 400 and "extra_time_percent" in answer["message"], answer
+    status, queue = await call("GET", f"{day}/queue", sec)  # hosts the day
+    assert {q["name"]: q["extra_time_percent"] for q in queue["queue"]} == {
+        "Иванов": 0, "Петрова": 0}
+    assert (await call("PATCH", petrova, sec, {"extra_time_percent": 25}))[0] == 200
+    _, queue = await call("GET", f"{day}/queue", sec)
+    assert {q["name"]: q["extra_time_percent"] for q in queue["queue"]}["Петрова"] == 25
+    # The hosted procedure has it too: its timers will use it.
+    host = served.app[HOSTS].get(day_id)
+    assert host is not None
+    assert host.loaded.day.extra_time_percent == ((str(ids["Петрова"]), 25.0),)
+
+    assert (await call("POST", f"{day}/actions/open-sitting", sec))[0] == 200
+    status, answer = await call("PATCH", petrova, sec, {"extra_time_percent": 50})
+    assert status == 409 and answer["clause"] == "4.3", answer
+    assert answer["message"] == (f"the sitting of day {day_id} has opened: a student's adjusted"
+                                 " time is set before the day (clause 4.3)")
+    assert (await call("PATCH", petrova, sec, {"thesis_title": "Новая тема"}))[0] == 200
+    _, queue = await call("GET", f"{day}/queue", sec)
+    assert {q["name"]: q["extra_time_percent"] for q in queue["queue"]}["Петрова"] == 25

@@ -6,9 +6,11 @@ import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator.documents import DocumentKind
-from server.dayfile import DayFileError, load_day_file
+from orchestrator.model import Role
+from server.dayfile import DayFileError, load_day_file, parse_day
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -38,6 +40,32 @@ def test_yaml_example_parses() -> None:
     assert spec.students[2].consent_at is None
     moscow_10 = datetime.datetime(2026, 6, 15, 7, 0, tzinfo=datetime.UTC).timestamp()
     assert spec.starts_at == moscow_10
+    assert [s.extra_time_percent for s in spec.students] == [0, 0, 50]
+    assert spec.observers == ("Гусева Ирина Львовна",)
+    # Two students share a supervisor and a reviewer: one link each (rule P1).
+    assert spec.guests() == (
+        (Role.SUPERVISOR, "Лебедев Павел Игоревич"), (Role.SUPERVISOR, "Зайцев Игорь Олегович"),
+        (Role.REVIEWER, "Орлова Наталья Викторовна"), (Role.REVIEWER, "Белова Татьяна Андреевна"),
+        (Role.OBSERVER, "Гусева Ирина Львовна"))
+
+
+def test_a_day_file_without_the_new_keys_stays_valid() -> None:
+    spec = parse_day(yaml.safe_load(GOOD))
+    assert spec.observers == () and spec.students[0].extra_time_percent == 0
+    assert spec.guests() == ((Role.SUPERVISOR, "Лебедев П. И."), (Role.REVIEWER, "Орлова Н. В."))
+
+
+def test_one_link_per_person_and_none_for_the_commission() -> None:
+    data = yaml.safe_load(GOOD)
+    data["students"] = [
+        {"name": "А", "thesis_title": "Т", "supervisor": "Кузнецова Е. С.", "reviewer": "Р"},
+        {"name": "Б", "thesis_title": "Т", "supervisor": "Р", "reviewer": "С"},
+        {"name": "В", "thesis_title": "Т", "supervisor": "С", "reviewer": "Р"},
+    ]
+    data["observers"] = ["Гость"]
+    # A member supervising gets no second link; Р supervises and reviews: one link.
+    assert parse_day(data).guests() == (
+        (Role.SUPERVISOR, "Р"), (Role.SUPERVISOR, "С"), (Role.OBSERVER, "Гость"))
 
 
 def test_csv_example_gives_the_same_day() -> None:
@@ -63,6 +91,13 @@ def write(tmp_path: Path, text: str, name: str = "day.yaml") -> Path:
     (GOOD.replace("reviewer: Орлова Н. В.}", "reviewer: Орлова Н. В., consent: true}"),
      r"'students\[0\].consent_date' is required"),
     (GOOD.replace("members: [Кузнецова Е. С.]", "members: []"), "'commission.members'"),
+    (GOOD + "observers: Гость\n", "'observers' must be a list of names.*'Гость'"),
+    (GOOD + "observers: [Гость, Гость]\n", r"'observers\[1\]'.*already invited.*'Гость'"),
+    (GOOD + "observers: [Лебедев П. И.]\n", r"'observers\[0\]'.*already invited"),
+    (GOOD.replace("reviewer: Орлова Н. В.}", "reviewer: Орлова Н. В., extra_time_percent: 150}"),
+     r"'students\[0\].extra_time_percent' must be a number from 0 to 100.*150"),
+    (GOOD.replace("reviewer: Орлова Н. В.}", "reviewer: Орлова Н. В., extra_time_percent: '10'}"),
+     r"'students\[0\].extra_time_percent'.*'10'"),
 ])
 def test_bad_yaml_names_file_key_and_value(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
@@ -87,11 +122,20 @@ HEADER = "name,thesis_title,supervisor,reviewer,consent,consent_date,thesis\n"
     (HEADER + "А,,С,Р,no,,\n", "row 2, column 'thesis_title' is empty"),
     (HEADER.replace("thesis\n", "thesis,grade\n") + "А,Т,С,Р,no,,,5\n", "unknown column 'grade'"),
     ("name,supervisor,reviewer\nА,С,Р\n", "required column 'thesis_title'"),
+    (HEADER.replace("thesis\n", "thesis,extra_time_percent\n") + "А,Т,С,Р,no,,,много\n",
+     "row 2, column 'extra_time_percent' must be a number.*'много'"),
 ])
 def test_bad_csv_names_file_row_and_value(tmp_path: Path, rows: str, expected: str) -> None:
     with pytest.raises(DayFileError, match=expected) as info:
         load_day_file(csv_day(tmp_path, rows))
     assert str(tmp_path / "s.csv") in str(info.value)
+
+
+def test_csv_extra_time_accepts_a_decimal_comma(tmp_path: Path) -> None:
+    rows = (HEADER.replace("thesis\n", "thesis,extra_time_percent\n")
+            + 'А,Т,С,Р,no,,,"12,5"\nБ,Т,С,Р,no,,,\n')
+    spec = load_day_file(csv_day(tmp_path, rows))
+    assert [s.extra_time_percent for s in spec.students] == [12.5, 0]
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -219,6 +219,9 @@ async def test_demo_day(db: Database, store: InviteStore) -> None:
         Role.MEMBER: 4,
         Role.SECRETARY: 1,
         Role.STUDENT: 3,
+        Role.SUPERVISOR: 1,
+        Role.REVIEWER: 1,
+        Role.OBSERVER: 1,
     }
     assert all(re.search("[А-Яа-яЁё]", invite.name) for invite in invites)
     lines = format_invite_lines(invites, "https://192.168.1.20:8443/")

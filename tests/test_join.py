@@ -7,10 +7,16 @@ import time
 import aiohttp
 import pytest
 
+from media.testing import FrameNumberTrack
 from storage.invites import Role
+from storage.roster import RosterStore
 from web_ui.client import JoinRefused, RoomClient
+from web_ui.keys import DATABASE
 
 from .conftest import RunningServer
+from .media_helpers import joined
+from .procedure_helpers import Api, day_spec
+from .timing import wait_until
 
 
 async def _refused(server: RunningServer, token: str) -> JoinRefused:
@@ -86,3 +92,51 @@ async def test_signaling_from_another_sites_page_is_refused(server: RunningServe
         async with session.ws_connect(server.base_url + "/ws", headers={"Origin": f"http://{host}"}) as ws:
             await ws.send_json({"type": "join", "token": "nope"})
             assert (await ws.receive_json(timeout=5))["code"] == "bad_token"
+
+
+async def test_a_supervisor_joins_with_media_and_a_late_observer_after_them(
+        server: RunningServer) -> None:
+    """Rule P1: the supervisor's link from the roster opens the room's API and joins
+    the room like anyone's; an observer the secretary adds meanwhile joins too."""
+    created = await RosterStore(server.app[DATABASE]).create_day(
+        day_spec(time.time() + 3600, students=1), expires_at=time.time() + 86400,
+        now=time.time())
+    supervisor = next(i for i in created.guests if i.role is Role.SUPERVISOR)
+    secretary = next(i for i in created.invites if i.role is Role.SECRETARY)
+    sec = Api(server.base_url, created.day_id, secretary.token)
+    clients: list[RoomClient] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            auth = {"Authorization": f"Bearer {supervisor.token}"}
+            async with session.get(f"{server.base_url}/api/me", headers=auth) as r:
+                me = await r.json()
+                assert r.status == 200 and me["me"]["role"] == "supervisor", me
+            async with session.get(f"{server.base_url}/api/days/{created.day_id}/state",
+                                   headers=auth) as r:
+                assert r.status == 200 and (await r.json())["state"]["phase"] == "waiting"
+        clients.append(await joined(server.base_url, secretary.token))
+        clients.append(await joined(server.base_url, supervisor.token, [FrameNumberTrack()]))
+        welcome = clients[1].state.welcome
+        assert welcome is not None and welcome["participant"]["role"] == "supervisor"
+        sup_id = str(supervisor.person_id)
+        await wait_until(sec.snapshot, lambda s: sup_id in s["present"], "the supervisor present")
+        await clients[0].wait_for(
+            lambda: any(t.participant == sup_id for t in clients[0].received.values()), 10,
+            "the supervisor's video forwarded to the secretary")
+
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                    f"{server.base_url}/api/days/{created.day_id}/people",
+                    json={"name": "Наблюдатель", "role": "observer"},
+                    headers={"Authorization": f"Bearer {secretary.token}"}) as r:
+                added = await r.json()
+                assert r.status == 201, added
+        clients.append(await joined(server.base_url, added["link"].rsplit("/j/", 1)[1]))
+        observer_id = str(added["person_id"])
+        state = await wait_until(sec.snapshot, lambda s: observer_id in s["present"],
+                                 "the observer present")
+        assert sup_id in state["present"]  # the reloaded day kept who was there
+    finally:
+        for client in clients:
+            await client.close()
+        await sec.close()

@@ -26,7 +26,7 @@ from storage.db import Database
 from storage.invites import InviteStore
 from storage.journal import Journal, JournalEvent
 
-from .orchestrator_helpers import COMMISSION, MIN, START, STUDENTS, drain, make_day
+from .orchestrator_helpers import COMMISSION, MIN, START, STUDENTS, drain, make_day, on_file
 from .timing import FakeClock, wait_until
 
 
@@ -67,7 +67,7 @@ async def boot(path: Path, day_id: int, clock: FakeClock) -> Server:
 
 #: The day up to the first defense's talk, as (time, event without `now`).
 SCRIPT: list[tuple[float, ev.Event]] = [
-    *((START - 60 * MIN, ev.ConsentOnFile(now=0, student=s)) for s in STUDENTS),
+    *((START - 60 * MIN, e) for s in STUDENTS for e in on_file(s)),
     *((START - 5 * MIN, ev.ParticipantJoined(now=0, actor=p))
       for p in (*COMMISSION, "sec", "sup", "rev", *STUDENTS)),
     (START, ev.OpenSitting(now=0, actor="sec")),

@@ -20,6 +20,7 @@ import pypdf
 import pytest
 
 from orchestrator import events as ev
+from orchestrator.documents import DocumentKind
 from orchestrator.effects import Effect
 from orchestrator.model import Grade, Phase, Role, Settings, StudentStatus
 from orchestrator.protocol import (
@@ -53,7 +54,7 @@ from storage.invites import InviteStore
 from storage.journal import Journal
 from storage.roster import CommissionSpec, DaySpec, RosterStore, StudentSpec
 
-from .orchestrator_helpers import make_day
+from .orchestrator_helpers import make_day, on_file
 from .timing import FakeClock
 
 MIN = 60.0
@@ -129,7 +130,7 @@ async def run_until_results(runner: ProcedureRunner, clock: FakeClock, day: Day)
     s2 never connects and is marked absent; the results are announced."""
     i = day.ids
     await at(runner, clock, -60 * MIN,
-             *(ev.ConsentOnFile(now=0, student=i[s]) for s in ("s1", "s2")))
+             *(e for s in ("s1", "s2") for e in on_file(i[s])))
     await at(runner, clock, -5 * MIN, *(ev.ParticipantJoined(now=0, actor=i[p])
                                         for p in ("chair", "m1", "m2", "m3", "sec", "s1", "sup")))
     await at(runner, clock, 0, ev.OpenSitting(now=0, actor=i["sec"]))
@@ -357,7 +358,7 @@ def steps_moved_and_valid_reason() -> list[ev.Event | Tick]:
     valid reason. People are those of `orchestrator_helpers.make_day`."""
     s0 = 10_000.0
     return [
-        *(ev.ConsentOnFile(now=s0 - 3600, student=s) for s in ("s1", "s2")),
+        *(e for s in ("s1", "s2") for e in on_file(s, s0 - 3600)),
         *(ev.ParticipantJoined(now=s0 - 300, actor=p)
           for p in ("chair", "m1", "m2", "m3", "m4", "m5", "sec", "s1", "s2")),
         ev.OpenSitting(now=s0, actor="sec"),
@@ -368,7 +369,9 @@ def steps_moved_and_valid_reason() -> list[ev.Event | Tick]:
         ev.ParticipantLeft(now=s0 + 240, actor="s1"),
         Tick(s0 + 240 + 15 * 60),
         ev.MoveDefense(now=s0 + 1200, actor="chair", student="s1",
-                       failure_description="связь с обучающимся не восстановилась"),
+                       failure_description="связь с обучающимся не восстановилась",
+                       new_date=s0 + 7 * 86_400),
+        ev.DocumentOnFile(now=s0 + 1250, student="s2", kind=DocumentKind.ABSENCE_PROOF),
         ev.RecordValidReason(now=s0 + 1300, actor="sec", student="s2",
                              reason="болезнь, справка"),
     ]

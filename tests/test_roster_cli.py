@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-LINK = re.compile(r"^(chair|member|secretary|student)\s+(.+?)\s+(https://127\.0\.0\.1:8443/j/\S+)$")
+LINK = re.compile(r"^(chair|member|secretary|student|supervisor|reviewer|observer)\s+(.+?)\s+"
+                  r"(https://127\.0\.0\.1:8443/j/\S+)$")
 
 
 async def run_cli(*args: str) -> tuple[int, str, str]:
@@ -27,7 +28,11 @@ async def test_import_then_readiness(tmp_path: Path) -> None:
                                  "--config", str(config))
     assert rc == 0, err
     links = [m.groups() for line in out.splitlines() if (m := LINK.match(line))]
-    assert [role for role, *_ in links].count("student") == 3 and len(links) == 8
+    roles = [role for role, *_ in links]
+    assert roles.count("student") == 3 and len(links) == 13
+    # Rule P1: the supervisors, reviewers and the observer get their links too.
+    assert (roles.count("supervisor"), roles.count("reviewer"), roles.count("observer")) == (
+        2, 2, 1)
     day = re.search(r"Defense day (\d+) created", out)
     assert day is not None, out
     assert (tmp_path / "state" / "defense-room.sqlite3").exists()

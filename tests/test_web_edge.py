@@ -46,7 +46,7 @@ from server.dayhost import NotAllowedHere
 from server.errors import ServerError
 from server.procedure import ProcedureError
 from storage.appeals import AppealError, AppealStore
-from storage.errors import InviteError, NotFoundError, StorageError
+from storage.errors import InviteError, NotFoundError, RosterRefused, StorageError
 from storage.invites import InviteStore, hash_token
 from storage.roster import RosterStore
 from web_ui.app import create_app
@@ -81,11 +81,14 @@ DAY_BODY: dict[str, Any] = {
 KEY = {"kty": "EC", "crv": "P-256", "x": "A" * 43, "y": "A" * 43}
 BODIES: dict[str, tuple[dict[str, Any], Fields]] = {
     "/api/days": (DAY_BODY, {"title": "str", "date": "str", "start": "str", "timezone": "str",
-                             "commission": "object", "students": "list"}),
+                             "commission": "object", "students": "list", "observers": "list"}),
+    "/api/days/{day_id}/people": ({"name": "Гость", "role": "observer"},
+                                  {"name": "str", "role": "str"}),
     "/api/days/{day_id}/admit": ({"person": "{s1}"}, {"person": "id"}),
     "/api/days/{day_id}/students/{person_id}": (
         {"reviewer": "Орлова"},
-        {"thesis_title": "str", "supervisor": "str", "reviewer": "str", "timezone": "str"}),
+        {"thesis_title": "str", "supervisor": "str", "reviewer": "str", "timezone": "str",
+         "extra_time_percent": "percent"}),
     "/api/days/{day_id}/students/{person_id}/consent": ({"consent_at": NOW},
                                                         {"consent_at": "time"}),
     "/api/days/{day_id}/students/{person_id}/documents": (
@@ -117,6 +120,7 @@ WRONG: dict[str, list[Any]] = {
     "id": ["abc", True, 1.5, [], {}, 0, -1, 10**30],
     "int": ["1", True, 1.5, [], {}, 0, 10**30],
     "time": ["soon", True, [], {}, -5, 1e300, 10**30],
+    "percent": ["10", True, [], {}, -1, 100.5, 10**30],
     "bool": ["true", 1, [], {}],
     "texts": ["a", 1, {}, [1], [[]]],
     "list": ["a", 1, {}],
@@ -379,6 +383,7 @@ DOMAIN: list[tuple[Exception, int, str]] = [
     (StorageError("database /secret/path is already started"), 500, "storage_failed"),
     (NotFoundError("no defense day 9"), 404, "not_found"),
     (InviteError.bad_token(), 401, "bad_token"),
+    (RosterRefused("the sitting has opened", "4.3"), 409, "roster_refused"),
     (AppealError("the appeal has been decided"), 409, "forbidden"),
     (RecordingError("remux of /secret/file failed"), 500, "recording_failed"),
     (BuildRefused("no defense has finished"), 409, "refused"),

@@ -14,7 +14,12 @@ with the clause, like the procedure's.
 The sitting itself runs as a day of its own: its invite links open the room, and
 its commands are `POST /api/days/{sitting day}/actions/...` (recording, open-appeal,
 name, decide, close-appeal). A student sees the decision from the next working
-day after it (clause 8.11).
+day after it (clause 8.11); their links are kept working until then and a while
+after (`server.invite_policy`).
+
+Links are verified, and the delivery of a decision judged, by the appeal service's
+clock (`AppealService.clock`), the one its rules are applied with: the wall clock
+in a server, a fake one in a test that walks through the working days.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +41,7 @@ from storage.document_files import DocumentFiles
 from storage.invites import Invite
 from storage.journal import Journal
 
-from .auth import invite_of, require_invite
+from .auth import bearer_token, require
 from .body import (
     LONG_TEXT_CHARS,
     NAME_CHARS,
@@ -61,6 +66,16 @@ def _service(request: web.Request) -> AppealService:
     return request.app[HOSTS].appeals
 
 
+async def _caller(request: web.Request) -> Invite:
+    """The verified invite of the request's bearer token, at the appeal service's clock
+    (as `web_ui.auth.invite_of`: 401 for a missing, wrong, expired or revoked token)."""
+    return await request.app[INVITES].verify(bearer_token(request), now=_service(request).clock())
+
+
+async def _require_invite(request: web.Request, day_id: int, roles: Collection[Role]) -> Invite:
+    return require(await _caller(request), day_id, roles)
+
+
 def _links(request: web.Request, created: Created) -> dict[str, Any]:
     base = f"{request.scheme}://{request.host}"
     return {"appeal": created.appeal.to_json(), "day_id": created.day_id,
@@ -78,7 +93,7 @@ def _for_student(appeal: Appeal, now: float) -> dict[str, Any]:
 async def file_appeal(request: web.Request) -> web.Response:
     """POST /api/days/{day_id}/appeals: file an appeal about the procedure (8.1, 8.2)."""
     day_id = url_id(request, "day_id")
-    invite = await require_invite(request, day_id, APPELLANTS)
+    invite = await _require_invite(request, day_id, APPELLANTS)
     body = await json_object(request)
     if invite.role is Role.STUDENT:
         only(body, ("text",))
@@ -95,10 +110,10 @@ async def file_appeal(request: web.Request) -> web.Response:
 async def list_appeals(request: web.Request) -> web.Response:
     """GET /api/days/{day_id}/appeals: the day's appeals (a student: their own)."""
     day_id = url_id(request, "day_id")
-    invite = await require_invite(request, day_id, APPEAL_READERS)
+    invite = await _require_invite(request, day_id, APPEAL_READERS)
     appeals = await _service(request).store.for_day(day_id)
     if invite.role is Role.STUDENT:
-        now = time.time()
+        now = _service(request).clock()
         return web.json_response({"appeals": [_for_student(a, now) for a in appeals
                                               if a.student_id == invite.person_id]})
     return web.json_response({"appeals": [a.to_json() for a in appeals]})
@@ -109,7 +124,7 @@ async def _appeal_invite(request: web.Request, office: frozenset[Role],
     """The caller's invite, if it is for the appeal's day in `office` roles or for its
     sitting in `sitting` roles."""
     appeal_id = url_id(request, "appeal_id")
-    invite = await invite_of(request)
+    invite = await _caller(request)
     appeal = await _service(request).store.get(appeal_id)
     allowed = ((invite.day_id == appeal.day_id and invite.role in office)
                or (invite.day_id == appeal.sitting_day_id and invite.role in sitting))
@@ -174,7 +189,8 @@ async def evidence(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "json")
     await Journal(request.app[DATABASE]).append(
         appeal.day_id, invite.person_id, "evidence_accessed",
-        {"appeal": appeal.appeal_id, "format": fmt, "by_day": invite.day_id}, time.time())
+        {"appeal": appeal.appeal_id, "format": fmt, "by_day": invite.day_id},
+        _service(request).clock())
     if fmt == "json":
         listed = await asyncio.to_thread(manifest, pack)
         return web.json_response(listed, headers={"Cache-Control": "no-store"})
@@ -216,7 +232,7 @@ async def my_invite(request: web.Request) -> web.Response:
     person = next((p for p in people if p.role is invite.role and not p.revoked), None)
     if person is None:
         raise json_error(web.HTTPNotFound, "not_invited", "you are not invited to this sitting")
-    issued = await request.app[INVITES].reissue(person.person_id, now=time.time())
+    issued = await request.app[INVITES].reissue(person.person_id, now=_service(request).clock())
     return web.json_response({
         "sitting_at": appeal.sitting_at, "day_id": appeal.sitting_day_id,
         "link": f"{request.scheme}://{request.host}/j/{issued.token}"},

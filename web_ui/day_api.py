@@ -4,10 +4,18 @@
   ``api.organizer_token_sha256``) creates a day from the same fields as a day
   file (students inline); the answer holds everyone's invite link, the only time
   the tokens are known.
-- ``PATCH /api/days/{id}/students/{person}``: the secretary edits a student;
+- ``POST /api/days/{id}/people``: the secretary invites a supervisor, reviewer or
+  observer the day file did not name (P1), until the sitting opens.
+- ``PATCH /api/days/{id}/students/{person}``: the secretary edits a student (the
+  adjusted time of clause 4.3 only until the sitting opens);
   ``POST .../consent`` and ``POST .../documents`` record what came in (B1).
 - ``GET /api/days/{id}/queue``: the order of defenses as the procedure holds it,
-  each student with the start in their own time zone (B3), and when it locks.
+  each student with the start in their own time zone (B3), their adjusted time (4.3),
+  and when it locks.
+
+What the procedure reads from the roster when a day is hosted (its people, the
+adjusted times) reaches a hosted day by reloading it, which is safe only because
+such changes are refused once the sitting has opened.
 """
 
 from __future__ import annotations
@@ -24,20 +32,37 @@ from orchestrator.documents import DocumentKind
 from orchestrator.model import COMMISSION_ROLES, Snapshot
 from server.dayfile import parse_day
 from server.invite_policy import extend_office
-from storage.errors import StorageError
-from storage.invites import expires_at_for_day, hash_token
+from storage.dayspec import GUEST_ROLES, MAX_EXTRA_TIME_PERCENT
+from storage.errors import RosterRefused, StorageError
+from storage.invites import IssuedInvite, expires_at_for_day, hash_token
 from storage.roster import RosterStore
 
 from .auth import bearer_token, require_invite
-from .body import NAME_CHARS, identifier, json_object, moment, only, text, url_id
+from .body import (
+    NAME_CHARS,
+    identifier,
+    json_object,
+    malformed,
+    moment,
+    number,
+    only,
+    text,
+    url_id,
+)
 from .errors import BEARER, json_error
 from .keys import CONFIG, DATABASE, HOSTS, INVITES
 from .roles import SECRETARY
 
-_EDITABLE = ("thesis_title", "supervisor", "reviewer", "timezone")
+_EDITABLE = ("thesis_title", "supervisor", "reviewer", "timezone", "extra_time_percent")
 #: A thesis title may be long; the others are names.
 _EDITABLE_CHARS = {"thesis_title": 1000, "supervisor": NAME_CHARS, "reviewer": NAME_CHARS,
                    "timezone": 64}
+
+
+def _link(request: web.Request, invite: IssuedInvite) -> dict[str, Any]:
+    """How an invite is handed out: the only time its token is known."""
+    return {"person_id": invite.person_id, "role": invite.role.value, "name": invite.name,
+            "link": f"{request.scheme}://{request.host}/j/{invite.token}"}
 
 
 def _require_organizer(request: web.Request) -> None:
@@ -64,12 +89,33 @@ async def create_day(request: web.Request) -> web.Response:
         now=time.time())
     await extend_office(request.app[INVITES], config, created.day_id, spec.date, spec.timezone,
                         time.time())
-    base = f"{request.scheme}://{request.host}"
     return web.json_response({
         "day_id": created.day_id,
-        "invites": [{"person_id": i.person_id, "role": i.role.value, "name": i.name,
-                     "link": f"{base}/j/{i.token}"} for i in created.invites],
+        "invites": [_link(request, i) for i in created.everyone],
     }, status=201, headers={"Cache-Control": "no-store"})
+
+
+async def add_person(request: web.Request) -> web.Response:
+    """POST /api/days/{day_id}/people {"name", "role"}: the secretary invites a supervisor,
+    reviewer or observer (P1) until the sitting opens; answers their link."""
+    day_id = url_id(request, "day_id")
+    invite = await require_invite(request, day_id, SECRETARY)
+    body = await json_object(request)
+    only(body, ("name", "role"))
+    name = text(body, "name", max_chars=NAME_CHARS, nonempty=True)
+    role = text(body, "role", max_chars=NAME_CHARS)
+    roles = {r.value: r for r in GUEST_ROLES}
+    if role not in roles:
+        raise malformed(f"'role' must be one of {', '.join(roles)}, not {role[:40]!r}: the"
+                        " commission and the students come with the day")
+    day = await request.app[INVITES].get_day(day_id)
+    expires_at = expires_at_for_day(day.date, day.timezone,
+                                    request.app[CONFIG].invites.valid_days_after)
+    added = await RosterStore(request.app[DATABASE]).add_person(
+        day_id, roles[role], name, expires_at=expires_at, by=invite.person_id, now=time.time())
+    await request.app[HOSTS].reload(day_id)
+    return web.json_response(_link(request, added), status=201,
+                             headers={"Cache-Control": "no-store"})
 
 
 async def _student_of_day(request: web.Request) -> tuple[int, int]:
@@ -84,8 +130,10 @@ async def _student_of_day(request: web.Request) -> tuple[int, int]:
 
 
 async def update_student(request: web.Request) -> web.Response:
-    """PATCH /api/days/{day_id}/students/{person_id}."""
-    _, person_id = await _student_of_day(request)
+    """PATCH /api/days/{day_id}/students/{person_id}: some of thesis_title, supervisor,
+    reviewer, timezone and extra_time_percent (0 to 100, clause 4.3: 409 once the
+    sitting has opened)."""
+    day_id, person_id = await _student_of_day(request)
     body = await json_object(request)
     only(body, _EDITABLE)
     if not body:
@@ -94,15 +142,21 @@ async def update_student(request: web.Request) -> web.Response:
     def given(name: str) -> str | None:
         return text(body, name, max_chars=_EDITABLE_CHARS[name]) if name in body else None
 
+    extra = (number(body, "extra_time_percent", low=0.0, high=MAX_EXTRA_TIME_PERCENT)
+             if "extra_time_percent" in body else None)
     try:
         await RosterStore(request.app[DATABASE]).update_student(
             person_id, now=time.time(), thesis_title=given("thesis_title"),
             supervisor=given("supervisor"), reviewer=given("reviewer"),
-            timezone=given("timezone"))
+            timezone=given("timezone"), extra_time_percent=extra)
+    except RosterRefused:
+        raise  # 409 with the clause, from the middleware
     except StorageError as exc:
         # Here the roster's refusal is of a value the caller gave (an empty name, an
         # unknown time zone), not our failure: the root alone cannot tell.
         raise json_error(web.HTTPUnprocessableEntity, "invalid", str(exc)) from None
+    if extra is not None:
+        await request.app[HOSTS].reload(day_id)  # the core reads it when hosting the day
     return web.json_response({"updated": sorted(body)})
 
 
@@ -165,6 +219,7 @@ async def day_queue(request: web.Request) -> web.Response:
             "position": position, "student": student_id, "name": loaded.name(student_id),
             "thesis_title": roster.thesis_title if roster is not None else None,
             "timezone": zone, "sitting_starts_local": local.isoformat(timespec="minutes"),
+            "extra_time_percent": roster.extra_time_percent if roster is not None else 0.0,
             "status": statuses[student_id].value,
         })
     locks_at = starts_at - 60 * lock_minutes
@@ -192,6 +247,7 @@ def add_day_routes(app: web.Application) -> None:
     day = r"/api/days/{day_id:\d+}"
     student = day + r"/students/{person_id:\d+}"
     app.router.add_post("/api/days", create_day)
+    app.router.add_post(day + "/people", add_person)
     app.router.add_get(day + "/queue", day_queue)
     app.router.add_post(day + "/admit", admit)
     app.router.add_patch(student, update_student)

@@ -1,4 +1,4 @@
-"""Protocol API (rules V5, V6): list, read as JSON, HTML or PDF, approve, sign.
+"""Protocol API (rules V5, V6, A5): list, read as JSON, HTML or PDF, approve, sign.
 
     GET  /api/days/{day_id}/protocols                   chair, members, secretary
     GET  /api/days/{day_id}/protocols/{which}?format=json|html|pdf
@@ -7,6 +7,11 @@
                                     {"hash": "<hex>", "key_id": n, "signature": "<b64url>"}
     POST /api/days/{day_id}/protocols/{which}/sign      the chair; {"key_id", "signature"}
     POST /api/days/{day_id}/keys                        the commission; {"jwk": {...}}
+
+An appeal sitting (a day of its own) has one protocol, `which` = "appeal" (clauses
+8.8, 8.9), served by the same routes with the appeal roles (`PAPER_ROLES`): the
+appeal commission and the commission chair invited to the sitting read it, the
+members of the appeal commission approve it, and the appeal chair signs it.
 
 Approvals and the signing are signed (rule V6): the browser signs
 `protocols.signing.statement(action, day, which, hash)` with the ECDSA P-256
@@ -26,12 +31,15 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from orchestrator.model import COMMISSION_ROLES
-from orchestrator.protocol import DayProtocol
+from orchestrator.appeal_protocol import AppealProtocol
+from orchestrator.model import APPEAL_ROLES, COMMISSION_ROLES, Role
+from orchestrator.protocol import DayProtocol, Protocol
 from protocols.approvals import (
     AlreadySigned,
     Approval,
@@ -42,18 +50,27 @@ from protocols.approvals import (
     missing_approvals,
     missing_message,
 )
-from protocols.drafts import DayDrafts, Draft, RecordingIndex, load_drafts
+from protocols.appeal_render import render_appeal_html, render_appeal_pdf
+from protocols.drafts import (
+    AnyDraft,
+    AppealDrafts,
+    DayDrafts,
+    RecordingIndex,
+    load_day_drafts,
+)
 from protocols.keys import SignatureIn, SigningKeyStore
 from protocols.render import Endorsement, render_html, render_pdf
 from protocols.signing import load_jwk
 from recordings.plan import day_folder
+from storage.appeals import AppealStore, DayKind
+from storage.invites import Invite
 
-from .auth import require_invite
+from .auth import invite_of, require
 from .body import MAX_ID, integer, json_object, mapping, only, text, url_id
 from .errors import json_error
 from .keys import CONFIG, DATABASE
 from .replies import json_reply
-from .roles import CHAIR, MEMBERS
+from .roles import APPEAL_CHAIR, CHAIR, EVERYONE, MEMBERS
 
 FORMATS = ("json", "html", "pdf")
 #: A P-256 signature, r || s in base64url, is 86 characters; more is never one.
@@ -67,6 +84,27 @@ _HTML_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class PaperRoles:
+    """Who does what with the protocols of one kind of day."""
+
+    readers: frozenset[Role]  # list and read them
+    approvers: frozenset[Role]  # approve a draft (those present among them)
+    signer: frozenset[Role]  # sign it, last
+    keys: frozenset[Role]  # register a signing key
+
+
+DEFENSE_PAPERS = PaperRoles(readers=COMMISSION_ROLES, approvers=MEMBERS, signer=CHAIR,
+                            keys=COMMISSION_ROLES)
+#: At an appeal sitting the commission chair invited to it (8.4) reads the draft
+#: (8.8: it goes to the members of the appeal commission and the commission chair).
+APPEAL_PAPERS = PaperRoles(readers=APPEAL_ROLES | CHAIR,
+                           approvers=frozenset({Role.APPEAL_MEMBER}), signer=APPEAL_CHAIR,
+                           keys=APPEAL_ROLES)
+PAPER_ROLES = {DayKind.DEFENSE: DEFENSE_PAPERS, DayKind.REPEAT: DEFENSE_PAPERS,
+               DayKind.APPEAL: APPEAL_PAPERS}
 
 
 def add_protocol_routes(app: web.Application) -> None:
@@ -87,7 +125,7 @@ async def register_key(request: web.Request) -> web.Response:
     which approvals and signatures name, and its fingerprint.
     """
     day_id = url_id(request, "day_id")
-    invite = await require_invite(request, day_id, COMMISSION_ROLES)
+    invite = await _require_paper_role(request, day_id, lambda r: r.keys)
     body = await json_object(request)
     only(body, ("jwk",))
     public = load_jwk(mapping(body, "jwk"))
@@ -103,7 +141,7 @@ async def list_protocols(request: web.Request) -> web.Response:
     or signed; its content hash; who approved it and whose approval is missing.
     """
     day_id = url_id(request, "day_id")
-    await require_invite(request, day_id, COMMISSION_ROLES)
+    await _require_paper_role(request, day_id, lambda r: r.readers)
     drafts = await _drafts(request, day_id)
     store = ProtocolStore(request.app[DATABASE])
     approvals, signed = await store.approvals(day_id), await store.signed(day_id)
@@ -118,7 +156,7 @@ async def get_protocol(request: web.Request) -> web.StreamResponse:
     as signed; a draft as the journal has it now, with its content hash.
     """
     day_id, which = url_id(request, "day_id"), request.match_info["which"]
-    await require_invite(request, day_id, COMMISSION_ROLES)
+    await _require_paper_role(request, day_id, lambda r: r.readers)
     fmt = request.query.get("format", "json")
     if fmt not in FORMATS:
         raise json_error(web.HTTPBadRequest, "bad_format",
@@ -132,11 +170,11 @@ async def get_protocol(request: web.Request) -> web.StreamResponse:
         return json_reply({**_summary(draft, approvals, signed), "content": json.loads(content)})
     endorsement = _endorsement(draft, approvals, None)
     if fmt == "html":
-        html = signed.html if signed is not None else render_html(draft.protocol, endorsement)
+        html = signed.html if signed is not None else _html(draft.protocol, endorsement)
         return web.Response(text=html, content_type="text/html", charset="utf-8",
                             headers=_HTML_HEADERS)
     pdf = signed.pdf if signed is not None else await asyncio.to_thread(
-        render_pdf, draft.protocol, endorsement)
+        _pdf, draft.protocol, endorsement)
     name = f"protocol-day{day_id}-{which}.pdf"
     return web.Response(body=pdf, content_type="application/pdf", headers={
         "Cache-Control": "no-store", "Content-Disposition": f'inline; filename="{name}"'})
@@ -149,7 +187,7 @@ async def approve_protocol(request: web.Request) -> web.Response:
     stale_hash if the draft has changed since; 403 for a member not present.
     """
     day_id, which = url_id(request, "day_id"), request.match_info["which"]
-    invite = await require_invite(request, day_id, MEMBERS)
+    invite = await _require_paper_role(request, day_id, lambda r: r.approvers)
     body = await json_object(request)
     only(body, ("hash", "key_id", "signature"))
     seen = _hash_from_body(body)
@@ -170,7 +208,7 @@ async def sign_protocol(request: web.Request) -> web.Response:
     draft. A signed protocol is stored for good and its hash goes into the journal.
     """
     day_id, which = url_id(request, "day_id"), request.match_info["which"]
-    invite = await require_invite(request, day_id, CHAIR)
+    invite = await _require_paper_role(request, day_id, lambda r: r.signer)
     body = await json_object(request)
     only(body, ("hash", "key_id", "signature"))  # the hash signed is the current draft's
     signature = _signature(body)
@@ -185,8 +223,8 @@ async def sign_protocol(request: web.Request) -> web.Response:
         raise ApprovalsMissing(missing_message(draft, missing, approvals))
     now = time.time()
     endorsement = _endorsement(draft, approvals, (invite.name, now))
-    html = render_html(draft.protocol, endorsement)
-    pdf = await asyncio.to_thread(render_pdf, draft.protocol, endorsement)
+    html = _html(draft.protocol, endorsement)
+    pdf = await asyncio.to_thread(_pdf, draft.protocol, endorsement)
     signed = await store.sign(draft, invite.person_id, html, pdf, signature, now)
     return json_reply(_summary(draft, approvals, signed))
 
@@ -194,11 +232,32 @@ async def sign_protocol(request: web.Request) -> web.Response:
 # -- helpers -------------------------------------------------------------------------
 
 
-async def _drafts(request: web.Request, day_id: int) -> DayDrafts:
+async def _require_paper_role(request: web.Request, day_id: int,
+                              pick: Callable[[PaperRoles], frozenset[Role]]) -> Invite:
+    """The caller's invite, if it is for `day_id` and in the roles `pick` chooses for
+    that kind of day (`PAPER_ROLES`): 401, or 403 for another day or role."""
+    invite = require(await invite_of(request), day_id, EVERYONE)
+    kind, _ = await AppealStore(request.app[DATABASE]).day_kind(day_id)
+    return require(invite, day_id, pick(PAPER_ROLES[kind]))
+
+
+async def _drafts(request: web.Request, day_id: int) -> DayDrafts | AppealDrafts:
     config = request.app[CONFIG]
-    return await load_drafts(request.app[DATABASE], day_id, config.procedure_settings(),
-                             day_folder(config.recordings_dir, day_id),
-                             request.app[RECORDING_INDEX])
+    return await load_day_drafts(request.app[DATABASE], day_id, config.procedure_settings(),
+                                 day_folder(config.recordings_dir, day_id),
+                                 request.app[RECORDING_INDEX])
+
+
+def _html(protocol: Protocol | AppealProtocol, endorsement: Endorsement) -> str:
+    if isinstance(protocol, AppealProtocol):
+        return render_appeal_html(protocol, endorsement)
+    return render_html(protocol, endorsement)
+
+
+def _pdf(protocol: Protocol | AppealProtocol, endorsement: Endorsement) -> bytes:
+    if isinstance(protocol, AppealProtocol):
+        return render_appeal_pdf(protocol, endorsement)
+    return render_pdf(protocol, endorsement)
 
 
 def _hash_from_body(body: dict[str, Any]) -> str:
@@ -220,7 +279,7 @@ def _signature(body: dict[str, Any]) -> SignatureIn:
                        text(body, "signature", max_chars=SIGNATURE_CHARS))
 
 
-def _endorsement(draft: Draft, approvals: list[Approval],
+def _endorsement(draft: AnyDraft, approvals: list[Approval],
                  signed: tuple[str, float] | None) -> Endorsement:
     names = draft.approvers
     done = [a for a in approvals if a.content_hash == draft.content_hash and a.person_id in names]
@@ -232,13 +291,18 @@ def _endorsement(draft: Draft, approvals: list[Approval],
     )
 
 
-def _summary(draft: Draft, approvals: list[Approval],
+def _summary(draft: AnyDraft, approvals: list[Approval],
              signed: SignedProtocol | None) -> dict[str, Any]:
     """What the list shows of one protocol; for a signed one, what was signed."""
     protocol = draft.protocol
     names = {int(p.person_id): p.name for p in protocol.commission}
     entry: dict[str, Any] = {"which": draft.which}
-    if isinstance(protocol, DayProtocol):
+    if isinstance(protocol, AppealProtocol):
+        entry["kind"] = "appeal"
+        entry["appeal_id"] = protocol.appeal.appeal_id
+        entry["student"] = {"name": protocol.appeal.defense.student}
+        entry["decision"] = None if protocol.decision is None else protocol.decision.value
+    elif isinstance(protocol, DayProtocol):
         entry["kind"] = "day"
     else:
         entry["kind"] = "student"
