@@ -162,4 +162,9 @@ def snapshot_to_json(snapshot: Snapshot | AppealSnapshot) -> dict[str, Any]:
         "consented": sorted(snapshot.consented),
         "lobby": sorted(snapshot.lobby),
         "results_at": snapshot.results_at,
+        "in_person": sorted(snapshot.in_person),
+        "moved": dict(snapshot.moved),
+        "vote_rounds": dict(snapshot.vote_rounds),
+        "failure_since": snapshot.failure_since,
+        "failure": snapshot.failure,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .documents import DocumentKind
 from .quorum import Quorum
 
 
@@ -198,3 +199,5 @@ class Snapshot:
     failure_since: float | None = None
     #: What fails, in words, while `failure_since` is set.
     failure: str = ""
+    #: (student, kind) of every document on file that the procedure looks at.
+    documents: frozenset[tuple[str, DocumentKind]] = frozenset()

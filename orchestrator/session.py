@@ -166,6 +166,7 @@ class DefenseSession:
             vote_rounds=tuple((s, len(r) + 1) for s, r in st.past_rounds.items() if r),
             failure_since=t.failure_since,
             failure=st.failure,
+            documents=frozenset((s, k) for s, kinds in st.documents.items() for k in kinds),
         )
 
     @property

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import zoneinfo
 import enum
 import typing
 from dataclasses import dataclass, field
@@ -190,6 +191,9 @@ class CalendarConfig:
     weekend: tuple[int, ...] = field(default=(6, 7), metadata={"check": _check_weekend})
     holidays: tuple[datetime.date, ...] = ()
     end_of_studies: datetime.date | None = None
+    # The last day of the attestation period: a defense moved after a failure gets
+    # a new date no later than its end (clause 7.8). None: not checked.
+    attestation_period_end: datetime.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +251,11 @@ class Config:
         """Where hand-over packages are built."""
         return self.data_dir / "handover"
 
-    def procedure_settings(self) -> Settings:
-        """The procedure core's settings. A day journals them when its procedure
-        begins and replays with those (`orchestrator.replay`), so a change here
-        affects only days that have not begun."""
+    def procedure_settings(self, timezone: str = "UTC") -> Settings:
+        """The procedure core's settings for a day in `timezone`. A day journals them
+        when its procedure begins and replays with those (`orchestrator.replay`), so
+        a change here affects only days that have not begun."""
+        period_end = self.calendar.attestation_period_end
         return Settings(
             talk_minutes=self.phases.talk_minutes,
             questions_minutes=self.phases.questions_minutes,
@@ -261,6 +266,9 @@ class Config:
             absence_from=self.absence.counted_from,
             failure_grace_minutes=self.absence.grace_minutes,
             queue_lock_minutes=self.queue.lock_minutes,
+            attestation_period_end=0.0 if period_end is None else datetime.datetime.combine(
+                period_end + datetime.timedelta(days=1), datetime.time(),
+                zoneinfo.ZoneInfo(timezone)).timestamp() - 1,
         )
 
     def _problem(self) -> tuple[str, str] | None:

@@ -36,6 +36,7 @@ from orchestrator import effects as fx
 from orchestrator import events as ev
 from orchestrator.appeal_session import AppealSession, AppealSnapshot
 from orchestrator.codec import snapshot_to_json
+from orchestrator.documents import DocumentKind
 from orchestrator.errors import OrchestratorError
 from orchestrator.model import (
     APPEAL_ROLES,
@@ -200,6 +201,8 @@ class DayHost:
         for student_id, student in self._loaded.students.items():
             if student.consent_at is not None and student_id not in snapshot.consented:
                 await self._runner.submit(ev.ConsentOnFile(now=0, student=student_id))
+            for document in student.documents:
+                await self.document_recorded(student_id, document.kind)
         self._room.set_lobby(self._lobby(snapshot))
         if snapshot.recording:
             await self._journal.append(self._day_id, None, "recording_resumed",
@@ -286,6 +289,11 @@ class DayHost:
         if student_id not in self._runner.snapshot.consented:
             await self._runner.submit(ev.ConsentOnFile(now=0, student=student_id))
 
+    async def document_recorded(self, student_id: str, kind: DocumentKind) -> None:
+        snapshot = self._runner.snapshot
+        if isinstance(snapshot, Snapshot) and (student_id, kind) not in snapshot.documents:
+            await self._runner.submit(ev.DocumentOnFile(now=0, student=student_id, kind=kind))
+
     # -- RoomObserver ----------------------------------------------------------------
 
     def presence_changed(self, participant: ParticipantInfo, present: bool) -> None:
@@ -353,7 +361,8 @@ class DayHost:
             await self._notice(NoticeKind.ABSENT, student=effect.student, clause=effect.clause)
         elif isinstance(effect, fx.Reschedule):
             await self._notice(NoticeKind.RESCHEDULED, student=effect.student,
-                               reason=effect.reason, clause=effect.clause)
+                               reason=effect.reason, clause=effect.clause,
+                               new_date=effect.new_date)
         elif isinstance(effect, fx.AppealDecided):
             self._spawn(self._appeal_decided())
         elif isinstance(effect, fx.PublishResults):

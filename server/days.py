@@ -90,7 +90,7 @@ class DayHosts:
         loaded = await load_day(self._db, day_id)
         host = DayHost(
             loaded,
-            self._config.procedure_settings(),
+            self._config.procedure_settings(loaded.stored.timezone),
             self._journal,
             self._rooms.room_for(str(day_id)),
             self._config.recordings_dir,

@@ -363,6 +363,29 @@ def _extra_time(db: sqlite_utils.Database) -> None:
                " CHECK (extra_time_percent BETWEEN 0 AND 100)")
 
 
+@MIGRATIONS(name="0009_absence_proof")
+def _absence_proof(db: sqlite_utils.Database) -> None:
+    # A valid reason for absence needs its proof on file (clause 7.9): a new kind of
+    # document. SQLite cannot change a CHECK, so the table is rebuilt with its rows.
+    db.execute("ALTER TABLE documents RENAME TO documents_0003")
+    db.execute(
+        """
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES students(person_id),
+            kind TEXT NOT NULL CHECK (kind IN ('thesis', 'plagiarism_report',
+                'supervisor_review', 'reviewer_review', 'presentation_pdf', 'norm_control',
+                'absence_proof')),
+            uploaded_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("INSERT INTO documents SELECT id, person_id, kind, uploaded_at"
+               " FROM documents_0003")
+    db.execute("DROP TABLE documents_0003")
+    db.execute("CREATE INDEX documents_person_id ON documents(person_id)")
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration to `db`; return the names applied."""
     pending = [migration.name for migration in MIGRATIONS.pending(db)]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime
+import io
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from fpdf import FPDF
 
-from storage.roster import CommissionSpec, DaySpec, StudentSpec
+from orchestrator.documents import NEEDED_TO_DEFEND
+from storage.roster import CommissionSpec, DaySpec, DocumentSpec, StudentSpec
 
 TZ = "Europe/Moscow"
 COMMISSION = CommissionSpec(
@@ -18,7 +21,8 @@ COMMISSION = CommissionSpec(
 
 
 def day_spec(starts_at: float, students: int = 2) -> DaySpec:
-    """A day starting at `starts_at` (to the minute) with consenting students."""
+    """A day starting at `starts_at` (to the minute) with consenting students whose
+    thesis and presentation are on file (clause 7.3)."""
     moment = datetime.datetime.fromtimestamp(starts_at, zoneinfo.ZoneInfo(TZ))
     consent = moment - datetime.timedelta(days=10)
     return DaySpec(
@@ -26,7 +30,8 @@ def day_spec(starts_at: float, students: int = 2) -> DaySpec:
         timezone=TZ, norm_control_required=False, commission=COMMISSION,
         students=tuple(
             StudentSpec(name=f"Студент {n}", thesis_title=f"Тема {n}", supervisor="Лебедев",
-                        reviewer="Орлова", timezone=TZ, consent_at=consent, documents=())
+                        reviewer="Орлова", timezone=TZ, consent_at=consent,
+                        documents=tuple(DocumentSpec(kind, consent) for kind in NEEDED_TO_DEFEND))
             for n in range(1, students + 1)),
     )
 
@@ -69,9 +74,30 @@ class Api:
             state: dict[str, Any] = answer["state"]
             return state
 
+    async def upload(self, student: str, kind: str, pdf: bytes) -> dict[str, Any]:
+        """PUT one of `student`'s documents, as this person."""
+        async with self._session.put(f"{self._base}/students/{student}/files/{kind}", data=pdf,
+                                     headers={**self._headers,
+                                              "Content-Type": "application/pdf"}) as r:
+            answer: dict[str, Any] = await r.json()
+            if r.status != 201:
+                raise ApiError(r.status, answer)
+            return answer
+
     async def refused(self, action: str, **body: Any) -> ApiError:
         try:
             await self.act(action, **body)
         except ApiError as exc:
             return exc
         raise AssertionError(f"{action} {body} was accepted")
+
+
+def small_pdf(text: str) -> bytes:
+    """A real one-page PDF saying `text` (a scanned certificate stands in this way)."""
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=14)
+    pdf.text(20, 30, text)
+    out = io.BytesIO()
+    pdf.output(out)
+    return out.getvalue()

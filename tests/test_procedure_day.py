@@ -25,7 +25,7 @@ from web_ui.recordings_api import RECORDINGS
 
 from .conftest import RunningServer
 from .media_helpers import joined
-from .procedure_helpers import Api, day_spec
+from .procedure_helpers import Api, day_spec, small_pdf
 from .signing_helpers import BrowserKey
 from .timing import wait_until
 
@@ -79,6 +79,10 @@ async def test_a_whole_day_through_the_api(server: RunningServer) -> None:
             bad = await sec.refused("identity", student=ids["s1"], accepted="yes")
             assert bad.status == 400 and "accepted" in bad.body["message"]
             await sec.act("identity", student=ids["s1"], accepted=True)
+            # A valid reason needs its proof on file (7.9): the secretary uploads it.
+            refused = await sec.refused("valid-reason", student=s2_id, reason="болезнь, справка")
+            assert refused.status == 409 and refused.body["clause"] == "7.9", refused.body
+            await sec.upload(s2_id, "absence_proof", small_pdf("Medical certificate"))
             await sec.act("valid-reason", student=s2_id, reason="болезнь, справка")
             await chair.act("announce-limits")
             assert (await apis["s1"].refused("next-phase")).status == 403

@@ -182,7 +182,7 @@ async def record_consent(request: web.Request) -> web.Response:
 
 async def record_document(request: web.Request) -> web.Response:
     """POST /api/days/{day_id}/students/{person_id}/documents {"kind", "uploaded_at"?}."""
-    _, person_id = await _student_of_day(request)
+    day_id, person_id = await _student_of_day(request)
     body = await json_object(request)
     only(body, ("kind", "uploaded_at"))
     try:
@@ -193,6 +193,8 @@ async def record_document(request: web.Request) -> web.Response:
     at = _moment(body, "uploaded_at")
     await RosterStore(request.app[DATABASE]).record_document(
         person_id, kind, at, now=time.time())
+    host = await request.app[HOSTS].host(day_id)
+    await host.document_recorded(str(person_id), kind)
     return web.json_response({"kind": kind.value, "uploaded_at": at}, status=201)
 
 

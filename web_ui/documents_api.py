@@ -26,7 +26,7 @@ from storage.roster import RosterStore
 from .auth import require_invite
 from .body import url_id
 from .errors import json_error, too_large
-from .keys import CONFIG, DATABASE
+from .keys import CONFIG, DATABASE, HOSTS
 from .roles import EVERYONE
 
 MAX_BYTES = 50 << 20
@@ -83,6 +83,8 @@ async def upload_document(request: web.Request) -> web.Response:
         invite.day_id, invite.person_id, "document_file",
         {"student": person_id, "kind": kind.value, "size": stored.size,
          "sha256": stored.sha256}, now)
+    host = await request.app[HOSTS].host(invite.day_id)
+    await host.document_recorded(str(person_id), kind)
     return web.json_response({"kind": kind.value, "size": stored.size, "sha256": stored.sha256},
                              status=201)
 

@@ -228,7 +228,7 @@ SERVER_MESSAGES: dict[str, frozenset[str]] = {
     "state": frozenset({"state", "presentation", "server_time"}),
     # One per `server.dayhost.NoticeKind`; the fields depend on the kind.
     "notice": frozenset({"kind", "text", "clause", "phase", "seconds_left", "student",
-                         "reason", "grades"}),
+                         "reason", "grades", "new_date"}),
     "presentation": frozenset({"student", "page"}),
     "lobby": frozenset({"waiting", "reason"}),
     "identity": frozenset({"instruction", "instruction_ru", "retake", "at"}),
