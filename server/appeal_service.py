@@ -245,7 +245,8 @@ class AppealService:
                 consent_at=None if student.consent_at is None else
                 datetime.datetime.fromtimestamp(student.consent_at, zoneinfo.ZoneInfo(tz)),
                 documents=tuple(DocumentSpec(d.kind, datetime.datetime.fromtimestamp(
-                    d.uploaded_at, zoneinfo.ZoneInfo(tz))) for d in student.documents)),),
+                    d.uploaded_at, zoneinfo.ZoneInfo(tz))) for d in student.documents),
+                extra_time_percent=student.extra_time_percent),),
         )
         expires = expires_at_for_day(spec_date, tz, self._config.invites.valid_days_after)
         created = await RosterStore(self._db).create_day(spec, expires_at=expires, now=now)
@@ -257,4 +258,4 @@ class AppealService:
                     witnesses.append(await self._invites.issue(
                         created.day_id, person.role, person.name, expires, now=now))
         appeal = await self._store.set_repeat(appeal_id, created.day_id, by, now)
-        return Created(appeal, created.day_id, (*created.invites, *witnesses))
+        return Created(appeal, created.day_id, (*created.everyone, *witnesses))

@@ -65,14 +65,17 @@ ADMITTED_KIND = "admitted"
 class DayObserver(Protocol):
     """Told, in a task of the day's own, what its procedure settled that matters
     beyond the day: the results (students' links last to the appeal deadline), an
-    appeal sitting's decision (the appeal it hears), and the closing of a sitting
-    with its files closed (the archive builds one file per defense)."""
+    appeal sitting's decision (the appeal it hears), the closing of a sitting with
+    its files closed (the archive builds one file per defense), and a defense moved
+    to a new date (the student's link shows it until then, clause 7.8)."""
 
     async def results_announced(self, host: DayHost) -> None: ...
 
     async def appeal_decided(self, host: DayHost) -> None: ...
 
     async def sitting_closed(self, host: DayHost) -> None: ...
+
+    async def defense_moved(self, host: DayHost, student: str, new_date: float) -> None: ...
 
 
 class NoticeKind(enum.StrEnum):
@@ -82,7 +85,7 @@ class NoticeKind(enum.StrEnum):
     WARNING = "warning"  # phase (None: the whole defense), seconds_left
     OVERTIME = "overtime"  # phase
     ABSENT = "absent"  # student, clause
-    RESCHEDULED = "rescheduled"  # student, reason, clause
+    RESCHEDULED = "rescheduled"  # student, reason, clause, new_date
     RESULTS = "results"  # grades by student
 
 
@@ -212,6 +215,10 @@ class DayHost:
             # The decision may have been journaled just before a crash.
             self._spawn(self._appeal_decided())
         logger.info("day %s hosted: phase %s", self._day_id, snapshot.phase.value)
+
+    def now(self) -> float:
+        """The time by the day's clock (the procedure's; fake in tests)."""
+        return self._clock()
 
     async def stop(self) -> None:
         """Stop the timer, presence work and recording (files closed). Idempotent."""
@@ -363,6 +370,8 @@ class DayHost:
             await self._notice(NoticeKind.RESCHEDULED, student=effect.student,
                                reason=effect.reason, clause=effect.clause,
                                new_date=effect.new_date)
+            if effect.new_date is not None:
+                self._spawn(self._defense_moved(effect.student, effect.new_date))
         elif isinstance(effect, fx.AppealDecided):
             self._spawn(self._appeal_decided())
         elif isinstance(effect, fx.PublishResults):
@@ -377,6 +386,14 @@ class DayHost:
                 await self._observer.results_announced(self)
             except Exception:
                 logger.exception("day %s: extending the students' links failed", self._day_id)
+
+    async def _defense_moved(self, student: str, new_date: float) -> None:
+        if self._observer is not None:
+            try:
+                await self._observer.defense_moved(self, student, new_date)
+            except Exception:
+                logger.exception("day %s: extending %s's link to the new date failed",
+                                 self._day_id, student)
 
     async def _appeal_decided(self) -> None:
         if self._observer is not None:

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from storage.days import load_day
+from orchestrator.workdays import local_date
+from storage.invites import InviteStore, expires_at_for_day
 from storage.db import Database
 from storage.journal import Journal
 
@@ -109,6 +111,13 @@ class DayHosts:
 
     async def appeal_decided(self, host: DayHost) -> None:
         await self.appeals.record_decision(host)
+
+    async def defense_moved(self, host: DayHost, student: str, new_date: float) -> None:
+        # The student's page shows the new date (clause 7.8) until the day after it.
+        tz = host.loaded.stored.timezone
+        until = expires_at_for_day(local_date(new_date, tz), tz,
+                                   self._config.invites.valid_days_after)
+        await InviteStore(self._db).extend_person(int(student), until, now=host.now())
 
     async def sitting_closed(self, host: DayHost) -> None:
         if self._sitting_closed is not None:

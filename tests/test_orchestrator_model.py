@@ -13,6 +13,14 @@ must hold:
   their media is connected), the recorder's confirmations and the passing of
   time. Nobody who left is assumed to come back: a day must end even when a
   student or members are gone for good (clauses 7.8, 7.9).
+
+The appeal sitting gets the same treatment (`AppealSittingMachine`): whatever was
+said, decided or switched, the appeal chair can still take it to its close.
+
+Run on the code before issue 13, the defense machine found the three dead ends
+the rules audit reported: the commission short of quorum for good (nothing could
+move the day, 7.8), a student who left after the opening (never absent, 7.9), and
+a 2:2:1 vote with the chair in the 1 (no result and no new round, 7.12).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from orchestrator.documents import NEEDED_TO_DEFEND, DocumentKind
 from orchestrator.effects import StartRecording, StopRecording
 from orchestrator.errors import OrchestratorError
 from orchestrator.model import DefenseDay, Grade, Person, Phase, Role, StudentStatus
+from orchestrator.appeal_session import AppealPhase, AppealSession
 from orchestrator.session import DefenseSession
 
 START = 100_000.0
@@ -49,7 +58,7 @@ def small_day() -> DefenseDay:
     ), scheduled_start=START)
 
 
-def recorder(s: DefenseSession, now: float) -> None:
+def recorder(s: DefenseSession | AppealSession, now: float) -> None:
     """Carry out the effects; the recorder confirms what it is asked to do."""
     while (effect := s.next_effect()) is not None:
         if isinstance(effect, StartRecording):
@@ -221,4 +230,102 @@ APPEAL_EVENTS = {ev.OpenAppealSitting, ev.NameAnnounced, ev.DecideAppeal,
 TestDefenseDay = DefenseDayMachine.TestCase
 TestDefenseDay.settings = settings(
     max_examples=150, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+
+
+# -- the appeal sitting (section 8) ---------------------------------------------------
+
+APPEAL_PEOPLE = ("ac", "am1", "am2", "chair", "s1")
+
+
+def appeal_sitting() -> DefenseDay:
+    return DefenseDay(people=(
+        Person("ac", "Appeal Chair", Role.APPEAL_CHAIR),
+        Person("am1", "Appeal Member 1", Role.APPEAL_MEMBER),
+        Person("am2", "Appeal Member 2", Role.APPEAL_MEMBER),
+        Person("chair", "Commission Chair", Role.CHAIR),
+        Person("s1", "Student One", Role.STUDENT),
+    ), scheduled_start=START)
+
+
+def appeal_commands(s: AppealSession, now: float) -> list[ev.Event]:
+    """What the appeal chair tries next, in order; nobody need be connected (8.6)."""
+    return [
+        ev.SetRecording(now=now, actor="ac", on=True),
+        ev.OpenAppealSitting(now=now, actor="ac"),
+        *(ev.NameAnnounced(now=now, actor="ac", person=p) for p in s.snapshot().to_name),
+        ev.DecideAppeal(now=now, actor="ac", decision="rejected", reasoning="no breach"),
+        ev.CloseAppealSitting(now=now, actor="ac"),
+    ]
+
+
+def appeal_step(s: AppealSession, now: float) -> bool:
+    for command in appeal_commands(s, now):
+        try:
+            s.handle(command)
+        except OrchestratorError:
+            continue
+        return True
+    return False
+
+
+def finish_appeal(s: AppealSession, now: float) -> tuple[bool, str]:
+    for _ in range(MAX_STEPS):
+        recorder(s, now)
+        if s.phase is AppealPhase.CLOSED:
+            return True, ""
+        if not appeal_step(s, now):
+            return False, f"stuck in {s.phase.name}: {s.snapshot()}"
+        now += 1
+    return False, f"no end after {MAX_STEPS} steps, in {s.phase.name}"
+
+
+class AppealSittingMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.s = AppealSession(appeal_sitting())
+        self.now = START
+
+    def apply(self, event: ev.Event) -> None:
+        try:
+            self.s.handle(event)
+        except OrchestratorError:
+            pass
+        recorder(self.s, self.now)
+
+    @rule(person=st.sampled_from(APPEAL_PEOPLE), joined=st.booleans())
+    def presence(self, person: str, joined: bool) -> None:
+        kind = ev.ParticipantJoined if joined else ev.ParticipantLeft
+        self.apply(kind(now=self.now, actor=person))
+
+    @rule(steps=st.integers(1, 4))
+    def sitting_moves_on(self, steps: int) -> None:
+        for _ in range(steps):
+            self.now += 1
+            appeal_step(self.s, self.now)
+            recorder(self.s, self.now)
+
+    @rule(command=st.sampled_from(sorted(APPEAL_EVENTS | {ev.SetRecording},
+                                         key=lambda c: c.__name__)),
+          actor=st.sampled_from((*APPEAL_PEOPLE, "nobody")),
+          word=st.sampled_from(("rejected", "upheld", "maybe", "", *APPEAL_PEOPLE)),
+          on=st.booleans())
+    def any_command(self, command: type[ev.Event], actor: str, word: str, on: bool) -> None:
+        fields: dict[str, typing.Any] = {"now": self.now, "actor": actor}
+        for name in typing.get_type_hints(command):
+            if name in ("person", "decision", "reasoning"):
+                fields[name] = word
+            elif name == "on":
+                fields[name] = on
+        self.apply(command(**fields))
+
+    @invariant()
+    def the_sitting_can_end(self) -> None:
+        ok, why = finish_appeal(copy.deepcopy(self.s), self.now)
+        assert ok, why
+
+
+TestAppealSitting = AppealSittingMachine.TestCase
+TestAppealSitting.settings = settings(
+    max_examples=100, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from server.config import AbsenceConfig, Config
+from storage.invites import InviteStore
 from web_ui.client import RoomClient
+from web_ui.keys import DATABASE
 
 from .conftest import RunningServer, make_config
 from .procedure_helpers import Api
@@ -87,6 +89,15 @@ async def test_4_8_7_8_7_12_in_person_members_a_moved_rest_of_day_and_a_new_roun
                             for n in s2_page.state.notices)
                 and (s2_page.state.procedure or {}).get("moved") == {ids["s2"]: new_date},
                 10, "the new date on s2's page")
+            # The student's link works until the day after the new date.
+            invites = InviteStore(server.app[DATABASE])
+
+            async def s2_expires() -> float:
+                person = await invites.person(int(ids["s2"]))
+                assert person is not None
+                return person.expires_at
+
+            await wait_until(s2_expires, lambda at: at > new_date, "s2's link extended")
 
             # The members come back; s1 is voted on in the closed sitting.
             for name in ("m1", "m2"):
