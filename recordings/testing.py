@@ -22,6 +22,7 @@ import numpy as np
 
 from media.testing import VIDEO_CLOCK, frame_number_image
 from orchestrator import events as ev
+from orchestrator.documents import NEEDED_TO_DEFEND, DocumentKind
 from orchestrator.replay import journal_entry
 from storage.journal import Journal
 
@@ -153,12 +154,15 @@ async def journal_defense_day(journal: Journal, day_id: int, *, chair: str, memb
 
     for s in [student, *others]:
         await put(ev.ConsentOnFile(now=t0, student=s))
+        for kind in NEEDED_TO_DEFEND:
+            await put(ev.DocumentOnFile(now=t0, student=s, kind=kind))
     for person in [chair, *members, secretary, student]:
         await put(ev.ParticipantJoined(now=t0, actor=person))
     await put(ev.OpenSitting(now=t0, actor=secretary))
     await put(ev.RecordingStarted(now=t0))
     await put(ev.IdentityDecided(now=t0, actor=secretary, student=student, accepted=True))
     for s in others:
+        await put(ev.DocumentOnFile(now=t0, student=s, kind=DocumentKind.ABSENCE_PROOF))
         await put(ev.RecordValidReason(now=t0, actor=secretary, student=s, reason="ill"))
     await put(ev.AnnounceLimits(now=t0, actor=chair))
     start = t0 + 1

@@ -30,7 +30,7 @@ from storage.db import Database
 from storage.invites import InviteStore
 from storage.journal import Journal, JournalEvent
 
-from .orchestrator_helpers import COMMISSION, MIN, START, make_day
+from .orchestrator_helpers import COMMISSION, MIN, START, make_day, on_file
 from .timing import FakeClock
 
 BEGAN_WITH = Settings(talk_minutes=10, absence_grace_minutes=15, failure_grace_minutes=15)
@@ -41,7 +41,7 @@ CHANGED = Settings(talk_minutes=25, questions_minutes=5, defense_max_minutes=50,
 
 #: The sitting opens with s2 missing, then s1 defends.
 SCRIPT: list[tuple[float, ev.Event]] = [
-    *((START - 60 * MIN, ev.ConsentOnFile(now=0, student=s)) for s in ("s1", "s2")),
+    *((START - 60 * MIN, e) for s in ("s1", "s2") for e in on_file(s)),
     *((START - 5 * MIN, ev.ParticipantJoined(now=0, actor=p)) for p in (*COMMISSION, "sec", "s1")),
     (START, ev.OpenSitting(now=0, actor="sec")),
     (START + 1, ev.RecordingStarted(now=0)),

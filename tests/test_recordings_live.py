@@ -31,7 +31,7 @@ from web_ui.recordings_api import RECORDINGS
 
 from .conftest import RunningServer
 from .media_helpers import increasing_run, joined
-from .procedure_helpers import Api, day_spec
+from .procedure_helpers import Api, day_spec, small_pdf
 from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(150)
@@ -77,6 +77,7 @@ async def test_a_recorded_defense_across_a_phase_change_and_a_reconnect(
         await sec.act("open-sitting")
         await wait_until(sec.snapshot, lambda s: s["recording"], "recording confirmed")
         await sec.act("identity", student=ids["s1"], accepted=True)
+        await sec.upload(ids["s2"], "absence_proof", small_pdf("Medical certificate"))
         await sec.act("valid-reason", student=ids["s2"], reason="болезнь")
         await sec.act("announce-limits")
         await sec.act("start-defense", student=ids["s1"])
