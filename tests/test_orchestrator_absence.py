@@ -51,6 +51,7 @@ def test_7_9_valid_reason_after_marked_absent() -> None:
     s.handle_deadline(START + 15 * MIN)
     drain(s)
     s.handle(ev.DocumentOnFile(now=START + 19 * MIN, student="s1", kind=PROOF))
+    drain(s)
     s.handle(ev.RecordValidReason(now=START + 20 * MIN, actor="chair", student="s1", reason="flood"))
     assert drain(s)[0] == Reschedule("s1", "flood", "7.9")
     assert s.status("s1") is StudentStatus.RESCHEDULED
