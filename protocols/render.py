@@ -21,16 +21,22 @@ from pathlib import Path
 
 from fpdf import FPDF
 
+from orchestrator.documents import DocumentKind
 from orchestrator.model import Grade, Phase, Role, StudentStatus
 from orchestrator.protocol import (
     AbsenceKind,
+    AttendanceMode,
     DayProtocol,
+    Failure,
+    FailureKind,
     PersonEntry,
     Protocol,
     RecordingFile,
     SittingInfo,
     Span,
     StudentProtocol,
+    TimeLimits,
+    Vote,
 )
 
 from .errors import PaperworkError
@@ -73,8 +79,21 @@ ABSENCES = {
     AbsenceKind.ABSENT: "не подключился(-ась) к видеоконференции в установленное время; "
                         "признан(а) не явившимся(-ейся) (п. 7.9)",
     AbsenceKind.VALID_REASON: "неявка по уважительной причине (п. 7.9)",
-    AbsenceKind.MOVED: "технический сбой более 15 минут; защита перенесена председателем "
-                       "на другой день (п. 7.8)",
+    AbsenceKind.MOVED: "технический сбой, не устранённый в установленный срок; защита "
+                       "перенесена председателем на другой день (п. 7.8)",
+}
+
+ATTENDANCE_MODES = {
+    AttendanceMode.REMOTE: "дистанционно", AttendanceMode.IN_PERSON: "очно, в аудитории",
+    AttendanceMode.BOTH: "дистанционно и очно, в аудитории",
+    AttendanceMode.ABSENT: "отсутствовал(а)",
+}
+DOCUMENTS = {
+    DocumentKind.THESIS: "ВКР", DocumentKind.PLAGIARISM_REPORT: "справка об антиплагиате",
+    DocumentKind.SUPERVISOR_REVIEW: "отзыв руководителя",
+    DocumentKind.REVIEWER_REVIEW: "рецензия", DocumentKind.PRESENTATION_PDF: "презентация",
+    DocumentKind.NORM_CONTROL: "нормоконтроль",
+    DocumentKind.ABSENCE_PROOF: "документ, подтверждающий уважительную причину",
 }
 
 
@@ -127,6 +146,10 @@ class _Clock:
         moment = datetime.datetime.fromtimestamp(t, self.zone)
         return moment.strftime("%H:%M:%S" if moment.date() == self.date else "%d.%m.%Y %H:%M:%S")
 
+    def moment(self, t: float) -> str:
+        """Date and time, always with the date (a new date of a moved defense)."""
+        return datetime.datetime.fromtimestamp(t, self.zone).strftime("%d.%m.%Y %H:%M")
+
     def span(self, span: Span) -> str:
         return f"{self(span.start)} – {self(span.end) if span.end is not None else '…'}"
 
@@ -136,6 +159,41 @@ class _Clock:
 
 def _names(people: Iterable[PersonEntry]) -> str:
     return ", ".join(p.name for p in people) or "—"
+
+
+def _minutes(minutes: float) -> str:
+    """A limit in minutes as "12 мин 30 с" (to the second)."""
+    whole, seconds = divmod(round(minutes * 60), 60)
+    return f"{whole} мин {seconds} с" if seconds else f"{whole} мин"
+
+
+def _limits(limits: TimeLimits) -> str:
+    return (f"доклад — до {_minutes(limits.talk_minutes)}, ответы на вопросы — до "
+            f"{_minutes(limits.questions_minutes)}, вся защита — до "
+            f"{_minutes(limits.defense_minutes)}")
+
+
+def _failure(f: Failure) -> str:
+    """What failed, in words (clause 7.8)."""
+    parts = []
+    for kind in f.what:
+        if kind is FailureKind.QUORUM and f.quorum is not None:
+            parts.append(f"нет кворума: присутствовали {f.quorum.present} из {f.quorum.total} "
+                         f"членов комиссии, нужно не менее {f.quorum.required} (п. 7.2)")
+        elif kind is FailureKind.CHAIR:
+            parts.append("нет связи с председателем ГЭК")
+        elif kind is FailureKind.SECRETARY:
+            parts.append("нет связи с секретарём ГЭК")
+        elif kind is FailureKind.STUDENT and f.student is not None:
+            parts.append(f"потеряна связь с обучающимся: {f.student.name}")
+    return "; ".join(parts) or f.description
+
+
+def _outcome(p: StudentProtocol, clock: _Clock) -> str:
+    """The outcome, with the new date of a moved defense (clause 7.8)."""
+    if p.absence is not None and p.absence.new_date is not None:
+        return f"защита перенесена на {clock.moment(p.absence.new_date)} (п. 7.8)"
+    return OUTCOMES[p.status]
 
 
 def document(protocol: Protocol, endorsement: Endorsement) -> list[Block]:
@@ -172,13 +230,13 @@ def document(protocol: Protocol, endorsement: Endorsement) -> list[Block]:
 
 
 def _day(p: DayProtocol, clock: _Clock) -> list[Block]:
-    present = {a.person.person_id for a in p.attendance}
     names = {s.student.person_id: s.student.name for s in p.students}
     blocks: list[Block] = [
         Heading("Состав комиссии"),
-        Table(("Роль", "Ф. И. О.", "На заседании"),
-              tuple((ROLES[c.role], c.name, "присутствовал(а)" if c.person_id in present
-                     else "отсутствовал(а)") for c in p.commission), (2, 3, 2)),
+        Table(("Роль", "Ф. И. О.", "На заседании (п. 4.8)", "Очно, в аудитории"),
+              tuple((ROLES[c.person.role], c.person.name, ATTENDANCE_MODES[c.mode],
+                     clock.spans(c.in_person)) for c in p.commission_attendance),
+              (2, 3, 2, 3)),
         Text(f"Присутствовали члены комиссии: {_names(p.members_present)}"),
         Heading("Участники видеоконференции"),
         Table(("Ф. И. О.", "Роль", "Подключения"),
@@ -191,9 +249,14 @@ def _day(p: DayProtocol, clock: _Clock) -> list[Block]:
         Heading("Обучающиеся"),
         Table(("№", "Ф. И. О.", "Тема ВКР", "Итог", "Оценка"),
               tuple((str(i), s.student.name, s.info.thesis_title if s.info else "—",
-                     OUTCOMES[s.status], GRADES[s.grade] if s.grade else "—")
+                     _outcome(s, clock), GRADES[s.grade] if s.grade else "—")
                     for i, s in enumerate(p.students, 1)), (1, 4, 5, 3, 2)),
     ]
+    if p.failures:
+        blocks += [Heading("Технические сбои (п. 7.8)"),
+                   Table(("Что не работало", "Начало", "Окончание"),
+                         tuple((_failure(f), clock(f.start), clock(f.end))
+                               for f in p.failures), (5, 2, 2))]
     pauses = [(s.student.name, clock.span(x)) for s in p.students for x in s.pauses]
     if pauses:
         blocks += [Heading("Приостановки из-за отсутствия кворума (п. 7.2)"),
@@ -209,7 +272,10 @@ def _student(p: StudentProtocol, clock: _Clock) -> list[Block]:
             ("Тема ВКР", info.thesis_title if info else "—"),
             ("Руководитель", info.supervisor if info else "—"),
             ("Рецензент", info.reviewer if info else "—"),
-            ("Итог", OUTCOMES[p.status]),
+            ("Итог", _outcome(p, clock)),
+            ("Время на защиту", _limits(p.limits)),
+            *((("Увеличенное время (п. 4.3)", f"на {p.extra_time_percent:g} %"),)
+              if p.extra_time_percent else ()),
         ), (1, 3)),
         Heading("Присутствовали"),
         Text(f"Члены комиссии: {_names(p.members_present)}"),
@@ -222,6 +288,13 @@ def _student(p: StudentProtocol, clock: _Clock) -> list[Block]:
              _name_of(p, e.by), e.comment or "—") for e in p.identity), (1, 2, 2, 3)))
     else:
         blocks.append(Text("не проводилась"))
+    if p.documents_waived is not None:
+        w = p.documents_waived
+        missing = ", ".join(DOCUMENTS[k] for k in w.missing)
+        blocks += [Heading("Документы (п. 7.3)"), Text(
+            f"{clock(w.at)}: председатель ГЭК {_name_of(p, w.by)} разрешил(а) начать защиту "
+            f"без необходимых документов. Причина: {w.reason}."
+            + (f" Не были загружены: {missing}." if missing else ""))]
     if p.phases:
         blocks += [Heading("Ход защиты"), Table(
             ("Этап", "Начало", "Окончание"),
@@ -237,6 +310,11 @@ def _student(p: StudentProtocol, clock: _Clock) -> list[Block]:
         if p.absence.description:
             line += f". {p.absence.description}"
         blocks += [Heading("Неявка, сбои и перенос"), Text(line)]
+        if p.absence.new_date is not None:
+            blocks.append(Text(f"Новая дата защиты: {clock.moment(p.absence.new_date)} "
+                               f"({p.sitting.timezone})."))
+        if p.absence.proof_on_file:
+            blocks.append(Text("Документ, подтверждающий уважительную причину, загружен."))
     notes = [("Потеря связи с обучающимся", clock.span(s)) for s in p.connection_losses]
     notes += [("Приостановка: нет кворума (п. 7.2)", clock.span(s)) for s in p.pauses]
     notes += [(f"Превышено время: {PHASES[o.phase] if o.phase else 'защита в целом'}",
@@ -245,10 +323,14 @@ def _student(p: StudentProtocol, clock: _Clock) -> list[Block]:
         blocks += [Heading("Отклонения от регламента"),
                    Table(("Событие", "Время"), tuple(notes), (3, 2))]
     blocks.append(Heading("Решение комиссии (закрытое заседание, п. 7.12)"))
+    for r in p.earlier_rounds:
+        blocks += [Text(f"Голосование, тур {r.number}: решение не принято (нет простого "
+                        f"большинства голосов); повторное голосование объявлено "
+                        f"{clock(r.ended_at)}."), _votes(p, r.votes, clock)]
     if p.votes:
-        blocks.append(Table(("Член комиссии", "Оценка", "Время"), tuple(
-            (f"{v.member.name} ({ROLES[v.member.role]})", GRADES[v.grade], clock(v.at))
-            for v in p.votes), (3, 2, 1)))
+        if p.earlier_rounds:
+            blocks.append(Text(f"Голосование, тур {len(p.earlier_rounds) + 1}:"))
+        blocks.append(_votes(p, p.votes, clock))
     if p.grade is not None:
         decided = (" Голоса разделились поровну; решающий голос председателя (п. 7.12)."
                    if p.decided_by_chair else "")
@@ -257,6 +339,15 @@ def _student(p: StudentProtocol, clock: _Clock) -> list[Block]:
     else:
         blocks.append(Text("оценка не выставлялась"))
     return blocks
+
+
+def _votes(p: StudentProtocol, votes: tuple[Vote, ...], clock: _Clock) -> Table:
+    """One round of the open vote; a vote the secretary recorded says so (4.8)."""
+    return Table(("Член комиссии", "Оценка", "Время"), tuple(
+        (f"{v.member.name} ({ROLES[v.member.role]})" + (
+            "" if v.recorded_by is None
+            else f"; очно, голос внесён секретарём {_name_of(p, v.recorded_by)}"),
+         GRADES[v.grade], clock(v.at)) for v in votes), (3, 2, 1))
 
 
 def _name_of(p: StudentProtocol, person_id: str) -> str:

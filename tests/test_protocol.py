@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import io
+import json
 import zoneinfo
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pypdf
 import pytest
@@ -22,7 +24,7 @@ import pytest
 from orchestrator import events as ev
 from orchestrator.documents import DocumentKind
 from orchestrator.effects import Effect
-from orchestrator.model import Grade, Phase, Role, Settings, StudentStatus
+from orchestrator.model import DefenseDay, Grade, Phase, Role, Settings, StudentStatus
 from orchestrator.protocol import (
     AbsenceKind,
     DayProtocol,
@@ -30,6 +32,7 @@ from orchestrator.protocol import (
     RecordingFile,
     SittingInfo,
     Span,
+    StudentProtocol,
     approvers,
     build_protocol,
     canonical_json,
@@ -413,3 +416,252 @@ def test_a_step_the_rules_refuse_names_itself() -> None:
     steps = [*steps_moved_and_valid_reason()[:4], ev.NextPhase(now=10_500.0, actor="s1")]
     with pytest.raises(ReplayError, match=r"step 4 \(NextPhase at 10500.0\)"):
         build_protocol(make_day(), Settings(), steps, SITTING, {})
+
+
+# -- issue 13's ways out in the protocol (4.3, 4.8, 7.3, 7.8, 7.9, 7.12) ----------------
+
+S0 = 10_000.0  # orchestrator_helpers.START
+DAY_S = 86_400.0
+#: The helpers' day, its times shown in Yekaterinburg (UTC+5): 10_000 s is 07:46:40 there.
+ZONED = SittingInfo("Защиты", "1970-01-01", "Asia/Yekaterinburg", S0)
+E, G, S, U = Grade.EXCELLENT, Grade.GOOD, Grade.SATISFACTORY, Grade.UNSATISFACTORY
+
+
+def opened_steps(people: tuple[str, ...], *before_opening: ev.Event,
+                 documents: bool = True) -> list[ev.Event | Tick]:
+    """Consent (and the documents) on file, `people` connected, the sitting opened,
+    both students identified and the limits announced at S0 + 2 min."""
+    filed = [e for s in ("s1", "s2") for e in on_file(s, S0 - 3600)] if documents else [
+        ev.ConsentOnFile(now=S0 - 3600, student=s) for s in ("s1", "s2")]
+    return [
+        *filed, *(ev.ParticipantJoined(now=S0 - 300, actor=p) for p in people),
+        *before_opening,
+        ev.OpenSitting(now=S0, actor="sec"), ev.RecordingStarted(now=S0 + 1),
+        *(ev.IdentityDecided(now=S0 + 60, actor="sec", student=s, accepted=True)
+          for s in ("s1", "s2")),
+        ev.AnnounceLimits(now=S0 + 120, actor="chair"),
+    ]
+
+
+def defense_steps(student: str, now: float) -> list[ev.Event | Tick]:
+    """A whole defense from `now`, a minute a phase; it ends at now + 6 min."""
+    return [ev.StartDefense(now=now, actor="sec", student=student),
+            *(ev.NextPhase(now=now + i * MIN, actor="sec") for i in range(1, 7))]
+
+
+def closed_sitting_steps(now: float) -> list[ev.Event | Tick]:
+    return [ev.TellReturnTime(now=now, actor="sec", return_at=now + 30 * MIN),
+            ev.StartClosedSitting(now=now, actor="sec"), ev.RecordingStopped(now=now + 1)]
+
+
+def results_steps(now: float) -> list[ev.Event | Tick]:
+    return [ev.AnnounceResults(now=now, actor="sec"), ev.RecordingStarted(now=now + 1),
+            ev.CloseSitting(now=now + MIN, actor="chair")]
+
+
+def votes(now: float, student: str, grades: dict[str, Grade],
+          in_person: tuple[str, ...] = ()) -> list[ev.Event | Tick]:
+    """Each member's vote: cast from their page, or recorded by the secretary for those
+    `in_person` (clause 4.8)."""
+    return [ev.RecordVote(now=now, actor="sec", voter=m, student=student, grade=g)
+            if m in in_person else ev.CastVote(now=now, actor=m, student=student, grade=g)
+            for m, g in grades.items()]
+
+
+def page_of(protocol: DayProtocol | StudentProtocol) -> str:
+    return render_html(protocol, Endorsement(content_hash(protocol), (), (), None))
+
+
+def as_json(protocol: DayProtocol | StudentProtocol) -> Any:
+    """The protocol as its canonical JSON says it (what is approved and signed)."""
+    return json.loads(canonical_json(protocol))["protocol"]
+
+
+def test_7_12_protocol_records_every_round() -> None:
+    everyone = ("chair", "m1", "m2", "m3", "m4", "m5", "sec", "s1", "s2")
+    vote_at = S0 + 20 * MIN
+    first = {"chair": U, "m1": G, "m2": G, "m3": S, "m4": S, "m5": E}  # no majority
+    second = {"chair": G, "m1": G, "m2": G, "m3": S, "m4": S, "m5": G}
+    steps = [
+        *opened_steps(everyone), *defense_steps("s1", S0 + 3 * MIN),
+        *defense_steps("s2", S0 + 10 * MIN), *closed_sitting_steps(S0 + 17 * MIN),
+        *votes(vote_at, "s1", {"chair": E, "m1": E, "m2": E, "m3": E, "m4": G, "m5": G}),
+        *votes(vote_at, "s2", first),
+        ev.NewVoteRound(now=vote_at + MIN, actor="chair", student="s2"),
+        *votes(vote_at + 2 * MIN, "s2", second),
+        *results_steps(S0 + 25 * MIN),
+    ]
+    p = build_protocol(make_day(), Settings(), steps, ZONED, {})
+    s1, s2 = p.students
+    assert s1.earlier_rounds == () and s1.grade is Grade.EXCELLENT
+    assert s2.grade is Grade.GOOD and not s2.decided_by_chair
+    data = as_json(p)["students"][1]
+    assert [(r["number"], r["ended_at"]) for r in data["earlier_rounds"]] == [(1, vote_at + MIN)]
+    assert [(v["member"]["person_id"], v["grade"], v["at"], v["recorded_by"])
+            for v in data["earlier_rounds"][0]["votes"]] == [
+        (m, g.value, vote_at, None) for m, g in first.items()]
+    # The last round stays where it was: `votes`.
+    assert [(v["member"]["person_id"], v["grade"], v["at"]) for v in data["votes"]] == [
+        (m, g.value, vote_at + 2 * MIN) for m, g in second.items()]
+    assert canonical_json(p) == canonical_json(build_protocol(make_day(), Settings(),
+                                                              list(steps), ZONED, {}))
+    page = page_of(s2)
+    assert "Голосование, тур 1: решение не принято" in page
+    assert "повторное голосование объявлено 08:07:40" in page  # 02:47:40 UTC
+    assert "Голосование, тур 2:" in page
+    first_round, second_round = page.split("Голосование, тур 2:")
+    assert "неудовлетворительно" in first_round and "неудовлетворительно" not in second_round
+    assert "«хорошо»" in second_round
+    assert "тур" not in page_of(s1)
+
+
+def test_4_8_protocol_states_who_attended_how() -> None:
+    # m3 and m4 sit in the university room from the start; m2's link fails during s1's
+    # defense and m2 moves to the room; m5 never comes.
+    room = ("m2", "m3", "m4")
+    steps = [
+        *opened_steps(("chair", "m1", "m2", "sec", "s1", "s2"),
+                      *(ev.SetInPerson(now=S0 - 200, actor="sec", person=m, in_person=True)
+                        for m in ("m3", "m4"))),
+        ev.StartDefense(now=S0 + 3 * MIN, actor="sec", student="s1"),
+        ev.ParticipantLeft(now=S0 + 4 * MIN, actor="m2"),
+        ev.SetInPerson(now=S0 + 5 * MIN, actor="sec", person="m2", in_person=True),
+        *(ev.NextPhase(now=S0 + (3 + i) * MIN, actor="sec") for i in range(1, 7)),
+        *defense_steps("s2", S0 + 10 * MIN), *closed_sitting_steps(S0 + 17 * MIN),
+        *(v for s in ("s1", "s2") for v in votes(
+            S0 + 20 * MIN, s, {"chair": E, "m1": E, "m2": G, "m3": E, "m4": G}, room)),
+        *results_steps(S0 + 25 * MIN),
+    ]
+    p = build_protocol(make_day(), Settings(), steps, ZONED, {})
+    closed = S0 + 26 * MIN
+    assert p.closed_at == closed
+    how = {a["person"]["person_id"]: a for a in as_json(p)["commission_attendance"]}
+    assert list(how) == ["chair", "m1", "m2", "m3", "m4", "m5", "sec"]
+    assert {k: a["mode"] for k, a in how.items()} == {
+        "chair": "remote", "m1": "remote", "m2": "both", "m3": "in_person",
+        "m4": "in_person", "m5": "absent", "sec": "remote"}
+    assert how["m2"]["remote"] == [{"start": S0, "end": S0 + 4 * MIN}]
+    assert how["m2"]["in_person"] == [{"start": S0 + 5 * MIN, "end": closed}]
+    assert how["m3"]["in_person"] == [{"start": S0, "end": closed}]  # clipped to the sitting
+    assert how["m3"]["remote"] == [] and how["m5"]["in_person"] == []
+    # Those in the room were present: they count, approve, and their votes say who typed them.
+    present = ["chair", "m1", "m2", "m3", "m4"]
+    assert [m.person_id for m in p.members_present] == present
+    assert [m.person_id for m in approvers(p)] == present[1:]
+    assert [m.person_id for m in p.students[0].members_present] == present
+    assert "m3" not in {a.person.person_id for a in p.attendance}  # not on the video call
+    assert [(v.member.person_id, v.recorded_by) for v in p.students[0].votes] == [
+        ("chair", None), ("m1", None), ("m2", "sec"), ("m3", "sec"), ("m4", "sec")]
+    assert p.failures == ()
+    page = page_of(p)
+    assert "На заседании (п. 4.8)" in page
+    assert ("<td>M2</td><td>дистанционно и очно, в аудитории</td><td>07:51:40 – 08:12:40</td>"
+            in page)
+    assert "<td>M3</td><td>очно, в аудитории</td>" in page
+    assert "<td>M5</td><td>отсутствовал(а)</td>" in page
+    assert "<td>Chair</td><td>дистанционно</td>" in page
+    assert "Технические сбои" not in page
+    assert "очно, голос внесён секретарём Secretary" in page_of(p.students[0])
+
+
+def test_7_8_protocol_has_the_new_date() -> None:
+    # s1's link fails during the talk, then three members' links: after 15 minutes the
+    # chair moves the rest of the day; the members come back afterwards.
+    everyone = ("chair", "m1", "m2", "m3", "m4", "m5", "sec", "s1", "s2")
+    t0, new_date = S0 + 3 * MIN, S0 + 7 * DAY_S
+    why = "обрыв связи у обучающегося и у трёх членов комиссии"
+    steps = [
+        *opened_steps(everyone), ev.StartDefense(now=t0, actor="sec", student="s1"),
+        ev.ParticipantLeft(now=t0 + MIN, actor="s1"),
+        *(ev.ParticipantLeft(now=t0 + 3 * MIN, actor=m) for m in ("m3", "m4", "m5")),
+        Tick(t0 + 16 * MIN),
+        ev.MoveRestOfDay(now=t0 + 17 * MIN, actor="chair", failure_description=f" {why} ",
+                         new_date=new_date),
+        *(ev.ParticipantJoined(now=t0 + 20 * MIN, actor=m) for m in ("m3", "m4", "m5")),
+        *closed_sitting_steps(t0 + 21 * MIN), *results_steps(t0 + 22 * MIN),
+    ]
+    p = build_protocol(make_day(), Settings(), steps, ZONED, {})
+    data = as_json(p)
+    assert [(f["what"], f["start"], f["end"]) for f in data["failures"]] == [
+        (["student"], t0 + MIN, t0 + 3 * MIN),
+        (["quorum", "student"], t0 + 3 * MIN, t0 + 17 * MIN),
+        (["quorum"], t0 + 17 * MIN, t0 + 20 * MIN),  # moved: no student defends now
+    ]
+    lost = data["failures"][1]
+    assert lost["quorum"] == {"present": 3, "total": 6}
+    assert lost["student"]["person_id"] == "s1"
+    assert lost["description"].startswith("quorum lost (3 of 6 members, 4 needed)")
+    for student in data["students"]:
+        assert student["status"] == "rescheduled"
+        assert student["absence"] == {
+            "kind": "moved", "at": t0 + 17 * MIN, "clause": "7.8", "description": why,
+            "new_date": new_date, "proof_on_file": False}
+    s1_page = page_of(p.students[0])
+    # 10_000 s + 7 days is 08.01.1970 02:46 UTC, 07:46 in Yekaterinburg.
+    assert "Новая дата защиты: 08.01.1970 07:46 (Asia/Yekaterinburg)." in s1_page
+    assert f"перенесена председателем на другой день (п. 7.8). {why}" in s1_page
+    assert "Итог</td><td>защита перенесена на 08.01.1970 07:46 (п. 7.8)" in s1_page
+    day_page = page_of(p)
+    assert "Технические сбои (п. 7.8)" in day_page
+    rows = [
+        "<td>потеряна связь с обучающимся: Student One</td><td>07:50:40</td><td>07:52:40</td>",
+        "<td>нет кворума: присутствовали 3 из 6 членов комиссии, нужно не менее 4 (п. 7.2); "
+        "потеряна связь с обучающимся: Student One</td><td>07:52:40</td><td>08:06:40</td>",
+        "<td>нет кворума: присутствовали 3 из 6 членов комиссии, нужно не менее 4 (п. 7.2)"
+        "</td><td>08:06:40</td><td>08:09:40</td>",
+    ]
+    for row in rows:
+        assert row in day_page
+    assert day_page.count("защита перенесена на 08.01.1970 07:46 (п. 7.8)") == 2
+    pdf = render_pdf(p, Endorsement(content_hash(p), (), (), None))
+    flat = " ".join("\n".join(page.extract_text() for page in
+                              pypdf.PdfReader(io.BytesIO(pdf)).pages).split())
+    assert "Технические сбои (п. 7.8)" in flat
+    assert "потеряна связь с обучающимся: Student One" in flat
+    assert "защита перенесена на 08.01.1970 07:46" in flat
+
+
+def test_7_9_protocol_says_the_proof_is_on_file() -> None:
+    p = build_protocol(make_day(), Settings(), steps_moved_and_valid_reason(), SITTING, {})
+    moved, excused = (s.absence for s in p.students)
+    assert moved is not None and excused is not None
+    assert (moved.new_date, moved.proof_on_file) == (10_000.0 + 7 * DAY_S, False)
+    assert (excused.kind, excused.new_date, excused.proof_on_file) == (
+        AbsenceKind.VALID_REASON, None, True)
+    page = page_of(p.students[1])
+    assert "болезнь, справка" in page
+    assert "Документ, подтверждающий уважительную причину, загружен." in page
+    assert "подтверждающий" not in page_of(p.students[0])
+
+
+def test_7_3_and_4_3_protocol_states_the_waiver_and_the_adjusted_time() -> None:
+    day = make_day()
+    day = DefenseDay(people=day.people, scheduled_start=S0, extra_time_percent=(("s1", 25.0),))
+    reason = "ВКР передана членам комиссии на бумаге"
+    steps = [
+        *opened_steps(("chair", "m1", "m2", "m3", "m4", "m5", "sec", "s1", "s2"),
+                      documents=False),
+        ev.DocumentOnFile(now=S0 + 150, student="s1", kind=DocumentKind.PRESENTATION_PDF),
+        ev.WaiveDocuments(now=S0 + 160, actor="chair", student="s1", reason=reason),
+        *defense_steps("s1", S0 + 3 * MIN),
+        # Uploaded afterwards: the protocol still says what the defense started without.
+        ev.DocumentOnFile(now=S0 + 10 * MIN, student="s1", kind=DocumentKind.THESIS),
+    ]
+    p = build_protocol(day, Settings(), steps, ZONED, {})
+    s1, s2 = as_json(p)["students"]
+    assert s1["documents_waived"] == {"at": S0 + 160, "by": "chair", "reason": reason,
+                                      "missing": ["thesis"]}
+    assert s2["documents_waived"] is None
+    assert (s1["extra_time_percent"], s1["limits"]) == (25.0, {
+        "talk_minutes": 12.5, "questions_minutes": 18.75, "defense_minutes": 37.5})
+    assert (s2["extra_time_percent"], s2["limits"]) == (0.0, {
+        "talk_minutes": 10.0, "questions_minutes": 15.0, "defense_minutes": 30.0})
+    page = page_of(p.students[0])
+    assert ("председатель ГЭК Chair разрешил(а) начать защиту без необходимых документов. "
+            f"Причина: {reason}. Не были загружены: ВКР.") in page
+    assert ("доклад — до 12 мин 30 с, ответы на вопросы — до 18 мин 45 с, "
+            "вся защита — до 37 мин 30 с") in page
+    assert "<td>Увеличенное время (п. 4.3)</td><td>на 25 %</td>" in page
+    other = page_of(p.students[1])
+    assert "доклад — до 10 мин, ответы на вопросы — до 15 мин" in other
+    assert "Увеличенное время" not in other and "Документы (п. 7.3)" not in other
