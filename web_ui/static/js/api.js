@@ -26,12 +26,12 @@ export function dayPath(path) {
   return `/api/days/${dayId}${path}`;
 }
 
-async function request(method, path, body, { raw = false } = {}) {
+async function request(method, path, body, { raw = false, type = "application/octet-stream" } = {}) {
   if (!path.startsWith("/api/")) throw new Error(`not an API path: ${path}`);
   const options = { method, headers: headers(), cache: "no-store" };
   if (body instanceof Blob || body instanceof ArrayBuffer || ArrayBuffer.isView(body)) {
     options.body = body;
-    options.headers["Content-Type"] = "application/octet-stream";
+    options.headers["Content-Type"] = type;
   } else if (body !== undefined) {
     options.body = JSON.stringify(body);
     options.headers["Content-Type"] = "application/json";
@@ -54,6 +54,8 @@ export const api = {
   get: (path) => request("GET", path),
   post: (path, body = {}) => request("POST", path, body),
   raw: (method, path, body) => request(method, path, body, { raw: true }),
+  // A file as the body, e.g. a PDF (PUT .../files/{kind} with application/pdf).
+  put: (path, body, type) => request("PUT", path, body, { type }),
   act: (action, body = {}) => request("POST", dayPath(`/actions/${action}`), body),
   blob: async (path) => (await request("GET", path, undefined, { raw: true })).blob(),
   text: async (path) => (await request("GET", path, undefined, { raw: true })).text(),

@@ -18,6 +18,7 @@ export const state = {
   mediaNote: null,     // {key, params}: camera or microphone trouble
   identity: null,      // the last `identity` message (instructions from the identity check)
   toast: null,         // {text, kind}
+  noMajority: null,    // the student whose vote had no majority when the results were asked for (7.12)
 };
 
 const listeners = new Set();

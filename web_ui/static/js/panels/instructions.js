@@ -15,7 +15,8 @@ export function instructionsPanel() {
     const me = myId();
     const status = p?.statuses?.[me];
     let key = null;
-    if (!p || p.phase === "waiting" || p.phase === "opening") key = "stepsWait";
+    if (status === "rescheduled" || p?.moved?.[me]) key = null;  // the moved card says what now
+    else if (!p || p.phase === "waiting" || p.phase === "opening") key = "stepsWait";
     else if (p.phase === "identification" || (["announcement", "between_defenses"].includes(p.phase) && status === "waiting")) {
       key = status === "waiting" ? "stepsIdentify" : "stepsIdentified";
     } else if (p.current_student === me) key = p.phase === "talk" ? "stepsTalk" : "stepsDefense";

@@ -1,7 +1,9 @@
 // What the server tells the room (`notice` messages) as sentences, the latest on a
 // toast and the rest in a short log; plus the page's own toasts (refusals).
 import { h, clear } from "../dom.js";
-import { formatDuration, formatTime } from "../clock.js";
+import { formatDateTime, formatDuration, formatTime } from "../clock.js";
+import { withNames } from "../actions.js";
+import { failureText, GRACE_OVER } from "./failure.js";
 import { gradeName, phaseName, t } from "../i18n.js";
 import { personName, state, subscribe } from "../store.js";
 
@@ -16,7 +18,10 @@ export function noticeText(notice) {
     case "absent":
       return t("noticeAbsent", { name: personName(notice.student) });
     case "rescheduled":
-      return t("noticeRescheduled", { name: personName(notice.student), reason: notice.reason ?? "" });
+      return notice.new_date
+        ? t("noticeRescheduledTo", { name: personName(notice.student), date: formatDateTime(notice.new_date),
+          reason: notice.reason ?? "" })
+        : t("noticeRescheduled", { name: personName(notice.student), reason: notice.reason ?? "" });
     case "results":
       return t("noticeResults", { grades: Object.entries(notice.grades ?? {})
         .map(([id, grade]) => `${personName(id)}: ${gradeName(grade)}`).join("; ") || "—" });
@@ -34,14 +39,20 @@ const SERVER_TEXTS = [
   [/^paused: (\d+) of (\d+) members present, (\d+) needed$/, "noticePaused", ["present", "total", "required"]],
   [/^resumed after (\d+) s paused$/, "noticeResumed", ["seconds"]],
   [/^results at ([\d.]+)$/, "noticeReturn", ["time"], (value) => formatTime(Number(value))],
+  [/^the defense of (\S+) may start without its documents: (.*)$/s, "noticeWaived", ["name", "reason"],
+    (value, i) => (i === 0 ? personName(value) : value)],
+  [/^no majority for (\S+): round (\d+) of the vote$/, "noticeNewRound", ["name", "round"],
+    (value, i) => (i === 0 ? personName(value) : value)],
+  [GRACE_OVER, "noticeMayMove", ["failure", "minutes", "what"],
+    (value, i) => [failureText, (v) => v, (v) => t(v === "the rest of the day" ? "whatRest" : "whatEither")][i](value)],
 ];
 
 function serverText(text) {
   for (const [pattern, key, names, convert = (value) => value] of SERVER_TEXTS) {
     const match = pattern.exec(text);
-    if (match) return t(key, Object.fromEntries(names.map((name, i) => [name, convert(match[i + 1])])));
+    if (match) return t(key, Object.fromEntries(names.map((name, i) => [name, convert(match[i + 1], i)])));
   }
-  return text;
+  return withNames(text);
 }
 
 export function noticeLog() {

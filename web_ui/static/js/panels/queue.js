@@ -1,12 +1,13 @@
 // The order of defenses (B3, clause 7.4): the secretary reorders it until it locks
 // 30 minutes before the start; each student's local time is shown (time zones).
-// Per student: a valid reason for absence (clause 7.9).
+// Per student: a valid reason for absence (clause 7.9), recorded once the document
+// that proves it is uploaded (a PDF); a moved defense shows its new date (7.8).
 import { api, dayPath } from "../api.js";
 import { h, clear } from "../dom.js";
-import { act, busy } from "../actions.js";
-import { formatTime } from "../clock.js";
+import { act, busy, refused, toast } from "../actions.js";
+import { formatDateTime, formatTime } from "../clock.js";
 import { t } from "../i18n.js";
-import { isPresent, state, subscribe } from "../store.js";
+import { isPresent, personName, state, student, subscribe } from "../store.js";
 
 export function queuePanel() {
   const heading = h("h2", {});
@@ -15,6 +16,73 @@ export function queuePanel() {
   const root = h("section", { class: "panel queue" }, heading, lock, list);
   let data = null;
   let lastKey = "";
+  // Per student, kept across redraws: what the secretary typed and chose stays.
+  const boxes = new Map();
+  const proofs = new Set();  // students whose proof was uploaded from this page
+
+  function hasProof(id) {
+    return proofs.has(id) || Boolean(student(id)?.files?.includes("absence_proof"));
+  }
+
+  function reasonBox(id) {
+    if (boxes.has(id)) return boxes.get(id);
+    // The browser's own file button speaks the browser's language: ours speaks the page's.
+    const file = h("input", { type: "file", accept: "application/pdf,.pdf", class: "proof-file visually-hidden" });
+    const pick = h("button", { type: "button", class: "small", onclick: () => file.click() });
+    const picked = h("span", { class: "picked muted" });
+    file.addEventListener("change", () => paint());
+    const upload = h("button", { type: "button", class: "small", dataset: { action: "upload-proof" } });
+    const proofState = h("p", { class: "proof-state" });
+    const reason = h("input", { type: "text", class: "reason" });
+    const record = h("button", { type: "button", class: "small", dataset: { action: "valid-reason" } });
+    const step1 = h("span", { class: "step-label" });
+    const step2 = h("span", { class: "step-label" });
+    const summary = h("summary", {});
+    const root = h("details", { class: "reason-box" }, summary,
+      step1, h("div", { class: "row" }, file, pick, picked), h("div", { class: "row" }, upload, proofState),
+      h("label", {}, step2, reason), record);
+    upload.addEventListener("click", busy(upload, async () => {
+      const chosen = file.files?.[0];
+      if (!chosen) {
+        toast(t("proofChoose"), "error");
+        return;
+      }
+      try {
+        await api.put(dayPath(`/students/${id}/files/absence_proof`), chosen, "application/pdf");
+      } catch (error) {
+        refused(error);
+        return;
+      }
+      proofs.add(id);
+      toast(t("proofUploaded", { name: personName(id) }));
+      paint();
+    }));
+    record.addEventListener("click", busy(record, async () => {
+      const text = reason.value.trim();
+      if (!text) {
+        toast(t("reasonNeeded"), "error");
+        reason.focus();
+        return;
+      }
+      if (await act("valid-reason", { student: id, reason: text })) reason.value = "";
+    }));
+    function paint() {
+      summary.textContent = t("absenceActions");
+      step1.textContent = t("proofStep");
+      step2.textContent = t("reasonStep");
+      upload.textContent = t("proofUpload");
+      pick.textContent = t("proofPick");
+      picked.textContent = file.files?.[0]?.name ?? t("proofNone");
+      record.textContent = t("validReason");
+      reason.placeholder = t("reasonPlaceholder");
+      const ok = hasProof(id);
+      proofState.textContent = ok ? t("proofOnFile") : t("proofMissing");
+      proofState.className = ok ? "proof-state ok" : "proof-state muted";
+    }
+    const box = { root, paint };
+    boxes.set(id, box);
+    return box;
+  }
 
   async function load() {
     try {
@@ -39,15 +107,13 @@ export function queuePanel() {
       clear(list, h("li", {}, data.error));
       return;
     }
+    // Valid reasons are recorded until the closed sitting (orchestrator/phases.py).
+    const reasonOpen = !["closed_sitting", "results", "closed"].includes(state.procedure?.phase);
     const movable = !data.locked && ["waiting", "opening", "identification", "announcement"].includes(state.procedure?.phase);
     lock.textContent = data.locked ? t("queueLocked") : t("queueLocksAt", { time: formatTime(data.locks_at) });
     clear(list, data.queue.map((entry, index) => {
       const status = state.procedure?.statuses?.[entry.student] ?? entry.status;
-      const reason = h("input", { type: "text", class: "reason", placeholder: t("reasonPlaceholder") });
-      const reasonButton = h("button", { type: "button", class: "small" }, t("validReason"));
-      reasonButton.addEventListener("click", busy(reasonButton, async () => {
-        if (reason.value.trim()) await act("valid-reason", { student: entry.student, reason: reason.value.trim() });
-      }));
+      const movedTo = state.procedure?.moved?.[entry.student];
       const upButton = h("button", { type: "button", class: "small", "aria-label": t("moveUp"), disabled: !movable || index === 0 }, "↑");
       const downButton = h("button", { type: "button", class: "small", "aria-label": t("moveDown"),
         disabled: !movable || index === data.queue.length - 1 }, "↓");
@@ -62,14 +128,15 @@ export function queuePanel() {
           movable ? h("span", { class: "order-buttons" }, upButton, downButton) : ""),
         h("p", { class: "muted" }, entry.thesis_title ?? "", " · ",
           t("localTime", { time: local, zone: entry.timezone })),
-        ["waiting", "identified", "defending"].includes(status)
-          ? h("details", { class: "reason-box" }, h("summary", {}, t("absenceActions")), reason, reasonButton) : "");
+        movedTo ? h("p", { class: "moved-to" }, t("movedTo", { date: formatDateTime(movedTo) })) : "",
+        ["waiting", "identified", "absent"].includes(status) && !movedTo && reasonOpen
+          ? (() => { const box = reasonBox(entry.student); box.paint(); return box.root; })() : "");
     }));
   }
 
   subscribe(() => {
     const p = state.procedure;
-    const key = p ? `${state.language}|${p.queue.join(",")}|${JSON.stringify(p.statuses)}|${state.roster.filter((e) => e.present).map((e) => e.id).join(",")}|${p.phase}` : "";
+    const key = p ? `${state.language}|${p.queue.join(",")}|${JSON.stringify(p.statuses)}|${state.roster.filter((e) => e.present).map((e) => e.id).join(",")}|${p.phase}|${JSON.stringify(p.moved ?? {})}` : "";
     if (key === lastKey) return;
     const queueChanged = !data || data.queue?.map((e) => e.student).join(",") !== p?.queue.join(",");
     lastKey = key;

@@ -1,11 +1,13 @@
 // The commission's view (chair, members; supervisors, reviewers and observers see
 // its open parts): the video grid with the speaker larger, the defending student,
 // phase and timer, the documents, the presentation, the vote in the closed sitting
-// and the protocols to approve (members) or sign (the chair).
+// and the protocols to approve (members) or sign (the chair); across the top, what
+// stops the sitting when something fails, with the chair's ways to move on.
 import { h, clear } from "../dom.js";
 import { t } from "../i18n.js";
 import { controlsPanel } from "../panels/controls.js";
 import { documentsPanel } from "../panels/documents.js";
+import { failurePanel } from "../panels/failure.js";
 import { noticeLog } from "../panels/notices.js";
 import { presentationPanel } from "../panels/presentation.js";
 import { protocolsPanel } from "../panels/protocols.js";
@@ -18,7 +20,7 @@ import { lobbyPanel, videoArea } from "./common.js";
 export function commissionView({ grid, link, stream }) {
   grid.showSelf(stream, state.me.me);
   const commission = COMMISSION.has(role());
-  return h("div", { class: "commission" },
+  return h("div", { class: "commission" }, commission ? failurePanel() : "",
     h("div", { class: "col col-main" }, lobbyPanel(), statusPanel({ compact: true }),
       videoArea(grid, { featured: () => state.procedure?.current_student }), presentationPanel(link)),
     h("div", { class: "col col-side" }, currentStudent(), votePanel(), resultsPanel(),
