@@ -11,7 +11,6 @@ not part of its content hash.
 from __future__ import annotations
 
 import datetime
-import html
 
 from orchestrator.appeal_model import AppealPhase
 from orchestrator.appeal_protocol import AppealProtocol
@@ -19,7 +18,6 @@ from orchestrator.appeals import Decision
 from orchestrator.model import Role
 
 from .render import (
-    _CSS,
     GRADES,
     ROLES,
     Block,
@@ -30,6 +28,7 @@ from .render import (
     _Clock,
     _names,
     _recordings,
+    blocks_to_html,
     blocks_to_pdf,
 )
 
@@ -155,25 +154,8 @@ def _endorsement(e: Endorsement, clock: _Clock) -> list[Block]:
 
 def render_appeal_html(protocol: AppealProtocol, endorsement: Endorsement) -> str:
     """A standalone HTML page; every text from the protocol is escaped."""
-    esc = html.escape
-    out = ["<!doctype html><html lang='ru'><head><meta charset='utf-8'>",
-           f"<title>{esc(TITLE)}: {esc(protocol.appeal.defense.student)}</title>"
-           f"<style>{_CSS}</style></head><body>"]
-    for block in appeal_document(protocol, endorsement):
-        if isinstance(block, Heading):
-            out.append(f"<h{block.level}>{esc(block.text)}</h{block.level}>")
-        elif isinstance(block, Text):
-            css = " class='alert'" if block.alert else ""
-            out.append(f"<p{css}>{esc(block.text)}</p>")
-        else:
-            out.append("<table>")
-            if any(block.header):
-                out.append("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in block.header) + "</tr>")
-            for row in block.rows:
-                out.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-            out.append("</table>")
-    out.append("</body></html>")
-    return "\n".join(out)
+    return blocks_to_html(appeal_document(protocol, endorsement),
+                          f"{TITLE}: {protocol.appeal.defense.student}")
 
 
 def render_appeal_pdf(protocol: AppealProtocol, endorsement: Endorsement) -> bytes:

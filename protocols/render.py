@@ -396,12 +396,17 @@ _CSS = (
 
 def render_html(protocol: Protocol, endorsement: Endorsement) -> str:
     """A standalone HTML page; every text from the protocol is escaped."""
-    esc = html.escape
     title = "Протокол" if isinstance(protocol, DayProtocol) else (
         f"Протокол: {protocol.student.name}")
+    return blocks_to_html(document(protocol, endorsement), title)
+
+
+def blocks_to_html(blocks: Iterable[Block], title: str) -> str:
+    """`blocks` as a standalone HTML page titled `title`; every text is escaped."""
+    esc = html.escape
     out = ["<!doctype html><html lang='ru'><head><meta charset='utf-8'>",
            f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"]
-    for block in document(protocol, endorsement):
+    for block in blocks:
         if isinstance(block, Heading):
             out.append(f"<h{block.level}>{esc(block.text)}</h{block.level}>")
         elif isinstance(block, Text):

@@ -40,6 +40,8 @@ from orchestrator.model import DefenseDay, Grade, Person, Phase, Role, StudentSt
 from orchestrator.appeal_session import AppealPhase, AppealSession
 from orchestrator.session import DefenseSession
 
+from .orchestrator_helpers import appeal_day
+
 START = 100_000.0
 VOTERS = ("chair", "m1", "m2", "m3", "m4")
 STUDENTS = ("s1", "s2")
@@ -238,16 +240,6 @@ TestDefenseDay.settings = settings(
 APPEAL_PEOPLE = ("ac", "am1", "am2", "chair", "s1")
 
 
-def appeal_sitting() -> DefenseDay:
-    return DefenseDay(people=(
-        Person("ac", "Appeal Chair", Role.APPEAL_CHAIR),
-        Person("am1", "Appeal Member 1", Role.APPEAL_MEMBER),
-        Person("am2", "Appeal Member 2", Role.APPEAL_MEMBER),
-        Person("chair", "Commission Chair", Role.CHAIR),
-        Person("s1", "Student One", Role.STUDENT),
-    ), scheduled_start=START)
-
-
 def appeal_commands(s: AppealSession, now: float) -> list[ev.Event]:
     """What the appeal chair tries next, in order; nobody need be connected (8.6)."""
     return [
@@ -283,7 +275,7 @@ def finish_appeal(s: AppealSession, now: float) -> tuple[bool, str]:
 class AppealSittingMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.s = AppealSession(appeal_sitting())
+        self.s = AppealSession(appeal_day())
         self.now = START
 
     def apply(self, event: ev.Event) -> None:
