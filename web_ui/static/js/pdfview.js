@@ -32,9 +32,13 @@ export async function openPdf(path) {
 }
 
 // Draw page `number` of `doc` into `canvas`, as wide as `width` CSS pixels.
-// Renders one page at a time per canvas: a newer request cancels an older one.
+// Renders one page at a time per canvas: the newest request wins. Pages load
+// asynchronously and may resolve out of order, so a request that is no longer the
+// newest once its page arrives gives up instead of cancelling the newer drawing.
 export async function drawPage(doc, number, canvas, width) {
+  const request = (canvas.drawRequest = (canvas.drawRequest || 0) + 1);
   const page = await doc.getPage(Math.min(Math.max(1, number), doc.numPages));
+  if (request !== canvas.drawRequest) return false;
   const base = page.getViewport({ scale: 1 });
   const scale = Math.max(0.1, width / base.width);
   const viewport = page.getViewport({ scale });

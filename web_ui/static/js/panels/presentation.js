@@ -84,6 +84,7 @@ export function presentationPanel(link, { big = false } = {}) {
     try {
       await drawPage(loaded.doc, number, canvas, width);
     } catch (error) {
+      shownPage = 0;  // the next render tries again
       console.warn("[room] a slide could not be drawn:", error?.message ?? error);
     }
   }
