@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from server.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from .demo import create_demo_day, format_invite_lines
 from .eventloop import new_event_loop
 from .identity_eval import add_identity_eval
+from .invites_cli import add_parser as add_invites_parser, run_invites
 from .retention_cli import add_parser as add_retention_parser
 from .retention_cli import run_retention
 from .tls import detect_lan_address, ssl_context_for
@@ -46,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--config", type=Path, default=None,
                          help=f"configuration file (default: {DEFAULT_CONFIG_PATH} if it exists)")
     add_retention_parser(commands)
+    add_invites_parser(commands)
     add_identity_eval(commands)
     commands.add_parser(
         "organizer-token",
@@ -53,6 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     verify_cmd = commands.add_parser(
         "verify", help="check every hash and signature of an evidence pack or hand-over package")
     verify_cmd.add_argument("package", type=Path, help="the downloaded ZIP")
+    verify_cmd.add_argument(
+        "--key", metavar="FINGERPRINT|FILE",
+        help="the server key to trust: its SHA-256 fingerprint (printed on every protocol) "
+             "or its public key PEM file; without it nothing is vouched for")
+    keys_cmd = commands.add_parser("keys", help="the server key that signs every package")
+    keys_commands = keys_cmd.add_subparsers(dest="keys_command", required=True)
+    keys_show = keys_commands.add_parser(
+        "show", help="print the current key's fingerprint and every key ever used")
+    keys_rotate = keys_commands.add_parser(
+        "rotate", help="replace the signing key (older packages still verify with the old one)")
+    for sub in (keys_show, keys_rotate):
+        sub.add_argument("--config", type=Path, default=None,
+                         help=f"configuration file (default: {DEFAULT_CONFIG_PATH} if it exists)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -61,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "verify":
         from .verify import run
 
-        return run(args.package)
+        return run(args.package, args.key)
     try:
         config = _load(args.config)
         if args.command == "serve":
@@ -72,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.day_command == "import":
                 return import_day(config, args.file)
             return print_readiness(config, args.day_id)
+        if args.command == "invites":
+            return run_invites(config, args)
+        if args.command == "keys":
+            return server_keys(config, args.keys_command)
         if args.command == "retention":
             return run_retention(config, dry_run=args.dry_run)
         if args.command == "identity-eval":
@@ -97,6 +117,27 @@ def print_organizer_token() -> int:
     return 0
 
 
+def server_keys(config: Config, command: str) -> int:
+    """`keys show` / `keys rotate`: the server key under the data folder."""
+    from protocols.server_key import ServerKeyring, public_pem
+
+    keyring = ServerKeyring(config.data_dir)
+    if command == "rotate":
+        old, new = keyring.rotate(time.time())
+        print(f"Server key rotated.\n  old: {old or '(none)'}\n  new: {new}\n"
+              "Packages made from now on are signed with the new key; older ones still "
+              "verify with the old fingerprint.")
+        return 0
+    current = keyring.current()
+    print(f"Server key (SHA-256 fingerprint): {current.fingerprint}")
+    print(public_pem(current.public), end="")
+    retired = sorted(set(keyring.known()) - {current.fingerprint})
+    if retired:
+        print("Retired keys (older packages verify with these):")
+        print("\n".join(f"  {fp}" for fp in retired))
+    return 0
+
+
 def _load(path: Path | None) -> Config:
     if path is None:
         return load_config(DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
@@ -110,6 +151,7 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
     from web_ui.app import create_app
     from web_ui.keys import DATABASE
 
+    os.umask(0o077)  # S19: data, keys, recordings and takes readable by this user only
     listen_host = host or config.server.host
     listen_port = port if port is not None else config.server.port
     public_host = config.server.public_host or (

@@ -53,6 +53,7 @@ class Peer:
         keyframe_min_interval: float,
         on_published: Callable[[Peer, list[PublishedTrack]], Awaitable[None]],
         on_state: Callable[[Peer], Coroutine[Any, Any, None]],
+        max_remote_candidates: int = 50,
     ) -> None:
         self._info = info
         self._signal = signal
@@ -78,6 +79,7 @@ class Peer:
         self._answer: asyncio.Future[RTCSessionDescription] | None = None
         self._negotiator: asyncio.Task[None] | None = None
         self._remote_candidates = 0
+        self._max_remote_candidates = max_remote_candidates
         self._stopped = False
         self._negotiation_failed = False
         self._last_stats: list[dict[str, Any]] = []
@@ -143,13 +145,20 @@ class Peer:
         self._answer.set_result(RTCSessionDescription(sdp=sdp, type="answer"))
 
     async def add_ice_candidate(self, candidate: str | None, mid: str | None, index: int | None) -> None:
-        """A trickled candidate of the client; None or "" ends its candidates."""
+        """A trickled candidate of the client; None or "" ends its candidates.
+
+        At most ``max_remote_candidates`` are taken: each one makes aiortc check
+        another address pair, so more would only cost (the connection goes on)."""
         if not candidate:
             # With no candidate at all (a browser hiding its addresses), ending the
             # list would fail ICE at once; the client's checks will reveal its address.
             if self._remote_candidates:
                 await self._pc.addIceCandidate(None)
             return
+        if self._remote_candidates >= self._max_remote_candidates:
+            raise NegotiationError(
+                f"ICE candidate refused: this connection already has "
+                f"{self._max_remote_candidates} candidates, the most it takes")
         text = candidate.split(":", 1)[1] if candidate.startswith("candidate:") else candidate
         try:
             parsed = candidate_from_sdp(text)

@@ -63,6 +63,7 @@ class Room:
         keyframe_min_interval: float = 0.3,
         may_receive: Callable[[ParticipantInfo, ParticipantInfo], bool] = everyone,
         media_stall_s: float = 15.0,
+        max_ice_candidates: int = 50,
     ) -> None:
         self._room_id = room_id
         self._ice_servers = ice_servers
@@ -76,6 +77,7 @@ class Room:
         self._present: dict[str, ParticipantInfo] = {}
         self._observers: list[RoomObserver] = []
         self._media_stall_s = media_stall_s
+        self._max_ice_candidates = max_ice_candidates
         self._watchdog: asyncio.TimerHandle | None = None
 
     @property
@@ -222,6 +224,7 @@ class Room:
             keyframe_min_interval=self._keyframe_min_interval,
             on_published=self._on_published,
             on_state=self._on_peer_state,
+            max_remote_candidates=self._max_ice_candidates,
         )
         async with self._lock:
             self._peers[info.id] = peer

@@ -39,6 +39,8 @@ class AppealSnapshot:
     lobby: frozenset[str] = frozenset()
     consented: frozenset[str] = frozenset()
     current_student: str | None = None
+    #: Why the recording broke (it is off, 8.7), until it runs again; "" if it did not.
+    recording_failure: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,4 +51,5 @@ class AppealSnapshot:
             "reasoning": self.reasoning,
             "opened_at": self.opened_at, "decided_at": self.decided_at,
             "lobby": [], "consented": [], "current_student": None,
+            "recording_failure": self.recording_failure,
         }

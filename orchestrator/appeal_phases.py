@@ -59,6 +59,7 @@ APPEAL_STAYS: dict[Trigger, frozenset[AppealPhase]] = {
     ev.ParticipantLeft: _ALL,
     ev.RecordingStarted: _ALL,
     ev.RecordingStopped: _ALL,
+    ev.RecordingFailed: _ALL,
     ev.SetRecording: _ALL,
     ev.NameAnnounced: frozenset({AppealPhase.NAMING}),
 }

@@ -38,6 +38,7 @@ class AppealSession:
         self._phase = AppealPhase.WAITING
         self._present: set[str] = set()
         self._recording = False
+        self._recording_failure = ""
         students = [p.person_id for p in day.people if p.role is Role.STUDENT]
         members = [p.person_id for p in day.people if p.role in APPEAL_ROLES]
         # The student first, then the appeal commission, chair first (8.7).
@@ -55,6 +56,7 @@ class AppealSession:
             on(ev.ParticipantLeft, self._participant_left),
             on(ev.RecordingStarted, self._recording_started),
             on(ev.RecordingStopped, self._recording_stopped),
+            on(ev.RecordingFailed, self._recording_failed),
             on(ev.SetRecording, self._set_recording),
             on(ev.OpenAppealSitting, self._open_sitting),
             on(ev.NameAnnounced, self._name_announced),
@@ -90,7 +92,7 @@ class AppealSession:
             to_name=self._left_to_name(),
             named=tuple(self._named), decision=self._decision, reasoning=self._reasoning,
             opened_at=self._opened_at,
-            decided_at=self._decided_at)
+            decided_at=self._decided_at, recording_failure=self._recording_failure)
 
     def handle(self, event: ev.Event) -> None:
         """Apply `event`, or raise an `OrchestratorError` and change nothing."""
@@ -146,9 +148,16 @@ class AppealSession:
 
     def _recording_started(self, event: ev.RecordingStarted) -> None:
         self._recording = True
+        self._recording_failure = ""
 
     def _recording_stopped(self, event: ev.RecordingStopped) -> None:
         self._recording = False
+
+    def _recording_failed(self, event: ev.RecordingFailed) -> None:
+        # Off as if stopped: the decision waits until the chair turns it on again (8.7).
+        self._recording = False
+        self._recording_failure = event.reason
+        self._effects.append(Notice(f"the recording failed: {event.reason}", "8.7"))
 
     # -- the chair's commands: validate everything first, then change the state --------
 

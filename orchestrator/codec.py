@@ -167,4 +167,5 @@ def snapshot_to_json(snapshot: Snapshot | AppealSnapshot) -> dict[str, Any]:
         "vote_rounds": dict(snapshot.vote_rounds),
         "failure_since": snapshot.failure_since,
         "failure": snapshot.failure,
+        "recording_failure": snapshot.recording_failure,
     }

@@ -39,6 +39,15 @@ class RecordingStopped(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingFailed(Event):
+    """The recording broke or could not start (a write error, too little free disk
+    space): it is off, as after `RecordingStopped`, until it is turned on again
+    (clause 7.11). `reason` says what failed, in words."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConsentOnFile(Event):
     """The student's consent to personal-data processing is on file (clause 6.6)."""
 

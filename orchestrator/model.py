@@ -201,3 +201,6 @@ class Snapshot:
     failure: str = ""
     #: (student, kind) of every document on file that the procedure looks at.
     documents: frozenset[tuple[str, DocumentKind]] = frozenset()
+    #: Why the recording broke (it is off, clause 7.11), until it runs again; "" if
+    #: it did not.
+    recording_failure: str = ""

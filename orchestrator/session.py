@@ -89,6 +89,7 @@ class DefenseSession:
             on(ev.ParticipantLeft, self._participant_left),
             on(ev.RecordingStarted, self._recording_started),
             on(ev.RecordingStopped, self._recording_stopped),
+            on(ev.RecordingFailed, self._recording_failed),
             on(ev.ConsentOnFile, self._consent_on_file),
             on(ev.DocumentOnFile, self._document_on_file),
             on(ev.WaiveDocuments, self._waive_documents),
@@ -167,6 +168,7 @@ class DefenseSession:
             failure_since=t.failure_since,
             failure=st.failure,
             documents=frozenset((s, k) for s, kinds in st.documents.items() for k in kinds),
+            recording_failure=st.recording_failure,
         )
 
     @property
@@ -409,6 +411,7 @@ class DefenseSession:
     def _recording_started(self, event: ev.RecordingStarted) -> None:
         st = self._state
         st.recording = True
+        st.recording_failure = ""
         if st.phase is Phase.RESULTS and st.results is None:
             chair = st.day.chair.person_id
             decided = tuple(
@@ -420,6 +423,14 @@ class DefenseSession:
 
     def _recording_stopped(self, event: ev.RecordingStopped) -> None:
         self._state.recording = False
+
+    def _recording_failed(self, event: ev.RecordingFailed) -> None:
+        # Off as if stopped: the recorded phases wait (require_recording) until the
+        # secretary turns it on again (clause 7.11).
+        st = self._state
+        st.recording = False
+        st.recording_failure = event.reason
+        self._emit(Notice(f"the recording failed: {event.reason}", "7.11"))
 
     def _consent_on_file(self, event: ev.ConsentOnFile) -> None:
         self._state.student(event.student)

@@ -31,7 +31,7 @@ class DayState:
     __slots__ = ("day", "phase", "queue", "status", "present", "in_person", "lobby",
                  "consent", "documents", "waived", "recording", "current", "votes",
                  "past_rounds", "results", "results_at", "return_at", "questions",
-                 "moved", "failure")
+                 "moved", "failure", "recording_failure")
 
     def __init__(self, day: DefenseDay) -> None:
         self.day = day
@@ -69,6 +69,8 @@ class DayState:
         self.moved: dict[str, tuple[float, str]] = {}
         #: What stops the sitting now, in words; "" when nothing does (clause 7.8).
         self.failure = ""
+        #: Why the recording broke, in words, until it runs again; "" when it did not.
+        self.recording_failure = ""
 
     @property
     def attending(self) -> set[str]:

@@ -30,6 +30,7 @@ from .render import (
     _recordings,
     blocks_to_html,
     blocks_to_pdf,
+    key_blocks,
 )
 
 APPEAL_ROLES = {
@@ -149,7 +150,7 @@ def _endorsement(e: Endorsement, clock: _Clock) -> list[Block]:
                            f"{clock(e.signed[1])}"))
     else:
         blocks.append(Text("Не подписан."))
-    return blocks
+    return blocks + key_blocks(e)
 
 
 def render_appeal_html(protocol: AppealProtocol, endorsement: Endorsement) -> str:

@@ -81,6 +81,8 @@ class Approval:
     #: The approver's key and signature of `statement("approve", ...)` (rule V6).
     key_id: int | None = None
     signature: str | None = None
+    #: The exact statement signed; None for approvals made before it named the person.
+    statement: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,7 @@ class SignedProtocol:
     journal_id: int
     key_id: int | None = None
     signature: str | None = None
+    statement: str | None = None  # the chair's, as signed
 
 
 def missing_approvals(draft: AnyDraft, approvals: list[Approval]) -> dict[int, str]:
@@ -116,13 +119,13 @@ class ProtocolStore:
     async def approvals(self, day_id: int) -> dict[str, list[Approval]]:
         """Every approval of the day's protocols, by `which`, oldest first."""
         rows = await self._db.query(
-            "SELECT protocol, person_id, content_hash, approved_at, key_id, signature"
+            "SELECT protocol, person_id, content_hash, approved_at, key_id, signature, statement"
             " FROM protocol_approvals WHERE day_id = ? ORDER BY id", [day_id])
         found: dict[str, list[Approval]] = {}
         for row in rows:
             found.setdefault(row["protocol"], []).append(
                 Approval(row["person_id"], row["content_hash"], row["approved_at"],
-                         row["key_id"], row["signature"]))
+                         row["key_id"], row["signature"], row["statement"]))
         return found
 
     async def signed(self, day_id: int, which: str | None = None) -> dict[str, SignedProtocol]:
@@ -135,9 +138,10 @@ class ProtocolStore:
         return {row["protocol"]: _signed(row) for row in await self._db.query(sql, params)}
 
     async def approve(self, draft: AnyDraft, person_id: int, seen_hash: str,
-                      signature: SignatureIn, now: float) -> Approval:
+                      signature: SignatureIn, now: float, at: int | None = None) -> Approval:
         """Record that `person_id` approves the draft whose hash they saw, signed with
-        their registered key (rule V6: signed, not only logged).
+        their registered key (rule V6: signed, not only logged). `at` is the time in the
+        statement they signed (`signing.statement`); None for the v1 statement.
 
         Approving the same hash twice returns the first approval.
         """
@@ -155,24 +159,26 @@ class ProtocolStore:
                     f"you approved {seen_hash}, the current draft is {draft.content_hash}; "
                     "read it again and approve the current version")
             row = db.execute(
-                "SELECT approved_at, key_id, signature FROM protocol_approvals WHERE day_id = ?"
-                " AND protocol = ? AND person_id = ? AND content_hash = ?",
+                "SELECT approved_at, key_id, signature, statement FROM protocol_approvals"
+                " WHERE day_id = ? AND protocol = ? AND person_id = ? AND content_hash = ?",
                 [draft.day_id, draft.which, person_id, seen_hash]).fetchone()
             if row is not None:
-                return Approval(person_id, seen_hash, row[0], row[1], row[2])
-            key = check_signature(db, person_id, signature, statement(
-                "approve", draft.day_id, draft.which, seen_hash))
+                return Approval(person_id, seen_hash, row[0], row[1], row[2], row[3])
+            signed = statement("approve", draft.day_id, draft.which, seen_hash, person_id, at)
+            key = check_signature(db, person_id, signature, signed)
             db.execute(
                 "INSERT INTO protocol_approvals (day_id, protocol, person_id, content_hash,"
-                " approved_at, key_id, signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " approved_at, key_id, signature, statement) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [draft.day_id, draft.which, person_id, seen_hash, now, key.key_id,
-                 signature.value])
+                 signature.value, signed.decode()])
             append_event(db, at=now, day_id=draft.day_id, person_id=person_id,
                          kind=APPROVED_KIND,
                          detail_json=encode_detail({
                              "protocol": draft.which, "hash": seen_hash,
-                             "key": key.public.fingerprint, "signature": signature.value}))
-            return Approval(person_id, seen_hash, now, key.key_id, signature.value)
+                             "key": key.public.fingerprint, "signature": signature.value,
+                             "statement": signed.decode()}))
+            return Approval(person_id, seen_hash, now, key.key_id, signature.value,
+                            signed.decode())
 
         approval = await self._db.execute_write(write)
         logger.info("protocol %s of day %s approved by person %s (hash %s)",
@@ -180,7 +186,7 @@ class ProtocolStore:
         return approval
 
     async def sign(self, draft: AnyDraft, chair_id: int, html: str, pdf: bytes,
-                   signature: SignatureIn, now: float) -> SignedProtocol:
+                   signature: SignatureIn, now: float, at: int | None = None) -> SignedProtocol:
         """Sign `draft` as rendered (`html`, `pdf`) with the chair's key: stored for
         good, hash and signature journaled."""
 
@@ -188,7 +194,7 @@ class ProtocolStore:
             _check_open(db, draft)
             approvals = [
                 Approval(*r) for r in db.execute(
-                    "SELECT person_id, content_hash, approved_at, key_id, signature"
+                    "SELECT person_id, content_hash, approved_at, key_id, signature, statement"
                     " FROM protocol_approvals WHERE day_id = ? AND protocol = ? ORDER BY id",
                     [draft.day_id, draft.which]).fetchall()]
             missing = missing_approvals(draft, approvals)
@@ -196,25 +202,27 @@ class ProtocolStore:
                 raise ApprovalsMissing(missing_message(draft, missing, approvals))
             mine = tuple(a for a in approvals if a.content_hash == draft.content_hash
                          and a.person_id in draft.approvers)
-            key = check_signature(db, chair_id, signature, statement(
-                "sign", draft.day_id, draft.which, draft.content_hash))
+            signed = statement("sign", draft.day_id, draft.which, draft.content_hash,
+                               chair_id, at)
+            key = check_signature(db, chair_id, signature, signed)
             event = append_event(
                 db, at=now, day_id=draft.day_id, person_id=chair_id, kind=SIGNED_KIND,
                 detail_json=encode_detail({
                     "protocol": draft.which, "hash": draft.content_hash,
                     "approved_by": [a.person_id for a in mine],
-                    "key": key.public.fingerprint, "signature": signature.value}))
+                    "key": key.public.fingerprint, "signature": signature.value,
+                    "statement": signed.decode()}))
             db.execute(
                 "INSERT INTO protocols (day_id, protocol, content_hash, content_json, html, pdf,"
-                " approvals, signed_by, signed_at, journal_id, key_id, signature)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " approvals, signed_by, signed_at, journal_id, key_id, signature, statement)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [draft.day_id, draft.which, draft.content_hash, draft.content_json, html, pdf,
                  json.dumps([[a.person_id, a.content_hash, a.approved_at, a.key_id,
-                              a.signature] for a in mine]),
-                 chair_id, now, event.id, key.key_id, signature.value])
+                              a.signature, a.statement] for a in mine]),
+                 chair_id, now, event.id, key.key_id, signature.value, signed.decode()])
             return SignedProtocol(draft.day_id, draft.which, draft.content_hash,
                                   draft.content_json, html, pdf, mine, chair_id, now, event.id,
-                                  key.key_id, signature.value)
+                                  key.key_id, signature.value, signed.decode())
 
         signed = await self._db.execute_write(write)
         logger.info("protocol %s of day %s signed by person %s (hash %s, journal %s)",
@@ -259,4 +267,4 @@ def _signed(row: dict[str, Any]) -> SignedProtocol:
         content_json=row["content_json"], html=row["html"], pdf=bytes(row["pdf"]),
         approvals=tuple(Approval(*entry) for entry in json.loads(row["approvals"])),
         signed_by=row["signed_by"], signed_at=row["signed_at"], journal_id=row["journal_id"],
-        key_id=row["key_id"], signature=row["signature"])
+        key_id=row["key_id"], signature=row["signature"], statement=row.get("statement"))

@@ -4,9 +4,11 @@ At the end of the day the statement (the grades of the group) and every signed
 protocol go to the registrar and to the archive: as PDF and as machine-readable
 JSON (and CSV for the statement), each protocol with the signatures of the members
 who approved it and of the chair, in one ZIP with a manifest of SHA-256 hashes
-(`defense-room verify` checks it). The statement's grades are read from the
-signed student protocols, so their signatures cover them; a result annulled on
-appeal is marked so.
+signed by the server key (`defense-room verify --key` checks it). The statement's
+grades are read from the signed student protocols, so their signatures cover them,
+and the server's manifest signature covers the statement itself (`verify` also
+cross-checks its grades against the protocols); a result annulled on appeal is
+marked so. CSV cells are neutralised against spreadsheet formulas.
 
 A day is handed over only when every protocol is signed. Building blocks (PDF,
 hashing, zipping): call `build_package` in a thread-friendly way (it offloads).
@@ -15,7 +17,6 @@ hashing, zipping): call `build_package` in a thread-friendly way (it offloads).
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ from storage.db import Database
 from .approvals import ProtocolStore
 from .drafts import DAY
 from .errors import PaperworkError
-from .evidence import EvidencePack, PackFile, signatures, write_zip
+from .evidence import EvidencePack, PackFile, csv_bytes, signatures, signed_summary, write_zip
 from .render import Heading, Table, Text, blocks_to_pdf
+from .server_key import ServerKey
 
 FORMAT = "defense-room-handover/1"
 GRADES_RU = {"excellent": "отлично", "good": "хорошо", "satisfactory": "удовлетворительно",
@@ -82,18 +84,17 @@ async def build_package(db: Database, day_id: int) -> EvidencePack:
                  "date": sitting["date"],
                  "grades": [{"student": r.student_id, "name": r.name, "thesis": r.thesis,
                              "grade": r.grade, "annulled": r.annulled} for r in rows]}
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["student", "name", "thesis", "grade", "annulled"])
-    for r in rows:
-        writer.writerow([r.student_id, r.name, r.thesis, r.grade or "", "yes" if r.annulled else ""])
+    table: list[list[object]] = [["student", "name", "thesis", "grade", "annulled"]]
+    table += [[r.student_id, r.name, r.thesis, r.grade or "", "yes" if r.annulled else ""]
+              for r in rows]
     pdf = await asyncio.to_thread(_statement_pdf, sitting, rows)
     files += [PackFile("statement.json", json.dumps(statement, ensure_ascii=False,
                                                      indent=1).encode()),
-              PackFile("statement.csv", buffer.getvalue().encode("utf-8-sig")),
+              PackFile("statement.csv", csv_bytes(table)),
               PackFile("statement.pdf", pdf)]
     summary = {"format": FORMAT, "day_id": day_id, "title": sitting["title"],
-               "date": sitting["date"]}
+               "date": sitting["date"],
+               **await signed_summary(db, {f"protocols/{w}": p for w, p in signed.items()})}
     return EvidencePack(tuple(files), summary)
 
 
@@ -109,8 +110,8 @@ def _statement_pdf(sitting: dict[str, Any], rows: list[StatementRow]) -> bytes:
     ], "Ведомость")
 
 
-def zip_bytes(pack: EvidencePack) -> tuple[bytes, dict[str, Any]]:
-    """The package as ZIP bytes and its manifest (blocking)."""
+def zip_bytes(pack: EvidencePack, key: ServerKey) -> tuple[bytes, dict[str, Any]]:
+    """The package as ZIP bytes and its manifest, signed by `key` (blocking)."""
     buffer = io.BytesIO()
-    listed = write_zip(pack, buffer)
+    listed = write_zip(pack, buffer, key)
     return buffer.getvalue(), listed

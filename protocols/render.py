@@ -109,6 +109,12 @@ class Endorsement:
     approvals: tuple[tuple[str, float], ...]  # (member's name, when), for this hash
     missing: tuple[str, ...]  # members whose approval of this hash is still missing
     signed: tuple[str, float] | None  # (chair's name, when), or None for a draft
+    #: Key fingerprints (SHA-256 of the SPKI) of each approval, in `approvals` order,
+    #: and of the chair's signature, so a reader can match them to the people (S14).
+    approval_keys: tuple[str, ...] = ()
+    signed_key: str | None = None
+    #: The server key that signs every package (`protocols.server_key`).
+    server_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +387,19 @@ def _endorsement(e: Endorsement, clock: _Clock) -> list[Block]:
         blocks.append(Text(f"Подписан председателем ГЭК {e.signed[0]}: {clock(e.signed[1])}"))
     else:
         blocks.append(Text("Не подписан."))
+    return blocks + key_blocks(e)
+
+
+def key_blocks(e: Endorsement) -> list[Block]:
+    """The fingerprints of the signers' keys and of the server key, for the record."""
+    blocks: list[Block] = []
+    for (name, _), key in zip(e.approvals, e.approval_keys):
+        blocks.append(Text(f"Ключ {name} (SHA-256): {key}"))
+    if e.signed is not None and e.signed_key is not None:
+        blocks.append(Text(f"Ключ {e.signed[0]} (SHA-256): {e.signed_key}"))
+    if e.server_key is not None:
+        blocks.append(Text(f"Ключ сервера, подписывающий пакеты документов (SHA-256): "
+                           f"{e.server_key}"))
     return blocks
 
 

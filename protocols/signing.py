@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from .errors import PaperworkError
 
 _P256_BYTES = 32
+PURPOSE_V1 = "defense-room/v1"
+PURPOSE_V2 = "defense-room/v2"
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -81,12 +83,18 @@ def load_jwk(jwk: object) -> PublicKey:
     return PublicKey(clean, hashlib.sha256(der).hexdigest(), key)
 
 
-def statement(action: str, day_id: int, document: str, content_hash: str) -> bytes:
-    """The exact bytes a browser signs to `action` ("approve" or "sign") a document."""
-    return json.dumps(
-        {"action": action, "day": day_id, "document": document, "hash": content_hash,
-         "purpose": "defense-room/v1"},
-        sort_keys=True, separators=(",", ":")).encode("utf-8")
+def statement(action: str, day_id: int, document: str, content_hash: str,
+              person_id: int | None = None, at: int | None = None) -> bytes:
+    """The exact bytes a browser signs to `action` ("approve" or "sign") a document.
+
+    With `person_id` and `at` (whole seconds, issued by the server) it is the v2
+    statement, which names the signer and the time (what browsers sign now);
+    without them the v1 statement of approvals made before."""
+    fields: dict[str, object] = {"action": action, "day": day_id, "document": document,
+                                 "hash": content_hash, "purpose": PURPOSE_V1}
+    if person_id is not None and at is not None:
+        fields.update(person=person_id, at=at, purpose=PURPOSE_V2)
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def verify(key: PublicKey, signature_b64: str, message: bytes) -> None:

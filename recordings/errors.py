@@ -23,6 +23,14 @@ class RecorderStateError(RecordingError):
     """The recorder was used outside its lifecycle (e.g. started twice)."""
 
 
+class NotEnoughSpace(RecordingError):
+    """The recordings disk has less free space than `recordings.min_free_mb`: the
+    recording is refused (or stopped) until someone frees some (clause 7.11)."""
+
+    code = "not_enough_space"
+    status_hint = 409
+
+
 class RemuxError(RecordingError):
     """A recording could not be remuxed into a finished file."""
 

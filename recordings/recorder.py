@@ -17,6 +17,14 @@ is decoded or encoded: packets are muxed as they arrived.
 A segment is written as ``<participant>-<kind>-<n>.webm.part`` (``.mkv`` for H.264)
 and renamed without ``.part`` when closed cleanly; ``recordings.remux.finalize`` turns
 either kind into a file with a duration in its header.
+
+Failures (ENOSPC, EIO, a folder gone) are loud but not noisy. The first error of a
+failure episode is logged with its traceback and reported once to ``on_failure``
+(the owner turns the recording off and tells the room, rule D6 / clause 7.11); the
+errors after it are only counted. A track whose file failed is reopened with an
+exponential back-off (``RETRY_FIRST_S`` doubling up to ``RETRY_MAX_S``), not on each
+frame; its frames meanwhile are counted in ``lost``. The episode ends when every
+track writes again.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Protocol
 
 from av.stream import Stream
@@ -39,6 +48,16 @@ __all__ = ["Frame", "Recorder", "TrackKey"]
 logger = logging.getLogger(__name__)
 
 DROP_WARNING_INTERVAL_S = 1.0
+#: Back-off before reopening a track whose file failed: first wait, then doubled up to.
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 8.0
+
+
+def describe_error(exc: BaseException) -> str:
+    """What failed, in words, without the absolute path an OSError names (S18)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 class Frame(Protocol):
@@ -78,11 +97,17 @@ _Item = _Write | _End | _Stop
 class Recorder:
     """Writes forwarded frames of many tracks into files under ``folder``."""
 
-    def __init__(self, folder: Path, *, queue_frames: int = 2000) -> None:
+    def __init__(self, folder: Path, *, queue_frames: int = 2000,
+                 on_failure: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`on_failure(reason)` is called from the writer thread, once per failure
+        episode; `clock` times the reopening back-off."""
         if queue_frames < 1:
             raise ValueError(f"queue_frames must be at least 1, not {queue_frames}")
         self._folder = folder
         self._queue_frames = queue_frames
+        self._on_failure = on_failure
+        self._clock = clock
         # Unbounded so that end_track and stop are never lost; write() bounds the frames.
         self._queue: queue.Queue[_Item] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -95,6 +120,10 @@ class Recorder:
         self._next_number: dict[tuple[str, str], int] = {}
         self._skipped = 0
         self._errors = 0
+        self._lost = 0
+        self._failing = False
+        # track -> (when it may reopen, the back-off that set it)
+        self._retry: dict[TrackKey, tuple[float, float]] = {}
         self._closed_files: list[Path] = []
 
     @property
@@ -116,6 +145,16 @@ class Recorder:
     def errors(self) -> int:
         """Segments abandoned after a muxing error (their file keeps ``.part``)."""
         return self._errors
+
+    @property
+    def lost(self) -> int:
+        """Frames not written because their track's file failed and waits to reopen."""
+        return self._lost
+
+    @property
+    def failing(self) -> bool:
+        """Whether a failure episode is under way (some track cannot write)."""
+        return self._failing
 
     @property
     def backlog(self) -> int:
@@ -186,6 +225,10 @@ class Recorder:
     def _write(self, item: _Write) -> None:
         segment = self._segments.get(item.track)
         if segment is None:
+            retry = self._retry.get(item.track)
+            if retry is not None and self._clock() < retry[0]:
+                self._lost += 1
+                return
             if item.track.kind == "video" and not item.keyframe:
                 self._skipped += 1
                 return
@@ -195,15 +238,40 @@ class Recorder:
         try:
             if not segment.write(item.data, item.timestamp, item.keyframe, item.arrived):
                 self._skipped += 1
-        except Exception:
-            logger.exception("recording %s failed; keeping it as %s",
-                             segment.final_path.name, segment.part_path.name)
-            self._errors += 1
+        except Exception as exc:
             del self._segments[item.track]
+            self._fail(item.track, f"cannot write {segment.final_path.name}: "
+                       f"{describe_error(exc)}", exc)
             try:
                 segment.abandon()
             except Exception:
-                logger.exception("closing %s failed", segment.part_path.name)
+                logger.debug("closing %s failed", segment.part_path.name, exc_info=True)
+            return
+        self._wrote(item.track)
+
+    def _fail(self, track: TrackKey | None, reason: str, exc: BaseException) -> None:
+        """Count one error; the first of an episode is logged and reported."""
+        self._errors += 1
+        if track is not None:
+            _, backoff = self._retry.get(track, (0.0, 0.0))
+            backoff = min(max(backoff * 2, RETRY_FIRST_S), RETRY_MAX_S)
+            self._retry[track] = (self._clock() + backoff, backoff)
+        if self._failing:
+            logger.debug("recording in %s: %s", self._folder, reason, exc_info=exc)
+            return
+        self._failing = True
+        logger.error("recording in %s fails: %s", self._folder, reason, exc_info=exc)
+        if self._on_failure is not None:
+            try:
+                self._on_failure(reason)
+            except Exception:
+                logger.exception("reporting the failure of recording in %s failed", self._folder)
+
+    def _wrote(self, track: TrackKey) -> None:
+        if self._retry.pop(track, None) is not None and self._failing and not self._retry:
+            self._failing = False
+            logger.warning("recording in %s writes again (%d errors, %d frames lost)",
+                           self._folder, self._errors, self._lost)
 
     def _open(self, item: _Write) -> Segment | None:
         track = item.track
@@ -212,16 +280,16 @@ class Recorder:
         # Never overwrite: a folder may hold files of an earlier (crashed) run.
         while Segment.paths_taken(self._folder, track, number):
             number += 1
-        self._next_number[key] = number + 1
         try:
             segment = Segment(self._folder, track, number, first_rtp=item.timestamp,
                               first_arrived=item.arrived,
                               keyframe=item.data if track.kind == "video" else None)
-        except Exception:
-            logger.exception("cannot open recording %d of %s %s", number,
-                             track.participant, track.kind)
-            self._errors += 1
+        except Exception as exc:
+            self._fail(track, f"cannot open recording {number} of {track.participant} "
+                       f"{track.kind}: {describe_error(exc)}", exc)
             return None
+        # A failed open keeps its number: what it left on disk makes paths_taken skip it.
+        self._next_number[key] = number + 1
         logger.info("recording %s %s -> %s", track.participant, track.kind,
                     segment.part_path.name)
         self._segments[track] = segment
@@ -233,10 +301,9 @@ class Recorder:
             return
         try:
             segment.close()
-        except Exception:
-            logger.exception("closing %s failed; it stays %s", segment.final_path.name,
-                             segment.part_path.name)
-            self._errors += 1
+        except Exception as exc:
+            self._fail(None, f"cannot close {segment.final_path.name}, it stays "
+                       f"{segment.part_path.name}: {describe_error(exc)}", exc)
             return
         self._closed_files.append(segment.final_path)
         logger.info("recording %s closed (%d frames)", segment.final_path.name, segment.frames)

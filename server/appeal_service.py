@@ -25,6 +25,7 @@ import time
 import zoneinfo
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.appeal_session import AppealSnapshot
 from orchestrator.appeals import (
@@ -95,6 +96,27 @@ class AppealService:
     def calendar(self) -> WorkCalendar:
         c = self._config.calendar
         return WorkCalendar(weekend=frozenset(c.weekend), holidays=frozenset(c.holidays))
+
+    def state_for(self, role: Role, state: dict[str, Any], timezone: str) -> dict[str, Any]:
+        """The procedure's state (`snapshot_to_json`) as `role` may see it: at an appeal
+        sitting the student learns the decision, its reasoning and when it was taken
+        only from its delivery on the next working day (8.11), by this service's clock,
+        as the appeals API tells it. Everyone else sees the state as it is (S3)."""
+        decided_at = state.get("decided_at")
+        if role is not Role.STUDENT or state.get("kind") != "appeal" or decided_at is None:
+            return state
+        if self._clock() >= decision_delivery(decided_at, timezone, self.calendar):
+            return state
+        return {**state, "decision": None, "reasoning": None, "decided_at": None}
+
+    def message_for(self, role: Role, message: dict[str, Any], timezone: str
+                    ) -> dict[str, Any]:
+        """A ``state`` or ``welcome`` message as `role` may see it (`state_for`)."""
+        state = message.get("state")
+        if message.get("type") not in ("state", "welcome") or not isinstance(state, dict):
+            return message
+        shown = self.state_for(role, state, timezone)
+        return message if shown is state else {**message, "state": shown}
 
     async def _defense_host(self, day_id: int) -> tuple[DayHost, Snapshot]:
         host = await self._host(day_id)

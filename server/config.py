@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from identity.settings import IdentitySettings
+from orchestrator.documents import StudentUploadsClose
 from orchestrator.model import AbsenceFrom, Settings
 
 from .config_loader import ConfigError, build, read_yaml
@@ -116,6 +117,28 @@ class MediaConfig:
     media_stall_s: float = field(default=15.0, metadata=_between(2, 600))
 
 
+@dataclass(frozen=True, slots=True)
+class SignalingConfig:
+    """Limits of one signaling socket, so that no client floods the room (S5, S11, S18)."""
+
+    # Messages per second a socket may send on average, and how many at once
+    # (a browser sends a burst of ICE candidates, then stats every 2 s).
+    messages_per_s: float = field(default=20.0, metadata=_between(0.1, 10_000))
+    message_burst: int = field(default=60, metadata=_between(1, 100_000))
+    # The same for page turns of the presentation, which reach everyone.
+    pages_per_s: float = field(default=5.0, metadata=_between(0.01, 1000))
+    page_burst: int = field(default=20, metadata=_between(1, 10_000))
+    # Within this many seconds only the latest page turn is journaled (S5).
+    page_journal_interval_s: float = field(default=1.0, metadata=_between(0.0, 60))
+    # A socket with this many messages dropped within drop_window_s is closed.
+    close_after_drops: int = field(default=50, metadata=_between(1, 100_000))
+    drop_window_s: float = field(default=10.0, metadata=_between(0.1, 3600))
+    # Sockets one address may hold open before they join (sent a valid token).
+    max_waiting_per_ip: int = field(default=20, metadata=_between(1, 100_000))
+    # ICE candidates one participant's connection may send.
+    max_ice_candidates: int = field(default=50, metadata=_between(1, 10_000))
+
+
 # Upper bounds catch unit mix-ups (seconds typed as minutes), not policy.
 _DAY_MINUTES = 24 * 60
 
@@ -160,6 +183,36 @@ class RetentionConfig:
     """How long recordings are kept."""
 
     days: int = field(default=30, metadata=_between(1, 3650))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingsConfig:
+    """Disk space for recording (rule D6, clause 7.11: the whole procedure is recorded)."""
+
+    # Free disk space, in MB, the recordings disk must keep: less refuses to turn
+    # the recording on, and falling under it while recording stops the recording
+    # as a failure. 2048 MB is about 40 minutes of a full room (7 published
+    # cameras at about 1 Mbit/s), and keeps room for the database and the files
+    # built after the sitting. 0 turns the check off.
+    min_free_mb: int = field(default=2048, metadata=_between(0, 10_000_000))
+    # Seconds between two checks of the free space while recording.
+    free_space_check_s: float = field(default=5.0, metadata=_between(0.01, 3600))
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentsConfig:
+    """Students' document uploads (rules B1, B2; findings S4, S9)."""
+
+    # When a student's own uploads close; after that only the secretary replaces a
+    # document, giving a reason. They close at the student's defense start (or the
+    # end of the day) in any case; b1_deadline closes them two calendar days before.
+    student_uploads_close: StudentUploadsClose = StudentUploadsClose.DEFENSE_START
+    # Largest document accepted, in MiB.
+    max_upload_mb: int = field(default=50, metadata=_between(1, 1024))
+    # Uploads one invite link may have in progress at once (more: 429).
+    uploads_per_token: int = field(default=2, metadata=_between(1, 100))
+    # Uploads the whole server takes at once (more: 503).
+    uploads_at_once: int = field(default=8, metadata=_between(1, 1000))
 
 
 def _check_sha256(value: str | None) -> str | None:
@@ -221,11 +274,14 @@ class Config:
     # STUN server, and a defense must not talk to third parties.
     ice_servers: tuple[IceServer, ...] = ()
     media: MediaConfig = field(default_factory=MediaConfig)
+    signaling: SignalingConfig = field(default_factory=SignalingConfig)
     phases: PhasesConfig = field(default_factory=PhasesConfig)
     absence: AbsenceConfig = field(default_factory=AbsenceConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     lobby: LobbyConfig = field(default_factory=LobbyConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     invites: InvitesConfig = field(default_factory=InvitesConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     calendar: CalendarConfig = field(default_factory=CalendarConfig)

@@ -22,7 +22,10 @@ observers are listed in the YAML file in both forms.
 talk, questions and whole defense by that percent.
 
 Parsing is strict: an unknown key or column, a missing value or a malformed one
-raises `DayFileError` naming the file, the key or row, and the value. Dates
+raises `DayFileError` naming the file, the key or row, and the value. Names and
+titles are one line of at most 200 characters (a thesis title 1000) and hold no
+control or invisible characters (`storage.clean_text`: no NUL, no bidirectional
+overrides, no zero-width characters). Dates
 without a time mean midnight in the day's time zone; times without an offset are
 in the day's time zone too. The order of the students is the initial queue.
 """
@@ -40,6 +43,7 @@ from typing import Any
 import yaml
 
 from orchestrator.documents import DocumentKind
+from storage.clean_text import NAME_CHARS, TITLE_CHARS, text_problem
 from storage.dayspec import (
     MAX_EXTRA_TIME_PERCENT,
     CommissionSpec,
@@ -215,11 +219,24 @@ class _Where:
             raise DayFileError(f"{self.path}: row {self.row}, column '{key}' is empty")
         return data[key]
 
-    def text(self, data: Mapping[Any, Any], key: str, prefix: str) -> str:
+    def text(self, data: Mapping[Any, Any], key: str, prefix: str,
+             max_chars: int = NAME_CHARS) -> str:
         value = self.require(data, key, prefix)
         if not isinstance(value, str) or not value.strip():
             raise self.error(prefix + key, value, "must be a non-empty text")
-        return value.strip()
+        return self.clean(value.strip(), prefix + key, max_chars)
+
+    def clean(self, value: str, key: str, max_chars: int = NAME_CHARS) -> str:
+        """`value` unless it is too long or holds a character no name or title may."""
+        problem = text_problem(value, max_chars=max_chars)
+        if problem is None:
+            return value
+        shown = value if len(value) <= 60 else value[:60] + "…"
+        if self.row is None:
+            raise DayFileError(f"{self.path}: '{key}' {problem}, got {shown!r}")
+        column = key.rsplit(".", 1)[-1].split("[")[0]
+        raise DayFileError(f"{self.path}: row {self.row}, column '{column}' {problem},"
+                           f" got {shown!r}")
 
     def zone(self, value: object, key: str) -> str:
         if isinstance(value, str) and value.strip():
@@ -278,7 +295,8 @@ def _commission(where: _Where, data: object) -> CommissionSpec:
             raise where.error(f"commission.members[{index}]", member, "must be a non-empty name")
     return CommissionSpec(
         chair=where.text(data, "chair", "commission."),
-        members=tuple(m.strip() for m in members),
+        members=tuple(where.clean(m.strip(), f"commission.members[{index}]")
+                      for index, m in enumerate(members)),
         secretary=where.text(data, "secretary", "commission."),
     )
 
@@ -296,6 +314,7 @@ def _observers(where: _Where, data: object, commission: CommissionSpec,
         key = f"observers[{index}]"
         if not isinstance(name, str) or not name.strip():
             raise where.error(key, name, "must be a non-empty name")
+        where.clean(name.strip(), key)
         if name.strip() in others or name.strip() in observers:
             raise where.error(key, name, "names someone already invited to the day; one"
                               " person gets one link")
@@ -358,7 +377,7 @@ def _yaml_student(
     timezone = data.get("timezone", day_timezone)
     return StudentSpec(
         name=where.text(data, "name", dot),
-        thesis_title=where.text(data, "thesis_title", dot),
+        thesis_title=where.text(data, "thesis_title", dot, TITLE_CHARS),
         supervisor=where.text(data, "supervisor", dot),
         reviewer=where.text(data, "reviewer", dot),
         timezone=where.zone(timezone, f"{dot}timezone"),

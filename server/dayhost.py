@@ -16,7 +16,18 @@ not an absence and the talk's clock goes on as if nothing happened.
 Recording: `StartRecording`/`StopRecording` effects start or stop a take in a task
 of their own (the effect sink may not submit), which then submits the recorder's
 confirmation. A day whose procedure was recording when the server died resumes
-recording in a new take as soon as it starts again.
+recording in a new take as soon as it starts again. A take that cannot start (too
+little free disk space: `recordings.min_free_mb`) or that fails while it runs (a
+write error, the disk filling up) is stopped and fed to the core as
+`RecordingFailed`: the recording is off, every page shows why, and the recorded
+phases wait until the secretary turns it on again (rule D6, clause 7.11). Turning it
+on with too little space is refused at once, with the sentence that says so.
+
+Page turns reach everyone at once; the journal takes at most one a second, the
+page shown at its end (`server.flood.Coalescer`), and the last one on stop. During
+the closed sitting the room's lobby holds everyone of the day outside the
+commission, present or not, so that nobody joining then is ever sent the
+commission's media.
 """
 
 from __future__ import annotations
@@ -47,13 +58,16 @@ from orchestrator.model import (
     Snapshot,
 )
 from orchestrator.session import DefenseSession
+from recordings.errors import NotEnoughSpace
 from recordings.plan import day_folder
-from recordings.room_recording import RoomRecording
+from recordings.recorder import describe_error
+from recordings.room_recording import MB, RoomRecording, ensure_free_space
 from storage.appeals import DayKind
 from storage.days import LoadedDay
 from storage.journal import Journal
 
 from .errors import ServerError
+from .flood import Coalescer
 from .procedure import ProcedureRunner
 
 logger = logging.getLogger(__name__)
@@ -112,6 +126,9 @@ class DayHost:
         clock: Callable[[], float] = time.time,
         observer: DayObserver | None = None,
         admission: bool = False,
+        min_free_mb: int = 0,
+        free_space_check_s: float = 5.0,
+        page_journal_interval_s: float = 1.0,
     ) -> None:
         self._loaded = loaded
         self._day_id = loaded.stored.day_id
@@ -134,6 +151,9 @@ class DayHost:
             and p.role not in COMMISSION_ROLES | APPEAL_ROLES)
         self._admitted: set[str] = set()
         self._recording: RoomRecording | None = None
+        self._min_free_bytes = min_free_mb * MB
+        self._free_space_check_s = free_space_check_s
+        self._stopping = False  # stop() began: a take's failure is no longer news
         self._presence: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         # Messages to the room leave from one task, in order, so a slow socket never
         # holds the runner's lock (the effect sink only enqueues).
@@ -145,6 +165,10 @@ class DayHost:
         self._started = False
         #: (student, page) of the presentation on screen; journaled, not in the core.
         self._presentation: tuple[str, int] | None = None
+        # At most one page turn a second reaches the journal (S5); the latest wins.
+        self._page_turns: Coalescer[tuple[int, str, int]] = Coalescer(page_journal_interval_s)
+        self._page_timer: asyncio.TimerHandle | None = None
+        self._page_writes: set[asyncio.Task[None]] = set()  # awaited, not cancelled, on stop
 
     @property
     def day_id(self) -> int:
@@ -222,6 +246,14 @@ class DayHost:
 
     async def stop(self) -> None:
         """Stop the timer, presence work and recording (files closed). Idempotent."""
+        self._stopping = True
+        if self._page_timer is not None:
+            self._page_timer.cancel()
+            self._page_timer = None
+        await asyncio.gather(*self._page_writes, return_exceptions=True)
+        pending = self._page_turns.flush()
+        if pending is not None:
+            await self._journal_page(pending)
         self._room.unobserve(self)
         for handle in self._grace.values():
             handle.cancel()
@@ -243,13 +275,19 @@ class DayHost:
     # -- commands --------------------------------------------------------------------
 
     async def act(self, event: ev.Event) -> Snapshot | AppealSnapshot:
-        """Submit a person's command; raises the core's error if it is refused."""
+        """Submit a person's command; raises the core's error if it is refused, and
+        `NotEnoughSpace` for turning the recording on with too little disk space."""
+        if (isinstance(event, ev.SetRecording) and event.on
+                and not self._runner.snapshot.recording):
+            await asyncio.to_thread(ensure_free_space, self._folder, self._min_free_bytes)
         await self._runner.submit(event)
         return self._runner.snapshot
 
     async def turn_page(self, person_id: str, page: int) -> None:
         """The defending student (or the secretary, helping) shows page `page` of the
-        student's presentation to everyone; each turn goes into the timeline."""
+        student's presentation to everyone at once. The timeline (journal) takes at
+        most one turn per interval: the page shown at its end, so the last turn of a
+        burst is always written, a little later."""
         snapshot = self._runner.snapshot
         student = snapshot.current_student
         person = self._loaded.day.person(person_id)
@@ -258,16 +296,41 @@ class DayHost:
         if person_id != student and (person is None or person.role is not Role.SECRETARY):
             raise NotAllowedHere("only the defending student turns the pages")
         self._presentation = (student, page)
-        await self._journal.append(self._day_id, int(person_id), PRESENTATION_KIND,
-                                   {"student": student, "page": page}, self._clock())
         self._outbox.put_nowait(
             (None, {"type": "presentation", "student": student, "page": page}))
+        loop = asyncio.get_running_loop()
+        now_due = self._page_turns.offer((int(person_id), student, page), loop.time())
+        if now_due is not None:
+            await self._journal_page(now_due)
+        elif self._page_timer is None and (due := self._page_turns.due_at) is not None:
+            self._page_timer = loop.call_at(due, self._page_due)
+
+    def _page_due(self) -> None:
+        self._page_timer = None
+        turn = self._page_turns.take_due(asyncio.get_running_loop().time())
+        if turn is not None:
+            task = asyncio.create_task(self._journal_page_logged(turn))
+            self._page_writes.add(task)
+            task.add_done_callback(self._page_writes.discard)
+
+    async def _journal_page_logged(self, turn: tuple[int, str, int]) -> None:
+        try:
+            await self._journal_page(turn)
+        except Exception:
+            logger.exception("day %s: journaling page %s failed", self._day_id, turn[2])
+
+    async def _journal_page(self, turn: tuple[int, str, int]) -> None:
+        person, student, page = turn
+        await self._journal.append(self._day_id, person, PRESENTATION_KIND,
+                                   {"student": student, "page": page}, self._clock())
 
     def lobby_state(self, person_id: str) -> dict[str, Any]:
         """Whether `person_id` waits, and why: to be admitted, or outside the closed sitting."""
         if person_id in self._needs_admission - self._admitted:
             return {"waiting": True, "reason": "admission"}
-        if person_id in self._runner.snapshot.lobby:
+        snapshot = self._runner.snapshot
+        if person_id in snapshot.lobby or (self._in_closed_sitting(snapshot)
+                                           and person_id in self._outside_closed_sitting):
             return {"waiting": True, "reason": "closed_sitting"}
         return {"waiting": False, "reason": None}
 
@@ -289,8 +352,27 @@ class DayHost:
         self._outbox.put_nowait((None, {"type": "participants", "participants":
                                         self._room.roster()}))
 
-    def _lobby(self, snapshot: Snapshot | AppealSnapshot) -> frozenset[str]:
-        return snapshot.lobby | (self._needs_admission - self._admitted)
+    def _lobby(self, snapshot: Snapshot | AppealSnapshot,
+               core: frozenset[str] | None = None) -> frozenset[str]:
+        """The room's lobby: the core's (or ``core``), those waiting to be admitted,
+        and during the closed sitting everyone outside the commission, present or
+        not, so that joining then never subscribes them to the commission's tracks,
+        not even in their first offer (S16)."""
+        lobby = (snapshot.lobby if core is None else core) | (
+            self._needs_admission - self._admitted)
+        if self._in_closed_sitting(snapshot):
+            lobby |= self._outside_closed_sitting
+        return lobby
+
+    @property
+    def _outside_closed_sitting(self) -> frozenset[str]:
+        """Everyone of the day the closed sitting keeps out, present or not (S16)."""
+        return frozenset(p.person_id for p in self._loaded.day.people
+                         if p.role not in COMMISSION_ROLES)
+
+    @staticmethod
+    def _in_closed_sitting(snapshot: Snapshot | AppealSnapshot) -> bool:
+        return isinstance(snapshot, Snapshot) and snapshot.phase is Phase.CLOSED_SITTING
 
     async def consent_recorded(self, student_id: str) -> None:
         if student_id not in self._runner.snapshot.consented:
@@ -345,6 +427,11 @@ class DayHost:
     async def _carry_out(self, effect: fx.Effect) -> None:
         """The runner's effect sink: runs under its lock, so it never submits."""
         if isinstance(effect, fx.Broadcast):
+            # The phase may have changed the lobby with nobody moved (a closed sitting
+            # with no student present).
+            lobby = self._lobby(self._runner.snapshot)
+            if lobby != self._room.lobby:
+                self._room.set_lobby(lobby)
             self._outbox.put_nowait((None, self.state_message()))
         elif isinstance(effect, fx.StartRecording):
             self._spawn(self._recording_on())
@@ -354,7 +441,7 @@ class DayHost:
             waiting = isinstance(effect, fx.MoveToLobby)
             core = (self._runner.snapshot.lobby | {effect.person} if waiting
                     else self._runner.snapshot.lobby - {effect.person})
-            self._room.set_lobby(core | (self._needs_admission - self._admitted))
+            self._room.set_lobby(self._lobby(self._runner.snapshot, core))
             self._outbox.put_nowait((effect.person, {"type": "lobby",
                                                      **self.lobby_state(effect.person)}))
         elif isinstance(effect, fx.Notice):
@@ -424,19 +511,38 @@ class DayHost:
     # -- recording -------------------------------------------------------------------
 
     async def _start_take(self) -> bool:
+        """Start a take; if it cannot start, tell the core (`RecordingFailed`)."""
         if self._recording is not None:
             return True
-        take = RoomRecording(self._room, self._folder, started_at=self._clock())
+        take = RoomRecording(self._room, self._folder, started_at=self._clock(),
+                             min_free_bytes=self._min_free_bytes,
+                             check_every_s=self._free_space_check_s,
+                             on_failure=self._take_failed)
         try:
             await take.start()
-        except Exception:
+        except NotEnoughSpace as exc:
+            logger.error("day %s: the recording cannot start: %s", self._day_id, exc)
+            reason = str(exc)
+        except Exception as exc:
             logger.exception("day %s: the recording could not start", self._day_id)
-            await take.stop()
-            await self._notice(NoticeKind.NOTICE, text="the recording could not start",
-                               clause="7.11")
-            return False
-        self._recording = take
-        return True
+            reason = f"the recording could not start: {describe_error(exc)}"
+        else:
+            self._recording = take
+            return True
+        await take.stop()
+        await self._runner.submit(ev.RecordingFailed(now=0, reason=reason))
+        return False
+
+    def _take_failed(self, take: RoomRecording, reason: str) -> None:
+        if not self._stopping:
+            self._spawn(self._recording_failed(take, reason))
+
+    async def _recording_failed(self, take: RoomRecording, reason: str) -> None:
+        if self._recording is not take:
+            return  # already stopped, or replaced by a newer take
+        self._recording = None
+        await take.stop()
+        await self._runner.submit(ev.RecordingFailed(now=0, reason=reason))
 
     async def _recording_on(self) -> None:
         if await self._start_take():

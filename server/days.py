@@ -99,6 +99,9 @@ class DayHosts:
             reconnect_grace_s=self._config.absence.reconnect_grace_s,
             observer=self,
             admission=self._config.lobby.admission,
+            min_free_mb=self._config.recordings.min_free_mb,
+            free_space_check_s=self._config.recordings.free_space_check_s,
+            page_journal_interval_s=self._config.signaling.page_journal_interval_s,
         )
         await host.start()
         self._hosts[day_id] = host

@@ -12,6 +12,16 @@ now.
 Times are wall-clock (`time.time`), not `loop.time()`: a deadline written before a
 restart must mean the same instant after it. Only the delay until the next
 deadline is handed to the loop, as one `call_later` handle.
+
+The journal is the truth and the session never runs ahead of it. An event's
+detail is encoded before the session sees it (one that could not be journaled is
+refused and changes nothing). If a journal write fails after the session has taken
+the step, the session is rebuilt from the journal at once, as after a restart, and
+the caller gets `JournalUnavailable` (503): what is served is what the journal
+holds, and the day goes on, so the next write, once the disk or lock is back, just
+works. Timer retries of a failed write back off up to `RETRY_MAX_S`. Only if the
+rebuild fails too does the procedure refuse everything (503) until the next
+command rebuilds it.
 """
 
 from __future__ import annotations
@@ -41,11 +51,14 @@ from orchestrator.replay import (
     replay,
 )
 from storage.errors import JournalTampered
-from storage.journal import Journal
+from storage.journal import Journal, JournalEvent, encode_detail
 
 from .errors import ServerError
 
 logger = logging.getLogger(__name__)
+
+#: The longest wait before the timer tries again to journal deadlines that failed to.
+RETRY_MAX_S = 60.0
 
 
 class Procedure(Replayable, Protocol):
@@ -64,6 +77,20 @@ class ProcedureError(ServerError):
 
     code = "procedure_stopped"
     status_hint = 503
+
+
+class JournalUnavailable(ProcedureError):
+    """A step could not be journaled, so it did not happen; try again later."""
+
+    code = "journal_unavailable"
+
+
+class Unjournalable(ServerError):
+    """An event whose detail cannot be journaled (e.g. a lone surrogate in a text):
+    refused before the session sees it. The web edge refuses such text first."""
+
+    code = "malformed"
+    status_hint = 400
 
 
 class ProcedureRunner:
@@ -100,7 +127,12 @@ class ProcedureRunner:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
-        self._broken: str | None = None
+        #: Why the session may be ahead of the journal (a write failed and the rebuild
+        #: from the journal did too); None when it is not.
+        self._stale: str | None = None
+        #: Journal writes failed in a row, and the earliest time the timer tries again.
+        self._failures = 0
+        self._retry_at: float | None = None
 
     # -- read-only views --------------------------------------------------------------
 
@@ -135,32 +167,11 @@ class ProcedureRunner:
         if self._running:
             raise ProcedureError(f"the procedure of day {self._day_id} is already running")
         self._loop = asyncio.get_running_loop()
-        try:
-            # A changed or deleted event would replay into a different state.
-            await self._journal.verify()
-        except JournalTampered as exc:
-            raise ProcedureError(
-                f"the journal fails verification, so the procedure of day {self._day_id} "
-                f"cannot be rebuilt from it: {exc}"
-            ) from exc
-        entries = await self._journal.entries(self._day_id)
-        replayed = 0
-        try:
-            settings = journaled_settings(entries)
-            self._settings_unjournaled = settings is None
-            session = self._session_factory(self._settings if settings is None else settings)
-            for _ in replay(session, entries):
-                replayed += 1  # its effects were carried out before the restart
-        except ReplayError as exc:
-            raise ProcedureError(
-                f"cannot rebuild the procedure of day {self._day_id}: {exc}") from exc
-        if settings is not None:
-            self._settings = settings
-        self._session = session
+        replayed = await self._rebuild()
         self._running = True
         logger.info(
             "procedure of day %s started: %s entries replayed, phase %s",
-            self._day_id, replayed, session.phase.name,
+            self._day_id, replayed, self._require_session().phase.name,
         )
         async with self._lock:
             await self._fire_due(self._clock())
@@ -189,10 +200,16 @@ class ProcedureRunner:
         """
         if stamp:
             event = dataclasses.replace(event, now=self._clock())
+        try:
+            encode_detail(journal_entry(event)[1])
+        except (TypeError, ValueError) as exc:
+            raise Unjournalable(f"{type(event).__name__} cannot be journaled, so the procedure"
+                                f" of day {self._day_id} refuses it: {exc}") from exc
         async with self._lock:
-            session = self._require_running()
+            await self._ready()
             # A deadline that came due before this event happens before it.
             await self._fire_due(event.now)
+            session = self._require_running()
             try:
                 session.handle(event)
             except OrchestratorError:
@@ -205,7 +222,7 @@ class ProcedureRunner:
     async def run_due(self) -> None:
         """Fire the deadlines due at the clock's time now; what the timer does."""
         async with self._lock:
-            self._require_running()
+            await self._ready()
             await self._fire_due(self._clock())
             self._arm()
 
@@ -222,7 +239,8 @@ class ProcedureRunner:
 
     async def _journal_step(self, step: Step, what: str) -> None:
         """Journal a step the session has taken (after the day's settings, before its
-        first step); on failure stop, since the session is ahead of the journal."""
+        first step). On failure the session is rebuilt from the journal, which lacks
+        the step, and `JournalUnavailable` says so."""
         try:
             if self._settings_unjournaled:
                 await self._journal.append(self._day_id, None, SETTINGS_KIND,
@@ -230,9 +248,62 @@ class ProcedureRunner:
                 self._settings_unjournaled = False
             kind, detail = journal_entry(step)
             await self._journal.append(self._day_id, None, kind, detail, step.now)
-        except BaseException:
-            self._fail(f"could not journal {what}")
+        except asyncio.CancelledError:
+            # The write goes on in the writer thread: rebuild after it, at the next use
+            # or at once by the timer.
+            self._stale = f"journaling {what} was interrupted"
+            self._arm()
             raise
+        except Exception as exc:
+            self._failures += 1
+            self._retry_at = self._clock() + min(RETRY_MAX_S, 2.0 ** (self._failures - 1))
+            reason = f"could not journal {what}: {exc}"
+            logger.error("procedure of day %s: %s; rebuilding it from the journal",
+                         self._day_id, reason)
+            self._stale = reason
+            try:
+                await self._rebuild()
+            except Exception:
+                logger.exception("procedure of day %s could not be rebuilt", self._day_id)
+            self._arm()  # the rebuilt session's deadline, or a retry of the rebuild
+            raise JournalUnavailable(
+                f"the procedure of day {self._day_id} {reason}; it did not happen,"
+                " try again") from exc
+        self._failures = 0
+        self._retry_at = None
+
+    async def _ready(self) -> None:
+        """Raise unless running; first rebuild a session that may be ahead of the journal."""
+        self._require_running_or_stale()
+        if self._stale is not None:
+            await self._rebuild()
+
+    async def _rebuild(self) -> int:
+        """Replace the session by one rebuilt from the day's journal (after every write
+        already queued); the number of steps replayed."""
+        await self._journal.settle()
+        try:
+            # A changed or deleted event would replay into a different state.
+            entries: list[JournalEvent] = await self._journal.verified_entries(self._day_id)
+        except JournalTampered as exc:
+            raise ProcedureError(
+                f"the journal of day {self._day_id} fails verification, so its procedure"
+                f" cannot be rebuilt from it: {exc}") from exc
+        replayed = 0
+        try:
+            settings = journaled_settings(entries)
+            session = self._session_factory(self._settings if settings is None else settings)
+            for _ in replay(session, entries):
+                replayed += 1  # its effects were carried out when it was journaled
+        except ReplayError as exc:
+            raise ProcedureError(
+                f"cannot rebuild the procedure of day {self._day_id}: {exc}") from exc
+        if settings is not None:
+            self._settings = settings
+        self._settings_unjournaled = settings is None
+        self._session = session
+        self._stale = None
+        return replayed
 
     async def _carry_out(self) -> None:
         session = self._require_running()
@@ -246,8 +317,18 @@ class ProcedureRunner:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        deadline = self._require_running().next_deadline()
-        if deadline is None or self._loop is None:
+        if self._loop is None or not self._running:
+            return
+        if self._stale is not None:
+            # Only a rebuild can tell the next deadline: the timer's run_due tries one,
+            # backed off if the last one failed.
+            deadline: float | None = (self._clock() if self._retry_at is None
+                                      else self._retry_at)
+        else:
+            deadline = self._require_session().next_deadline()
+            if deadline is not None and self._retry_at is not None:
+                deadline = max(deadline, self._retry_at)
+        if deadline is None:
             return
         delay = max(0.0, deadline - self._clock())
         self._timer = self._loop.call_later(delay, self._on_timer)
@@ -271,24 +352,19 @@ class ProcedureRunner:
             if self._running:
                 self._arm()
 
-    def _fail(self, reason: str) -> None:
-        # The session has moved on but the journal has not: a replay would differ.
-        # Stop here; a restart rebuilds the state from what the journal holds.
-        self._broken = reason
-        self._running = False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        logger.error("procedure of day %s stopped: %s", self._day_id, reason)
-
     def _require_session(self) -> Procedure:
+        if self._stale is not None:
+            # Its state may hold a step the journal does not: serve nothing rather.
+            raise ProcedureError(f"the procedure of day {self._day_id} is waiting for its"
+                                 f" journal: {self._stale}")
         if self._session is None:
             raise ProcedureError(f"the procedure of day {self._day_id} is not started")
         return self._session
 
-    def _require_running(self) -> Procedure:
-        if self._broken is not None:
-            raise ProcedureError(f"the procedure of day {self._day_id} stopped: {self._broken}")
+    def _require_running_or_stale(self) -> None:
         if not self._running:
             raise ProcedureError(f"the procedure of day {self._day_id} is not running")
+
+    def _require_running(self) -> Procedure:
+        self._require_running_or_stale()
         return self._require_session()

@@ -19,10 +19,10 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.documents import DocumentKind, required_documents
+from orchestrator.documents import B1_DAYS_BEFORE, DocumentKind, b1_deadline, required_documents
 from storage.roster import DayRoster, RosterStudent
 
-DAYS_BEFORE = 2
+DAYS_BEFORE = B1_DAYS_BEFORE
 """B1: calendar days before the defense by which everything must be on file."""
 
 _LABELS = {
@@ -92,9 +92,7 @@ class ReadinessReport:
 
 def deadline_for(date: datetime.date, timezone: str) -> float:
     """Unix time from which an upload counts as late for a defense on `date`."""
-    first_late_day = date - datetime.timedelta(days=DAYS_BEFORE - 1)
-    return datetime.datetime.combine(
-        first_late_day, datetime.time(0), tzinfo=zoneinfo.ZoneInfo(timezone)).timestamp()
+    return b1_deadline(date, timezone)
 
 
 def readiness_report(roster: DayRoster, now: float) -> ReadinessReport:

@@ -3,7 +3,9 @@ in queue order, and who else is invited.
 
 The day file's parser (`server.dayfile`), the day API and the demo produce a
 `DaySpec`; `storage.roster.RosterStore.create_day` turns it into a day, its invites
-and its roster. Values here are already validated.
+and its roster. Values here are already validated; the names and titles are checked
+once more on construction (`storage.clean_text`), so that whatever builds a spec, no
+name reaching a protocol holds a control or bidirectional character.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 
 from orchestrator.documents import DocumentKind
 from orchestrator.model import Role
+
+from .clean_text import NAME_CHARS, TITLE_CHARS, check_text
 
 #: Who attends besides the commission and the students (rule P1, clauses 4.2, 4.8).
 #: They wait in the lobby like the students and never vote.
@@ -45,6 +49,13 @@ class StudentSpec:
     #: Clause 4.3: percent added to the talk, the questions and the whole defense.
     extra_time_percent: float = 0.0
 
+    def __post_init__(self) -> None:
+        for what, value in (("name", self.name), ("supervisor", self.supervisor),
+                            ("reviewer", self.reviewer)):
+            check_text(value, f"the student's {what} {value[:40]!r}", max_chars=NAME_CHARS)
+        check_text(self.thesis_title, f"the thesis title of {self.name!r}",
+                   max_chars=TITLE_CHARS)
+
 
 @dataclass(frozen=True, slots=True)
 class CommissionSpec:
@@ -53,6 +64,10 @@ class CommissionSpec:
     chair: str
     members: tuple[str, ...]
     secretary: str
+
+    def __post_init__(self) -> None:
+        for name in (self.chair, *self.members, self.secretary):
+            check_text(name, f"the commission's name {name[:40]!r}", max_chars=NAME_CHARS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +83,11 @@ class DaySpec:
     students: tuple[StudentSpec, ...]
     #: People who only watch (rule P1), invited with the day.
     observers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_text(self.title, "the day's title", max_chars=NAME_CHARS)
+        for name in self.observers:
+            check_text(name, f"the observer's name {name[:40]!r}", max_chars=NAME_CHARS)
 
     @property
     def starts_at(self) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -35,6 +36,10 @@ T = TypeVar("T")
 
 _BUSY_TIMEOUT_S = 5.0
 _READ_THREADS = 4
+#: The database holds names, the journal and signatures: only the server's user reads it
+#: (its -wal and -shm files take the database file's mode from SQLite).
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +98,7 @@ class Database:
         """Create the parent folder, open the file and apply migrations."""
         if self._running or self._writer is not None:
             raise StorageError(f"database {self._path} is already started")
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        _private_files(self._path)
         self._queue = queue.Queue()
         self._writer = threading.Thread(
             target=self._write_loop,
@@ -228,6 +233,26 @@ class Database:
             return fn(db)
         finally:
             conn.close()
+
+
+def _private_files(path: Path) -> None:
+    """Create the database's folder and file private to this user, and make them so if
+    an older version left them readable by others (S19)."""
+    folder = path.parent
+    folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    _restrict(folder, FOLDER_MODE)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.is_file():
+            _restrict(file, FILE_MODE)
+
+
+def _restrict(path: Path, mode: int) -> None:
+    current = path.stat().st_mode & 0o777
+    if current & ~mode:
+        path.chmod(mode)
+        logger.warning("%s was readable by others (mode %o); now %o", path, current, mode)
 
 
 def _noop(db: sqlite_utils.Database) -> None:

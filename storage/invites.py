@@ -18,7 +18,7 @@ import time
 import zoneinfo
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import sqlite_utils
 
@@ -89,6 +89,17 @@ class Person:
     def revoked(self) -> bool:
         """True once the secretary revoked this person's invite."""
         return self.revoked_at is not None
+
+
+#: Who revoked or reissued a link: a person of the day, the organizer, or unsaid (the CLI).
+By = int | Literal["organizer"] | None
+
+#: The journal kinds after which a person's joined sockets must close.
+LINK_WITHDRAWN = ("invite_revoked", "invite_reissued")
+
+
+def _by(by: By) -> dict[str, Any]:
+    return {} if by is None else {"by": by}
 
 
 def hash_token(token: str) -> str:
@@ -214,8 +225,9 @@ class InviteStore:
 
         return await self._db.execute_write(write)
 
-    async def reissue(self, person_id: int, *, now: float) -> IssuedInvite:
-        """A new token for an invited person; their old link stops working."""
+    async def reissue(self, person_id: int, *, now: float, by: By = None) -> IssuedInvite:
+        """A new token for an invited person; their old link stops working. `by` (a
+        person id, or "organizer") is journaled with it."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
 
         def write(db: sqlite_utils.Database) -> tuple[int, str, str]:
@@ -227,7 +239,7 @@ class InviteStore:
                 raise StorageError(f"the invite of person {person_id} is revoked")
             db.execute("UPDATE people SET token_hash = ? WHERE id = ?",
                        [hash_token(token), person_id])
-            _append_journal(db, now, row[0], person_id, "invite_reissued", {})
+            _append_journal(db, now, row[0], person_id, "invite_reissued", _by(by))
             return row[0], row[1], row[2]
 
         _, role, name = await self._db.execute_write(write)
@@ -266,8 +278,9 @@ class InviteStore:
             expires_at=row["expires_at"],
         )
 
-    async def revoke(self, person_id: int, now: float) -> None:
-        """Revoke a person's invite; revoking twice keeps the first time."""
+    async def revoke(self, person_id: int, now: float, *, by: By = None) -> None:
+        """Revoke a person's invite; revoking twice keeps the first time. `by` (a person
+        id, or "organizer") is journaled with it."""
 
         def write(db: sqlite_utils.Database) -> None:
             rows = db.execute(
@@ -279,10 +292,24 @@ class InviteStore:
             if revoked_at is not None:
                 return
             db.execute("UPDATE people SET revoked_at = ? WHERE id = ?", [now, person_id])
-            _append_journal(db, now, day_id, person_id, "invite_revoked", {})
+            _append_journal(db, now, day_id, person_id, "invite_revoked", _by(by))
 
         await self._db.execute_write(write)
         logger.info("invite revoked: person %s", person_id)
+
+    async def links_withdrawn(self, after: int | None) -> tuple[int, list[tuple[int, int]]]:
+        """The (day, person) pairs whose link was revoked or reissued after journal entry
+        `after`, by whatever process, and the newest entry read; with None, only the
+        newest entry (where a watcher starts)."""
+        if after is None:
+            rows = await self._db.query("SELECT COALESCE(MAX(id), 0) AS id FROM journal")
+            return int(rows[0]["id"]), []
+        marks = ", ".join("?" for _ in LINK_WITHDRAWN)
+        rows = await self._db.query(
+            f"SELECT id, day_id, person_id FROM journal WHERE id > ? AND kind IN ({marks})"
+            " ORDER BY id", [after, *LINK_WITHDRAWN])
+        newest = max((int(r["id"]) for r in rows), default=after)
+        return newest, [(int(r["day_id"]), int(r["person_id"])) for r in rows]
 
     async def list_people(self, day_id: int) -> list[Person]:
         """Everyone invited to a day, in the order they were invited."""

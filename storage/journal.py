@@ -2,16 +2,19 @@
 
 In a dispute the evidence is the stored record of who sent what when (rule
 R2), so the record has to show when it was altered. Every event stores
-`prev_hash`, the hash of the event before it (ordered by id, over the whole
-table; the first event links to `GENESIS_HASH`), and `hash`, the SHA-256 of
-its own content together with `prev_hash` (see `event_hash`). Changing an
-event's content breaks its own hash; deleting an event breaks the link of the
-one after it. `verify_chain` finds the first such break.
+`prev_hash`, the hash of the event of the same day before it (ordered by id; a
+day's first event links to `GENESIS_HASH`), and `hash`, the SHA-256 of its own
+content together with `prev_hash` (see `event_hash`). Changing an event's
+content breaks its own hash; deleting an event breaks the link of the day's
+next one. `verify(day_id)` reads only that day's events (`storage.chain`), so
+a damaged day is reported as that day and never stops the others, and starting
+a day costs what the day holds. SQLite triggers refuse UPDATE and DELETE (no
+retention rule deletes journal rows); the chain shows what was done around them.
 
-What the chain cannot show on its own: deleting the newest events (nothing
+What the chain cannot show on its own: deleting a day's newest events (nothing
 links to them yet), or someone who rewrites every hash after an edit. Both
-need the head hash (`JournalEvent.hash` of the last event) kept somewhere the
-database file's owner cannot reach, e.g. printed in the signed protocol.
+need the day's head hash (`JournalEvent.hash` of its last event) kept somewhere
+the database file's owner cannot reach, e.g. printed in the signed protocol.
 
 Reading the last hash and inserting the next event must be one transaction,
 so events are appended only by `append_event` inside `Database.execute_write`
@@ -32,7 +35,7 @@ import sqlite_utils
 from orchestrator import events as ev
 from orchestrator.replay import EVENT_KIND
 
-from .chain import GENESIS_HASH, event_hash, first_break, verify_chain
+from .chain import GENESIS_HASH, day_breaks, event_hash, first_break, verify_chain
 from .db import Database
 from .errors import JournalTampered, StorageError
 
@@ -65,9 +68,18 @@ class JournalEvent:
 def encode_detail(detail: dict[str, Any]) -> str:
     """The JSON text stored (and hashed) as an event's detail.
 
-    Raises TypeError or ValueError for a detail that is not plain JSON.
+    Raises TypeError or ValueError for a detail that is not plain JSON, or holds
+    a string that is not valid Unicode (a lone surrogate, which neither SQLite
+    nor the hash could encode), so that the caller learns it before it acts.
     """
-    return json.dumps(detail, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    text = json.dumps(detail, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"a journal detail holds a string that is not valid Unicode:"
+                         f" {text[max(0, exc.start - 20):exc.start]!r} is followed by"
+                         f" U+{ord(text[exc.start]):04X}, a lone surrogate") from None
+    return text
 
 
 def append_event(
@@ -79,16 +91,20 @@ def append_event(
     kind: str,
     detail_json: str,
 ) -> JournalEvent:
-    """Append one event, chained to the newest one; return it.
+    """Append one event, chained to the day's newest one; return it.
 
     Call only inside `Database.execute_write`: the read of the last hash and
     the insert must share the writer's transaction.
     """
-    last = conn.execute("SELECT id, hash FROM journal ORDER BY id DESC LIMIT 1").fetchone()
+    newest = conn.execute("SELECT MAX(id) FROM journal").fetchone()[0]
+    event_id = 1 if newest is None else newest + 1
+    # journal_day_id holds (day_id, id) in order: this is one index lookup.
+    last = conn.execute("SELECT id, hash FROM journal WHERE day_id = ? ORDER BY id DESC"
+                        " LIMIT 1", [day_id]).fetchone()
     if last is None:
-        event_id, prev_hash = 1, GENESIS_HASH
+        prev_hash = GENESIS_HASH
     else:
-        event_id, prev_hash = last[0] + 1, last[1]
+        prev_hash = last[1]
         if prev_hash is None:
             # Keep recording (the defense goes on); verify() names that row.
             logger.warning("journal event %s has no hash; chaining to it anyway", last[0])
@@ -168,28 +184,30 @@ class Journal:
 
         return await self._db.execute_write(write)
 
-    async def entries(self, day_id: int | None = None) -> list[JournalEvent]:
-        """Events in id (= chain) order: of one day, or all of them."""
+    async def settle(self) -> None:
+        """Return once every write queued before this call has committed or failed, so
+        that a read after it sees them (the writer takes jobs in order)."""
+        await self._db.execute_write(_nothing)
 
+    async def entries(self, day_id: int | None = None) -> list[JournalEvent]:
+        """Events in id order: of one day (its chain), or all of them."""
         if day_id is None:
             rows = await self._db.query(f"SELECT {_COLUMNS} FROM journal ORDER BY id")
         else:
             rows = await self._db.query(
                 f"SELECT {_COLUMNS} FROM journal WHERE day_id = ? ORDER BY id", [day_id])
+        return [_event(row) for row in rows]
 
-        return [
-            JournalEvent(
-                id=row["id"],
-                at=row["at"],
-                day_id=row["day_id"],
-                person_id=row["person_id"],
-                kind=row["kind"],
-                detail=json.loads(row["detail"]),
-                prev_hash=row["prev_hash"] or "",
-                hash=row["hash"] or "",
-            )
-            for row in rows
-        ]
+    async def verified_entries(self, day_id: int) -> list[JournalEvent]:
+        """A day's events, read once and checked against its chain; JournalTampered
+        names the day's first bad event. Costs what the day holds, nothing more."""
+        rows = await self._db.query(
+            f"SELECT {_COLUMNS} FROM journal WHERE day_id = ? ORDER BY id", [day_id])
+        broken = first_break(rows)
+        if broken is not None:
+            logger.warning("journal verification of day %s failed: %s", day_id, broken)
+            raise broken
+        return [_event(row) for row in rows]
 
     async def days_under_way(self) -> list[int]:
         """Days whose procedure has begun (a journaled procedure event) and whose
@@ -201,15 +219,46 @@ class Journal:
             [EVENT_KIND, EVENT_KIND, ev.CloseSitting.__name__])
         return [int(row["day_id"]) for row in rows]
 
-    async def verify(self) -> None:
-        """Check the whole chain; JournalTampered names the first bad event."""
+    async def verify(self, day_id: int | None = None) -> None:
+        """Check one day's chain, or every day's; JournalTampered names the first bad
+        event (and, for every day, how many other days are damaged)."""
+        if day_id is not None:
+            await self.verified_entries(day_id)
+            return
+        broken = await self.broken_days()
+        if broken:
+            first = min(broken.values(), key=lambda e: e.event_id)
+            others = len(broken) - 1
+            if others:
+                first = JournalTampered(first.event_id, f"{first}; and {others} other day"
+                                        f"{'s' if others > 1 else ''} damaged: days"
+                                        f" {', '.join(map(str, sorted(broken)))}")
+            logger.warning("journal verification failed: %s", first)
+            raise first
 
-        def read(conn: sqlite_utils.Database) -> JournalTampered | None:
-            # Hash in the reader thread, streaming rows: the journal of a
-            # long day need not sit in memory or on the event loop.
-            return first_break(conn.query(f"SELECT {_COLUMNS} FROM journal ORDER BY id"))
+    async def broken_days(self) -> dict[int, JournalTampered]:
+        """Every day whose chain is broken, with its first bad event."""
 
-        broken = await self._db.execute_read(read)
-        if broken is not None:
-            logger.warning("journal verification failed: %s", broken)
-            raise broken
+        def read(conn: sqlite_utils.Database) -> dict[int, JournalTampered]:
+            # Hash in the reader thread, streaming rows: the whole journal need not
+            # sit in memory or on the event loop.
+            return day_breaks(conn.query(f"SELECT {_COLUMNS} FROM journal ORDER BY id"))
+
+        return await self._db.execute_read(read)
+
+
+def _nothing(conn: sqlite_utils.Database) -> None:
+    return None
+
+
+def _event(row: dict[str, Any]) -> JournalEvent:
+    return JournalEvent(
+        id=row["id"],
+        at=row["at"],
+        day_id=row["day_id"],
+        person_id=row["person_id"],
+        kind=row["kind"],
+        detail=json.loads(row["detail"]),
+        prev_hash=row["prev_hash"] or "",
+        hash=row["hash"] or "",
+    )

@@ -386,6 +386,98 @@ def _absence_proof(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX documents_person_id ON documents(person_id)")
 
 
+@MIGRATIONS(name="0010_signing_trust")
+def _signing_trust(db: sqlite_utils.Database) -> None:
+    # Keys bound to people (protocols/keys.py): a person's first key is theirs; a
+    # further key signs only once the secretary approves it. signing_keys is
+    # immutable, so approvals get a table of their own, immutable too.
+    db.execute(
+        """
+        CREATE TABLE signing_key_approvals (
+            key_id INTEGER PRIMARY KEY REFERENCES signing_keys(id),
+            approved_by INTEGER NOT NULL REFERENCES people(id),  -- the secretary
+            approved_at REAL NOT NULL
+        )
+        """
+    )
+    for action in ("UPDATE", "DELETE"):
+        db.execute(
+            f"""
+            CREATE TRIGGER signing_key_approvals_no_{action.lower()}
+            BEFORE {action} ON signing_key_approvals
+            BEGIN
+                SELECT RAISE(ABORT, 'a key approval is immutable');
+            END
+            """
+        )
+    # The exact statement each approval and signature signs (it names the person and
+    # the time); NULL for those made before, which signed the shorter v1 statement.
+    db.execute("ALTER TABLE protocol_approvals ADD COLUMN statement TEXT")
+    db.execute("ALTER TABLE protocols ADD COLUMN statement TEXT")
+
+
+@MIGRATIONS(name="0011_document_versions")
+def _document_versions(db: sqlite_utils.Database) -> None:
+    # Every uploaded file is a version kept under its SHA-256 (finding S4,
+    # storage/document_versions.py): a row per upload says what, how big, by whom
+    # and why (a replacement after the student's uploads closed needs a reason).
+    # Rows without a hash are documents declared on file (day file, day API).
+    # A version is evidence of what was on file when: rows are never changed.
+    db.execute("ALTER TABLE documents ADD COLUMN sha256 TEXT"
+               " CHECK (sha256 IS NULL OR length(sha256) = 64)")
+    db.execute("ALTER TABLE documents ADD COLUMN size INTEGER")
+    db.execute("ALTER TABLE documents ADD COLUMN uploaded_by INTEGER REFERENCES people(id)")
+    db.execute("ALTER TABLE documents ADD COLUMN reason TEXT")
+    db.execute("CREATE INDEX documents_person_kind ON documents(person_id, kind, id)")
+    db.execute(
+        """
+        CREATE TRIGGER documents_no_update BEFORE UPDATE ON documents
+        BEGIN
+            SELECT RAISE(ABORT, 'a document version is immutable');
+        END
+        """
+    )
+
+
+@MIGRATIONS(name="0012_day_chains")
+def _day_chains(db: sqlite_utils.Database) -> None:
+    # One hash chain per day instead of one over all days (storage/chain.py): a
+    # damaged row stops only its day, and starting a day reads only its rows. The rows
+    # already there are re-chained by day rather than accepted up to a checkpoint,
+    # so that every day verifies the same way, from its own rows. Re-hashing vouches
+    # for nothing new: each row is first checked against the old chain, and a row
+    # that fails keeps a link or hash that never verifies (`rechain_by_day`).
+    from .chain import rechain_by_day
+
+    db.execute("CREATE INDEX journal_day_id ON journal(day_id)")  # (day_id, rowid)
+    rows = db.query("SELECT id, at, day_id, person_id, kind, detail, prev_hash, hash"
+                    " FROM journal ORDER BY id")
+    relinked = rechain_by_day(rows)
+    if relinked:
+        # The one rewrite after 0002, in this migration's transaction, trigger and all
+        # (which someone with the file may have dropped already).
+        db.execute("DROP TRIGGER IF EXISTS journal_append_only")
+        db.conn.executemany("UPDATE journal SET prev_hash = ?, hash = ? WHERE id = ?",
+                            [(r.prev_hash, r.hash, r.event_id) for r in relinked])
+        db.execute(
+            """
+            CREATE TRIGGER journal_append_only BEFORE UPDATE ON journal
+            BEGIN
+                SELECT RAISE(ABORT, 'journal is append-only');
+            END
+            """
+        )
+    # Retention deletes recordings, never their journal: deletions are journaled too.
+    db.execute(
+        """
+        CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+        BEGIN
+            SELECT RAISE(ABORT, 'journal rows are never deleted');
+        END
+        """
+    )
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration to `db`; return the names applied."""
     pending = [migration.name for migration in MIGRATIONS.pending(db)]

@@ -29,6 +29,7 @@ from orchestrator import events as ev
 from orchestrator.documents import DocumentKind
 
 from .appeals import DayKind
+from .clean_text import NAME_CHARS, TITLE_CHARS, check_text
 from .dayspec import GUEST_ROLES as GUEST_ROLES
 from .dayspec import MAX_EXTRA_TIME_PERCENT
 from .dayspec import CommissionSpec as CommissionSpec
@@ -160,7 +161,7 @@ class RosterStore:
         has opened (the procedure takes the day's people when it starts).
         """
         role = Role(role)
-        name = name.strip()
+        name = check_text(name.strip(), "a person's name", max_chars=NAME_CHARS)
         if role not in GUEST_ROLES:
             raise StorageError(f"only {', '.join(GUEST_ROLES)} are added to a day, not {role}")
 
@@ -210,7 +211,9 @@ class RosterStore:
             if value is not None:
                 if not value.strip():
                     raise StorageError(f"a student's {column} must not be empty")
-                changes[column] = value.strip()
+                changes[column] = check_text(
+                    value.strip(), f"a student's {column}",
+                    max_chars=TITLE_CHARS if column == "thesis_title" else NAME_CHARS)
         if timezone is not None:
             try:
                 zoneinfo.ZoneInfo(timezone)

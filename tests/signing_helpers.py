@@ -7,12 +7,16 @@ import base64
 import hashlib
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from protocols.signing import statement
 
 
 def b64url(data: bytes) -> str:
@@ -34,6 +38,14 @@ class BrowserKey:
     def sign(self, message: bytes) -> str:
         r, s = decode_dss_signature(self._private.sign(message, ec.ECDSA(hashes.SHA256())))
         return b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    def endorse(self, action: str, day_id: int, document: str, content_hash: str, *,
+                person_id: int | str, key_id: int) -> dict[str, Any]:
+        """The body of an approval or a signing as a page sends it: the statement naming
+        the signer and the time (as `.../statement` gives it), signed with this key."""
+        at = int(time.time())
+        message = statement(action, day_id, document, content_hash, int(person_id), at)
+        return {"hash": content_hash, "key_id": key_id, "at": at, "signature": self.sign(message)}
 
 
 def unzip(package: Path) -> dict[str, bytes]:

@@ -42,7 +42,6 @@ from orchestrator.effects import Effect
 from orchestrator.model import Grade, Settings
 from orchestrator.protocol import SittingInfo, Span
 from orchestrator.session import DefenseSession
-from protocols.signing import statement
 from server.appeal_service import AppealService
 from server.config import Config
 from server.procedure import ProcedureRunner
@@ -336,10 +335,12 @@ async def test_8_9_appeal_sitting_has_a_protocol_signed_by_the_appeal_chair(
     assert "апелляционной комиссии" in text and "отклонена" in text
 
     keys: dict[str, tuple[BrowserKey, int]] = {}
+    people: dict[str, int] = {}
     for who in ("ac", "am1", "am2"):
         key = BrowserKey()
         code, body = await heard.call("POST", f"/api/days/{day}/keys", who, {"jwk": key.jwk})
         assert code == 200, body
+        people[who] = body["person_id"]
         keys[who] = (key, body["key_id"])
     code, _ = await heard.call("POST", f"/api/days/{day}/keys", "gek_chair",
                                {"jwk": BrowserKey().jwk})
@@ -347,8 +348,7 @@ async def test_8_9_appeal_sitting_has_a_protocol_signed_by_the_appeal_chair(
 
     def signed(action: str, who: str) -> dict[str, Any]:
         key, key_id = keys[who]
-        return {"hash": digest, "key_id": key_id,
-                "signature": key.sign(statement(action, day, "appeal", digest))}
+        return key.endorse(action, day, "appeal", digest, person_id=people[who], key_id=key_id)
 
     code, body = await heard.call("POST", base + "/appeal/sign", "ac", signed("sign", "ac"))
     assert code == 409 and body["error"] == "approvals_missing"

@@ -17,7 +17,6 @@ import pytest
 from defense_room.verify import check_package
 from orchestrator.appeals import filing_deadline
 from orchestrator.workdays import WorkCalendar
-from protocols.signing import statement
 from recordings.archive_store import ArchiveStore
 from storage.db import Database
 from storage.invites import InviteStore
@@ -34,6 +33,8 @@ from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 NAMES = ["chair", "m1", "m2", "m3", "sec", "s1"]
+#: Each person's browser key, by their invite token.
+BROWSER_KEYS: dict[str, BrowserKey] = {}
 
 
 class Http:
@@ -87,20 +88,21 @@ async def sign_protocol(http: Http, day_id: int, tokens: dict[str, str], ids: di
     assert status == 200, draft
     by_id = {}
     for name in ("chair", "m1", "m2", "m3"):
-        key = BrowserKey()
+        # One browser key per person: a further one would wait for the secretary (S14).
+        key = BROWSER_KEYS.setdefault(tokens[name], BrowserKey())
         status, reg = await http.call("POST", f"/api/days/{day_id}/keys", tokens[name],
                                       {"jwk": key.jwk})
-        assert status == 200
+        assert status == 200 and reg["approved"], reg
         by_id[name] = (key, reg["key_id"])
     for missing in draft["missing_approvals"]:
         name = next(n for n in ("m1", "m2", "m3") if ids[n] == str(missing["person_id"]))
         key, key_id = by_id[name]
-        body = {"hash": draft["hash"], "key_id": key_id, "signature": key.sign(
-            statement("approve", day_id, student, draft["hash"]))}
+        body = key.endorse("approve", day_id, student, draft["hash"], person_id=ids[name],
+                           key_id=key_id)
         assert (await http.call("POST", path + "/approve", tokens[name], body))[0] == 200
     key, key_id = by_id["chair"]
-    body = {"key_id": key_id, "signature": key.sign(
-        statement("sign", day_id, student, draft["hash"]))}
+    body = key.endorse("sign", day_id, student, draft["hash"], person_id=ids["chair"],
+                       key_id=key_id)
     status, signed = await http.call("POST", path + "/sign", tokens["chair"], body)
     assert status == 200, signed
 
@@ -287,5 +289,6 @@ def assert_tampering_is_named(good: Path, tmp_path: Path) -> None:
     # A signature made with another key, with the manifest redone to hide it.
     forged = signed_with_another_key(contents, "protocol/signatures.json", 0)
     problems = check_package(rezip(forged, tmp_path / "forged.zip"))
-    assert len(problems) == 1 and "signatures.json[0]" in problems[0]
+    assert len(problems) == 2 and "signatures.json[0] (approve by person" in problems[0]
     assert "does not match" in problems[0]
+    assert problems[1].startswith("protocol: no valid approval by member")

@@ -35,7 +35,7 @@ from storage.roster import CommissionSpec, RosterStore
 from web_ui.client import RoomClient
 from web_ui.keys import CONFIG, DATABASE, HOSTS
 
-from .cdp import DESKTOP, Cdp, Tab
+from .cdp import DESKTOP, PHONE, Cdp, Tab
 from .chromium import chromium, group_alive, require_chromium
 from .conftest import RunningServer
 from .procedure_helpers import Api, day_spec
@@ -114,12 +114,15 @@ async def test_protocols_signed_in_the_pages_and_the_package_verified(
                     assert not tab.exceptions, (who, tab.exceptions)
                 for client in clients:
                     await client.close()
+                await secretary_sees_the_server_key(cdp, server.base_url, day_id, tokens["sec"],
+                                                    tabs, folder)
                 await end_sessions(server.rooms, str(day_id), [*tabs.values()])
             finally:
                 await cdp.close()
         assert not group_alive(browser.process.pid), "a Chromium process outlived the test"
 
         listed = await protocols(server.base_url, day_id, tokens["sec"])
+        server_key = await listed_server_key(server.base_url, day_id, tokens["sec"])
         assert {w: p["status"] for w, p in listed.items()} == {"day": "signed", student: "signed"}
         assert all(str(p["signed"]["person_id"]) == ids["chair"] for p in listed.values())
         await check_journal(server, day_id, ids, listed, page_keys)
@@ -127,6 +130,8 @@ async def test_protocols_signed_in_the_pages_and_the_package_verified(
         # The hand-over, and the package checked by the real command.
         package = await hand_over(server.base_url, day_id, tokens["sec"], tmp_path)
         code, output = await defense_room_verify(package)
+        assert code != 0 and "nothing proves who made this package" in output, output
+        code, output = await defense_room_verify(package, server_key)
         assert code == 0 and "OK" in output, output
         await check_tampering(package, student, tmp_path)
     finally:
@@ -138,6 +143,25 @@ async def test_protocols_signed_in_the_pages_and_the_package_verified(
     shutil.copy2(shot, REPO_ARTIFACTS / shot.name)
     print(f"\nscreenshot: {shot} (copied to {REPO_ARTIFACTS}); "
           f"the test took {time.monotonic() - started:.0f} s")
+
+
+async def secretary_sees_the_server_key(cdp: Cdp, base_url: str, day_id: int, token: str,
+                                       tabs: dict[str, Tab], folder: Path) -> None:
+    """The secretary's protocols panel names the server key (S1), at desktop and phone
+    size; the screenshots are saved."""
+    fingerprint = await listed_server_key(base_url, day_id, token)
+    tab = tabs["sec"] = await cdp.open_tab(f"{base_url}/j/{token}", DESKTOP)
+    await prejoin_ready(tab)
+    await enter(tab)
+    await tab.wait_for(
+        "(() => { const e = document.querySelector('.protocols .server-key');"
+        f" return !!e && !e.hidden && e.textContent.includes({json.dumps(fingerprint)}); }})()",
+        "the server key on the secretary's protocols panel")
+    for screen, name in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        shot = await tab.screenshot(folder / f"09-secretary-server-key-{name}.png", screen)
+        REPO_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(shot, REPO_ARTIFACTS / shot.name)
+    assert not tab.exceptions, tab.exceptions
 
 
 async def run_the_day(server: RunningServer, api: dict[str, Api], day_id: int, student: str) -> None:
@@ -217,6 +241,16 @@ async def stored_key(tab: Tab) -> dict[str, Any]:
     return result
 
 
+async def listed_server_key(base_url: str, day_id: int, token: str) -> str:
+    """The server key's fingerprint as the secretary's protocol listing names it."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base_url}/api/days/{day_id}/protocols",
+                               headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 200, await r.text()
+            fingerprint: str = (await r.json())["server_key"]
+    return fingerprint
+
+
 async def protocols(base_url: str, day_id: int, token: str) -> dict[str, dict[str, Any]]:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{base_url}/api/days/{day_id}/protocols",
@@ -250,8 +284,13 @@ async def check_journal(server: RunningServer, day_id: int, ids: dict[str, str],
         assert entry.detail["hash"] == listed[which]["hash"]
         key = keys[person]
         assert entry.detail["key"] == key["fingerprint"], (entry.kind, person)
+        # The statement the page signed names the person and the server's time (S14).
+        said = json.loads(entry.detail["statement"])
+        assert (said["action"], said["day"], said["document"], said["hash"], said["person"]) == (
+            action, day_id, which, entry.detail["hash"], entry.person_id), said
         verify(load_jwk(key["jwk"]), entry.detail["signature"],
-               statement(action, day_id, which, entry.detail["hash"]))
+               statement(action, day_id, which, entry.detail["hash"], entry.person_id,
+                         said["at"]))
         seen.add((action, person, which))
     assert seen == {(action, ids[who], which) for which in listed
                     for action, who in (("approve", "m1"), ("approve", "m2"), ("sign", "chair"))}
@@ -273,10 +312,12 @@ async def hand_over(base_url: str, day_id: int, token: str, tmp_path: Path) -> P
     return package
 
 
-async def defense_room_verify(package: Path) -> tuple[int, str]:
-    """`defense-room verify PACKAGE` as a person runs it: exit status and output."""
+async def defense_room_verify(package: Path, key: str | None = None) -> tuple[int, str]:
+    """`defense-room verify PACKAGE [--key FINGERPRINT]` as a person runs it: exit status
+    and output."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "defense_room.cli", "verify", str(package), cwd=REPO,
+        sys.executable, "-m", "defense_room.cli", "verify", str(package),
+        *(("--key", key) if key else ()), cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
@@ -303,9 +344,10 @@ async def check_tampering(package: Path, student: str, tmp_path: Path) -> None:
     forged = signed_with_another_key(contents, signatures_name, index)
     code, output = await defense_room_verify(rezip(forged, tmp_path / "other-key.zip"))
     assert code == 1, output
-    [problem] = problems(output)
+    [problem, unsigned] = problems(output)
     assert problem.startswith(f"{signatures_name}[{index}] (sign by person "), output
     assert "signature invalid" in problem and "does not match" in problem, output
+    assert unsigned.startswith(f"protocols/{student}: no valid signature by the chair"), output
 
 
 def problems(output: str) -> list[str]:

@@ -31,10 +31,11 @@ async def day_id(db: Database) -> int:
 
 @contextmanager
 def attacker(path: Path) -> Iterator[sqlite3.Connection]:
-    """Someone with the file: drops the append-only trigger and edits rows."""
+    """Someone with the file: drops the append-only triggers and edits rows."""
     conn = sqlite3.connect(path)
     try:
         conn.execute("DROP TRIGGER IF EXISTS journal_append_only")
+        conn.execute("DROP TRIGGER IF EXISTS journal_no_delete")
         yield conn
         conn.commit()
     finally:
@@ -147,7 +148,8 @@ async def test_deleted_event_is_a_broken_link(db_path: Path, db: Database, day_i
     deleted, after = events[1].id, events[2].id
     with attacker(db_path) as conn:
         conn.execute("DELETE FROM journal WHERE id = ?", [deleted])
-    await assert_tampered(journal, after, f"event {deleted} is missing")
+    await assert_tampered(journal, after, f"does not link to event {deleted - 1}, the event of"
+                          f" day {day_id} before it")
 
 
 async def test_deleted_first_event_is_detected(db_path: Path, db: Database, day_id: int) -> None:
@@ -155,7 +157,7 @@ async def test_deleted_first_event_is_detected(db_path: Path, db: Database, day_
     await append_some(journal, day_id, 2)
     with attacker(db_path) as conn:
         conn.execute("DELETE FROM journal WHERE id = 1")
-    await assert_tampered(journal, 2, "start of the journal: event 1 is missing")
+    await assert_tampered(journal, 2, f"does not link to the start of day {day_id}'s chain")
 
 
 async def test_changed_hash_is_detected(db_path: Path, db: Database, day_id: int) -> None:

@@ -14,7 +14,6 @@ import av
 import pytest
 
 from media.testing import FrameNumberTrack, ToneTrack
-from protocols.signing import statement
 from recordings.plan import day_folder
 from recordings.room_recording import RoomRecording
 from storage.journal import Journal
@@ -193,7 +192,7 @@ async def check_protocol(server: RunningServer, day_id: int, tokens: dict[str, s
         assert [i["accepted"] for i in content["identity"]] == [True]
         assert sorted(v["grade"] for v in content["votes"]) == ["excellent", "excellent", "good"]
         assert len(content["pauses"]) == 1  # the lost quorum
-        keys: dict[str, tuple[BrowserKey, int]] = {}
+        keys: dict[str, tuple[BrowserKey, int, int]] = {}
 
         async def signed(action: str, token: str) -> dict[str, Any]:
             if token not in keys:
@@ -201,11 +200,11 @@ async def check_protocol(server: RunningServer, day_id: int, tokens: dict[str, s
                 async with session.post(f"{server.base_url}/api/days/{day_id}/keys",
                                         json={"jwk": browser.jwk},
                                         headers={"Authorization": f"Bearer {token}"}) as r:
-                    keys[token] = (browser, (await r.json())["key_id"])
-            browser, key_id = keys[token]
-            message = statement(action, day_id, ids["s1"], protocol["hash"])
-            return {"hash": protocol["hash"], "key_id": key_id,
-                    "signature": browser.sign(message)}
+                    registered = await r.json()
+                    keys[token] = (browser, registered["key_id"], registered["person_id"])
+            browser, key_id, person = keys[token]
+            return browser.endorse(action, day_id, ids["s1"], protocol["hash"],
+                                   person_id=person, key_id=key_id)
 
         status, _ = await call("POST", "/sign", tokens["chair"],
                                await signed("sign", tokens["chair"]))

@@ -93,8 +93,9 @@ class Api:
 
     async def signed(self, action: str, which: str, who: str, digest: str) -> dict[str, Any]:
         key_id = await self.key_id(who)
-        message = statement(action, self.day.day_id, which, digest)
-        return {"hash": digest, "key_id": key_id, "signature": self.keys[who].sign(message)}
+        person = self.day.ids.get(who, 0)
+        return self.keys[who].endorse(action, self.day.day_id, which, digest,
+                                      person_id=person, key_id=key_id)
 
     async def approve(self, which: str, who: str, digest: str) -> tuple[int, Any]:
         body = await self.signed("approve", which, who, digest)

@@ -104,21 +104,26 @@ BODIES: dict[str, tuple[dict[str, Any], Fields]] = {
     "/api/days/{day_id}/handover": ({"to": "registrar"}, {"to": "str"}),
     "/api/days/{day_id}/keys": ({"jwk": KEY}, {"jwk": "object"}),
     "/api/days/{day_id}/protocols/{which}/approve": (
-        {"hash": "0" * 64, "key_id": 1, "signature": "AA"},
-        {"hash": "str", "key_id": "int", "signature": "str"}),
-    "/api/days/{day_id}/protocols/{which}/sign": ({"key_id": 1, "signature": "AA"},
-                                                  {"key_id": "int", "signature": "str"}),
+        {"hash": "0" * 64, "key_id": 1, "signature": "AA", "at": 1},
+        {"hash": "str", "key_id": "int", "signature": "str", "at": "whole"}),
+    "/api/days/{day_id}/protocols/{which}/sign": (
+        {"key_id": 1, "signature": "AA", "at": 1},
+        {"key_id": "int", "signature": "str", "at": "whole"}),
     "/api/days/{day_id}/recordings/build": ({"student": "{s1}"}, {"student": "id"}),
     "/api/days/{day_id}/recordings/{student}/appeal": ({"note": "хранить"}, {"note": "str"}),
     "/api/days/{day_id}/recordings/{student}/appeal-decision": (
         {"decision": "upheld", "note": ""}, {"decision": "str", "note": "str"}),
     "/api/days/{day_id}/identity/{student}/check": ({}, {}),
+    "/api/days/{day_id}/keys/{key_id}/approve": ({}, {}),
+    "/api/days/{day_id}/people/{person_id}/revoke": ({}, {}),
+    "/api/days/{day_id}/people/{person_id}/reissue": ({}, {}),
 }
 #: Values of the wrong type (or out of range) for each kind of field.
 WRONG: dict[str, list[Any]] = {
     "str": [1, True, [], {}],
     "id": ["abc", True, 1.5, [], {}, 0, -1, 10**30],
     "int": ["1", True, 1.5, [], {}, 0, 10**30],
+    "whole": ["1", True, 1.5, [], {}, -1, 10**30],  # a count or a time: 0 is in range
     "time": ["soon", True, [], {}, -5, 1e300, 10**30],
     "percent": ["10", True, [], {}, -1, 100.5, 10**30],
     "bool": ["true", 1, [], {}],
@@ -171,7 +176,7 @@ class Edge:
         values = {"day_id": day_id or self.day_id, "person_id": self.ids["s1"],
                   "student": self.ids["s1"], "appeal_id": self.appeal_id, "which": "day",
                   "action": action, "kind": "thesis", "check_id": "20260101T000000Z-0000abcd",
-                  "image": "frame", "sha256": "0" * 64, "link": "x"}
+                  "image": "frame", "sha256": "0" * 64, "link": "x", "key_id": 1}
         return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 
     def body(self, sample: dict[str, Any]) -> dict[str, Any]:

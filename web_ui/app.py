@@ -5,9 +5,10 @@ Every handler's domain errors, and its bugs, are answered by one middleware,
 
 Long-lived services are wired as ``cleanup_ctx`` generators, all listed in
 `create_app` (started in order, stopped in reverse, and only those that started):
-the database, the rooms, the recording jobs and retention sweeper, the hosted
-defense days (stopped first of these: their recordings close before the rooms),
-and the identity checks' workers.
+the database, the rooms, the watch over withdrawn invite links, the recording jobs
+and retention sweeper, the hosted defense days (stopped first of these: their
+recordings close before the rooms), and the identity checks' workers. Every
+response gets the security headers of `web_ui.headers`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from .day_api import add_day_routes
 from .documents_api import add_document_routes
 from .errors import refusals
 from .handover_api import add_handover_routes
+from .headers import security_headers
 from .identity_api import add_identity_routes, identity_ctx
+from .invites_api import add_invite_routes, link_watch_ctx
 from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
 from .pages import add_page_routes
 from .procedure_api import day_action, day_state, openapi
@@ -61,15 +64,18 @@ def create_app(config: Config) -> web.Application:
     app[SOCKETS] = weakref.WeakSet()
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
+    app.cleanup_ctx.append(link_watch_ctx)
     # Before the hosts: a closing sitting hands its builds to the recordings jobs.
     app.cleanup_ctx.append(recordings_ctx)
     app.cleanup_ctx.append(_hosts_ctx)
     app.cleanup_ctx.append(identity_ctx)
     app.on_shutdown.append(_stop_hosts)
     app.on_shutdown.append(_close_sockets)
+    app.on_response_prepare.append(security_headers)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/j/{token}", room_page)
+    app.router.add_get("/room", room_shell)
     app.router.add_get("/ws", websocket)
     app.router.add_get(r"/api/days/{day_id:\d+}/readiness", day_readiness)
     add_protocol_routes(app)
@@ -83,6 +89,7 @@ def create_app(config: Config) -> web.Application:
     add_page_routes(app)
     add_recording_routes(app)
     add_identity_routes(app)
+    add_invite_routes(app)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app
 
@@ -135,6 +142,19 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Whether the server answers; the room and participant counts only for the
+    organizer's token (``Authorization: Bearer``), since they tell anyone when a
+    defense is under way (S18)."""
+    import hmac  # local: this edit stays inside the handler
+
+    from storage.invites import hash_token
+
+    expected = request.app[CONFIG].api.organizer_token_sha256
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if not (expected and scheme.lower() == "bearer" and 0 < len(token) <= 200
+            and token.isascii() and hmac.compare_digest(hash_token(token), expected)):
+        return web.json_response({"ok": True})
     rooms = request.app[ROOMS].rooms
     return web.json_response({"ok": True, "rooms": len(rooms),
                               "participants": sum(len(r.peers) for r in rooms.values())})
@@ -150,6 +170,16 @@ async def room_page(request: web.Request) -> web.StreamResponse:
     response = web.FileResponse(STATIC_DIR / "room.html")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    return response
+
+
+async def room_shell(request: web.Request) -> web.StreamResponse:
+    """The room page once its token left the address bar (S20): the page reads the
+    token from its tab's sessionStorage, so a reload still joins; without one it
+    says the link is needed."""
+    response = web.FileResponse(STATIC_DIR / "room.html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 

@@ -25,17 +25,16 @@ in a server, a fake one in a test that walks through the working days.
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
+import io
 from collections.abc import Collection
-from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from aiohttp import web
 
 from orchestrator.model import APPEAL_ROLES, Role
 from protocols.evidence import build_pack, manifest, write_zip
 from server.appeal_service import AppealService, Created
+from server.recording_access import RecordingAccess
 from storage.appeals import Appeal
 from storage.document_files import DocumentFiles
 from storage.invites import Invite
@@ -55,11 +54,14 @@ from .body import (
 )
 from .errors import json_error
 from .keys import CONFIG, DATABASE, HOSTS, INVITES
+from .package_signing import DIGESTS, EVIDENCE_SLOTS, server_key
 from .protocol_api import RECORDING_INDEX
 from .roles import APPEAL_READERS, APPELLANTS, CHAIR, OFFICE, SECRETARY, SITTING_GUESTS
 
 #: The most members an appeal commission is given (clause 8.4 asks for at least one).
 MAX_APPEAL_MEMBERS = 20
+
+EVIDENCE_FORMATS = ("json", "zip")
 
 
 def _service(request: web.Request) -> AppealService:
@@ -178,44 +180,72 @@ async def evidence(request: web.Request) -> web.StreamResponse:
     """GET /api/appeals/{appeal_id}/evidence[?format=zip]: the evidence pack (A2, R2).
 
     JSON: the manifest (every file with its SHA-256); zip: the pack to download,
-    with manifest.json inside. Every access is journaled.
+    with manifest.json and the server's manifest.sig inside, streamed as it is
+    written. Only the appealing student's material is in it, and the appeal
+    commission gets their recordings only while the hold lasts (as on the
+    recordings page). The request is checked before anything is journaled; every
+    access is journaled; at most `EVIDENCE_CONCURRENCY` packs are built at once.
     """
     invite, appeal = await _appeal_invite(request, OFFICE, APPEAL_ROLES)
-    config = request.app[CONFIG]
-    pack = await build_pack(
-        request.app[DATABASE], appeal, recordings_dir=config.recordings_dir,
-        documents=DocumentFiles(config.documents_dir), settings=config.procedure_settings(),
-        index=request.app[RECORDING_INDEX])
     fmt = request.query.get("format", "json")
-    await Journal(request.app[DATABASE]).append(
-        appeal.day_id, invite.person_id, "evidence_accessed",
-        {"appeal": appeal.appeal_id, "format": fmt, "by_day": invite.day_id},
-        _service(request).clock())
-    if fmt == "json":
-        listed = await asyncio.to_thread(manifest, pack)
-        return web.json_response(listed, headers={"Cache-Control": "no-store"})
-    if fmt != "zip":
+    if fmt not in EVIDENCE_FORMATS:
         raise json_error(web.HTTPBadRequest, "bad_format",
                          f"format is json or zip, not {fmt[:20]!r}")
-    tmp_dir = config.data_dir / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".zip")
-    path = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            await asyncio.to_thread(write_zip, pack, out)
+    extra = set(request.query) - {"format"}
+    if extra:
+        raise json_error(web.HTTPBadRequest, "malformed",
+                         f"unknown query parameter {sorted(extra)[0][:20]!r}: only format")
+    config, db = request.app[CONFIG], request.app[DATABASE]
+    with_recordings = invite.day_id == appeal.day_id or appeal.student_id in await (
+        RecordingAccess(db).appeal_students(appeal.day_id, invite.day_id, invite.role))
+    async with request.app[EVIDENCE_SLOTS]:
+        pack = await build_pack(
+            db, appeal, recordings_dir=config.recordings_dir,
+            documents=DocumentFiles(config.documents_dir), settings=config.procedure_settings(),
+            index=request.app[RECORDING_INDEX], with_recordings=with_recordings)
+        key = await server_key(request.app)
+        await Journal(db).append(
+            appeal.day_id, invite.person_id, "evidence_accessed",
+            {"appeal": appeal.appeal_id, "format": fmt, "by_day": invite.day_id},
+            _service(request).clock())
+        if fmt == "json":
+            listed = await asyncio.to_thread(manifest, pack, key, request.app[DIGESTS])
+            return web.json_response(listed, headers={"Cache-Control": "no-store"})
         response = web.StreamResponse(headers={
             "Content-Type": "application/zip", "Cache-Control": "no-store",
             "Content-Disposition": f'attachment; filename="appeal-{appeal.appeal_id}.zip"'})
-        response.content_length = path.stat().st_size
         await response.prepare(request)
-        with path.open("rb") as f:
-            while chunk := await asyncio.to_thread(f.read, 1 << 20):
-                await response.write(chunk)
+        sink = _ResponseSink(response, asyncio.get_running_loop())
+        await asyncio.to_thread(write_zip, pack, cast(IO[bytes], sink), key,
+                                request.app[DIGESTS])
+        await asyncio.to_thread(sink.flush)
         await response.write_eof()
         return response
-    finally:
-        path.unlink(missing_ok=True)
+
+
+class _ResponseSink(io.RawIOBase):
+    """A write-only, unseekable file for `zipfile` in a worker thread that hands the
+    bytes to the response on the event loop, in chunks, waiting for each write (so
+    the pack is never held whole, nor copied to disk)."""
+
+    def __init__(self, response: web.StreamResponse, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._response, self._loop = response, loop
+        self._buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._buffer += bytes(data)
+        if len(self._buffer) >= 1 << 20:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._buffer:
+            chunk, self._buffer = bytes(self._buffer), bytearray()
+            asyncio.run_coroutine_threadsafe(self._response.write(chunk), self._loop).result()
 
 
 async def my_invite(request: web.Request) -> web.Response:

@@ -15,7 +15,9 @@ surrogate, which no database or reply could encode).
 The field readers (`text`, `texts`, `integer`, `identifier`, `number`, `moment`,
 `flag`, `mapping`, `only`) check one field's type and range, naming the field when they
 refuse, so that handlers never check types by hand and nothing a peer sends
-reaches the code below as the wrong type or an impossible value.
+reaches the code below as the wrong type or an impossible value. The text readers
+also refuse control, bidirectional and other invisible characters
+(`storage.clean_text`): a text may span lines only if it may be as long as a note.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from typing import Any
 
 from aiohttp import web
 
+from storage.clean_text import LONG_TEXT_CHARS, NAME_CHARS, NOTE_CHARS, TITLE_CHARS, text_problem
+
 from .errors import json_error, too_large
+
+__all__ = ["LONG_TEXT_CHARS", "MAX_DEPTH", "MAX_ID", "MAX_NUMBER_CHARS", "MAX_UNIX_TIME",
+           "NAME_CHARS", "NOTE_CHARS", "TITLE_CHARS", "JsonRefused", "flag", "identifier",
+           "integer", "json_object", "loads_object", "malformed", "mapping", "moment",
+           "nesting", "number", "only", "text", "texts", "url_id"]
 
 #: Deeper than any body we take (an event or a day file nests 3 or 4 levels).
 MAX_DEPTH = 32
@@ -37,10 +46,6 @@ MAX_NUMBER_CHARS = 40
 MAX_ID = 2**63 - 1
 #: The latest unix time a field may hold: the end of year 9999, the last `datetime` has.
 MAX_UNIX_TIME = 253402300799.0
-#: Length caps of text fields: a person's name, a short note, a long text (an appeal).
-NAME_CHARS = 200
-NOTE_CHARS = 2000
-LONG_TEXT_CHARS = 20000
 
 MALFORMED = "malformed"
 
@@ -164,15 +169,19 @@ def only(body: dict[str, Any], names: tuple[str, ...] | frozenset[str]) -> None:
 
 
 def text(body: dict[str, Any], name: str, *, max_chars: int, default: str | None = None,
-         nonempty: bool = False) -> str:
-    """The string field `name` of at most `max_chars` characters (required if no default)."""
+         nonempty: bool = False, multiline: bool | None = None) -> str:
+    """The string field `name` of at most `max_chars` characters (required if no default),
+    free of control and invisible characters; line breaks and tabs are accepted if
+    `multiline`, by default if `max_chars` is at least `NOTE_CHARS`."""
     value = _field(body, name, default)
     if not isinstance(value, str):
         raise _wrong(name, value, "a string")
     if nonempty and not value.strip():
         raise malformed(f"{name!r} must not be empty")
-    if len(value) > max_chars:
-        raise malformed(f"{name!r} has {len(value)} characters; at most {max_chars} are accepted")
+    problem = text_problem(value, max_chars=max_chars,
+                           multiline=max_chars >= NOTE_CHARS if multiline is None else multiline)
+    if problem is not None:
+        raise malformed(f"{name!r} {problem}")
     return value
 
 
@@ -186,9 +195,9 @@ def texts(body: dict[str, Any], name: str, *, max_items: int, max_chars: int) ->
     for item in value:
         if not isinstance(item, str):
             raise malformed(f"{name!r} must list strings, not {_kind(item)}")
-        if len(item) > max_chars:
-            raise malformed(f"an item of {name!r} has {len(item)} characters;"
-                            f" at most {max_chars} are accepted")
+        problem = text_problem(item, max_chars=max_chars)
+        if problem is not None:
+            raise malformed(f"an item of {name!r} {problem}")
     return value
 
 

@@ -5,7 +5,8 @@
 
 Each hand-over builds the package (`protocols.handover`), keeps it under
 ``<data>/handover/day-<day>/<sha256>.zip`` and journals who handed what to whom,
-with the package's hash: that entry is the hand-over record.
+with the package's hash: that entry is the hand-over record. The package's
+manifest is signed by the server key (`protocols.server_key`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .auth import require_invite
 from .body import NAME_CHARS, json_object, only, text, url_id
 from .errors import json_error
 from .keys import CONFIG, DATABASE
+from .package_signing import server_key
 from .roles import OFFICE, SECRETARY
 
 RECIPIENTS = ("registrar", "archive")
@@ -61,7 +63,7 @@ async def hand_over(request: web.Request) -> web.Response:
                          f'send {{"to": "registrar"}} or {{"to": "archive"}}, not {to[:40]!r}')
     db = request.app[DATABASE]
     pack = await build_package(db, day_id)
-    data, listed = await asyncio.to_thread(zip_bytes, pack)
+    data, listed = await asyncio.to_thread(zip_bytes, pack, await server_key(request.app))
     sha = hashlib.sha256(data).hexdigest()
     await asyncio.to_thread(_store, _folder(request, day_id), data, f"{sha}.zip")
     now = time.time()

@@ -6,16 +6,25 @@
     POST /api/days/{day_id}/protocols/{which}/approve   members;
                                     {"hash": "<hex>", "key_id": n, "signature": "<b64url>"}
     POST /api/days/{day_id}/protocols/{which}/sign      the chair; {"key_id", "signature"}
+    GET  /api/days/{day_id}/protocols/{which}/statement?action=approve|sign&hash=<hex>
+                                                        the approvers and the signer
     POST /api/days/{day_id}/keys                        the commission; {"jwk": {...}}
+    GET  /api/days/{day_id}/keys                        the secretary: keys, pending ones
+    POST /api/days/{day_id}/keys/{key_id}/approve       the secretary: a further key
 
 An appeal sitting (a day of its own) has one protocol, `which` = "appeal" (clauses
 8.8, 8.9), served by the same routes with the appeal roles (`PAPER_ROLES`): the
 appeal commission and the commission chair invited to the sitting read it, the
 members of the appeal commission approve it, and the appeal chair signs it.
 
-Approvals and the signing are signed (rule V6): the browser signs
-`protocols.signing.statement(action, day, which, hash)` with the ECDSA P-256
-key it registered; the server verifies it and keeps it with the approval.
+Approvals and the signing are signed (rule V6): the browser asks for the statement
+(`.../statement`: action, day, document, hash, the signer's person id and the
+server's time) and signs it with the ECDSA P-256 key it registered; it sends the
+time back with the signature, and the server rebuilds the statement, checks the
+time is recent (`STATEMENT_TTL_S`), verifies it and keeps it with the approval. A
+person's first key is theirs; a further one signs only once the secretary approves
+it (S14). The listing names the server key's fingerprint (`server_key`), which is
+also printed on every protocol and signs every package.
 
 `which` is "day" or a student's person id. Every handler authenticates the bearer
 invite token and checks the role (`web_ui.auth`); students, supervisors, reviewers
@@ -58,23 +67,27 @@ from protocols.drafts import (
     RecordingIndex,
     load_day_drafts,
 )
-from protocols.keys import SignatureIn, SigningKeyStore
+from protocols.keys import SignatureIn, SigningKey, SigningKeyStore
 from protocols.render import Endorsement, render_html, render_pdf
-from protocols.signing import load_jwk
+from protocols.signing import load_jwk, statement
 from recordings.plan import day_folder
 from storage.appeals import AppealStore, DayKind
 from storage.invites import Invite
 
-from .auth import invite_of, require
+from .auth import invite_of, require, require_invite
 from .body import MAX_ID, integer, json_object, mapping, only, text, url_id
 from .errors import json_error
 from .keys import CONFIG, DATABASE
+from .package_signing import install, server_key
 from .replies import json_reply
-from .roles import APPEAL_CHAIR, CHAIR, EVERYONE, MEMBERS
+from .roles import APPEAL_CHAIR, CHAIR, EVERYONE, MEMBERS, SECRETARY
 
 FORMATS = ("json", "html", "pdf")
 #: A P-256 signature, r || s in base64url, is 86 characters; more is never one.
 SIGNATURE_CHARS = 200
+#: How long a statement the server issued may be signed and sent back (seconds).
+STATEMENT_TTL_S = 900
+ACTIONS = ("approve", "sign")
 
 RECORDING_INDEX = web.AppKey("protocol_recording_index", RecordingIndex)
 
@@ -110,19 +123,24 @@ PAPER_ROLES = {DayKind.DEFENSE: DEFENSE_PAPERS, DayKind.REPEAT: DEFENSE_PAPERS,
 def add_protocol_routes(app: web.Application) -> None:
     """Register the protocol routes and the recording index they share."""
     app[RECORDING_INDEX] = RecordingIndex()
+    install(app)
     base = r"/api/days/{day_id:\d+}/protocols"
     app.router.add_get(base, list_protocols)
     app.router.add_get(base + "/{which}", get_protocol)
+    app.router.add_get(base + "/{which}/statement", get_statement)
     app.router.add_post(base + "/{which}/approve", approve_protocol)
     app.router.add_post(base + "/{which}/sign", sign_protocol)
     app.router.add_post(r"/api/days/{day_id:\d+}/keys", register_key)
+    app.router.add_get(r"/api/days/{day_id:\d+}/keys", list_keys)
+    app.router.add_post(r"/api/days/{day_id:\d+}/keys/{key_id:\d+}/approve", approve_key)
 
 
 async def register_key(request: web.Request) -> web.Response:
     """POST /api/days/{day_id}/keys: register the public key of your browser (V6).
 
     Body {"jwk": <the ECDSA P-256 public key exported as JWK>}; answers its key_id,
-    which approvals and signatures name, and its fingerprint.
+    which approvals and signatures name, its fingerprint, and whether it may sign
+    yet (`approved`: false for a further key until the secretary approves it).
     """
     day_id = url_id(request, "day_id")
     invite = await _require_paper_role(request, day_id, lambda r: r.keys)
@@ -131,7 +149,49 @@ async def register_key(request: web.Request) -> web.Response:
     public = load_jwk(mapping(body, "jwk"))
     key = await SigningKeyStore(request.app[DATABASE]).register(
         day_id, invite.person_id, public, time.time())
-    return json_reply({"key_id": key.key_id, "fingerprint": public.fingerprint})
+    return json_reply(_key_json(key))
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    """GET /api/days/{day_id}/keys: the secretary sees every key of the day's people."""
+    day_id = url_id(request, "day_id")
+    await require_invite(request, day_id, SECRETARY)
+    keys = await SigningKeyStore(request.app[DATABASE]).of_day(day_id)
+    return json_reply({"keys": [_key_json(k) for k in keys]})
+
+
+async def approve_key(request: web.Request) -> web.Response:
+    """POST /api/days/{day_id}/keys/{key_id}/approve: the secretary lets a person's
+    further key sign (journaled); 404 for a key of nobody of this day."""
+    day_id, key_id = url_id(request, "day_id"), url_id(request, "key_id")
+    invite = await require_invite(request, day_id, SECRETARY)
+    only(await json_object(request), ())
+    key = await SigningKeyStore(request.app[DATABASE]).approve(
+        day_id, key_id, invite.person_id, time.time())
+    return json_reply(_key_json(key))
+
+
+def _key_json(key: SigningKey) -> dict[str, Any]:
+    return {"key_id": key.key_id, "person_id": key.person_id,
+            "fingerprint": key.public.fingerprint, "approved": key.approved,
+            "registered_at": key.registered_at}
+
+
+async def get_statement(request: web.Request) -> web.Response:
+    """GET .../protocols/{which}/statement?action=approve|sign&hash=<hex>: the exact
+    statement the caller's browser signs, naming them and the server's time now."""
+    day_id, which = url_id(request, "day_id"), request.match_info["which"]
+    require(await invite_of(request), day_id, EVERYONE)  # 401/403 before reading the query
+    action = request.query.get("action", "")
+    if action not in ACTIONS:
+        raise json_error(web.HTTPBadRequest, "malformed",
+                         f"action is approve or sign, not {action[:20]!r}")
+    invite = await _require_paper_role(
+        request, day_id, (lambda r: r.approvers) if action == "approve" else (lambda r: r.signer))
+    digest = _hash_from_body({"hash": request.query.get("hash", "")})
+    at = int(time.time())
+    text_ = statement(action, day_id, which, digest, invite.person_id, at).decode()
+    return json_reply({"statement": text_, "at": at, "person_id": invite.person_id})
 
 
 async def list_protocols(request: web.Request) -> web.Response:
@@ -145,7 +205,8 @@ async def list_protocols(request: web.Request) -> web.Response:
     drafts = await _drafts(request, day_id)
     store = ProtocolStore(request.app[DATABASE])
     approvals, signed = await store.approvals(day_id), await store.signed(day_id)
-    return json_reply({"day_id": day_id, "protocols": [
+    key = await server_key(request.app)
+    return json_reply({"day_id": day_id, "server_key": key.fingerprint, "protocols": [
         _summary(drafts.draft(w), approvals.get(w, []), signed.get(w)) for w in drafts.names]})
 
 
@@ -168,7 +229,7 @@ async def get_protocol(request: web.Request) -> web.StreamResponse:
     if fmt == "json":
         content = signed.content_json if signed is not None else draft.content_json
         return json_reply({**_summary(draft, approvals, signed), "content": json.loads(content)})
-    endorsement = _endorsement(draft, approvals, None)
+    endorsement = await _endorsement(request, draft, approvals, None)
     if fmt == "html":
         html = signed.html if signed is not None else _html(draft.protocol, endorsement)
         return web.Response(text=html, content_type="text/html", charset="utf-8",
@@ -189,12 +250,14 @@ async def approve_protocol(request: web.Request) -> web.Response:
     day_id, which = url_id(request, "day_id"), request.match_info["which"]
     invite = await _require_paper_role(request, day_id, lambda r: r.approvers)
     body = await json_object(request)
-    only(body, ("hash", "key_id", "signature"))
+    only(body, ("hash", "key_id", "signature", "at"))
     seen = _hash_from_body(body)
     signature = _signature(body)
+    now = time.time()
+    at = _statement_time(body, now)
     draft = (await _drafts(request, day_id)).draft(which)
     store = ProtocolStore(request.app[DATABASE])
-    approval = await store.approve(draft, invite.person_id, seen, signature, time.time())
+    approval = await store.approve(draft, invite.person_id, seen, signature, now, at)
     approvals = (await store.approvals(day_id)).get(which, [])
     return json_reply({"approved": {"person_id": approval.person_id, "hash": approval.content_hash,
                                "approved_at": approval.approved_at},
@@ -210,8 +273,10 @@ async def sign_protocol(request: web.Request) -> web.Response:
     day_id, which = url_id(request, "day_id"), request.match_info["which"]
     invite = await _require_paper_role(request, day_id, lambda r: r.signer)
     body = await json_object(request)
-    only(body, ("hash", "key_id", "signature"))  # the hash signed is the current draft's
+    only(body, ("hash", "key_id", "signature", "at"))  # the hash signed is the current draft's
     signature = _signature(body)
+    now = time.time()
+    at = _statement_time(body, now)
     draft = (await _drafts(request, day_id)).draft(which)
     store = ProtocolStore(request.app[DATABASE])
     if (await store.signed(day_id, which)).get(which) is not None:
@@ -221,11 +286,11 @@ async def sign_protocol(request: web.Request) -> web.Response:
     approvals = (await store.approvals(day_id)).get(which, [])
     if missing := missing_approvals(draft, approvals):
         raise ApprovalsMissing(missing_message(draft, missing, approvals))
-    now = time.time()
-    endorsement = _endorsement(draft, approvals, (invite.name, now))
+    endorsement = await _endorsement(request, draft, approvals, (invite.name, now),
+                                     signature.key_id)
     html = _html(draft.protocol, endorsement)
     pdf = await asyncio.to_thread(_pdf, draft.protocol, endorsement)
-    signed = await store.sign(draft, invite.person_id, html, pdf, signature, now)
+    signed = await store.sign(draft, invite.person_id, html, pdf, signature, now, at)
     return json_reply(_summary(draft, approvals, signed))
 
 
@@ -279,15 +344,37 @@ def _signature(body: dict[str, Any]) -> SignatureIn:
                        text(body, "signature", max_chars=SIGNATURE_CHARS))
 
 
-def _endorsement(draft: AnyDraft, approvals: list[Approval],
-                 signed: tuple[str, float] | None) -> Endorsement:
+def _statement_time(body: dict[str, Any], now: float) -> int:
+    """The time in the statement signed (from `.../statement`); it must be recent.
+    Required: a statement that names neither the signer nor the time (v1) is no
+    longer taken (S14)."""
+    if body.get("at") is None:
+        raise json_error(web.HTTPBadRequest, "malformed",
+                         "'at' is missing: sign the statement from .../statement?action=&hash=,"
+                         " which names you and the time, and send its 'at' back")
+    at = integer(body, "at", low=0, high=2**40)
+    if not now - STATEMENT_TTL_S <= at <= now + 5:
+        raise json_error(web.HTTPConflict, "stale_statement",
+                         f"the statement signed is from {int(now - at)} s ago; fetch a new one"
+                         f" (they are valid for {STATEMENT_TTL_S} s) and sign again")
+    return at
+
+
+async def _endorsement(request: web.Request, draft: AnyDraft, approvals: list[Approval],
+                       signed: tuple[str, float] | None,
+                       signer_key: int | None = None) -> Endorsement:
     names = draft.approvers
     done = [a for a in approvals if a.content_hash == draft.content_hash and a.person_id in names]
+    keys = {k.key_id: k.public.fingerprint
+            for k in await SigningKeyStore(request.app[DATABASE]).all_keys()}
     return Endorsement(
         content_hash=draft.content_hash,
         approvals=tuple((names[a.person_id], a.approved_at) for a in done),
         missing=tuple(missing_approvals(draft, approvals).values()),
         signed=signed,
+        approval_keys=tuple(keys.get(a.key_id or 0, "—") for a in done),
+        signed_key=keys.get(signer_key or 0) if signed is not None else None,
+        server_key=(await server_key(request.app)).fingerprint,
     )
 
 

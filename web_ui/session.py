@@ -3,6 +3,11 @@
 Domain and protocol errors become ``error`` messages here, in one place. Token errors
 and a missing ``join`` end the socket before any media object exists; every other
 error leaves the session, the room and the other participants as they were.
+
+Floods (S5, S11, S18): each socket's messages pass a `server.flood.SocketLimiter`
+before they are parsed (page turns a second, stricter one); one over the limit is
+answered ``rate_limited`` and dropped, and a socket that keeps flooding is closed
+with code 4429. An address may hold only so many sockets that have not joined yet.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from media.errors import MediaError, OutOfTurnError
 from media.peer import Peer
 from media.participant import ParticipantInfo
 from server.dayhost import DayHost, NotAllowedHere
+from server.flood import FloodLimits, SocketLimiter, Verdict
 from server.rooms import RoomRegistry
 from storage.errors import InviteError
+from storage.invites import Role
 
 from .keys import CONFIG, HOSTS, INVITES, ROOMS
 from .signaling import (
@@ -39,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_BAD_TOKEN = 4401
 CLOSE_JOIN_TIMEOUT = 4408
+CLOSE_RATE_LIMITED = 4429
 
 
 class SignalingSession:
@@ -52,25 +60,44 @@ class SignalingSession:
         self._peer: Peer | None = None
         self._room_id: str | None = None
         self._day_id: int | None = None
+        self._role: Role | None = None
         self._send_lock = asyncio.Lock()
         self._remote = request.remote
+        limits = self._config.signaling
+        self._limiter = SocketLimiter(FloodLimits(
+            messages_per_s=limits.messages_per_s, message_burst=limits.message_burst,
+            pages_per_s=limits.pages_per_s, page_burst=limits.page_burst,
+            close_after_drops=limits.close_after_drops, drop_window_s=limits.drop_window_s,
+        ), _now())
 
     async def send(self, message: dict[str, Any]) -> None:
         if self._ws.closed:
             raise ConnectionError("signaling socket closed")
+        host = (self._app[HOSTS].get(self._day_id)
+                if self._role is Role.STUDENT and self._day_id is not None else None)
+        if host is not None:  # an appeal decision reaches the student when delivered (S3)
+            message = self._app[HOSTS].appeals.message_for(
+                Role.STUDENT, message, host.loaded.stored.timezone)
         async with self._send_lock:
             await self._ws.send_json(message)
         if message.get("type") == "bye":
             # Not awaited here: the caller may be the Room stopping this peer on
             # behalf of another task, and closing waits for the client's close frame.
-            self._rooms.spawn(self._ws.close(code=WSCloseCode.OK))
+            # A withdrawn link (S8) closes as a refused token does.
+            revoked = message.get("reason") == "revoked"
+            self._rooms.spawn(self._ws.close(
+                code=CLOSE_BAD_TOKEN if revoked else WSCloseCode.OK,
+                message=b"revoked_token" if revoked else b""))
 
     async def run(self) -> None:
         """Serve the socket until it closes."""
         try:
-            if not await self._await_join():
+            if not await self._await_join_counted():
                 return
             async for msg in self._ws:
+                if (msg.type in (WSMsgType.TEXT, WSMsgType.BINARY)
+                        and not await self._within_limits(self._limiter.message(_now()))):
+                    continue
                 if msg.type == WSMsgType.TEXT:
                     await self._handle_text(msg.data)
                 elif msg.type == WSMsgType.BINARY:
@@ -81,6 +108,40 @@ class SignalingSession:
                     break
         finally:
             await self._left("disconnected")
+
+    async def _await_join_counted(self) -> bool:
+        """`_await_join`, counted among the address's sockets waiting to join."""
+        waiting = self._rooms.waiting
+        address = self._remote or "unknown"
+        if not waiting.enter(address):
+            logger.warning("refused a signaling socket from %s: %s waiting to join already",
+                           address, waiting.count(address))
+            await self._refuse(SignalingError(
+                ErrorCode.TOO_MANY_SOCKETS,
+                f"{waiting.count(address)} connections from {address} are already waiting"
+                " to join; join or close them first"), WSCloseCode.TRY_AGAIN_LATER)
+            return False
+        try:
+            return await self._await_join()
+        finally:
+            waiting.leave(address)
+
+    async def _within_limits(self, verdict: Verdict) -> bool:
+        """Act on the limiter's verdict on a message: True to handle it."""
+        if verdict is Verdict.ACCEPT:
+            return True
+        if verdict is Verdict.DROP:
+            await self._reply_error(SignalingError(
+                ErrorCode.RATE_LIMITED,
+                "too many messages: this one was dropped; slow down or the connection closes"))
+        elif not self._ws.closed:
+            logger.warning("closing the signaling socket of %s: it kept flooding", self._remote)
+            await self._refuse(SignalingError(
+                ErrorCode.RATE_LIMITED,
+                f"too many messages dropped ({self._config.signaling.close_after_drops} within "
+                f"{self._config.signaling.drop_window_s:g} s): closing the connection"),
+                CLOSE_RATE_LIMITED)
+        return False
 
     async def _await_join(self) -> bool:
         timeout = self._config.media.join_timeout_s
@@ -96,6 +157,10 @@ class SignalingSession:
                 return False
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 return False
+            if not await self._within_limits(self._limiter.message(_now())):
+                if self._ws.closed:
+                    return False
+                continue
             if msg.type != WSMsgType.TEXT:
                 await self._reply_error(SignalingError(ErrorCode.MALFORMED, "send JSON text frames"))
                 continue
@@ -127,6 +192,7 @@ class SignalingSession:
         info = ParticipantInfo(str(invite.person_id), invite.name, str(invite.role.value))
         self._room_id = room.room_id
         self._day_id = invite.day_id
+        self._role = invite.role
         ice_servers = [
             {"urls": list(s.urls),
              **({"username": s.username} if s.username else {}),
@@ -183,7 +249,8 @@ class SignalingSession:
         elif isinstance(message, Stats):
             peer.record_stats([entry.as_json() for entry in message.inbound])
         elif isinstance(message, Page):
-            await self._turn_page(peer.info.id, message.page)
+            if await self._within_limits(self._limiter.page(_now())):
+                await self._turn_page(peer.info.id, message.page)
         elif isinstance(message, Leave):
             await self._left("left")
             await self._ws.close(code=WSCloseCode.OK)
@@ -217,3 +284,8 @@ class SignalingSession:
             # closing the peer connection and telling the others must finish anyway.
             await asyncio.shield(self._rooms.spawn(
                 room.leave(peer.info.id, reason=reason, only=peer)))
+
+
+def _now() -> float:
+    """The limiter's clock: the loop's monotonic time."""
+    return asyncio.get_running_loop().time()

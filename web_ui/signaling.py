@@ -36,6 +36,8 @@ class ErrorCode(str, Enum):
     SDP_REJECTED = "sdp_rejected"
     ROOM_FULL = "room_full"
     INTERNAL = "internal"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_SOCKETS = "too_many_sockets"
 
 
 class SignalingError(Exception):

@@ -31,9 +31,25 @@ const ui = {
 // For tests and the curious: the page never reads it back.
 window.roomDebug = { state };
 
+// The invite token leaves the address bar and the history once read (S20): the page
+// moves to /room and keeps the token in this tab's sessionStorage, so a reload or
+// the "rejoin" button still joins.
+const TOKEN_KEY = "defense-room-token";
+
+function inviteToken() {
+  const invite = location.pathname.match(/^\/j\/([^/]+)$/);
+  const token = invite ? decodeURIComponent(invite[1]) : sessionStorage.getItem(TOKEN_KEY) ?? "";
+  try {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  } catch (error) {
+    console.warn("[room] sessionStorage refused: a reload will need the invite link again");
+  }
+  history.replaceState(null, "", "/room");
+  return token;
+}
+
 async function main() {
-  const segments = location.pathname.split("/").filter(Boolean);
-  const token = decodeURIComponent(segments[segments.length - 1] ?? "");
+  const token = inviteToken();
   update({ language: initialLanguage(), token });
   setCredentials(token, null);
   ui.lang.addEventListener("click", toggleLanguage);

@@ -15,8 +15,8 @@ const MAX_STATS_ENTRIES = 256;
 const BACKOFF_S = [1, 2, 4, 8];
 const DISCONNECTED_GRACE_MS = 12000;
 // A bye after which coming back would be wrong: the person left, another tab took
-// over, or the secretary removed them.
-const FINAL_BYES = new Set(["left", "replaced", "kicked"]);
+// over, or the secretary removed them or withdrew their link.
+const FINAL_BYES = new Set(["left", "replaced", "kicked", "revoked"]);
 
 export class RoomLink {
   constructor({ token, stream, onMessage, onTracks, onLink }) {
@@ -84,7 +84,7 @@ export class RoomLink {
 
   socketClosed(session, event) {
     if (this.finished) return;
-    if (event.code === 4401) return this.finish("refused");
+    if (event.code === 4401) return this.finish(event.reason === "revoked_token" ? "revoked" : "refused");
     if (session.bye && FINAL_BYES.has(session.bye)) return this.finish(session.bye);
     this.scheduleRetry(session.bye ?? `socket closed (${event.code})`);
     return undefined;

@@ -1,8 +1,12 @@
 // Electronic signatures of protocols (rule V6; protocols/signing.py): this
 // browser's ECDSA P-256 key pair, the private half non-extractable and kept in
 // IndexedDB, the public half registered with the server once (POST .../keys). An
-// approval or signature signs the exact statement the server rebuilds.
+// approval or signature signs the exact statement the server gives
+// (GET .../statement: it names the signer and the server's time); the time goes
+// back with the signature so the server can rebuild and check it. A person's
+// further key signs only once the secretary approves it.
 import { api, dayPath } from "./api.js";
+import { t } from "./i18n.js";
 import { myId, state } from "./store.js";
 
 const DB_NAME = "defense-room";
@@ -30,7 +34,7 @@ async function stored(name, value) {
 async function myKey() {
   const name = `${state.me.day.id}:${myId()}`;
   const known = await stored(name);
-  if (known?.keyId) return known;
+  if (known?.keyId && known.approved !== false) return known;
   const pair = known?.privateKey ? known : await crypto.subtle.generateKey(
     { name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
   const jwk = known?.jwk ?? await crypto.subtle.exportKey("jwk", pair.publicKey);
@@ -39,14 +43,10 @@ async function myKey() {
   const answer = await api.post(dayPath("/keys"), { jwk: entry.jwk });
   entry.keyId = answer.key_id;
   entry.fingerprint = answer.fingerprint;
+  entry.approved = answer.approved;
   return stored(name, entry);
 }
 
-// The statement of protocols.signing.statement: sorted keys, no spaces.
-function statement(action, document, hash) {
-  return new TextEncoder().encode(JSON.stringify(
-    { action, day: state.me.day.id, document: String(document), hash, purpose: "defense-room/v1" }));
-}
 
 function base64url(bytes) {
   let text = "";
@@ -54,11 +54,14 @@ function base64url(bytes) {
   return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-// -> {key_id, signature} for the body of .../approve or .../sign
+// -> {key_id, signature, at} for the body of .../approve or .../sign
 export async function signStatement(action, document, hash) {
   if (!crypto?.subtle) throw new Error("this page is not secure (https), so it cannot sign");
   const key = await myKey();
+  if (key.approved === false) throw new Error(t("keyPending", { key: key.keyId }));
+  const query = new URLSearchParams({ action, hash });
+  const given = await api.get(dayPath(`/protocols/${encodeURIComponent(document)}/statement?${query}`));
   const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key.privateKey,
-    statement(action, document, hash));
-  return { key_id: key.keyId, signature: base64url(signature) };
+    new TextEncoder().encode(given.statement));
+  return { key_id: key.keyId, signature: base64url(signature), at: given.at };
 }

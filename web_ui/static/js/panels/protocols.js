@@ -12,16 +12,21 @@ import { myId, role, state, subscribe } from "../store.js";
 export function protocolsPanel() {
   const heading = h("h2", {});
   const list = h("ul", { class: "protocol-list" });
+  const serverKey = h("p", { class: "muted server-key", hidden: true });
+  serverKey.style.overflowWrap = "anywhere";  // a 64-digit fingerprint on a phone
   const refresh = h("button", { type: "button", class: "small" });
   const frame = h("iframe", { class: "protocol-preview", sandbox: "", title: "protocol", hidden: true });
-  const root = h("section", { class: "panel protocols" }, h("div", { class: "panel-head" }, heading, refresh), list, frame);
+  const root = h("section", { class: "panel protocols" }, h("div", { class: "panel-head" }, heading, refresh), serverKey, list, frame);
   let protocols = null;
+  let fingerprint = null;
   let error = null;
   let lastPhase = null;
 
   async function load() {
     try {
-      protocols = (await api.get(dayPath("/protocols"))).protocols;
+      const answer = await api.get(dayPath("/protocols"));
+      protocols = answer.protocols;
+      fingerprint = answer.server_key ?? null;
       error = null;
     } catch (e) {
       error = e;
@@ -72,6 +77,9 @@ export function protocolsPanel() {
   function render() {
     heading.textContent = t("protocolsHeading");
     refresh.textContent = t("refresh");
+    // The secretary compares it with the protocols and gives it to whoever verifies packages.
+    serverKey.hidden = !fingerprint || role() !== "secretary";
+    serverKey.textContent = fingerprint ? t("serverKey", { fingerprint }) : "";
     if (error) {
       clear(list, h("li", { class: "muted" }, t("protocolsUnavailable", { message: error.message })));
       return;
