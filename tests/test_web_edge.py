@@ -301,6 +301,15 @@ async def test_another_days_token_is_refused_on_every_route_of_a_day(edge: Edge)
         _refused(status, body, (403,), f"{method} {url} with another day's token")
 
 
+async def test_an_api_path_no_route_matches_is_a_json_404(edge: Edge) -> None:
+    token = edge.tokens["sec"]
+    for url in (f"/api/days/{edge.day_id}/nothing-here", "/api/days/abc/state", "/api/x"):
+        status, body, headers = await edge.call("GET", url, token)
+        _refused(status, body, (404,), f"GET {url}")
+        assert headers["Content-Type"].startswith("application/json"), (url, headers)
+        assert body["error"] == "not_found"
+
+
 async def test_ids_in_the_url_that_no_row_can_have_are_not_found(edge: Edge) -> None:
     for method, path in API_ROUTES:
         for name in ("day_id", "person_id", "student", "appeal_id"):

@@ -84,7 +84,13 @@ async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse
     """Answer the domain errors a handler lets through, and our bugs, as JSON."""
     try:
         return await handler(request)
-    except web.HTTPException:
+    except web.HTTPException as exc:
+        if (exc.status == 404 and request.path.startswith("/api/")
+                and exc.content_type != "application/json"):
+            # The router's own 404 (no route matches): the API answers JSON throughout.
+            raise json_error(web.HTTPNotFound, "not_found",
+                             f"no API route matches {request.method} {request.path[:200]}"
+                             ) from None
         raise
     except DOMAIN_ERRORS as exc:
         answer = refusal(exc)
