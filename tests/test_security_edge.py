@@ -9,6 +9,7 @@ import asyncio
 import datetime
 import logging
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -286,7 +287,7 @@ async def test_s19_data_folder_and_db_modes(tmp_path: Path,
 
 
 async def test_s20_token_leaves_the_address_bar(server: RunningServer, tmp_path: Path) -> None:
-    from .cdp import Cdp
+    from .cdp import DESKTOP, PHONE, Cdp
     from .chromium import chromium, require_chromium
     from .test_browser import prejoin_ready
 
@@ -305,6 +306,26 @@ async def test_s20_token_leaves_the_address_bar(server: RunningServer, tmp_path:
             await tab.wait_for("location.pathname === '/room' && window.roomDebug?.state.me?.me.name",
                                "the reloaded page to know who it is")
             await prejoin_ready(tab)
+            # In the room, the link is revoked (S8): the page ends the session and says why.
+            await tab.click("#join")
+            await tab.wait_for("window.roomDebug?.state.link.phase === 'connected'",
+                               "the media connection", 30)
+            secretary = await server.invite(Role.SECRETARY, "Секретарь Петрова")
+            async with aiohttp.ClientSession() as http, http.post(
+                    f"{server.base_url}/api/days/{server.day_id}/people/{invite.person_id}/revoke",
+                    headers={"Authorization": f"Bearer {secretary.token}"}) as r:
+                assert r.status == 200, await r.text()
+            await tab.wait_for(
+                "window.roomDebug.state.link.phase === 'ended'"
+                " && document.body.innerText.includes('Ваша ссылка отозвана')",
+                "the page saying the link was revoked", 15)
+            # ... and offers no "enter again", which a revoked link cannot do.
+            assert await tab.evaluate("document.querySelectorAll('#ended button').length") == 0
+            shots = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+            shots.mkdir(parents=True, exist_ok=True)
+            for screen, size in ((DESKTOP, "desktop"), (PHONE, "phone")):
+                saved = await tab.screenshot(tmp_path / f"s8-member-revoked-{size}.png", screen)
+                shutil.copy(saved, shots / saved.name)
         finally:
             await cdp.close()
     violations = [line for line in browser.console() if "Content Security Policy" in line]

@@ -131,9 +131,11 @@ function renderEnded() {
   if (!state.ended) return;
   ui.room.hidden = true;
   ui.prejoin.hidden = true;
+  // A revoked link cannot join again: no button that would only fail.
+  const revoked = /revoked/.test(state.ended.key);
   clear(ui.ended, h("p", {}, t(state.ended.key, state.ended.params)),
     state.ended.detail ? h("p", { class: "muted" }, state.ended.detail) : "",
-    h("button", { type: "button", onclick: () => location.reload() }, t("rejoin")));
+    revoked ? "" : h("button", { type: "button", onclick: () => location.reload() }, t("rejoin")));
 }
 
 main().catch((error) => {
