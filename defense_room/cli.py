@@ -150,6 +150,7 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
     """Run the server until interrupted (Ctrl+C or SIGTERM shut it down gracefully)."""
     from web_ui.app import create_app
     from web_ui.keys import DATABASE
+    from web_ui.package_signing import server_key
 
     os.umask(0o077)  # S19: data, keys, recordings and takes readable by this user only
     listen_host = host or config.server.host
@@ -170,6 +171,10 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
             lines.append("TLS: self-signed certificate unless configured; SHA-256 fingerprint")
             lines.append(f"  {fingerprint}")
             lines.append("  (compare it with what the browser shows before accepting the warning)")
+        key = await server_key(app)  # made now, on the first start, so it can be noted down
+        lines.append("Package signing key, SHA-256 fingerprint (printed on every protocol;"
+                     " `defense-room verify PACKAGE --key` checks packages against it):")
+        lines.append(f"  {key.fingerprint}")
         if not config.ice_servers:
             lines.append("ICE: no STUN/TURN servers configured; participants must reach "
                          "this machine directly (same network or VPN).")

@@ -40,6 +40,12 @@ async def test_serve_demo_prints_invites_that_open_the_room_over_tls(tmp_path: P
         assert [roles.count(r) for r in ("supervisor", "reviewer", "observer")] == [1, 1, 1]
         assert any(re.fullmatch(r"  ([0-9A-F]{2}:){31}[0-9A-F]{2}", l) for l in lines), lines
         assert len({i[3] for i in invites}) == 12
+        # The package signing key is made at the first start and its fingerprint shown,
+        # the one `defense-room keys show` gives and `verify --key` takes.
+        at = next(i for i, l in enumerate(lines) if l.startswith("Package signing key"))
+        key = lines[at + 1].strip()
+        assert re.fullmatch(r"[0-9a-f]{64}", key), lines
+        assert (tmp_path / "state" / "server-key" / "current.pem").stat().st_mode & 0o077 == 0
 
         context = ssl.create_default_context(cafile=str(tmp_path / "state" / "tls" / "cert.pem"))
         async with aiohttp.ClientSession() as session:
@@ -55,6 +61,11 @@ async def test_serve_demo_prints_invites_that_open_the_room_over_tls(tmp_path: P
         stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
     assert rc == 0, stderr
     assert (tmp_path / "state" / "defense-room.sqlite3").exists()
+    shown = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "defense_room.cli", "keys", "show", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(shown.communicate(), 30)
+    assert f"Server key (SHA-256 fingerprint): {key}" in out.decode(), out
 
 
 async def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
