@@ -201,8 +201,11 @@ class Tab:
                                      f"last value: {value!r}; page errors: {self.exceptions[-3:]}")
             await asyncio.sleep(0.2)
 
-    async def click(self, selector: str, timeout: float = 5.0) -> None:
-        """Click the first element matching ``selector`` once it exists and is enabled."""
+    async def click(self, selector: str, timeout: float = 20.0) -> None:
+        """Click the first element matching ``selector`` once it exists and is enabled.
+
+        A page's button stays disabled while the request it sent is in flight, and on a
+        loaded two-core machine that has taken over 5 s (CI), hence the generous wait."""
         await self.wait_for(
             f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
             " if (!e || e.disabled) return false; e.scrollIntoView({block: 'center'});"
