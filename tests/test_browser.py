@@ -6,6 +6,8 @@ from anywhere but the server's /static/."""
 
 from __future__ import annotations
 
+import asyncio
+
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,7 +56,7 @@ def test_room_page_loads_nothing_from_the_network() -> None:
     html = (STATIC_DIR / "room.html").read_text(encoding="utf-8")
     for url in re.findall(r"""(?:src|href)=["']([^"']*)""", html):
         assert url.startswith(("/static/", "data:")), url
-    for css in ("room.css", "panels.css"):
+    for css in ("room.css", "panels.css", "home.css"):
         text = (STATIC_DIR / css).read_text(encoding="utf-8")
         assert "@import" not in text and "url(" not in text, css
     assert OWN_JS, "no page scripts found"
@@ -77,15 +79,30 @@ def test_room_page_loads_nothing_from_the_network() -> None:
     assert 'const VENDOR = "/static/vendor/pdfjs/"' in pdfview
 
 
+def _string_keys(text: str, table: str) -> list[str]:
+    """The keys of `export const <table> = { ... };` in a strings module, in order."""
+    match = re.search(rf"^export const {table} = \{{\n(.*?)^\}};", text, re.M | re.S)
+    assert match, f"no table {table!r}"
+    return re.findall(r"^  (\w+):", match.group(1), re.M)
+
+
 def test_strings_exist_in_both_languages() -> None:
-    keys = {}
+    folder = STATIC_DIR / "js" / "strings"
+    keys: dict[str, set[str]] = {"ru": set(), "en": set()}
     for language in ("ru", "en"):
-        text = (STATIC_DIR / "js" / "strings" / f"{language}.js").read_text(encoding="utf-8")
-        keys[language] = set(re.findall(r"^  (\w+):", text, re.M))
+        tables = [(folder / f"{language}.js").read_text(encoding="utf-8")]
+        tables += [p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.js"))
+                   if p.stem not in ("ru", "en")]
+        for text in tables:
+            found = _string_keys(text, language)
+            twice = (keys[language] & set(found)) | {k for k in found if found.count(k) > 1}
+            assert not twice, f"{language}: defined twice: {sorted(twice)}"
+            keys[language] |= set(found)
     assert keys["ru"] == keys["en"], keys["ru"] ^ keys["en"]
     used: set[str] = set()
-    for path in OWN_JS:
-        used |= set(re.findall(r"""\bt\(\s*["'](\w+)["']""", path.read_text(encoding="utf-8")))
+    for path in OWN_JS + [STATIC_DIR / "office.js", STATIC_DIR / "recordings.js"]:
+        if path.exists():
+            used |= set(re.findall(r"""\bt\(\s*["'](\w+)["']""", path.read_text(encoding="utf-8")))
     assert used <= keys["ru"], used - keys["ru"]
 
 
@@ -123,6 +140,7 @@ async def test_page_without_camera_joins_receive_only(server: RunningServer, tmp
             student_tab = await cdp1.open_tab(f"{server.base_url}/j/{student.token}")
             secretary_tab = await cdp2.open_tab(f"{server.base_url}/j/{secretary.token}")
             # The refusal is explained in plain words, with what to do about it.
+            await enter_room(secretary_tab)
             help_text = await secretary_tab.wait_for(
                 "document.querySelector('.help')?.hidden === false"
                 " && document.querySelector('.help').textContent", "the help for a denied camera")
@@ -155,6 +173,7 @@ async def prejoin_ready(tab: Tab, timeout: float = 30.0) -> None:
     freshly opened page's modules although every response arrived (the page stays
     at "Загрузка…"); a person would reload, and so does this, once, saying so.
     """
+    await enter_room(tab, timeout)
     states = "[...document.querySelectorAll('.check')].map(e => `${e.dataset.check}:${e.dataset.state}`)"
     ready = (f"(() => {{ const s = {states};"
              " return s.length === 3 && !s.some(x => x.endsWith(':running')); })()")
@@ -166,6 +185,8 @@ async def prejoin_ready(tab: Tab, timeout: float = 30.0) -> None:
             print(f"\nthe page stalled while loading its modules; reloading it once "
                   f"(answered: {len(tab.requests)} requests, unanswered: {sorted(tab.waiting.values())})")
             await tab.send("Page.reload", {"ignoreCache": False})
+            await asyncio.sleep(1)  # the new document, not the stalled one
+            await enter_room(tab, timeout)
     try:
         await tab.wait_for(ready, "the pre-join checks", timeout)
     except AssertionError as exc:
@@ -174,6 +195,18 @@ async def prejoin_ready(tab: Tab, timeout: float = 30.0) -> None:
         raise AssertionError(f"{exc}; checks: {await tab.evaluate(states)}; page: {page}; "
                              f"requests: {tab.requests[-5:]}; unanswered: "
                              f"{sorted(tab.waiting.values())}") from None
+
+
+async def enter_room(tab: Tab, timeout: float = 30.0) -> None:
+    """From the personal page an invite link opens, press "Enter the room" (a page
+    reloaded in the room goes straight to the pre-join check, without it)."""
+    shown = ("(() => document.querySelectorAll('.check').length > 0"
+             " || !!document.querySelector('#home:not([hidden]) #enter-room')"
+             " || !!document.querySelector('#ended:not([hidden])'))()")
+    await tab.wait_for(shown, "the personal page or the pre-join check", timeout)
+    if await tab.evaluate("!!document.querySelector('#home:not([hidden]) #enter-room')"):
+        await tab.click("#enter-room")
+        await tab.wait_for("document.querySelector('#home').hidden", "the pre-join check after the personal page", timeout)
 
 
 async def enter(tab: Tab, timeout: float = 30.0) -> None:
@@ -190,7 +223,7 @@ def only_from_server(base_url: str, tabs: Iterable[Tab]) -> None:
         for url in tab.requests:
             assert url == "about:blank" or url.startswith(("data:", "blob:")) or any(
                 url.startswith(base + path) for base in (base_url, ws_base)
-                for path in ("/static/", "/api/", "/j/", "/ws")), url
+                for path in ("/static/", "/api/", "/j/", "/room", "/ws")), url
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
-// The room page for an invite link. It learns who the person is (GET /api/me),
-// shows the pre-join check, then the page for their role: the secretary's console,
-// the commission's view, or the student's phone page. Recording state, the link's
-// state and the language switch are the same for everyone.
+// The page of an invite link. It learns who the person is (GET /api/me), shows
+// their personal page (home/), then, once they press "Enter the room", the pre-join
+// check and the room for their role: the secretary's console, the commission's
+// view, or the student's phone page. Recording state, the link's state and the
+// language switch are the same for everyone.
 import { api, setCredentials } from "./api.js";
 import { syncServerTime } from "./clock.js";
 import { RoomLink } from "./connection.js";
@@ -14,6 +15,7 @@ import { toastArea } from "./panels/notices.js";
 import { linkIndicator } from "./panels/link.js";
 import { addNotice, state, subscribe, update } from "./store.js";
 import { TileGrid } from "./tiles.js";
+import { home } from "./home/index.js";
 import { commissionView } from "./views/commission.js";
 import { secretaryView } from "./views/secretary.js";
 import { studentView } from "./views/student.js";
@@ -22,6 +24,7 @@ const ui = {
   prejoin: byId("prejoin"),
   room: byId("room"),
   ended: byId("ended"),
+  home: byId("home"),
   lang: byId("lang"),
   leave: byId("leave"),
   sound: byId("sound"),
@@ -35,9 +38,33 @@ window.roomDebug = { state };
 // moves to /room and keeps the token in this tab's sessionStorage, so a reload or
 // the "rejoin" button still joins.
 const TOKEN_KEY = "defense-room-token";
+// Set while the person is in the room, so that a reload returns to the room and not
+// to their personal page; leaving clears it.
+const STAGE_KEY = "defense-room-stage";
+
+function remember(key, value) {
+  try {
+    if (value === null) sessionStorage.removeItem(key);
+    else sessionStorage.setItem(key, value);
+  } catch {
+    // storage refused: a reload shows the personal page first
+  }
+}
+
+function remembered(key) {
+  try {
+    return sessionStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+// Opened from the invite link itself (not a reload of /room): the personal page first.
+let invitedAgain = false;
 
 function inviteToken() {
   const invite = location.pathname.match(/^\/j\/([^/]+)$/);
+  invitedAgain = invite !== null;
   const token = invite ? decodeURIComponent(invite[1]) : sessionStorage.getItem(TOKEN_KEY) ?? "";
   try {
     sessionStorage.setItem(TOKEN_KEY, token);
@@ -78,6 +105,14 @@ async function main() {
   update({ me });
   document.body.dataset.role = me.me.role;
 
+  if (invitedAgain || remembered(STAGE_KEY) !== "room") {
+    ui.prejoin.hidden = true;
+    ui.home.hidden = false;
+    await home(ui.home);
+    ui.home.hidden = true;
+    ui.prejoin.hidden = false;
+    remember(STAGE_KEY, "room");
+  }
   const { stream } = await prejoin(ui.prejoin);
   ui.prejoin.hidden = true;
   enterRoom(token, stream);
@@ -121,6 +156,7 @@ function enterRoom(token, stream) {
   ui.leave.hidden = false;
   ui.leave.addEventListener("click", () => {
     ui.leave.disabled = true;
+    remember(STAGE_KEY, null);
     link.leave();
   });
   link.start();
@@ -131,6 +167,7 @@ function renderEnded() {
   if (!state.ended) return;
   ui.room.hidden = true;
   ui.prejoin.hidden = true;
+  ui.home.hidden = true;
   // A revoked link cannot join again: no button that would only fail.
   const revoked = /revoked/.test(state.ended.key);
   clear(ui.ended, h("p", {}, t(state.ended.key, state.ended.params)),

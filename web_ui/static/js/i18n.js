@@ -1,8 +1,19 @@
 // Russian by default, English on request; the choice is remembered on the device.
-import { ru } from "./strings/ru.js";
-import { en } from "./strings/en.js";
+import { ru as coreRu } from "./strings/ru.js";
+import { en as coreEn } from "./strings/en.js";
+import * as account from "./strings/account.js";
+import * as appeal from "./strings/appeal.js";
+import * as office from "./strings/office.js";
+import * as secretary from "./strings/secretary.js";
+import * as student from "./strings/student.js";
 import { state, update } from "./store.js";
 
+// The core table, then one table per part of the pages (each file holds both
+// languages, key for key; tests/test_browser.py checks that they match and that
+// no key is defined twice).
+const FEATURES = [account, appeal, office, secretary, student];
+const ru = Object.assign({}, coreRu, ...FEATURES.map((f) => f.ru));
+const en = Object.assign({}, coreEn, ...FEATURES.map((f) => f.en));
 const TABLES = { ru, en };
 
 export function t(key, params = {}) {
