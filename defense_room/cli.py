@@ -161,6 +161,19 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
     scheme = "https" if ssl_context is not None else "http"
     base_url = f"{scheme}://{public_host}:{listen_port}"
 
+    office_token = None
+    if demo and config.api.organizer_token_sha256 is None:
+        # The demo's office page needs an organizer token: one for this run only,
+        # printed below and stored nowhere (its hash lives in this process's config).
+        import dataclasses
+        import secrets
+
+        from storage.invites import hash_token
+
+        office_token = secrets.token_urlsafe(32)
+        config = dataclasses.replace(config, api=dataclasses.replace(
+            config.api, organizer_token_sha256=hash_token(office_token)))
+
     app = create_app(config)
 
     lines: list[str] = []
@@ -185,6 +198,12 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
             lines.append("")
             lines.append("Demo defense day created. Personal invite links:")
             lines.extend(format_invite_lines(invites, base_url))
+        if office_token is not None:
+            lines.append("")
+            lines.append("Office page (organizer token for this run only):")
+            lines.append(f"  {base_url}/office#{office_token}")
+        elif config.api.organizer_token_sha256 is not None:
+            lines.append(f"Office page: {base_url}/office (sign in with the organizer token)")
 
     def announce(_: str) -> None:
         # run_app calls this once the socket listens: links printed now work now.
