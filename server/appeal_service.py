@@ -36,6 +36,7 @@ from orchestrator.appeals import (
     check_repeat_date,
     check_schedule,
     decision_delivery,
+    filing_deadline,
     latest_delivery,
 )
 from orchestrator.model import Role, Snapshot, StudentStatus
@@ -126,6 +127,18 @@ class AppealService:
         return host, snapshot
 
     # -- filing ----------------------------------------------------------------------
+
+    async def deadline_for(self, day_id: int) -> float | None:
+        """Until when an appeal against `day_id` may be filed (8.2), for the student's
+        page; None where none may be: no results yet, a repeated defense (8.12), or the
+        day is itself an appeal sitting."""
+        try:
+            host, snapshot = await self._defense_host(day_id)
+        except AppealRefused:
+            return None
+        if snapshot.results_at is None or host.loaded.kind == "repeat":
+            return None
+        return filing_deadline(snapshot.results_at, host.loaded.stored.timezone, self.calendar)
 
     async def file(self, day_id: int, student_id: int, text: str, *, filed_by: int,
                    on_paper: bool) -> Appeal:

@@ -30,7 +30,8 @@ from orchestrator.model import AbsenceFrom, Settings
 
 from .config_loader import ConfigError, build, read_yaml
 
-__all__ = ["DEFAULT_CONFIG_PATH", "Config", "ConfigError", "TlsMode", "load_config",
+__all__ = ["DEFAULT_CONFIG_PATH", "Config", "ConfigError", "MailConfig", "MailSecurity",
+           "TlsMode", "load_config",
            "iter_config_keys"]
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
@@ -263,6 +264,64 @@ class InvitesConfig:
     appeal_valid_days_after: int = field(default=7, metadata=_between(0, 365))
 
 
+class MailSecurity(enum.StrEnum):
+    """How the connection to the mail server is protected."""
+
+    STARTTLS = "starttls"  # plain connect, then STARTTLS (port 587)
+    TLS = "tls"  # TLS from the first byte (port 465)
+    NONE = "none"  # no encryption: only for a relay on the same machine
+
+
+def _check_sender(value: str | None) -> str | None:
+    if value is not None and ("@" not in value or any(c in value for c in "\r\n<>")):
+        return "must be an e-mail address like defense@university.example"
+    return None
+
+
+def _check_link_base(value: str | None) -> str | None:
+    if value is not None and (not value.startswith(("https://", "http://"))
+                              or value.endswith("/")):
+        return "must be an address like https://defense.university.example:8443, no final /"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class MailConfig:
+    """E-mail to the people of a day (`server.mail`): off unless turned on."""
+
+    enabled: bool = False
+    host: str | None = None
+    port: int = field(default=587, metadata=_between(1, 65535))
+    security: MailSecurity = MailSecurity.STARTTLS
+    username: str | None = None
+    # A file holding the password (its first line), never the password itself.
+    password_file: Path | None = None
+    # The CA certificate(s) the server's certificate is verified with; None: the system's.
+    ca_file: Path | None = None
+    sender: str | None = field(default=None, metadata={"check": _check_sender})
+    # Where the links in mail point (scheme, host and port the participants reach).
+    link_base_url: str | None = field(default=None, metadata={"check": _check_link_base})
+    timeout_s: float = field(default=30.0, metadata=_between(1, 600))
+    # The first wait before a failed mail is tried again; it doubles up to an hour.
+    retry_s: float = field(default=60.0, metadata=_between(0.01, 86_400))
+    # Tries before a queued mail is given up (and the failure journaled).
+    max_attempts: int = field(default=20, metadata=_between(1, 1000))
+    # How often the journal is read for moved dates and appeals, and the queue sent.
+    poll_s: float = field(default=10.0, metadata=_between(0.01, 3600))
+
+    def _problem(self) -> tuple[str, str] | None:
+        if self.enabled:
+            for name in ("host", "sender", "link_base_url"):
+                if getattr(self, name) is None:
+                    return name, "is required when mail.enabled is true"
+        if (self.username is None) != (self.password_file is None):
+            missing = "password_file" if self.password_file is None else "username"
+            return missing, "must be set together with the other of username/password_file"
+        if self.security is MailSecurity.NONE and self.username is not None:
+            return "security", "must not be 'none' with a login: the password would go in clear"
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole server configuration."""
@@ -286,6 +345,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    mail: MailConfig = field(default_factory=MailConfig)
 
     @property
     def database_path(self) -> Path:

@@ -21,6 +21,12 @@ observers are listed in the YAML file in both forms.
 ``extra_time_percent`` (clause 4.3, from 0 to 100, default 0) lengthens a student's
 talk, questions and whole defense by that percent.
 
+E-mail (optional, `server.mail`): the day-level key ``contacts`` maps a person's name
+(anyone invited with the day) to ``{email: ..., language: ru|en}``; a student's may
+also be given with the student, as the keys ``email`` and ``language`` (the CSV's
+optional columns of those names). ``language`` defaults to ``ru``; an address must be
+a plain one like ``name@university.example``.
+
 Parsing is strict: an unknown key or column, a missing value or a malformed one
 raises `DayFileError` naming the file, the key or row, and the value. Names and
 titles are one line of at most 200 characters (a thesis title 1000) and hold no
@@ -45,27 +51,33 @@ import yaml
 from orchestrator.documents import DocumentKind
 from storage.clean_text import NAME_CHARS, TITLE_CHARS, text_problem
 from storage.dayspec import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
     MAX_EXTRA_TIME_PERCENT,
     CommissionSpec,
+    ContactSpec,
     DaySpec,
     DocumentSpec,
     StudentSpec,
+    email_problem,
 )
 
 from .errors import ServerError
 
 _DAY_KEYS = {
     "title", "date", "start", "timezone", "norm_control_required", "commission", "students",
-    "students_csv", "observers",
+    "students_csv", "observers", "contacts",
 }
 _COMMISSION_KEYS = {"chair", "members", "secretary"}
 _STUDENT_KEYS = {
     "name", "thesis_title", "supervisor", "reviewer", "timezone", "consent", "consent_date",
-    "documents", "extra_time_percent",
+    "documents", "extra_time_percent", "email", "language",
 }
 _DOCUMENT_KEYS = {"kind", "date"}
 _CSV_REQUIRED = ("name", "thesis_title", "supervisor", "reviewer")
-_CSV_OPTIONAL = ("timezone", "consent", "consent_date", "extra_time_percent")
+_CSV_OPTIONAL = ("timezone", "consent", "consent_date", "extra_time_percent", "email",
+                 "language")
+_CONTACT_KEYS = {"email", "language"}
 _TRUE = {"true", "yes", "1", "да"}
 _FALSE = {"false", "no", "0", "нет", ""}
 
@@ -86,11 +98,14 @@ def load_day_file(path: Path) -> DaySpec:
     return parse_day(data, path)
 
 
-def parse_day(data: object, source: Path | str = "request body") -> DaySpec:
+def parse_day(data: object, source: Path | str = "request body", *,
+              students: tuple[StudentSpec, ...] | None = None) -> DaySpec:
     """Validate a day given as a mapping (a parsed YAML file or a JSON body).
 
     `source` names it in error messages; a relative `students_csv` is read from
-    its folder, so a body (a str source) must list its students inline.
+    its folder, so a body (a str source) must list its students inline. `students`,
+    when given, are the day's students already parsed (an uploaded CSV), and the
+    mapping's own ``students`` list is ignored.
     """
     path = Path(source) if isinstance(source, str) else source
     if not isinstance(data, Mapping):
@@ -106,7 +121,9 @@ def parse_day(data: object, source: Path | str = "request body") -> DaySpec:
     if ("students" in data) == ("students_csv" in data):
         raise DayFileError(f"{path}: give the students either under 'students' or as a"
                            " CSV file under 'students_csv', exactly one of the two")
-    if "students" in data:
+    if students is not None:
+        pass
+    elif "students" in data:
         raw = data["students"]
         if not isinstance(raw, list) or not raw:
             raise where.error("students", raw, "must be a non-empty list")
@@ -124,6 +141,8 @@ def parse_day(data: object, source: Path | str = "request body") -> DaySpec:
     for name in names:
         if names.count(name) > 1:
             raise DayFileError(f"{path}: student {name!r} is listed more than once")
+    observers = _observers(where, data.get("observers", []), commission, students)
+    contacts = _contacts(where, data.get("contacts", {}), commission, students, observers)
     return DaySpec(
         title=where.text(data, "title", ""),
         date=where.date(where.require(data, "date", ""), "date"),
@@ -132,14 +151,50 @@ def parse_day(data: object, source: Path | str = "request body") -> DaySpec:
         norm_control_required=norm,
         commission=commission,
         students=students,
-        observers=_observers(where, data.get("observers", []), commission, students),
+        observers=observers,
+        contacts=contacts,
     )
 
 
 def load_students_csv(path: Path, day_timezone: str) -> tuple[StudentSpec, ...]:
     """Read the students of a day from a CSV file with a header row."""
+    return parse_students_csv(_read(path), path, day_timezone)
+
+
+def parse_day_upload(day_text: str, csv_text: str | None) -> DaySpec:
+    """A day file uploaded as text, with its students CSV as text beside it or not.
+
+    An upload may not name a file on the server (``students_csv``); errors name the
+    "day file" and "students.csv", never a server path.
+    """
+    try:
+        data = yaml.load(day_text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise DayFileError(f"day file: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise DayFileError("day file: nested too deeply") from None
+    if isinstance(data, Mapping) and "students_csv" in data:
+        raise DayFileError(
+            "day file: 'students_csv' names a file on the server, which an uploaded day"
+            " file may not do; remove the line and upload the students CSV beside the day"
+            " file, or list the students under 'students'")
+    if csv_text is None or not isinstance(data, Mapping):
+        return parse_day(data, "day file")
+    if "students" in data:
+        raise DayFileError("day file: it lists 'students' and a students CSV came with it;"
+                           " give the students in one of the two")
+    timezone = data.get("timezone")
+    if not isinstance(timezone, str):
+        return parse_day(data, "day file")  # says what is wrong with the zone
+    where = _Where(Path("day file"))
+    students = parse_students_csv(csv_text, Path("students.csv"), where.zone(timezone, "timezone"))
+    return parse_day({**data, "students": []}, "day file", students=students)
+
+
+def parse_students_csv(text: str, path: Path, day_timezone: str) -> tuple[StudentSpec, ...]:
+    """The students of a day from CSV text with a header row; `path` names it in errors."""
     tz = zoneinfo.ZoneInfo(day_timezone)
-    reader = csv.DictReader(_read(path).splitlines())
+    reader = csv.DictReader(text.splitlines())
     header = reader.fieldnames or []
     known = {*_CSV_REQUIRED, *_CSV_OPTIONAL, *(kind.value for kind in DocumentKind)}
     for column in header:
@@ -322,6 +377,51 @@ def _observers(where: _Where, data: object, commission: CommissionSpec,
     return tuple(observers)
 
 
+def _contact(where: _Where, data: Mapping[Any, Any], prefix: str, whose: str
+             ) -> ContactSpec:
+    """The ``email`` and ``language`` keys of `data` (a contact, or a student)."""
+    email = data.get("email")
+    if email is not None:
+        problem = (email_problem(email.strip()) if isinstance(email, str)
+                   else "is not an e-mail address like name@university.example")
+        if problem is not None:
+            raise where.error(f"{prefix}email", email, f"(of {whose}) {problem}")
+        email = email.strip()
+    language = data.get("language", DEFAULT_LANGUAGE)
+    if isinstance(language, str):
+        language = language.strip().lower() or DEFAULT_LANGUAGE
+    if language not in LANGUAGES:
+        raise where.error(f"{prefix}language", language,
+                          f"(of {whose}) must be one of {', '.join(LANGUAGES)}")
+    return ContactSpec(email, str(language))
+
+
+def _contacts(where: _Where, data: object, commission: CommissionSpec,
+              students: tuple[StudentSpec, ...], observers: tuple[str, ...]
+              ) -> tuple[tuple[str, ContactSpec], ...]:
+    if not isinstance(data, Mapping):
+        raise where.error("contacts", data, "must be a mapping of names to"
+                          " {email: ..., language: ru|en}")
+    invited = {commission.chair, commission.secretary, *commission.members,
+               *(s.name for s in students), *(s.supervisor for s in students),
+               *(s.reviewer for s in students), *observers}
+    own = {s.name for s in students if s.contact is not None}
+    contacts: list[tuple[str, ContactSpec]] = []
+    for name, item in data.items():
+        key = f"contacts.{name}"
+        if not isinstance(name, str) or name.strip() not in invited:
+            raise where.error("contacts", name, "names someone not invited to the day (use"
+                              " the name exactly as the commission, students, supervisors,"
+                              " reviewers or observers list it)")
+        if name.strip() in own:
+            raise where.error(key, item, "repeats the e-mail given with the student")
+        if not isinstance(item, Mapping):
+            raise where.error(key, item, "must be a mapping with email and language")
+        where.check_keys(item, _CONTACT_KEYS, key + ".")
+        contacts.append((name.strip(), _contact(where, item, key + ".", repr(name.strip()))))
+    return tuple(contacts)
+
+
 def _percent(where: _Where, value: object, key: str) -> float:
     if where.row is not None and isinstance(value, str):  # a CSV cell is text
         try:
@@ -375,8 +475,11 @@ def _yaml_student(
         documents.append(DocumentSpec(
             kind, where.moment(where.require(item, "date", key + "."), date_key, tz)))
     timezone = data.get("timezone", day_timezone)
+    name = where.text(data, "name", dot)
+    contact = (_contact(where, data, dot, repr(name))
+               if "email" in data or "language" in data else None)
     return StudentSpec(
-        name=where.text(data, "name", dot),
+        name=name,
         thesis_title=where.text(data, "thesis_title", dot, TITLE_CHARS),
         supervisor=where.text(data, "supervisor", dot),
         reviewer=where.text(data, "reviewer", dot),
@@ -385,4 +488,5 @@ def _yaml_student(
         documents=tuple(documents),
         extra_time_percent=_percent(where, data.get("extra_time_percent", 0),
                                     f"{dot}extra_time_percent"),
+        contact=contact,
     )

@@ -84,6 +84,9 @@ class Person:
     expires_at: float
     revoked_at: float | None
     created_at: float
+    #: Where their mail goes (None: nowhere) and its language, "ru" or "en".
+    email: str | None = None
+    language: str = "ru"
 
     @property
     def revoked(self) -> bool:
@@ -311,6 +314,16 @@ class InviteStore:
         newest = max((int(r["id"]) for r in rows), default=after)
         return newest, [(int(r["day_id"]), int(r["person_id"])) for r in rows]
 
+    async def list_days(self) -> list[dict[str, Any]]:
+        """Every day, newest date first, with how many people and students it has (the
+        office's list)."""
+        rows = await self._db.query(
+            "SELECT d.id, d.title, d.date, d.starts_at, d.timezone, d.created_at,"
+            " (SELECT COUNT(*) FROM people p WHERE p.day_id = d.id) AS people,"
+            " (SELECT COUNT(*) FROM people p WHERE p.day_id = d.id AND p.role = ?) AS students"
+            " FROM defense_days d ORDER BY d.date DESC, d.id DESC", [Role.STUDENT.value])
+        return [dict(row) for row in rows]
+
     async def list_people(self, day_id: int) -> list[Person]:
         """Everyone invited to a day, in the order they were invited."""
         rows = await self._db.query(
@@ -399,10 +412,12 @@ def _append_journal(
     return event.id
 
 
-_PERSON_COLUMNS = "id, day_id, role, name, expires_at, revoked_at, created_at"
+_PERSON_COLUMNS = ("id, day_id, role, name, expires_at, revoked_at, created_at, email,"
+                   " language")
 
 
 def _person(row: dict[str, Any]) -> Person:
     return Person(person_id=row["id"], day_id=row["day_id"], role=Role(row["role"]),
                   name=row["name"], expires_at=row["expires_at"],
-                  revoked_at=row["revoked_at"], created_at=row["created_at"])
+                  revoked_at=row["revoked_at"], created_at=row["created_at"],
+                  email=row["email"], language=row["language"])

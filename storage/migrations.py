@@ -478,6 +478,79 @@ def _day_chains(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="0015_student_consents")
+def _student_consents(db: sqlite_utils.Database) -> None:
+    # The student's own consents from their page (clause 6.6; the regulation's
+    # "заявление на размещение ВКР в ЭБС"): personal-data processing, which also sets
+    # students.consent_at like the paper one, and publishing the thesis in the
+    # university's e-library, a yes or no the student may change until their defense.
+    # One row per statement, never changed: the newest of a kind is what stands.
+    db.execute(
+        """
+        CREATE TABLE student_consents (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES people(id),
+            kind TEXT NOT NULL CHECK (kind IN ('personal_data', 'elibrary')),
+            choice INTEGER NOT NULL CHECK (choice IN (0, 1)),
+            how TEXT NOT NULL CHECK (how IN ('page', 'paper')),
+            at REAL NOT NULL,
+            by_person INTEGER REFERENCES people(id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX student_consents_person ON student_consents(person_id, kind, id)")
+    db.execute(
+        """
+        CREATE TRIGGER student_consents_no_update BEFORE UPDATE ON student_consents
+        BEGIN
+            SELECT RAISE(ABORT, 'a consent statement is immutable');
+        END
+        """
+    )
+
+
+@MIGRATIONS(name="0013_people_contact")
+def _people_contact(db: sqlite_utils.Database) -> None:
+    # How to reach a person (issue 15: e-mail): an address, or none, and the language
+    # their mail is written in. Defaulted columns: everyone on file stays reachable
+    # only by the link handed to them, in Russian.
+    db.execute("ALTER TABLE people ADD COLUMN email TEXT")
+    db.execute("ALTER TABLE people ADD COLUMN language TEXT NOT NULL DEFAULT 'ru'"
+               " CHECK (language IN ('ru', 'en'))")
+
+
+@MIGRATIONS(name="0014_mail_outbox")
+def _mail_outbox(db: sqlite_utils.Database) -> None:
+    # The durable outbox of server/mail.py: a row per mail to send, never the link
+    # (links are issued when the mail goes). `source` is the journal event that called
+    # for it, so reading the journal again queues nothing twice.
+    db.execute(
+        """
+        CREATE TABLE mail_outbox (
+            id INTEGER PRIMARY KEY,
+            day_id INTEGER NOT NULL REFERENCES defense_days(id),
+            person_id INTEGER NOT NULL REFERENCES people(id),
+            kind TEXT NOT NULL,            -- moved, appeal_sitting, appeal_decision
+            language TEXT NOT NULL,        -- the person's when queued
+            detail TEXT NOT NULL DEFAULT '{}',  -- JSON: what the mail says
+            source INTEGER NOT NULL,       -- journal.id of the event behind it
+            created_at REAL NOT NULL,
+            due_at REAL NOT NULL,          -- not before (a decision's delivery, 8.11)
+            next_try_at REAL NOT NULL,     -- due_at, later after a failed try
+            sent_at REAL,
+            gave_up_at REAL,               -- no address, or max_attempts failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            UNIQUE (source, person_id, kind)
+        )
+        """
+    )
+    db.execute("CREATE INDEX mail_outbox_pending ON mail_outbox(sent_at, next_try_at)")
+    # How far the mailer has read the journal: one row.
+    db.execute("CREATE TABLE mail_cursor (id INTEGER PRIMARY KEY CHECK (id = 1),"
+               " journal_id INTEGER NOT NULL)")
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration to `db`; return the names applied."""
     pending = [migration.name for migration in MIGRATIONS.pending(db)]

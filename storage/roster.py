@@ -17,6 +17,7 @@ changing it then is refused with `RosterRefused`.
 from __future__ import annotations
 
 import datetime
+import enum
 import logging
 import sqlite3
 import zoneinfo
@@ -31,14 +32,15 @@ from orchestrator.documents import DocumentKind
 from .appeals import DayKind
 from .clean_text import NAME_CHARS, TITLE_CHARS, check_text
 from .dayspec import GUEST_ROLES as GUEST_ROLES
-from .dayspec import MAX_EXTRA_TIME_PERCENT
+from .dayspec import MAX_EXTRA_TIME_PERCENT, check_email, check_language
 from .dayspec import CommissionSpec as CommissionSpec
+from .dayspec import ContactSpec as ContactSpec
 from .dayspec import DaySpec as DaySpec
 from .dayspec import DocumentSpec as DocumentSpec
 from .dayspec import StudentSpec as StudentSpec
 from .db import Database
 from .errors import NotFoundError, RosterRefused, StorageError
-from .invites import DefenseDay, InviteStore, IssuedInvite, Role, issue_invite
+from .invites import DefenseDay, InviteStore, IssuedInvite, Person, Role, issue_invite
 from .journal import append_event, encode_detail, procedure_logged
 
 logger = logging.getLogger(__name__)
@@ -93,6 +95,12 @@ class CreatedDay:
         return self.invites + self.guests
 
 
+class Keep(enum.Enum):
+    """`RosterStore.set_contact`: leave this field as it is."""
+
+    KEEP = "keep"
+
+
 class RosterStore:
     """Creates days from a spec, keeps their students, consents and documents."""
 
@@ -121,6 +129,11 @@ class RosterStore:
                   for role, name in spec.guests()]
 
         def write(db: sqlite_utils.Database) -> None:
+            for invite in (*invites, *students, *guests):
+                contact = spec.contact(invite.name)
+                if contact is not None:
+                    _write_contact(db, now, day_id, invite.person_id, contact.email,
+                                   contact.language, None)
             db.execute("UPDATE defense_days SET norm_control_required = ? WHERE id = ?",
                        [int(spec.norm_control_required), day_id])
             _journal(db, now, day_id, None, "roster_settings",
@@ -187,6 +200,33 @@ class RosterStore:
         invite = await self._db.execute_write(write)
         logger.info("day %s: %s person %s added", day_id, role, invite.person_id)
         return invite
+
+    async def set_contact(self, person_id: int, *, now: float, by: int | str | None,
+                          email: str | None | Keep = Keep.KEEP,
+                          language: str | Keep = Keep.KEEP) -> Person:
+        """Change a person's e-mail address (None: none) and/or mail language; `by` (a
+        person id, or "organizer") is journaled, the address itself is not (the journal
+        is kept for good). Returns the person as they are now."""
+        rows = await self._db.query("SELECT name, email, language FROM people WHERE id = ?",
+                                    [person_id])
+        if not rows:
+            raise NotFoundError(f"no invited person {person_id}")
+        whose = repr(rows[0]["name"])
+        new_email = rows[0]["email"] if isinstance(email, Keep) else (
+            None if email is None else check_email(email, whose))
+        new_language = rows[0]["language"] if isinstance(language, Keep) else check_language(
+            language, whose)
+
+        def write(db: sqlite_utils.Database) -> None:
+            row = db.execute("SELECT day_id FROM people WHERE id = ?", [person_id]).fetchone()
+            if row is None:
+                raise NotFoundError(f"no invited person {person_id}")
+            _write_contact(db, now, int(row[0]), person_id, new_email, new_language, by)
+
+        await self._db.execute_write(write)
+        person = await self._invites.person(person_id)
+        assert person is not None
+        return person
 
     async def update_student(
         self,
@@ -297,6 +337,16 @@ class RosterStore:
         return DayRoster(day, bool(norm), tuple(await self.list_students(day_id)))
 
 
+def _write_contact(db: sqlite_utils.Database, now: float, day_id: int, person_id: int,
+                   email: str | None, language: str, by: int | str | None) -> None:
+    db.execute("UPDATE people SET email = ?, language = ? WHERE id = ?",
+               [email, language, person_id])
+    detail: dict[str, Any] = {"has_email": email is not None, "language": language}
+    if by is not None:
+        detail["by"] = by
+    _journal(db, now, day_id, person_id, "contact_set", detail)
+
+
 def _student_day(db: sqlite_utils.Database, person_id: int) -> int:
     row = db.execute(
         "SELECT p.day_id FROM students s JOIN people p ON p.id = s.person_id"
@@ -350,3 +400,96 @@ def _journal(
     # Inside the caller's write, so the event commits together with the change.
     append_event(db, at=at, day_id=day_id, person_id=person_id, kind=kind,
                  detail_json=encode_detail(detail))
+
+
+# -- The student's own consents (clause 6.6; issue 15) -----------------------------------
+
+#: What a student consents to from their page.
+PERSONAL_DATA = "personal_data"
+ELIBRARY = "elibrary"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentOnFile:
+    """One consent as it stands: the choice, when, and how it came (the student's
+    page, or paper recorded by the secretary)."""
+
+    choice: bool
+    at: float
+    how: str  # "page" or "paper"
+
+
+@dataclass(frozen=True, slots=True)
+class StudentConsents:
+    """A student's consents on file; None where nothing was said yet."""
+
+    personal_data: ConsentOnFile | None
+    elibrary: ConsentOnFile | None
+
+
+class ConsentStore:
+    """The student's own consent statements (migration 0015). Personal-data consent
+    also sets ``students.consent_at``, so it counts for B1 exactly like the paper one
+    (`RosterStore.record_consent`); it is never withdrawn here (the secretary handles
+    a withdrawal). The e-library choice may change; every statement is a new row and
+    a ``student_consent`` journal event, in one write."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def give(self, person_id: int, *, personal_data: bool, elibrary: bool | None,
+                   by: int, now: float) -> StudentConsents:
+        """Record what the student said on their page; `personal_data` False records
+        nothing for it (withdrawal is not offered), `elibrary` None leaves it as is."""
+
+        def write(db: sqlite_utils.Database) -> None:
+            day_id = _student_day(db, person_id)
+            said: dict[str, Any] = {}
+            if personal_data:
+                _record_consent(db, person_id, now, now)
+                current = _newest_consent(db, person_id, PERSONAL_DATA)
+                if current is None:
+                    _insert_consent(db, person_id, PERSONAL_DATA, True, by, now)
+                    said[PERSONAL_DATA] = True
+            if elibrary is not None:
+                current = _newest_consent(db, person_id, ELIBRARY)
+                if current is None or current.choice is not elibrary:
+                    _insert_consent(db, person_id, ELIBRARY, elibrary, by, now)
+                    said[ELIBRARY] = elibrary
+            if said:
+                _journal(db, now, day_id, person_id, "student_consent",
+                         {**said, "how": "page", "by": by})
+
+        await self._db.execute_write(write)
+        logger.info("student %s gave consents on their page", person_id)
+        return await self.on_file(person_id)
+
+    async def on_file(self, person_id: int) -> StudentConsents:
+        """What stands now; personal data from the paper ``consent_at`` when the
+        student never consented on the page."""
+
+        def read(db: sqlite_utils.Database) -> StudentConsents:
+            _student_day(db, person_id)
+            page = _newest_consent(db, person_id, PERSONAL_DATA)
+            row = db.execute("SELECT consent_at FROM students WHERE person_id = ?",
+                             [person_id]).fetchone()
+            paper = row[0] if row is not None else None
+            personal: ConsentOnFile | None = page
+            if paper is not None and (page is None or paper < page.at):
+                personal = ConsentOnFile(True, float(paper), "paper")
+            return StudentConsents(personal, _newest_consent(db, person_id, ELIBRARY))
+
+        return await self._db.execute_read(read)
+
+
+def _newest_consent(db: sqlite_utils.Database, person_id: int,
+                    kind: str) -> ConsentOnFile | None:
+    row = db.execute("SELECT choice, at, how FROM student_consents WHERE person_id = ?"
+                     " AND kind = ? ORDER BY id DESC LIMIT 1", [person_id, kind]).fetchone()
+    return ConsentOnFile(bool(row[0]), float(row[1]), str(row[2])) if row is not None else None
+
+
+def _insert_consent(db: sqlite_utils.Database, person_id: int, kind: str, choice: bool,
+                    by: int, now: float) -> None:
+    db.execute("INSERT INTO student_consents (person_id, kind, choice, how, at, by_person)"
+               " VALUES (?, ?, ?, 'page', ?, ?)", [person_id, kind, int(choice), now, by])

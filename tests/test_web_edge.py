@@ -81,7 +81,8 @@ DAY_BODY: dict[str, Any] = {
 KEY = {"kty": "EC", "crv": "P-256", "x": "A" * 43, "y": "A" * 43}
 BODIES: dict[str, tuple[dict[str, Any], Fields]] = {
     "/api/days": (DAY_BODY, {"title": "str", "date": "str", "start": "str", "timezone": "str",
-                             "commission": "object", "students": "list", "observers": "list"}),
+                             "commission": "object", "students": "list", "observers": "list",
+                             "contacts": "object"}),
     "/api/days/{day_id}/people": ({"name": "Гость", "role": "observer"},
                                   {"name": "str", "role": "str"}),
     "/api/days/{day_id}/admit": ({"person": "{s1}"}, {"person": "id"}),
@@ -91,6 +92,8 @@ BODIES: dict[str, tuple[dict[str, Any], Fields]] = {
          "extra_time_percent": "percent"}),
     "/api/days/{day_id}/students/{person_id}/consent": ({"consent_at": NOW},
                                                         {"consent_at": "time"}),
+    "/api/days/{day_id}/students/{person_id}/consents": (
+        {"personal_data": True, "elibrary": True}, {"personal_data": "bool", "elibrary": "bool"}),
     "/api/days/{day_id}/students/{person_id}/documents": (
         {"kind": "thesis", "uploaded_at": NOW}, {"kind": "str", "uploaded_at": "time"}),
     "/api/days/{day_id}/appeals": ({"text": "Не согласен", "student": "{s1}"},
@@ -117,6 +120,11 @@ BODIES: dict[str, tuple[dict[str, Any], Fields]] = {
     "/api/days/{day_id}/keys/{key_id}/approve": ({}, {}),
     "/api/days/{day_id}/people/{person_id}/revoke": ({}, {}),
     "/api/days/{day_id}/people/{person_id}/reissue": ({}, {}),
+    "/api/days/import": ({"day": "title: x"}, {"day": "str", "students": "str"}),
+    "/api/days/{day_id}/invitations/sheet": ({"tokens": ["not-a-token"]}, {"tokens": "list"}),
+    "/api/days/{day_id}/invitations/email": ({"tokens": ["not-a-token"]}, {"tokens": "list"}),
+    "/api/days/{day_id}/people/{person_id}": ({"language": "en"},
+                                              {"email": "str", "language": "str"}),
 }
 #: Values of the wrong type (or out of range) for each kind of field.
 WRONG: dict[str, list[Any]] = {

@@ -34,6 +34,7 @@ from storage.invites import InviteStore
 
 from .api import day_readiness
 from .appeals_api import add_appeal_routes
+from .contacts_api import add_contact_routes, mail_ctx
 from .day_api import add_day_routes
 from .documents_api import add_document_routes
 from .errors import refusals
@@ -42,11 +43,14 @@ from .headers import security_headers
 from .identity_api import add_identity_routes, identity_ctx
 from .invites_api import add_invite_routes, link_watch_ctx
 from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
+from .office_api import add_office_routes
 from .pages import add_page_routes
 from .procedure_api import day_action, day_state, openapi
 from .protocol_api import add_protocol_routes
 from .recordings_api import RECORDINGS, add_recording_routes, recordings_ctx
+from .secretary_api import add_secretary_routes
 from .session import SignalingSession
+from .student_api import add_student_routes
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +73,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(recordings_ctx)
     app.cleanup_ctx.append(_hosts_ctx)
     app.cleanup_ctx.append(identity_ctx)
+    app.cleanup_ctx.append(mail_ctx)
     app.on_shutdown.append(_stop_hosts)
     app.on_shutdown.append(_close_sockets)
     app.on_response_prepare.append(security_headers)
@@ -85,11 +90,15 @@ def create_app(config: Config) -> web.Application:
     add_day_routes(app)
     add_appeal_routes(app)
     add_handover_routes(app)
+    add_secretary_routes(app)
+    add_student_routes(app)
     add_document_routes(app)
     add_page_routes(app)
     add_recording_routes(app)
     add_identity_routes(app)
     add_invite_routes(app)
+    add_office_routes(app)
+    add_contact_routes(app)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app
 

@@ -3,13 +3,16 @@ with the clause, like the procedure's.
 
     POST /api/days/{day}/appeals          the student ({text}) or the secretary
                                           ({student, text}: received on paper)
-    GET  /api/days/{day}/appeals          the secretary and chair: all; a student: theirs
+    GET  /api/days/{day}/appeals          the secretary and chair: all; a student: theirs;
+                                          with the filing deadline (null: none open)
     POST /api/appeals/{id}/conclusion     the commission chair: {text} (8.3)
     POST /api/appeals/{id}/schedule       the secretary: {sitting_at, appeal_chair,
                                           appeal_members} -> the sitting's invite links
     POST /api/appeals/{id}/repeat         the secretary: {starts_at} -> invite links
     GET  /api/appeals/{id}                the secretary and chair of the day, and the
                                           appeal commission at the sitting
+    GET  /api/appeals/{id}/sitting-people the secretary and chair: the sitting's people,
+                                          who fetched their link and who joined
 
 The sitting itself runs as a day of its own: its invite links open the room, and
 its commands are `POST /api/days/{sitting day}/actions/...` (recording, open-appeal,
@@ -32,6 +35,7 @@ from typing import IO, Any, cast
 from aiohttp import web
 
 from orchestrator.model import APPEAL_ROLES, Role
+from orchestrator.replay import EVENT_KIND
 from protocols.evidence import build_pack, manifest, write_zip
 from server.appeal_service import AppealService, Created
 from server.recording_access import RecordingAccess
@@ -113,12 +117,16 @@ async def list_appeals(request: web.Request) -> web.Response:
     """GET /api/days/{day_id}/appeals: the day's appeals (a student: their own)."""
     day_id = url_id(request, "day_id")
     invite = await _require_invite(request, day_id, APPEAL_READERS)
-    appeals = await _service(request).store.for_day(day_id)
+    service = _service(request)
+    appeals = await service.store.for_day(day_id)
+    deadline = await service.deadline_for(day_id)
     if invite.role is Role.STUDENT:
-        now = _service(request).clock()
+        now = service.clock()
         return web.json_response({"appeals": [_for_student(a, now) for a in appeals
-                                              if a.student_id == invite.person_id]})
-    return web.json_response({"appeals": [a.to_json() for a in appeals]})
+                                              if a.student_id == invite.person_id],
+                                  "deadline": deadline, "now": now})
+    return web.json_response({"appeals": [a.to_json() for a in appeals],
+                              "deadline": deadline, "now": service.clock()})
 
 
 async def _appeal_invite(request: web.Request, office: frozenset[Role],
@@ -269,6 +277,33 @@ async def my_invite(request: web.Request) -> web.Response:
         headers={"Cache-Control": "no-store"})
 
 
+async def sitting_people(request: web.Request) -> web.Response:
+    """GET /api/appeals/{appeal_id}/sitting-people: the appeal sitting's people (8.5), each
+    with when their link was issued, when they last fetched it from their page
+    (`my-invite`: the journal's ``invite_reissued``) and when they first joined."""
+    _, appeal = await _appeal_invite(request, OFFICE)
+    if appeal.sitting_day_id is None:
+        return web.json_response({"sitting_day_id": None, "people": []})
+    sitting = appeal.sitting_day_id
+    issued: dict[int, float] = {}
+    fetched: dict[int, float] = {}
+    joined: dict[int, float] = {}
+    for entry in await Journal(request.app[DATABASE]).entries(sitting):
+        if entry.person_id is not None and entry.kind == "invite_issued":
+            issued.setdefault(entry.person_id, entry.at)
+        elif entry.person_id is not None and entry.kind == "invite_reissued":
+            fetched[entry.person_id] = entry.at
+        elif (entry.kind == EVENT_KIND and entry.detail.get("type") == "ParticipantJoined"
+              and str(entry.detail.get("actor", "")).isdigit()):
+            joined.setdefault(int(entry.detail["actor"]), entry.at)
+    people = await request.app[INVITES].list_people(sitting)
+    return web.json_response({"sitting_day_id": sitting, "people": [
+        {"person_id": p.person_id, "name": p.name, "role": p.role.value, "revoked": p.revoked,
+         "issued_at": issued.get(p.person_id), "fetched_at": fetched.get(p.person_id),
+         "joined_at": joined.get(p.person_id)} for p in people]},
+        headers={"Cache-Control": "no-store"})
+
+
 def add_appeal_routes(app: web.Application) -> None:
     day = r"/api/days/{day_id:\d+}/appeals"
     one = r"/api/appeals/{appeal_id:\d+}"
@@ -280,3 +315,4 @@ def add_appeal_routes(app: web.Application) -> None:
     app.router.add_post(one + "/repeat", schedule_repeat)
     app.router.add_get(one + "/evidence", evidence)
     app.router.add_post(one + "/my-invite", my_invite)
+    app.router.add_get(one + "/sitting-people", sitting_people)

@@ -32,7 +32,7 @@ from orchestrator.documents import DocumentKind
 from orchestrator.model import COMMISSION_ROLES, Snapshot
 from server.dayfile import parse_day
 from server.invite_policy import extend_office
-from storage.dayspec import GUEST_ROLES, MAX_EXTRA_TIME_PERCENT
+from storage.dayspec import GUEST_ROLES, MAX_EXTRA_TIME_PERCENT, DaySpec
 from storage.errors import RosterRefused, StorageError
 from storage.invites import IssuedInvite, expires_at_for_day, hash_token
 from storage.roster import RosterStore
@@ -65,7 +65,7 @@ def _link(request: web.Request, invite: IssuedInvite) -> dict[str, Any]:
             "link": f"{request.scheme}://{request.host}/j/{invite.token}"}
 
 
-def _require_organizer(request: web.Request) -> None:
+def require_organizer(request: web.Request) -> None:
     expected = request.app[CONFIG].api.organizer_token_sha256
     if not expected:
         raise json_error(web.HTTPForbidden, "disabled",
@@ -80,8 +80,13 @@ def _require_organizer(request: web.Request) -> None:
 
 async def create_day(request: web.Request) -> web.Response:
     """POST /api/days."""
-    _require_organizer(request)
-    spec = parse_day(await json_object(request))
+    require_organizer(request)
+    return await created_day(request, parse_day(await json_object(request)))
+
+
+async def created_day(request: web.Request, spec: DaySpec) -> web.Response:
+    """Create the day `spec` describes; the 201 answer with everyone's link (also
+    ``POST /api/days/import``, web_ui/office_api.py)."""
     config = request.app[CONFIG]
     created = await RosterStore(request.app[DATABASE]).create_day(
         spec, expires_at=expires_at_for_day(spec.date, spec.timezone,

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from server.config import Config
 from server.days import DayHosts
+from server.mail import Mailer
 from server.rooms import RoomRegistry
 from storage.db import Database
 from storage.invites import InviteStore
@@ -18,3 +19,4 @@ INVITES = web.AppKey("invites", InviteStore)
 ROOMS = web.AppKey("rooms", RoomRegistry)
 HOSTS = web.AppKey("hosts", DayHosts)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
+MAILER = web.AppKey("mailer", Mailer)

@@ -98,6 +98,10 @@ DAY_FILE = body({
                         "secretary": TEXT}, ("chair", "members", "secretary")),
     "students": {"type": "array", "minItems": 1, "items": ANY_OBJECT},
     "observers": {"type": "array", "items": TEXT},
+    "contacts": {"type": "object", "description": "person name -> {email, language}",
+                 "additionalProperties": body({"email": text(254),
+                                               "language": {"type": "string",
+                                                            "enum": ["ru", "en"]}})},
 }, ("title", "date", "start", "timezone", "commission", "students"))
 
 #: An approval or a signature (rule V6): the statement's hash, the key, the signature,
@@ -144,6 +148,14 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
     ("GET", STUDENT + "/files/{kind}"): RouteDoc(
         "200", {"application/pdf": {"type": "string", "format": "binary"}}, path={"kind": KINDS},
         query={"version": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}),
+    # The student's own page (issue 15): what it shows, and their own consents (6.6).
+    ("GET", STUDENT + "/overview"): RouteDoc("200", _json(answer(
+        ("student", "queue", "moved", "consents", "documents", "uploads", "results"),
+        documents={"type": "array", "items": ANY_OBJECT}, consents=ANY_OBJECT,
+        uploads=ANY_OBJECT, results=ANY_OBJECT))),
+    ("POST", STUDENT + "/consents"): _takes(
+        body({"personal_data": {"type": "boolean"}, "elibrary": {"type": "boolean"}}),
+        answers=answer(("consents",), consents=ANY_OBJECT)),
     # Protocols (V5): a draft or the signed protocol, in three formats.
     ("GET", DAY + "/protocols"): RouteDoc("200", _json(answer(
         ("day_id", "protocols"), day_id=ID, protocols={"type": "array"}))),
@@ -175,6 +187,43 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
     ("POST", DAY + "/people/{person_id}/reissue"): _takes(body({}), required=False, answers=answer(
         ("person_id", "role", "name", "link", "sessions_closed"), person_id=ID, role=TEXT,
         name=TEXT, link=TEXT, sessions_closed={"type": "integer", "minimum": 0})),
+    # The department office's page (web_ui/office_api.py): the days, a day's people,
+    # a day from an uploaded day file, and the invite sheet or e-mails for the links
+    # the caller hands in (from POST /api/days or .../reissue).
+    ("GET", "/api/days"): RouteDoc("200", _json(answer(("days",), days={
+        "type": "array", "items": answer(
+            ("id", "title", "date", "starts_at", "timezone", "people", "students"),
+            id=ID, title=TEXT, date=TEXT, starts_at=TIME, timezone=TEXT,
+            people={"type": "integer", "minimum": 0},
+            students={"type": "integer", "minimum": 0})}))),
+    ("GET", DAY + "/people"): RouteDoc("200", _json(answer(
+        ("day", "mail", "people"), day=ANY_OBJECT, mail=answer(("enabled",)),
+        people={"type": "array", "items": answer(
+            ("id", "role", "name", "state", "expires_at", "issued_at", "delivered"),
+            id=ID, role=TEXT, name=TEXT,
+            state={"type": "string", "enum": ["active", "revoked", "expired"]},
+            expires_at=TIME, issued_at=TIME, delivered=ANY_OBJECT)}))),
+    ("POST", "/api/days/import"): _takes(
+        body({"day": text(256 * 1024), "students": text(512 * 1024)}, ("day",)),
+        status="201", answers=answer(("day_id", "invites"), day_id=ID,
+                                     invites={"type": "array", "items": LINK})),
+    ("POST", DAY + "/invitations/sheet"): RouteDoc(
+        "200", {"application/pdf": {"type": "string", "format": "binary"}},
+        _json(body({"tokens": {"type": "array", "minItems": 1, "maxItems": 500,
+                               "items": text(200)}}, ("tokens",))),
+        refusals=BODY_REFUSALS),
+    ("POST", DAY + "/invitations/email"): _takes(
+        body({"tokens": {"type": "array", "minItems": 1, "maxItems": 500,
+                         "items": text(200)}}, ("tokens",)),
+        answers=answer(("results",), results={"type": "array", "items": answer(
+            ("person_id", "name", "sent"), person_id=ID, name=TEXT,
+            sent={"type": "boolean"})})),
+    # A person's e-mail address and mail language, by the secretary or the organizer.
+    ("PATCH", DAY + "/people/{person_id}"): _takes(body({
+        "email": {"type": ["string", "null"], "maxLength": 254},
+        "language": {"type": "string", "enum": ["ru", "en"]}}), answers=answer(
+        ("person_id", "day_id", "name", "email", "language"), person_id=ID, day_id=ID,
+        name=TEXT, email={"type": ["string", "null"]}, language=TEXT)),
     # Appeals (section 8).
     ("POST", DAY + "/appeals"): _takes(
         body({"text": text(LONG_TEXT_CHARS), "student": ID}, ("text",)), status="201",
@@ -197,6 +246,9 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         query={"format": {"type": "string", "enum": ["json", "zip"]}}),
     ("POST", APPEAL_PATH + "/my-invite"): _takes(body({}), required=False, answers=answer(
         ("sitting_at", "day_id", "link"), sitting_at=TIME, day_id=ID, link=TEXT)),
+    # Who of the appeal sitting's people fetched their link, and joined (8.5).
+    ("GET", APPEAL_PATH + "/sitting-people"): RouteDoc("200", _json(answer(
+        ("sitting_day_id", "people"), people={"type": "array", "items": ANY_OBJECT}))),
     # The hand-over to the archive (R3).
     ("POST", DAY + "/handover"): _takes(body({"to": text(NAME_CHARS)}, ("to",)),
                                         status="201", answers=answer(("download",),
@@ -204,6 +256,13 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
     ("GET", DAY + "/handover/{sha256}"): RouteDoc(
         "200", {"application/zip": {"type": "string", "format": "binary"}},
         path={"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}),
+    # The secretary's personal page: preparing the day (B1) and its hand-overs (R3).
+    ("GET", DAY + "/preparation"): RouteDoc("200", _json(answer(
+        ("day_id", "deadline", "required", "students"), day_id=ID, deadline=TIME,
+        students={"type": "array"}))),
+    ("GET", DAY + "/handovers"): RouteDoc("200", _json(answer(
+        ("ready", "reason", "handovers"), ready={"type": "boolean"},
+        handovers={"type": "array"}))),
     # The person's own page and the connection check.
     ("GET", "/api/me"): RouteDoc("200", _json(ANY_OBJECT)),
     ("GET", "/api/connection-check"): RouteDoc(

@@ -1,5 +1,8 @@
 """What the room pages read besides the procedure API: who am I, and is my link fast enough.
 
+``GET /api/me`` also says what kind of day it is (``day_kind``: defense, appeal,
+repeat) and, on an appeal sitting, which appeal it hears (``appeal``).
+
     GET  /api/me                  the caller's day, person and role, the day's people
                                   and students with the documents the caller may open
     GET  /api/connection-check    ?bytes=N: N bytes to time the download (P5)
@@ -20,6 +23,7 @@ from aiohttp import web
 
 from orchestrator.documents import DocumentKind
 from orchestrator.model import COMMISSION_ROLES
+from storage.appeals import AppealStore, DayKind
 from storage.document_files import DocumentFiles
 from storage.invites import InviteStore
 from storage.roster import RosterStore
@@ -71,6 +75,15 @@ async def me(request: web.Request) -> web.Response:
                 and files.existing(invite.day_id, person_id, kind) is not None]
 
     phases = app[CONFIG].phases
+    # An appeal sitting names its appeal and the defense day it is about: the appeal
+    # commission's page reads the appeal, and their recordings link needs that day.
+    appeals = AppealStore(app[DATABASE])
+    kind, appeal_id = await appeals.day_kind(invite.day_id)
+    appeal = None
+    if kind is DayKind.APPEAL and appeal_id is not None:
+        heard = await appeals.get(appeal_id)
+        appeal = {"id": heard.appeal_id, "defense_day_id": heard.day_id,
+                  "student": str(heard.student_id)}
     body: dict[str, Any] = {
         "day": {"id": day.day_id, "title": day.title, "date": day.date.isoformat(),
                 "starts_at": day.starts_at, "timezone": day.timezone},
@@ -86,6 +99,8 @@ async def me(request: web.Request) -> web.Response:
                    "defense_max_minutes": phases.defense_max_minutes},
         "connection": {"minimum_kbps": MINIMUM_KBPS, "recommended_kbps": RECOMMENDED_KBPS},
         "features": _features(app),
+        "day_kind": kind.value,
+        "appeal": appeal,
         "server_time": time.time(),
     }
     return json_reply(body)

@@ -104,11 +104,15 @@ async function main() {
   syncServerTime(me.server_time);
   update({ me });
   document.body.dataset.role = me.me.role;
+  recordingsLink(token, me);
 
   if (invitedAgain || remembered(STAGE_KEY) !== "room") {
     ui.prejoin.hidden = true;
     ui.home.hidden = false;
+    // The link's pill speaks of the room ("check before entering"): not on this page.
+    byId("link-pill").hidden = true;
     await home(ui.home);
+    byId("link-pill").hidden = false;
     ui.home.hidden = true;
     ui.prejoin.hidden = false;
     remember(STAGE_KEY, "room");
@@ -116,6 +120,18 @@ async function main() {
   const { stream } = await prejoin(ui.prejoin);
   ui.prejoin.hidden = true;
   enterRoom(token, stream);
+}
+
+// The recordings page (/recordings#<token>) for those who may see the day's
+// recordings: its chair and secretary (R1); the appeal commission, for the defense
+// day whose appeal it hears, once /api/me names that day (`appeal.defense_day_id`).
+function recordingsLink(token, me) {
+  const link = byId("recordings-link");
+  const role = me.me.role;
+  const day = ["appeal_chair", "appeal_member"].includes(role) ? me.appeal?.defense_day_id : null;
+  if (!me.features?.recordings || !(["chair", "secretary"].includes(role) || day)) return;
+  link.href = `/recordings${day ? `?day=${encodeURIComponent(day)}` : ""}#${encodeURIComponent(token)}`;
+  link.hidden = false;
 }
 
 function enterRoom(token, stream) {

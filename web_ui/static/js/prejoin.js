@@ -2,6 +2,9 @@
 // browser refuses them or finds none, and a check of the link against the 200 kbit/s
 // minimum of rule P5 (1 Mbit/s recommended). Resolves with the stream when the person
 // presses "Enter"; the commission and the student alike enter the room from here.
+// With `{ checkOnly: true }` (the student's page, before the day) it enters nothing:
+// "Done" releases the camera and microphone and resolves with what was found,
+// `{ camera, microphone, speed }`.
 import { api } from "./api.js";
 import { describeStream, levelMeter, openDevices } from "./devices.js";
 import { h, clear } from "./dom.js";
@@ -12,7 +15,7 @@ const SMALL_PROBE = 64 * 1024;
 const BIG_PROBE = 512 * 1024;
 const PROBE_TIMEOUT_MS = 15000;
 
-export function prejoin(section) {
+export function prejoin(section, { checkOnly = false } = {}) {
   return new Promise((resolve) => {
     const video = h("video", { class: "preview", autoplay: true, muted: true, playsInline: true });
     const noVideo = h("p", { class: "preview-empty" });
@@ -24,7 +27,7 @@ export function prejoin(section) {
     const help = h("div", { class: "help", role: "alert" });
     const retry = h("button", { type: "button" });
     const recheck = h("button", { type: "button", class: "small" });
-    const join = h("button", { type: "button", id: "join", class: "primary big" });
+    const join = h("button", { type: "button", id: checkOnly ? "check-done" : "join", class: "primary big" });
     const heading = h("h2", {});
     const who = h("p", { class: "who" });
     const rule = h("p", { class: "muted rule" });
@@ -108,7 +111,8 @@ export function prejoin(section) {
       recheck.textContent = t("netRecheck");
       recheck.disabled = speed.state === "running";
       rule.textContent = me?.role === "student" ? t("ruleP5") : "";
-      join.textContent = t(stream ? "enter" : "enterWatching");
+      join.textContent = checkOnly ? t("studentCheckDone") : t(stream ? "enter" : "enterWatching");
+      if (checkOnly) join.disabled = !opened || speed.state === "running";
     }
 
     retry.addEventListener("click", devices);
@@ -116,6 +120,13 @@ export function prejoin(section) {
     join.addEventListener("click", () => {
       stopMeter();
       unsubscribe();
+      if (checkOnly) {
+        const found = { camera: Boolean(stream?.getVideoTracks().length),
+          microphone: Boolean(stream?.getAudioTracks().length), speed };
+        for (const track of stream?.getTracks() ?? []) track.stop();
+        resolve(found);
+        return;
+      }
       update({ mediaNote: note });
       resolve({ stream, note });
     });

@@ -16,6 +16,7 @@ export function instructionsPanel() {
     const status = p?.statuses?.[me];
     let key = null;
     if (status === "rescheduled" || p?.moved?.[me]) key = null;  // the moved card says what now
+    else if (p?.kind === "appeal") key = null;  // an appeal sitting: no defense steps
     else if (!p || p.phase === "waiting" || p.phase === "opening") key = "stepsWait";
     else if (p.phase === "identification" || (["announcement", "between_defenses"].includes(p.phase) && status === "waiting")) {
       key = status === "waiting" ? "stepsIdentify" : "stepsIdentified";

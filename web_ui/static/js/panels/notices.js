@@ -44,6 +44,7 @@ const SERVER_TEXTS = [
   [/^no majority for (\S+): round (\d+) of the vote$/, "noticeNewRound", ["name", "round"],
     (value, i) => (i === 0 ? personName(value) : value)],
   [/^the recording failed: (.*)$/s, "noticeRecordingFailed", ["reason"]],
+  [/^everyone named: the hearing begins$/, "noticeAppealEveryoneNamed", []],
   [GRACE_OVER, "noticeMayMove", ["failure", "minutes", "what"],
     (value, i) => [failureText, (v) => v, (v) => t(v === "the rest of the day" ? "whatRest" : "whatEither")][i](value)],
 ];

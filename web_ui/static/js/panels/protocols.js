@@ -96,10 +96,10 @@ export function protocolsPanel() {
         button(t("preview"), () => preview(entry.which)),
         button("PDF", () => pdf(entry.which)),
       ];
-      if (role() === "member" && entry.status !== "signed" && entry.final && !approvedByMe) {
+      if (["member", "appeal_member"].includes(role()) && entry.status !== "signed" && entry.final && !approvedByMe) {
         buttons.push(button(t("approve"), () => approve(entry), "primary"));
       }
-      if (role() === "chair" && entry.status === "approved") {
+      if (["chair", "appeal_chair"].includes(role()) && entry.status === "approved") {
         buttons.push(button(t("sign"), () => sign(entry), "primary"));
       }
       const missing = entry.missing_approvals.map((m) => m.name).join(", ");

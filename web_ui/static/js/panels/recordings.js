@@ -12,7 +12,10 @@ const POLL_MS = 5000;
 export function recordingsPanel() {
   const heading = h("h2", {});
   const list = h("ul", { class: "recordings-list" });
-  const root = h("section", { class: "panel recordings" }, heading, list);
+  // The full recordings page (player with chapters, files), with this tab's token.
+  const page = h("a", { class: "recordings-page", target: "_blank", rel: "noopener",
+    href: `/recordings#${encodeURIComponent(state.token)}` });
+  const root = h("section", { class: "panel recordings" }, heading, h("p", {}, page), list);
   let data = null;
   let error = null;
   let timer = null;
@@ -35,6 +38,7 @@ export function recordingsPanel() {
 
   function draw() {
     heading.textContent = t("recordingsHeading");
+    page.textContent = t("secRecordingsLink");
     if (!state.me?.features?.recordings) {
       clear(list, h("li", { class: "muted unavailable" }, t("recordingsUnavailable")));
       return;

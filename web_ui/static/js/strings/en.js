@@ -299,7 +299,7 @@ export const en = {
   bye_left: "You left the room.",
   bye_replaced: "You opened the room in another tab or on another device, so the session here has ended.",
   bye_kicked: "The secretary removed you from the room.",
-  bye_revoked: "Your link was revoked by the secretary. Ask the secretary for a new one.",
+  bye_revoked: "Your link was revoked. Ask the secretary or the department office for a new one.",
   bye_refused: "Could not enter the room.",
   bye_other: "The session ended ({reason}).",
 

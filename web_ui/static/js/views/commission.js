@@ -3,8 +3,11 @@
 // phase and timer, the documents, the presentation, the vote in the closed sitting
 // and the protocols to approve (members) or sign (the chair); across the top, what
 // stops the sitting when something fails, with the chair's ways to move on.
+// At an appeal sitting (8.6-8.10) the appeal commission sees the sitting's panel (the
+// appeal chair with its buttons) and the sitting's protocol instead.
 import { h, clear } from "../dom.js";
 import { t } from "../i18n.js";
+import { appealControlsPanel } from "../panels/appeal_controls.js";
 import { controlsPanel } from "../panels/controls.js";
 import { documentsPanel } from "../panels/documents.js";
 import { failurePanel } from "../panels/failure.js";
@@ -20,13 +23,16 @@ import { lobbyPanel, videoArea } from "./common.js";
 export function commissionView({ grid, link, stream }) {
   grid.showSelf(stream, state.me.me);
   const commission = COMMISSION.has(role());
+  const appeal = APPEAL_ROLES.has(role());
   return h("div", { class: "commission" }, commission ? failurePanel() : "",
     h("div", { class: "col col-main" }, lobbyPanel(), statusPanel({ compact: true }),
       videoArea(grid, { featured: () => state.procedure?.current_student }), presentationPanel(link)),
-    h("div", { class: "col col-side" }, currentStudent(), votePanel(), resultsPanel(),
+    h("div", { class: "col col-side" }, appeal ? appealControlsPanel() : "", currentStudent(), votePanel(), resultsPanel(),
       role() === "chair" ? controlsPanel() : "", commission ? documentsPanel() : "",
-      commission ? protocolsPanel() : "", rosterPanel(), noticeLog()));
+      commission || appeal ? protocolsPanel() : "", rosterPanel(), noticeLog()));
 }
+
+const APPEAL_ROLES = new Set(["appeal_chair", "appeal_member"]);
 
 function currentStudent() {
   const body = h("div", {});
