@@ -24,6 +24,7 @@ import logging
 import time
 import zoneinfo
 from collections.abc import Awaitable, Callable
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ from recordings.archive_store import ArchiveStore
 from recordings.errors import HoldError
 from storage.appeals import Appeal, AppealStore
 from storage.db import Database
+from storage.dayspec import ContactSpec
 from storage.invites import InviteStore, IssuedInvite, expires_at_for_day
 from storage.roster import (
     CommissionSpec,
@@ -283,6 +285,15 @@ class AppealService:
                     d.uploaded_at, zoneinfo.ZoneInfo(tz))) for d in student.documents),
                 extra_time_percent=student.extra_time_percent),),
         )
+        # The repeated defense's people keep their e-mail and language (the office
+        # mails their invites like any day's).
+        named = {spec.commission.chair, *spec.commission.members, spec.commission.secretary,
+                 student.name, student.supervisor, student.reviewer}
+        spec = dataclasses.replace(spec, contacts=tuple(
+            (p.name, ContactSpec(p.email, p.language))
+            for p in await self._invites.list_people(appeal.day_id)
+            if p.name in named and p.email is not None and p.role is not Role.APPEAL_CHAIR
+            and p.role is not Role.APPEAL_MEMBER))
         expires = expires_at_for_day(spec_date, tz, self._config.invites.valid_days_after)
         created = await RosterStore(self._db).create_day(spec, expires_at=expires, now=now)
         await extend_office(self._invites, self._config, created.day_id, spec_date, tz, now)
@@ -290,7 +301,12 @@ class AppealService:
         if appeal.sitting_day_id is not None:
             for person in await self._invites.list_people(appeal.sitting_day_id):
                 if person.role in (Role.APPEAL_CHAIR, Role.APPEAL_MEMBER):
-                    witnesses.append(await self._invites.issue(
-                        created.day_id, person.role, person.name, expires, now=now))
+                    witness = await self._invites.issue(
+                        created.day_id, person.role, person.name, expires, now=now)
+                    witnesses.append(witness)
+                    if person.email is not None:
+                        await RosterStore(self._db).set_contact(
+                            witness.person_id, now=now, by=by, email=person.email,
+                            language=person.language)
         appeal = await self._store.set_repeat(appeal_id, created.day_id, by, now)
         return Created(appeal, created.day_id, (*created.everyone, *witnesses))

@@ -93,7 +93,7 @@ class InviteError(StorageError):
         """The secretary revoked the token."""
         return cls(
             InviteRefusal.REVOKED_TOKEN,
-            "This invite link was revoked by the secretary.",
+            "This invite link was revoked: ask the secretary or the department office for a new one.",
         )
 
 

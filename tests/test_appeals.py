@@ -217,11 +217,21 @@ async def test_an_appeal_from_results_to_the_repeated_defense(
     assert mine["appeals"][0]["decision"] is None  # told on the next working day (8.11)
     assert mine["appeals"][0]["delivery_at"] > time.time()
 
+    # The repeated defense's people keep their e-mail and language.
+    roster = RosterStore(db)
+    await roster.set_contact(int(student), now=time.time(), by="organizer",
+                             email="s1@student.example", language="en")
+    await roster.set_contact(int(ids["chair"]), now=time.time(), by="organizer",
+                             email="chair@university.example")
     # A5: the repeated defense needs an appeal commission member; no appeal against it.
     status, repeat = await http.call("POST", one + "/repeat", tokens["sec"],
                                      {"starts_at": time.time() + 3600})
     assert status == 201, repeat
     repeat_day = repeat["day_id"]
+    contacts = {(p.role.value, p.email, p.language)
+                for p in await InviteStore(db).list_people(repeat_day) if p.email}
+    assert contacts == {("student", "s1@student.example", "en"),
+                        ("chair", "chair@university.example", "ru")}, contacts
     by_role: dict[str, list[str]] = {}
     for invite in repeat["invites"]:
         by_role.setdefault(invite["role"], []).append(invite["link"].rsplit("/", 1)[1])

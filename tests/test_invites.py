@@ -128,7 +128,7 @@ async def test_revoked_token_is_refused(store: InviteStore) -> None:
     await store.revoke(issued.person_id, NOW + 20)  # keeps the first time
     error = await refusal(store, issued.token)
     assert error.reason is InviteRefusal.REVOKED_TOKEN
-    assert str(error) == "This invite link was revoked by the secretary."
+    assert str(error) == "This invite link was revoked: ask the secretary or the department office for a new one."
     # Revocation wins over expiry: it tells the person more.
     error = await refusal(store, issued.token, now=EXPIRES + 1)
     assert error.reason is InviteRefusal.REVOKED_TOKEN

@@ -296,7 +296,7 @@ async def test_bad_or_missing_token_is_unauthorized(client: Client) -> None:
     status, body = await get_readiness(client, created.day_id,
                                        by_role(created, Role.SECRETARY).token)
     assert status == 401
-    assert body["message"] == "This invite link was revoked by the secretary."
+    assert body["message"] == "This invite link was revoked: ask the secretary or the department office for a new one."
     expired = await InviteStore(app[DATABASE]).issue(
         created.day_id, Role.SECRETARY, "Новикова М. А.", time.time() - 1)
     status, body = await get_readiness(client, created.day_id, expired.token)
