@@ -25,7 +25,7 @@ from typing import Any
 from storage.appeals import AppealStore
 from storage.db import Database
 
-from .approvals import ProtocolStore
+from .approvals import ProtocolStore, SignedProtocol
 from .drafts import DAY
 from .errors import PaperworkError
 from .evidence import EvidencePack, PackFile, csv_bytes, signatures, signed_summary, write_zip
@@ -53,16 +53,31 @@ class StatementRow:
     annulled: bool
 
 
-async def build_package(db: Database, day_id: int) -> EvidencePack:
-    store = ProtocolStore(db)
-    signed = await store.signed(day_id)
+async def not_ready(db: Database, day_id: int) -> str | None:
+    """Why the day cannot be handed over yet (a protocol not signed), or None: cheap,
+    for a page that asks before building anything."""
+    signed = await ProtocolStore(db).signed(day_id)
+    return _unsigned(signed)
+
+
+def _unsigned(signed: dict[str, SignedProtocol]) -> str | None:
     if DAY not in signed:
-        raise NotReady("the day's protocol is not signed yet")
+        return "the day's protocol is not signed yet"
     day = json.loads(signed[DAY].content_json)["protocol"]
     unsigned = [str(s["student"]["person_id"]) for s in day["students"]
                 if str(s["student"]["person_id"]) not in signed]
     if unsigned:
-        raise NotReady(f"the protocols of students {', '.join(unsigned)} are not signed yet")
+        return f"the protocols of students {', '.join(unsigned)} are not signed yet"
+    return None
+
+
+async def build_package(db: Database, day_id: int) -> EvidencePack:
+    store = ProtocolStore(db)
+    signed = await store.signed(day_id)
+    reason = _unsigned(signed)
+    if reason is not None:
+        raise NotReady(reason)
+    day = json.loads(signed[DAY].content_json)["protocol"]
     annulled = await AppealStore(db).annulled(day_id)
     rows = []
     files: list[PackFile] = []

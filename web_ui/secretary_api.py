@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.documents import DocumentKind
-from protocols.handover import NotReady, build_package
+from protocols.handover import not_ready
 from server.readiness import readiness_report
 from storage.document_files import DocumentFiles
 from storage.document_versions import DocumentVersions
@@ -95,11 +95,7 @@ async def handovers(request: web.Request) -> web.Response:
     day_id = url_id(request, "day_id")
     await require_invite(request, day_id, SECRETARY)
     db = request.app[DATABASE]
-    reason: str | None = None
-    try:
-        await build_package(db, day_id)
-    except NotReady as exc:
-        reason = str(exc)
+    reason = await not_ready(db, day_id)
     names = {p.person_id: p.name for p in await request.app[INVITES].list_people(day_id)}
     done = []
     for entry in await Journal(db).entries(day_id):

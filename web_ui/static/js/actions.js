@@ -73,7 +73,8 @@ export function refusalText(message) {
 export function withNames(text) {
   const ids = new Set((state.me?.people ?? []).map((p) => p.id));
   // No lookbehind: older phone browsers (Safari before 16.4) cannot parse it.
-  return text.replace(/(^|[^\d.])(\d+)(?!\d|\.\d|\s*(?:s|min|of|needed|members|%)(?!\w))/g,
+  // Whole numbers only: a digit run inside a hash or a word ("e067c79…") is no id.
+  return text.replace(/(^|[^\w.])(\d+)(?!\w|\.\d|\s*(?:s|min|of|needed|members|%)(?!\w))/g,
     (all, before, token) => before + (ids.has(token) ? personName(token) : token));
 }
 
