@@ -14,6 +14,14 @@ its delivery on the next working day (8.11), in the room or on their page; the
 appeal service's clock (the only fake) then moves past the delivery and the
 student's page shows it. The secretary schedules the repeated defense. Each step
 is saved as a screenshot at phone and desktop size, prefixed ``appeal-``.
+
+Around it: the chair of the state commission, invited to the sitting, goes to it from
+their page ("go to the sitting") and lands on the sitting's page as its chair. After
+the close, the appeal member approves the sitting's protocol through the API with a
+browser-like key and the appeal chair signs it with the button of the room's
+protocols panel (8.9). The secretary downloads the evidence pack from their page: a
+zip whose manifest lists the appeal's files, each with its hash, signed by the
+server key (`defense-room verify`'s check passes).
 """
 
 from __future__ import annotations
@@ -21,10 +29,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +42,7 @@ import aiohttp
 
 import pytest
 
+from defense_room.verify import check_package
 from server.appeal_service import AppealService
 from storage.roster import CommissionSpec, RosterStore
 from web_ui.client import RoomClient
@@ -42,8 +53,9 @@ from .chromium import chromium, group_alive, require_chromium
 from .conftest import RunningServer
 from .media_helpers import joined
 from .procedure_helpers import Api, day_spec
+from .signing_helpers import BrowserKey, unzip
 from .test_browser import enter, only_from_server
-from .test_browser_signing import run_the_day
+from .test_browser_signing import listed_server_key, press, protocols, refresh_protocols, run_the_day
 from .timing import wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -54,6 +66,9 @@ COMMISSION = CommissionSpec(chair="Соколов Андрей", members=("Ку�
                             secretary="Новикова Мария")
 GROUNDS = "Во время доклада пропала связь, и мне не дали переподключиться."
 REASONING = "Связь прерывалась более 15 минут; переподключение не было предоставлено."
+CONCLUSION = "Процедура соблюдена, связь была устойчивой."
+APPEAL_CHAIR = "Волков Павел"
+APPEAL_MEMBER = "Зайцева Ольга"
 
 
 class Shots:
@@ -96,6 +111,68 @@ async def appeals(base_url: str, day_id: int, token: str) -> list[dict[str, Any]
         assert response.status == 200, await response.text()
         listed: list[dict[str, Any]] = (await response.json())["appeals"]
         return listed
+
+
+async def approve_as_member(base_url: str, sitting: int, token: str) -> int:
+    """The appeal member approves the sitting's protocol as their page would: a P-256
+    key registered for the sitting, the statement over the draft's hash signed with it.
+    Their person id."""
+    key = BrowserKey()
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{base_url}/api/days/{sitting}"
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.post(f"{base}/keys", json={"jwk": key.jwk}) as r:
+            registered = await r.json()
+            assert r.status == 200, registered
+        async with session.get(f"{base}/protocols/appeal") as r:
+            draft = await r.json()
+            assert r.status == 200, draft
+        body = key.endorse("approve", sitting, "appeal", draft["hash"],
+                           person_id=registered["person_id"], key_id=registered["key_id"])
+        async with session.post(f"{base}/protocols/appeal/approve", json=body) as r:
+            answer = await r.json()
+            assert r.status == 200, answer
+    assert answer["protocol"]["status"] == "approved", answer
+    person: int = registered["person_id"]
+    return person
+
+
+async def evidence_manifest(base_url: str, appeal_id: int, token: str) -> dict[str, Any]:
+    """The evidence pack's manifest as the API lists it (JSON)."""
+    async with aiohttp.ClientSession() as session, session.get(
+            f"{base_url}/api/appeals/{appeal_id}/evidence",
+            headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 200, await response.text()
+        listed: dict[str, Any] = await response.json()
+        return listed
+
+
+async def check_evidence(pack: Path, appeal_id: int, day_id: int, student: str,
+                         listed: dict[str, Any], server_key: str) -> None:
+    """The downloaded pack is a zip whose manifest lists the appeal's files (the
+    defense's protocol, the grounds, the conclusion, the journal), each with its size
+    and hash, and is signed by the server key."""
+    assert zipfile.is_zipfile(pack), pack
+    contents = unzip(pack)
+    manifest = json.loads(contents["manifest.json"])
+    assert (manifest["appeal"], manifest["day_id"], str(manifest["student"])) == (
+        appeal_id, day_id, student), manifest
+    paths = [f["path"] for f in manifest["files"]]
+    assert set(contents) == {*paths, "manifest.json", "manifest.sig"}, (sorted(contents), paths)
+    for entry in manifest["files"]:
+        data = contents[entry["path"]]
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (entry["size"], entry["sha256"]), entry
+    assert {"protocol/protocol.json", "protocol/protocol.pdf", "conclusion.txt", "appeal.json",
+            "journal.json"} <= set(paths), paths
+    # Recordings only where a segment overlaps the defense: the story's defense, run
+    # through the API (run_the_day), is over in a moment and may have none.
+    assert all(p.startswith(("protocol/", "documents/", "recordings/")) or "/" not in p
+               for p in paths), paths
+    assert json.loads(contents["appeal.json"])["text"] == GROUNDS
+    assert contents["conclusion.txt"].decode() == CONCLUSION
+    # The same files as the API lists (the journal grows by each access to the pack).
+    assert [f["path"] for f in listed["files"]] == paths, listed
+    assert check_package(pack, server_key) == []
 
 
 def js(value: object) -> str:
@@ -167,7 +244,7 @@ async def test_an_appeal_in_the_pages(server: RunningServer, tmp_path: Path) -> 
                 chair = tabs["chair"] = await cdp.open_tab(link["chair"], DESKTOP)
                 await chair.wait_for("!!document.querySelector('.appeal-conclusion-text')", "the conclusion form", 30)
                 await shots.take(chair, "03-chair-conclusion-form", DESKTOP)
-                await set_value(chair, ".appeal-conclusion-text", "Процедура соблюдена, связь была устойчивой.")
+                await set_value(chair, ".appeal-conclusion-text", CONCLUSION)
                 await chair.click(".appeal-conclude")
                 await chair.wait_for("!!document.querySelector('.appeal-conclusion')", "the conclusion saved")
                 assert not await chair.evaluate("!!document.querySelector('.appeal-conclusion-text')")
@@ -176,8 +253,8 @@ async def test_an_appeal_in_the_pages(server: RunningServer, tmp_path: Path) -> 
                 # The secretary schedules the sitting and gets the commission's links.
                 sec = tabs["sec"] = await cdp.open_tab(link["sec"], DESKTOP)
                 await sec.wait_for("!!document.querySelector('.appeal-schedule-go')", "the schedule form", 30)
-                await set_value(sec, ".appeal-chair-name", "Волков Павел")
-                await set_value(sec, ".appeal-members", "Зайцева Ольга\n")
+                await set_value(sec, ".appeal-chair-name", APPEAL_CHAIR)
+                await set_value(sec, ".appeal-members", APPEAL_MEMBER + "\n")
                 await shots.take(sec, "05-secretary-schedule-form", DESKTOP, ".home-appeals")
                 await sec.click(".appeal-schedule-go")
                 await sec.wait_for("document.querySelectorAll('.appeal-link').length === 2", "the commission's links")
@@ -203,6 +280,29 @@ async def test_an_appeal_in_the_pages(server: RunningServer, tmp_path: Path) -> 
                 await sec.wait_for("document.querySelector('.appeal-people tr[data-role=student]')"
                                    "?.dataset.fetched === 'yes'", "the student's link shown as fetched")
                 await shots.take(sec, "08-secretary-who-has-the-link", DESKTOP, ".home-appeals")
+
+                # The chair of the state commission is invited to the sitting (8.5): their
+                # page offers to go to it, and the tab lands on the sitting's page as its chair.
+                [scheduled] = await appeals(server.base_url, day_id, tokens["sec"])
+                sitting = scheduled["sitting_day_id"]
+                assert sitting is not None and sitting != day_id, scheduled
+                await reopen(chair, link["chair"])
+                await chair.wait_for("!!document.querySelector('.home-appeals .appeal-sitting-link')",
+                                     "the chair's way to the sitting", 30)
+                await shots.take(chair, "08a-chair-sitting-scheduled", DESKTOP, ".home-appeals")
+                await chair.click(".home-appeals .appeal-sitting-link")
+                await chair.wait_for("window.roomDebug?.state.me?.me.role === 'chair'"
+                                     f" && window.roomDebug.state.me.day.id === {sitting}",
+                                     "the sitting's page, as its chair", 30)
+                await chair.wait_for("!!document.querySelector('#home:not([hidden]) #enter-room')",
+                                     "the sitting's personal page", 30)
+                assert await chair.evaluate("location.pathname") == "/room"  # the link kept off the bar
+                # The sitting's card says why the chair is there and what is appealed.
+                await chair.wait_for(
+                    f"document.querySelector('.appeal-sitting-about .appeal-text')?.textContent === {js(GROUNDS)}",
+                    "the appeal's text on the chair's sitting page", 30)
+                await shots.take(chair, "08b-chair-at-the-sitting-page", DESKTOP)
+                await chair.close()
 
                 # The appeal chair's page, then everyone in the sitting's room.
                 appeal_chair = tabs["appeal_chair"] = await cdp.open_tab(given["appeal_chair"], DESKTOP)
@@ -252,6 +352,26 @@ async def test_an_appeal_in_the_pages(server: RunningServer, tmp_path: Path) -> 
                 assert await student.evaluate(f"{procedure('decision')}") is None
                 assert await student.evaluate(f"{procedure('reasoning')}") is None
 
+                # The sitting's protocol (8.9): the appeal member approves it (an aiortc
+                # peer here, so through the API, with a key as a browser makes it), then
+                # the appeal chair signs it with the button of the room's protocols panel.
+                member = await approve_as_member(server.base_url, sitting,
+                                                 given["appeal_member"].rsplit("/", 1)[1])
+                await refresh_protocols(appeal_chair, ["appeal"], "button.primary")
+                await press(appeal_chair, "appeal", "li.dataset.status === 'signed'")
+                appeal_chair_id = int(await appeal_chair.evaluate("window.roomDebug.state.me.me.id"))
+                listed = await protocols(server.base_url, sitting, given["appeal_chair"].rsplit("/", 1)[1])
+                assert set(listed) == {"appeal"}, listed
+                signed = listed["appeal"]
+                assert signed["status"] == "signed" and signed["decision"] == "upheld", signed
+                assert (signed["signed"]["person_id"], signed["signed"]["name"]) == (
+                    appeal_chair_id, APPEAL_CHAIR), signed
+                assert [(a["person_id"], a["name"]) for a in signed["approved_by"]] == [
+                    (member, APPEAL_MEMBER)], signed
+                assert not await appeal_chair.evaluate(
+                    "!!document.querySelector('.protocols li[data-which=appeal] button.primary')")
+                await shots.take(appeal_chair, "14a-appeal-chair-protocol-signed", DESKTOP, ".protocols")
+
                 # On their page neither, until the next working day.
                 await wait_until(lambda: appeals(server.base_url, day_id, tokens["sec"]),
                                  lambda a: a[0]["decision"] == "upheld", "the decision stored")
@@ -278,12 +398,24 @@ async def test_an_appeal_in_the_pages(server: RunningServer, tmp_path: Path) -> 
                 await reopen(sec, link["sec"])
                 await sec.wait_for("!!document.querySelector('.appeal-repeat-go')", "the repeat form", 30)
                 assert await sec.evaluate(fetched) == {"appeal_chair": "no", "appeal_member": "no",
-                                                       "student": "yes", "chair": "no"}
+                                                       "student": "yes", "chair": "yes"}
                 await sec.click(".appeal-repeat-go")
                 await sec.wait_for("document.querySelectorAll('.appeal-link').length >= 5", "the repeat's links")
                 [stored] = await appeals(server.base_url, day_id, tokens["sec"])
                 assert stored["repeat_day_id"] is not None
                 await shots.take(sec, "17-secretary-decided-repeat", DESKTOP, ".home-appeals")
+
+                # The evidence pack (8.3, R2), downloaded from the secretary's page.
+                downloads = tmp_path / "downloads"
+                downloads.mkdir()
+                await sec.send("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+                await sec.click(f".appeal[data-appeal='{appeal['appeal_id']}'] .appeal-evidence")
+                [pack] = await wait_until(lambda: [p for p in downloads.iterdir() if p.suffix == ".zip"],
+                                          bool, "the evidence pack downloaded", 30)
+                assert pack.name == f"appeal-{appeal['appeal_id']}.zip", pack
+                await check_evidence(pack, appeal["appeal_id"], day_id, ids["student"],
+                                     await evidence_manifest(server.base_url, appeal["appeal_id"], tokens["sec"]),
+                                     await listed_server_key(server.base_url, day_id, tokens["sec"]))
 
                 only_from_server(server.base_url, tabs.values())
                 for who, tab in tabs.items():

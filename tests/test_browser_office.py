@@ -5,13 +5,15 @@ form, sees its people, prints the invite sheet (one page per person, each QR cod
 the person's working link); in a new visit printing again issues fresh links after
 a confirmation (the old links are refused from then on); the chair's open room
 page ends with "revoked" when the office revokes the chair; a new link for the
-student is shown once and works; a day file and its students CSV uploaded from the
-page create a second day. Screenshots of each step at desktop and phone size go to
+student is shown once and works, and its copy button puts it in the clipboard; a day
+file and its students CSV uploaded from the page create a second day; the day's view
+closes, and signing out forgets the token (the sign-in form again). Screenshots of each step at desktop and phone size go to
 artifacts/screenshots/ (office-*.png).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime
@@ -267,6 +269,19 @@ async def test_the_office_prepares_days_from_its_page(served: Served, tmp_path: 
                 "document.querySelector('#office-new-link-text')?.value", "the new link")
             assert await me_status(base_url, new_link) == 200
             await shots.take(office, "08-new-link")
+            # "Копировать" puts it in the clipboard. The office's window in front (the
+            # chair's took the focus, and the clipboard serves the focused page only)
+            # and the clipboard allowed for this origin, as a person's browser would.
+            await cdp.send("Browser.grantPermissions", {
+                "origin": base_url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+            await office.send("Page.bringToFront")
+            await office.click("#office-copy")
+            said = await office.wait_for("document.querySelector('#office-copy').textContent !== 'Копировать'"
+                                         " && document.querySelector('#office-copy').textContent",
+                                         "the copy button's answer")
+            assert said == "Скопировано", said
+            assert await office.evaluate("navigator.clipboard.readText()") == new_link
+            await shots.take(office, "08b-link-copied")
 
             # Invites by e-mail to the student (link known here) and the secretary (no
             # address): a fresh link for the secretary first, after the question.
@@ -312,6 +327,34 @@ async def test_the_office_prepares_days_from_its_page(served: Served, tmp_path: 
             await office.wait_for("document.querySelectorAll('#office-day tbody tr').length === 13",
                                   "the uploaded day's people")
             await shots.take(office, "11-uploaded-day-en")
+
+            # Back in Russian: the day's view closed, then signing out forgets the token.
+            await office.click("#lang")
+            await office.wait_for("document.documentElement.lang === 'ru'", "Russian")
+            await office.click("#office-close-day")
+            await office.wait_for("!document.querySelector('#office-day')", "the day's view closed")
+            assert await office.evaluate("document.querySelectorAll('#office-days tbody tr').length") == 2
+            await shots.take(office, "12-day-closed")
+            token_kept = "sessionStorage.getItem('defense-room-office-token')"
+            assert await office.evaluate(token_kept) == ORGANIZER
+            assert await office.evaluate("document.querySelector('#office-signout').textContent") == "Выйти"
+            await office.click("#office-signout")
+            await office.wait_for("!!document.querySelector('#office-token')", "the sign-in form again")
+            assert await office.evaluate(token_kept) is None
+            assert await office.evaluate("document.querySelector('#office-signout').hidden")
+            assert not await office.evaluate("!!document.querySelector('#office-days')")
+            await shots.take(office, "13-signed-out")
+            # Nothing kept: a reload asks for the token again and calls no API.
+            await office.evaluate("window.beforeReload = true")
+            asked = len(office.requests)
+            await office.send("Page.reload", {"ignoreCache": True})
+            await office.wait_for("!window.beforeReload && !!window.officeDebug"
+                                  " && !!document.querySelector('#office-token')",
+                                  "the sign-in form after a reload")
+            await asyncio.sleep(0.5)
+            assert await office.evaluate(token_kept) is None
+            assert not await office.evaluate("!!document.querySelector('#office-days')")
+            assert not [url for url in office.requests[asked:] if "/api/" in url], office.requests[asked:]
             only_from_server(base_url, tabs[1:])
             for url in office.requests:  # the office page: its own address, /static/, /api/
                 assert url.startswith(("data:", "blob:", f"{base_url}/office", f"{base_url}/static/",

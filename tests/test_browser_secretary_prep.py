@@ -3,7 +3,9 @@ items 3 and 5), in headless Chromium.
 
 Before the day (five days ahead) the secretary opens their link and sees student 1
 not ready (no consent, no reviewer's review), records the consent received on paper,
-uploads the reviewer's review as a real PDF, and sees the student turn ready; edits
+records the reviewer's review received on paper three days ago (the readiness table
+gives that date) and sees the student turn ready, uploads its scan as a real PDF and
+opens it from the readiness table (the window the page opens holds the PDF's bytes); edits
 the student's time zone and adjusted time and sees the queue show the sitting's
 start on the student's clock; reorders the queue; invites an observer (the link is
 shown once). On another day that ran to its close (aiortc peers, the procedure over
@@ -17,11 +19,14 @@ desktop size under artifacts/screenshots/secretary-*.png.
 from __future__ import annotations
 
 import asyncio
+import base64
+import datetime
 import hashlib
 import json
 import os
 import shutil
 import time
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +39,7 @@ from web_ui.keys import DATABASE
 from .cdp import DESKTOP, PHONE, Cdp, Tab
 from .chromium import chromium, group_alive, require_chromium
 from .conftest import RunningServer
-from .procedure_helpers import Api, day_spec, small_pdf
+from .procedure_helpers import TZ, Api, day_spec, small_pdf
 from .media_helpers import joined
 from .test_appeals import Http, defend, finish, sign_protocol
 from .test_browser import only_from_server
@@ -83,6 +88,63 @@ async def set_file(tab: Tab, selector: str, path: Path) -> None:
                                                 "selector": selector})
     assert node["nodeId"], selector
     await tab.send("DOM.setFileInputFiles", {"nodeId": node["nodeId"], "files": [str(path)]})
+
+
+async def press(tab: Tab, selector: str) -> None:
+    """Click at `selector` with the mouse, as a person does: a click the browser trusts,
+    so the page may open a window (a script's `click()` would be a blocked pop-up)."""
+    x, y = await tab.wait_for(
+        f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+        " if (!e || e.disabled) return false; e.scrollIntoView({block: 'center'});"
+        " const r = e.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;"
+        " return e.contains(document.elementFromPoint(x, y)) ? [x, y] : false; })()",
+        f"{selector!r} in view, not covered")
+    for kind in ("mousePressed", "mouseReleased"):
+        await tab.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y,
+                                                    "button": "left", "clickCount": 1})
+
+
+async def opened_window(tab: Tab, selector: str) -> bytes:
+    """Press `selector`, which opens a window on a blob: URL; the bytes it shows.
+
+    The page's policy (connect-src 'self') lets no script read a blob: back, so the new
+    window is found among the browser's targets (opened by `tab`) and its document's
+    content read through DevTools; the window is closed again."""
+    opened: list[dict[str, Any]] = []
+
+    def seen(method: str, params: dict[str, Any], session_id: str | None) -> None:
+        info = params.get("targetInfo", {})
+        if (method == "Target.targetInfoChanged" and info.get("openerId") == tab.target_id
+                and str(info.get("url", "")).startswith("blob:")):
+            opened.append(info)
+
+    tab.cdp.on_event(seen)
+    await tab.cdp.send("Target.setDiscoverTargets", {"discover": True})
+    try:
+        await press(tab, selector)
+        window = (await wait_until(lambda: opened, bool,
+                                   "the window the page opened", 20))[0]
+    finally:
+        await tab.cdp.send("Target.setDiscoverTargets", {"discover": False})
+    session = (await tab.cdp.send("Target.attachToTarget",
+                                  {"targetId": window["targetId"], "flatten": True}))["sessionId"]
+    try:
+        await tab.cdp.send("Page.enable", {}, session)
+
+        async def content() -> bytes:
+            tree = await tab.cdp.send("Page.getFrameTree", {}, session)
+            frame = tree["frameTree"]["frame"]
+            try:
+                got = await tab.cdp.send("Page.getResourceContent",
+                                         {"frameId": frame["id"], "url": frame["url"]}, session)
+            except AssertionError:  # not loaded yet
+                return b""
+            text = str(got["content"])
+            return base64.b64decode(text) if got.get("base64Encoded") else text.encode()
+
+        return await wait_until(content, bool, "the opened window's content", 20)
+    finally:
+        await tab.cdp.send("Target.closeTarget", {"targetId": window["targetId"]})
 
 
 def row_state(student: str, item: str) -> str:
@@ -180,23 +242,48 @@ async def prepare(tab: Tab, http: Http, day_id: int, tokens: dict[str, str], s1:
     await tab.click("#sec-record-consent")
     await tab.wait_for(f"{row_state(s1, 'consent')} === 'ok'", "the consent on file")
 
-    # The reviewer's review, uploaded as a PDF through the page's file input.
+    # The reviewer's review came on paper three days ago (the browser's calendar): the
+    # table gives that date, in the day's zone, and the student is ready.
     await choose(tab, "#sec-documents select[name=doc-student]", s1)
     await choose(tab, "#sec-documents select[name=doc-kind]", "reviewer_review")
+    zone = zoneinfo.ZoneInfo(await tab.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone"))
+    paper_day = datetime.datetime.now(zone).date() - datetime.timedelta(days=3)
+    await choose(tab, "#sec-documents [name=doc-paper-date]", paper_day.isoformat())
+    await tab.click("#sec-record-paper")
+    await tab.wait_for(f"{row_state(s1, 'reviewer_review')} === 'ok'", "the paper review on file")
+    await tab.wait_for(f"{ready(s1)} === 'true'", "student 1 ready")
+    status, prep = await http.call("GET", f"/api/days/{day_id}/preparation", sec)
+    mine = next(s for s in prep["students"] if str(s["person_id"]) == s1)
+    paper = mine["documents"]["reviewer_review"]
+    # Noon of the chosen day on the browser's clock (a date has no time of its own).
+    noon = datetime.datetime.combine(paper_day, datetime.time(12, 0), zone)
+    assert paper["first_at"] == noon.timestamp() and paper["file"] is None, paper
+    assert mine["consent_on_file"] and mine["can_defend"], mine
+    when = datetime.datetime.fromtimestamp(paper["first_at"], zoneinfo.ZoneInfo(TZ))
+    row = await tab.evaluate(f"document.querySelector('.sec-student[data-student=\"{s1}\"]"
+                             " tr[data-item=reviewer_review]').innerText")
+    assert f"есть, {when:%d.%m.%Y, %H:%M}" in row and "на бумаге" in row, (row, when)
+    await shots(tab, folder, "01b-paper-recorded")
+
+    # Its scan, uploaded as a PDF through the page's file input: the first date stays.
     await set_file(tab, "#sec-doc-file", review)
     await tab.wait_for("document.querySelector('#sec-doc-file').files.length === 1", "the file chosen")
     await tab.click("#sec-upload")
-    await tab.wait_for(f"{ready(s1)} === 'true'", "student 1 ready")
+    opener = f".sec-student[data-student=\"{s1}\"] [data-open=reviewer_review]"
+    await tab.wait_for(f"!!document.querySelector('{opener}')", "the review offered to open")
     assert await tab.evaluate(row_state(s1, "reviewer_review")) == "ok"
+    assert await tab.evaluate(ready(s1)) == "true"
     status, prep = await http.call("GET", f"/api/days/{day_id}/preparation", sec)
     mine = next(s for s in prep["students"] if str(s["person_id"]) == s1)
-    assert mine["consent_on_file"] and mine["can_defend"], mine
     on_file = mine["documents"]["reviewer_review"]["file"]
     assert on_file["sha256"] == hashlib.sha256(review.read_bytes()).hexdigest(), on_file
-    # The page offers to open it.
-    assert await tab.evaluate(
-        f"!!document.querySelector('.sec-student[data-student=\"{s1}\"] [data-open=reviewer_review]')")
+    assert mine["documents"]["reviewer_review"]["first_at"] == noon.timestamp()
+    row = await tab.evaluate(f"document.querySelector('.sec-student[data-student=\"{s1}\"]"
+                             " tr[data-item=reviewer_review]').innerText")
+    assert f"{when:%d.%m.%Y, %H:%M}" in row and "на бумаге" not in row, row
     await shots(tab, folder, "02-ready")
+    # "Открыть": the window the page opens shows the very PDF uploaded.
+    assert await opened_window(tab, opener) == review.read_bytes()
 
     # Time zone and adjusted time; the queue shows the start on the student's clock.
     await choose(tab, "#sec-students select[name=edit-student]", s1)

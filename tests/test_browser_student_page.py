@@ -4,7 +4,8 @@ A student in Vladivostok, defending on a Moscow day, opens their invite link: th
 page gives the start in their own time (7 hours ahead of Moscow); they give both
 consents (the secretary's readiness report then has their consent), upload a
 non-PDF (refused in plain words), then the thesis and the presentation as real
-PDFs through the file inputs (DOM.setFileInputFiles), and run the device check
+PDFs through the file inputs (DOM.setFileInputFiles), open their thesis again (the
+browser saves the very bytes uploaded), and run the device check
 without entering the room. The commission, as headless clients, runs the day: the
 first student's defense is moved after a failure (7.8), and that student's page
 shows the new date; the Vladivostok student's defense starts, so their page is
@@ -184,11 +185,16 @@ async def test_the_students_own_page(server: RunningServer, tmp_path: Path) -> N
                                  "the presentation on file")
             line = await phone.evaluate(text_of(f"{thesis} .doc-line"))
             assert "Загружено" in line and "КБ" in line, line
-            assert await phone.evaluate(shown(f"{thesis} [data-action='open']"))
-            opened = await phone.evaluate(
-                f"fetch('/api/days/{day_id}/students/{me}/files/thesis', {{headers: "
-                f"{{Authorization: 'Bearer {tokens['me']}'}}}}).then(r => r.status)")
-            assert opened == 200
+            # "Открыть": the browser saves the very PDF the student uploaded.
+            downloads = tmp_path / "downloads"
+            downloads.mkdir()
+            await phone.send("Page.setDownloadBehavior", {"behavior": "allow",
+                                                          "downloadPath": str(downloads)})
+            await phone.click(f"{thesis} [data-action='open']")
+            saved = await wait_until(lambda: sorted(p.name for p in downloads.iterdir()),
+                                     lambda names: names == ["thesis.pdf"], "the thesis downloaded")
+            assert (downloads / saved[0]).read_bytes() == pdfs["thesis"].read_bytes()
+            assert not await phone.evaluate(shown(f"{thesis} .upload-error"))
             await shots.take(phone, "04-documents")
 
             # The device check, without entering the room.

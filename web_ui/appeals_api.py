@@ -144,8 +144,9 @@ async def _appeal_invite(request: web.Request, office: frozenset[Role],
 
 
 async def get_appeal(request: web.Request) -> web.Response:
-    """GET /api/appeals/{appeal_id}: the appeal, for the office and the appeal commission."""
-    _, appeal = await _appeal_invite(request, OFFICE, APPEAL_ROLES)
+    """GET /api/appeals/{appeal_id}: the appeal, for the office, the appeal commission and
+    the chair of the appealed defense invited to the sitting (8.5)."""
+    _, appeal = await _appeal_invite(request, OFFICE, APPEAL_ROLES | CHAIR)
     return web.json_response({"appeal": appeal.to_json()})
 
 

@@ -97,6 +97,7 @@ function signOut() {
     // nothing kept
   }
   Object.assign(office, { token: "", days: null, openDay: null, mode: null });
+  setCredentials("", null);  // the API module forgets the token too
   office.links.clear();
   render();
 }

@@ -18,8 +18,11 @@ const APPEAL_ROLES = new Set(["appeal_chair", "appeal_member"]);
 export function commissionHome() {
   const role = state.me.me.role;
   const parts = [];
-  if (role === "chair") parts.push(chairAppeals());
-  if (APPEAL_ROLES.has(role)) parts.push(appealSittingCard(role));
+  // On an appeal sitting's own day the chair of the appealed defense is a guest of
+  // the appeal commission (8.5): the sitting's card, not the list of appeals.
+  const sitting = state.me.day_kind === "appeal";
+  if (role === "chair" && !sitting) parts.push(chairAppeals());
+  if (APPEAL_ROLES.has(role) || (role === "chair" && sitting)) parts.push(appealSittingCard(role));
   return h("div", { class: "home-sections" }, parts);
 }
 
@@ -33,7 +36,8 @@ function appealSittingCard(role) {
     clear(body,
       h("p", {}, t("appealSittingAbout", { name: appellant })),
       h("p", { class: "muted" }, t("appealSittingCommission", { names: commission.map((p) => p.name).join(", ") })),
-      h("p", {}, t(role === "appeal_chair" ? "appealSittingChairDuty" : "appealSittingMemberDuty")),
+      h("p", {}, t(role === "appeal_chair" ? "appealSittingChairDuty"
+        : role === "chair" ? "appealSittingChairOfDefense" : "appealSittingMemberDuty")),
       heard ? [h("h4", {}, t("appealSittingGrounds")), h("p", { class: "appeal-text" }, heard.text),
         h("h4", {}, t("appealSittingConclusion")),
         h("p", { class: heard.conclusion ? "appeal-text" : "muted" }, heard.conclusion ?? t("appealSittingNoConclusion"))] : "");

@@ -90,7 +90,8 @@ export function protocolsPanel() {
     }
     const me = Number(myId());
     clear(list, protocols.map((entry) => {
-      const name = entry.kind === "day" ? t("protocolDay") : t("protocolStudent", { name: entry.student.name });
+      const name = entry.kind === "day" ? t("protocolDay")
+        : t(entry.kind === "appeal" ? "appealProtocolName" : "protocolStudent", { name: entry.student?.name ?? "" });
       const approvedByMe = entry.approved_by.some((a) => a.person_id === me);
       const buttons = [
         button(t("preview"), () => preview(entry.which)),

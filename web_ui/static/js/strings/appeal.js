@@ -1,6 +1,8 @@
 // Strings for appeals from the pages: the student's appeal, the chair's conclusion, scheduling, the appeal sitting's controls.
 // Russian first, English key for key (tests/test_browser.py checks both).
 export const ru = {
+  appealProtocolName: "Протокол апелляционного заседания: {name}",
+  appealSittingChairOfDefense: "Вы приглашены на заседание апелляционной комиссии как председатель ГЭК, чьё заседание обжаловано (пп. 8.4–8.6).",
   appealSittingGrounds: "Текст апелляции",
   appealSittingConclusion: "Заключение председателя ГЭК",
   appealSittingNoConclusion: "Заключение ещё не написано.",
@@ -99,6 +101,8 @@ export const ru = {
 };
 
 export const en = {
+  appealProtocolName: "Protocol of the appeal sitting: {name}",
+  appealSittingChairOfDefense: "You are invited to the appeal sitting as the chair of the commission whose sitting is appealed (clauses 8.4–8.6).",
   appealSittingGrounds: "The appeal",
   appealSittingConclusion: "The commission chair's conclusion",
   appealSittingNoConclusion: "No conclusion yet.",
