@@ -129,7 +129,9 @@ function recordingsLink(token, me) {
   const link = byId("recordings-link");
   const role = me.me.role;
   const day = ["appeal_chair", "appeal_member"].includes(role) ? me.appeal?.defense_day_id : null;
-  if (!me.features?.recordings || !(["chair", "secretary"].includes(role) || day)) return;
+  // The defense chair invited to an appeal sitting is a guest there, not its office.
+  const office = ["chair", "secretary"].includes(role) && me.day_kind !== "appeal";
+  if (!me.features?.recordings || !(office || day)) return;
   link.href = `/recordings${day ? `?day=${encodeURIComponent(day)}` : ""}#${encodeURIComponent(token)}`;
   link.hidden = false;
 }
