@@ -1,29 +1,49 @@
-"""``defense-room identity-eval DIR``: calibrate the identity check's threshold.
+"""``defense-room identity-eval DIR``: calibrate the identity check's band.
 
 DIR holds labeled photos, ``<person>/<n>.jpg`` (also .jpeg/.png), one face each
 (photos with no face or several are skipped and counted). Every unordered pair of
-photos becomes one built frame (`identity.compose.passport_frame`): the first as
-the live face, the second as the passport photo beside it, scaled down, slightly
-blurred and printed-looking. Each frame goes through the same analysis as a live
-check. A university runs this on its own consenting volunteers.
+photos becomes one built frame per document face size (`identity.compose.passport_frame`,
+48, 64 and 96 px wide by default): the first photo as the live face, the second as the
+passport photo beside it, scaled down, slightly blurred and printed-looking. Each
+frame goes through the same analysis as a live check. A university runs this on its
+own consenting volunteers.
 
-Rates over thresholds t: FMR is the share of different-person pairs compared at a
-distance <= t (a retake is not a match); FNMR the share of same-person pairs not
-matched at t (a distance > t, or a retake: the genuine student would be asked
-again). The suggested threshold has no false match and the fewest false
-non-matches; of the thresholds that tie, the middle one. The last line printed is
-one JSON object with at least ``threshold``, ``fmr``, ``fnmr`` and ``pairs``.
+Verdicts come from each pair's distance and a band [lo, hi]: match when the
+distance is <= lo (``match_distance``), look closely when lo < distance <= hi
+(``no_match_distance``), no match above hi; retake when the analysis asked for one.
+Per size the report gives the share of different-person pairs verdicted match (must
+be 0), the share of same-person pairs verdicted no match or retake, the share of
+SAME-PERSON pairs sent to look closely (what the secretary meets: nearly every real
+check is the genuine student; the share of all pairs is given too) and the retake
+reasons, at the suggested band and at the configured one.
+
+The suggested band, one for every size (a document's size is not known
+beforehand): lo is MARGIN below the smallest different-person distance (of any
+size), rounded down to 0.01; hi is MARGIN above the largest same-person distance,
+rounded up, and no lower than lo. If look closely would then exceed 15 % of the
+same-person pairs, hi drops towards the largest same-person distance; if even that
+exceeds 15 %, both cannot hold: the band keeps every same-person pair out of no
+match and the report says so, naming the hi that would keep look closely at 15 %.
+
+Legacy rates at a threshold t (= lo): FMR is the share of different-person pairs
+at a distance <= t (a retake is not a match); FNMR the share of same-person pairs
+not matched at t (a distance > t, or a retake). The last line printed is one JSON
+object with ``threshold``, ``fmr``, ``fnmr``, ``pairs`` (photo pairs; each is
+compared at every size), ``look_closely_rate`` (same-person pairs, all sizes),
+``band`` ([lo, hi]) and ``sizes`` (per size figures). Progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import sys
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,6 +55,12 @@ from server.config import DEFAULT_CONFIG_PATH, Config
 SUFFIXES = {".jpg", ".jpeg", ".png"}
 GRID = [round(0.30 + 0.01 * i, 2) for i in range(51)]  # 0.30 .. 0.80
 TABLE_EVERY = 5
+DOCUMENT_SIZES = (48, 64, 96)
+#: Distance kept between the band and the nearest pair it must not misjudge.
+MARGIN = 0.02
+#: Most same-person pairs the suggested band may send to look closely.
+MAX_LOOK_CLOSELY = 0.15
+MATCH, LOOK_CLOSELY, NO_MATCH, RETAKE = "match", "look_closely", "no_match", "retake"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +70,28 @@ class Pair:
     same: bool
     distance: float | None  # None: the analysis asked for a retake
     reason: str | None
+    document_px: int = 64  # the document face's width in the built frame
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """A suggested (lo, hi) and what it could not achieve."""
+
+    lo: float
+    hi: float
+    #: Both targets could not hold: the hi that keeps look closely at MAX_LOOK_CLOSELY,
+    #: and how many same-person pairs it would call no match.
+    conflict_hi: float | None = None
+    conflict_no_match: int = 0
+
+
+def verdict(pair: Pair, lo: float, hi: float) -> str:
+    """match <= lo < look closely <= hi < no match; retake when the analysis asked."""
+    if pair.distance is None:
+        return RETAKE
+    if pair.distance <= lo:
+        return MATCH
+    return LOOK_CLOSELY if pair.distance <= hi else NO_MATCH
 
 
 def add_identity_eval(commands: Any) -> argparse.ArgumentParser:
@@ -52,8 +100,9 @@ def add_identity_eval(commands: Any) -> argparse.ArgumentParser:
         "identity-eval", help="calibrate the identity check's match threshold on labeled photos")
     parser.add_argument("folder", type=Path, help="labeled photos: <person>/<n>.jpg")
     parser.add_argument("--size", default="1280x720", help="built frame size (default 1280x720)")
-    parser.add_argument("--document-face-px", type=int, default=64,
-                        help="width of the document's face in the frame (default 64)")
+    parser.add_argument("--document-face-px", default=",".join(map(str, DOCUMENT_SIZES)),
+                        help="widths of the document's face in the frame, a comma list "
+                             "(default 48,64,96)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="analysis processes (default: one per CPU)")
     parser.add_argument("--config", type=Path, default=None,
@@ -95,8 +144,10 @@ def _faces_found(index: int) -> int:
     return entry if isinstance(entry, int) else 1
 
 
-def _compare(job: tuple[int, int, IdentitySettings, tuple[int, int], int]
-             ) -> tuple[float | None, str | None]:
+Job = tuple[int, int, IdentitySettings, tuple[int, int], int]
+
+
+def _compare(job: Job) -> tuple[float | None, str | None]:
     from identity.analysis import analyze
     from identity.compose import passport_frame
 
@@ -113,23 +164,46 @@ def _compare(job: tuple[int, int, IdentitySettings, tuple[int, int], int]
 # -- the evaluation --------------------------------------------------------------------
 
 def evaluate(folder: Path, settings: IdentitySettings, *, size: tuple[int, int] = (1280, 720),
-             document_face_px: int = 64, workers: int = 1,
-             out: TextIO | None = None) -> dict[str, Any]:
-    """Run the evaluation, print the report to `out` (stdout), return the summary."""
+             document_face_px: int | Sequence[int] = DOCUMENT_SIZES, workers: int = 1,
+             out: TextIO | None = None, progress: TextIO | None = None) -> dict[str, Any]:
+    """Run the evaluation, print the report to `out` (stdout) and progress to
+    `progress` (stderr), return the summary. Every size runs in one process pool."""
+    sizes = ((document_face_px,) if isinstance(document_face_px, int)
+             else tuple(dict.fromkeys(document_face_px)))
     labeled = photos(folder)
     paths = [path for _, path in labeled]
+    log = progress or sys.stderr
+    started = time.monotonic()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context,
                              initializer=_load, initargs=(paths,)) as pool:
         counts = list(pool.map(_faces_found, range(len(paths))))
         usable = [i for i, n in enumerate(counts) if n == 1]
-        jobs = [(a, b, settings, size, document_face_px)
-                for x, a in enumerate(usable) for b in usable[x + 1:]]
-        results = list(pool.map(_compare, jobs, chunksize=4))
-    pairs = [Pair(a, b, labeled[a][0] == labeled[b][0], distance, reason)
-             for (a, b, *_), (distance, reason) in zip(jobs, results, strict=True)]
+        jobs: list[Job] = [(a, b, settings, size, px) for px in sizes
+                           for x, a in enumerate(usable) for b in usable[x + 1:]]
+        print(f"identity-eval: {len(usable)} photos, {len(jobs)} frames "
+              f"({len(jobs) // max(1, len(sizes))} pairs x {len(sizes)} sizes), "
+              f"{max(1, workers)} processes", file=log, flush=True)
+        results = _with_progress(pool.map(_compare, jobs, chunksize=4), len(jobs), started, log)
+    pairs = [Pair(a, b, labeled[a][0] == labeled[b][0], distance, reason, px)
+             for (a, b, _, _, px), (distance, reason) in zip(jobs, results, strict=True)]
     skipped = {str(paths[i].relative_to(folder)): n for i, n in enumerate(counts) if n != 1}
-    return report(pairs, len(usable), skipped, size, document_face_px, out or sys.stdout)
+    return report(pairs, len(usable), skipped, size, sizes, settings, out or sys.stdout,
+                  seconds=time.monotonic() - started)
+
+
+def _with_progress(results: Iterable[tuple[float | None, str | None]], total: int,
+                   started: float, log: TextIO) -> list[tuple[float | None, str | None]]:
+    done: list[tuple[float | None, str | None]] = []
+    step = max(1, total // 20)
+    for result in results:
+        done.append(result)
+        if len(done) % step == 0 or len(done) == total:
+            elapsed = time.monotonic() - started
+            left = elapsed / len(done) * (total - len(done))
+            print(f"identity-eval: {len(done)}/{total} frames, {elapsed:.0f} s, "
+                  f"about {left:.0f} s left", file=log, flush=True)
+    return done
 
 
 def rates(pairs: Sequence[Pair], threshold: float) -> tuple[float, float]:
@@ -142,59 +216,178 @@ def rates(pairs: Sequence[Pair], threshold: float) -> tuple[float, float]:
             false_non_match / len(same) if same else 0.0)
 
 
-def suggest(pairs: Sequence[Pair]) -> float:
-    table = {t: rates(pairs, t) for t in GRID}
-    safe = [t for t in GRID if table[t][0] == 0.0]
-    if not safe:
-        return min(GRID, key=lambda t: (sum(table[t]), table[t][0]))
-    fewest = min(table[t][1] for t in safe)
-    best = [t for t in safe if table[t][1] == fewest]
-    return round((best[0] + best[-1]) / 2, 2)
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def look_closely_rate(pairs: Sequence[Pair], lo: float, hi: float) -> float:
+    """The share of same-person pairs verdicted look closely (retakes count in the whole)."""
+    same = [p for p in pairs if p.same]
+    return _share(sum(verdict(p, lo, hi) == LOOK_CLOSELY for p in same), len(same))
+
+
+def suggest_band(pairs: Sequence[Pair], settings: IdentitySettings | None = None) -> Band:
+    """The band of the module doc; without pairs of a kind, the configured bound."""
+    configured = settings or IdentitySettings()
+    same = [p.distance for p in pairs if p.same and p.distance is not None]
+    different = [p.distance for p in pairs if not p.same and p.distance is not None]
+    lo = (math.floor(round((min(different) - MARGIN) * 100, 6)) / 100 if different
+          else configured.match_distance)
+    lo = max(0.05, lo)
+    if not same:
+        return Band(lo, max(lo, _no_match_distance(configured)))
+    roomy = max(lo, math.ceil(round((max(same) + MARGIN) * 100, 6)) / 100)
+    tight = math.ceil(round(max(same) * 100, 6)) / 100
+    if max(same) > tight:  # the rounding must not call the largest same pair no match
+        tight = round(tight + 0.01, 2)
+    tight = max(lo, tight)
+    if look_closely_rate(pairs, lo, roomy) <= MAX_LOOK_CLOSELY:
+        return Band(lo, roomy)
+    if look_closely_rate(pairs, lo, tight) <= MAX_LOOK_CLOSELY:
+        return Band(lo, tight)  # no margin above the largest same-person distance
+    fallback = tight
+    while fallback > lo and look_closely_rate(pairs, lo, fallback) > MAX_LOOK_CLOSELY:
+        fallback = round(fallback - 0.01, 2)
+    fallback = max(lo, fallback)
+    called_no_match = sum(1 for p in pairs if p.same and verdict(p, lo, fallback) == NO_MATCH)
+    return Band(lo, tight, conflict_hi=fallback, conflict_no_match=called_no_match)
+
+
+def _no_match_distance(settings: IdentitySettings) -> float:
+    # The analysis engineer adds `no_match_distance`; until then the band is empty.
+    return float(getattr(settings, "no_match_distance", settings.match_distance))
+
+
+def figures(pairs: Sequence[Pair], lo: float, hi: float) -> dict[str, Any]:
+    """Verdict shares of one size's pairs under the band (lo, hi)."""
+    same = [p for p in pairs if p.same]
+    different = [p for p in pairs if not p.same]
+    same_verdicts = Counter(verdict(p, lo, hi) for p in same)
+    different_verdicts = Counter(verdict(p, lo, hi) for p in different)
+    look = same_verdicts[LOOK_CLOSELY] + different_verdicts[LOOK_CLOSELY]
+    return {
+        "false_match_rate": _share(different_verdicts[MATCH], len(different)),
+        "same_rejected_rate": _share(same_verdicts[NO_MATCH] + same_verdicts[RETAKE], len(same)),
+        "same_no_match": same_verdicts[NO_MATCH], "same_retake": same_verdicts[RETAKE],
+        "look_closely_rate": _share(same_verdicts[LOOK_CLOSELY], len(same)),
+        "look_closely_all_rate": _share(look, len(pairs)),
+        "different_look_closely": different_verdicts[LOOK_CLOSELY],
+    }
+
+
+def _per_size(pairs: Sequence[Pair], band: Band, configured: tuple[float, float]
+              ) -> dict[str, Any]:
+    same = [p.distance for p in pairs if p.same and p.distance is not None]
+    different = [p.distance for p in pairs if not p.same and p.distance is not None]
+    return {
+        "pairs": len(pairs), "same_pairs": sum(p.same for p in pairs),
+        "different_pairs": sum(not p.same for p in pairs),
+        **figures(pairs, band.lo, band.hi),
+        "retakes": dict(Counter(p.reason for p in pairs if p.reason is not None)),
+        "same_retakes": dict(Counter(p.reason for p in pairs
+                                     if p.same and p.reason is not None)),
+        "max_same": round(max(same), 4) if same else None,
+        "min_different": round(min(different), 4) if different else None,
+        "configured": figures(pairs, *configured),
+    }
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f} %"
 
 
 def report(pairs: Sequence[Pair], images: int, skipped: dict[str, int],
-           size: tuple[int, int], document_face_px: int, out: TextIO) -> dict[str, Any]:
+           size: tuple[int, int], sizes: Sequence[int], settings: IdentitySettings,
+           out: TextIO, *, seconds: float | None = None) -> dict[str, Any]:
+    configured = (settings.match_distance, max(settings.match_distance,
+                                               _no_match_distance(settings)))
+    band = suggest_band(pairs, settings)
+    by_size = {px: [p for p in pairs if p.document_px == px] for px in sizes}
+    photo_pairs = len(by_size[sizes[0]]) if sizes else 0
+    print(f"{images} photos, {len(skipped)} skipped (faces found: {skipped or 'none'}); "
+          f"frames {size[0]}x{size[1]}, document face {', '.join(map(str, sizes))} px; "
+          f"{photo_pairs} pairs ({sum(p.same for p in by_size.get(sizes[0], []))} same person)"
+          f" per size" + (f"; {seconds:.0f} s" if seconds is not None else ""), file=out)
+    per_size = {str(px): _per_size(group, band, configured) for px, group in by_size.items()}
+    verdicts = (f"match <= {band.lo:.2f} < look closely <= {band.hi:.2f} < no match"
+                if band.hi > band.lo else f"match <= {band.lo:.2f} < no match (empty band)")
+    print(f"suggested band [{band.lo:.2f}, {band.hi:.2f}]: {verdicts}; per document face size "
+          f"at that band (look closely: share of same-person pairs, and of all pairs):",
+          file=out)
+    print(f"{'doc px':>6} {'same':>11} {'different':>11} {'diff->match':>11} "
+          f"{'same->no/retake':>15} {'look closely':>12} {'(all pairs)':>11}  retakes", file=out)
+    for px, row in per_size.items():
+        same_range = f"-{row['max_same']:.3f}" if row["max_same"] is not None else "-"
+        diff_range = f"{row['min_different']:.3f}-" if row["min_different"] is not None else "-"
+        print(f"{px:>6} {same_range:>11} {diff_range:>11} {_pct(row['false_match_rate']):>11} "
+              f"{_pct(row['same_rejected_rate']):>15} {_pct(row['look_closely_rate']):>12} "
+              f"{_pct(row['look_closely_all_rate']):>11}  {row['retakes'] or 'none'}", file=out)
+    print(f"(same: largest same-person distance; different: smallest different-person one; "
+          f"at the configured band [{configured[0]:.2f}, {configured[1]:.2f}]: " + "; ".join(
+              f"{px} px: diff->match {_pct(row['configured']['false_match_rate'])}, "
+              f"same->no/retake {_pct(row['configured']['same_rejected_rate'])}, "
+              f"look closely {_pct(row['configured']['look_closely_rate'])}"
+              for px, row in per_size.items()) + ")", file=out)
+    print(f"{'threshold':>9} {'FMR':>8} {'FNMR':>8}   (all sizes, match vs the rest)", file=out)
+    for t in sorted({*GRID[::TABLE_EVERY], band.lo}):
+        fmr, fnmr = rates(pairs, t)
+        mark = "  <- suggested match_distance" if t == band.lo else ""
+        print(f"{t:>9.2f} {fmr:>8.4f} {fnmr:>8.4f}{mark}", file=out)
+    look = look_closely_rate(pairs, band.lo, band.hi)
+    print(f"suggested identity.match_distance: {band.lo:.2f} ({MARGIN:.2f} below the smallest "
+          f"different-person distance)", file=out)
+    print(f"suggested identity.no_match_distance: {band.hi:.2f} (no same-person pair above it; "
+          f"look closely {_pct(look)} of same-person pairs, all sizes)", file=out)
+    if band.conflict_hi is not None:
+        print(f"both cannot hold: look closely stays <= {_pct(MAX_LOOK_CLOSELY)} only with "
+              f"no_match_distance {band.conflict_hi:.2f}, which calls {band.conflict_no_match} "
+              f"same-person pairs no match", file=out)
+    fmr, fnmr = rates(pairs, band.lo)
     same = [p.distance for p in pairs if p.same and p.distance is not None]
     different = [p.distance for p in pairs if not p.same and p.distance is not None]
-    retakes = Counter(p.reason for p in pairs if p.reason is not None)
-    print(f"{images} photos, {len(skipped)} skipped (faces found: {skipped or 'none'}); "
-          f"frames {size[0]}x{size[1]}, document face {document_face_px} px", file=out)
-    print(f"{sum(p.same for p in pairs)} same-person pairs, "
-          f"{sum(not p.same for p in pairs)} different-person pairs; "
-          f"retakes: {dict(retakes) or 'none'}", file=out)
-    if same:
-        print(f"same person: distance {min(same):.3f}-{max(same):.3f}", file=out)
-    if different:
-        print(f"different people: distance {min(different):.3f}-{max(different):.3f}", file=out)
-    threshold = suggest(pairs) if pairs else 0.6
-    print(f"{'threshold':>9} {'FMR':>8} {'FNMR':>8}", file=out)
-    for t in sorted({*GRID[::TABLE_EVERY], threshold}):
-        fmr, fnmr = rates(pairs, t)
-        mark = "  <- suggested" if t == threshold else ""
-        print(f"{t:>9.2f} {fmr:>8.4f} {fnmr:>8.4f}{mark}", file=out)
-    fmr, fnmr = rates(pairs, threshold)
-    print(f"suggested identity.match_distance: {threshold:.2f}", file=out)
     summary = {
-        "threshold": threshold, "fmr": round(fmr, 6), "fnmr": round(fnmr, 6),
-        "pairs": len(pairs), "same_pairs": sum(p.same for p in pairs),
-        "different_pairs": sum(not p.same for p in pairs), "images": images,
-        "skipped": len(skipped), "retakes": dict(retakes),
+        "threshold": band.lo, "fmr": round(fmr, 6), "fnmr": round(fnmr, 6),
+        "pairs": photo_pairs, "comparisons": len(pairs),
+        "same_pairs": sum(p.same for p in by_size.get(sizes[0], [])) if sizes else 0,
+        "different_pairs": sum(not p.same for p in by_size.get(sizes[0], [])) if sizes else 0,
+        "look_closely_rate": look, "look_closely_of": "same-person pairs",
+        "band": [band.lo, band.hi], "margin": MARGIN,
+        "band_conflict": None if band.conflict_hi is None else {
+            "no_match_distance": band.conflict_hi, "same_no_match": band.conflict_no_match},
+        "configured_band": list(configured), "images": images, "skipped": len(skipped),
+        "retakes": dict(Counter(p.reason for p in pairs if p.reason is not None)),
         "max_same": round(max(same), 4) if same else None,
         "min_different": round(min(different), 4) if different else None,
-        "size": f"{size[0]}x{size[1]}", "document_face_px": document_face_px,
+        "size": f"{size[0]}x{size[1]}", "document_face_px": list(sizes), "sizes": per_size,
     }
+    if seconds is not None:
+        summary["seconds"] = round(seconds, 1)
     print(json.dumps(summary), file=out, flush=True)
     return summary
 
 
+def document_sizes(text: str) -> tuple[int, ...]:
+    """``48,64,96`` (or one number) -> (48, 64, 96); ValueError if not positive integers."""
+    sizes = tuple(int(part) for part in str(text).split(",") if part.strip())
+    if not sizes or any(px <= 0 for px in sizes):
+        raise ValueError(text)
+    return sizes
+
+
 def run_identity_eval(config: Config, args: argparse.Namespace) -> int:
-    """The subcommand: evaluate with the configured thresholds (all but the distance)."""
+    """The subcommand: evaluate with the configured thresholds (all but the band)."""
     try:
         width, height = (int(n) for n in str(args.size).lower().split("x"))
     except ValueError:
         print(f"identity-eval: --size must look like 1280x720, got {args.size!r}",
               file=sys.stderr)
         return 2
+    try:
+        sizes = document_sizes(args.document_face_px)
+    except ValueError:
+        print(f"identity-eval: --document-face-px must be widths like 48,64,96, got "
+              f"{args.document_face_px!r}", file=sys.stderr)
+        return 2
     evaluate(args.folder, replace(config.identity), size=(width, height),
-             document_face_px=args.document_face_px, workers=args.workers)
+             document_face_px=sizes, workers=args.workers)
     return 0

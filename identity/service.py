@@ -55,10 +55,21 @@ class Instruction:
 
 def thresholds(settings: IdentitySettings) -> dict[str, float]:
     """The thresholds in force, as the secretary's console shows them."""
-    names = ("match_distance", "min_detection_score", "min_document_face_px",
-             "min_sharpness", "min_document_sharpness", "max_glare", "min_brightness")
+    names = ("match_distance", "no_match_distance", "min_detection_score",
+             "min_document_face_px",
+             "min_sharpness", "min_document_sharpness", "max_glare", "min_brightness",
+             "max_yaw")
     values = asdict(settings)
     return {name: values[name] for name in names}
+
+
+def journal_detail(record: dict[str, Any]) -> dict[str, Any]:
+    """The journal entry's detail for a stored check (kind ``identity_snapshot``): who,
+    which, the advisory verdict and the band it was judged with; never the distance,
+    the measures or anything of a face encoding."""
+    return {"student": record["student"], "check": record["id"],
+            "verdict": record["verdict"], "reason": record["reason"],
+            "band": record["band"]}
 
 
 class IdentityChecks:
@@ -118,10 +129,11 @@ class IdentityChecks:
         retake = output.analysis.verdict is Verdict.RETAKE
         text, text_ru = instruction_for(output.analysis.reason)
         self._instructions[(day_id, student)] = Instruction(text, text_ru, retake, self._clock())
-        logger.info("identity check %s of student %s on day %s: %s%s (%.0f ms in the worker)",
+        logger.info("identity check %s of student %s on day %s: %s%s, band %s "
+                    "(%.0f ms in the worker)",
                     record["id"], student, day_id, record["verdict"],
                     f" ({record['reason']})" if record["reason"] else "",
-                    output.worker_seconds * 1000)
+                    record["band"], output.worker_seconds * 1000)
         return record
 
     async def _analyse(self, burst: Burst) -> CheckOutput:
@@ -151,11 +163,15 @@ class IdentityChecks:
         return {
             "id": check_id, "day_id": day_id, "student": student,
             "requested_by": requested_by, "taken_at": taken_at,
+            # The "look closely" band the verdict was judged with: the analysis's
+            # own (below) overrides the settings', which it ran with.
+            "band": list(self._settings.band),
             **output.analysis.as_json(),
             "thresholds": thresholds(self._settings),
             "instruction": {"en": text, "ru": text_ru},
             "frame": {"width": output.width, "height": output.height,
                       "frames_decoded": output.frames_decoded,
+                      "frames_analysed": output.frames_analysed,
                       "sharpness": round(output.frame_sharpness, 2)},
             "images": sorted(output.images),
             "worker_ms": round(output.worker_seconds * 1000, 1),

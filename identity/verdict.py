@@ -13,9 +13,24 @@ from typing import Any
 
 
 class Verdict(enum.StrEnum):
+    """match: distance <= match_distance; no_match: distance > no_match_distance;
+    look_closely: in between, where the model is known to confuse people (the
+    secretary compares both crops and decides); retake: nothing comparable."""
+
     MATCH = "match"
+    LOOK_CLOSELY = "look_closely"
     NO_MATCH = "no_match"
     RETAKE = "retake"
+
+
+def verdict_for(distance: float, band: tuple[float, float]) -> Verdict:
+    """The verdict on a distance with the band (match_distance, no_match_distance)."""
+    match_distance, no_match_distance = band
+    if distance <= match_distance:
+        return Verdict.MATCH
+    if distance > no_match_distance:
+        return Verdict.NO_MATCH
+    return Verdict.LOOK_CLOSELY
 
 
 class Retake(enum.StrEnum):
@@ -104,10 +119,16 @@ class Face:
 
     box: Box
     score: float
-    frontal: bool
+    #: Whether it looks at the camera: |yaw| <= max_yaw by the 5-point landmarks
+    #: (`faces.yaw`); None where the landmarks were not looked at.
+    frontal: bool | None = None
+    #: The nose's offset from the eyes' midpoint over the eye distance (`faces.yaw`).
+    yaw: float | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"box": self.box.as_json(), "score": round(self.score, 3), "frontal": self.frontal}
+        return {"box": self.box.as_json(), "score": round(self.score, 3),
+                "frontal": self.frontal,
+                "yaw": None if self.yaw is None else round(self.yaw, 3)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +142,12 @@ class Analysis:
     document: Face | None
     #: Faces counted (after the look again beside the live face, if it ran).
     faces: int
-    #: Whether the search looked again beside the live face at twice the magnification.
+    #: Whether the document was searched for again beside the live face, magnified.
     looked_again: bool
     #: Brightness, sharpness and glare measured on the crops (names say which).
     measures: dict[str, float]
+    #: The thresholds the verdict was made with: (match_distance, no_match_distance).
+    band: tuple[float, float] = (0.5, 0.6)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -136,4 +159,5 @@ class Analysis:
             "faces": self.faces,
             "looked_again": self.looked_again,
             "measures": {k: round(v, 4) for k, v in self.measures.items()},
+            "band": list(self.band),
         }

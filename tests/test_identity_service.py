@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import multiprocessing
 from pathlib import Path
 from typing import Any, cast
@@ -14,9 +15,10 @@ from typing import Any, cast
 import pytest
 from aiortc import RTCRtpCodecParameters
 
+from identity.analysis import analyze
 from identity.compose import encode_burst, passport_frame
 from identity.errors import CheckRunning, NoFrames, NoVideo
-from identity.service import IdentityChecks
+from identity.service import IdentityChecks, journal_detail, thresholds
 from identity.settings import IdentitySettings
 from media.assembler import EncodedFrame
 from media.forwarder import PublishedTrack
@@ -118,3 +120,36 @@ async def test_no_keyframe_and_no_video_are_refused(tmp_path: Path) -> None:
     finally:
         await deltas.stop()
         await checks.stop()
+
+
+async def test_the_record_and_the_journal_carry_the_band(tmp_path: Path) -> None:
+    """A band put around a same-person pair's distance gives "look closely"; the
+    record (answered and stored) and the journal's detail carry that band, and the
+    journal's detail has no distance, measure or encoding."""
+    collins, _ = portraits()
+    frame = passport_frame(collins, collins, size=(640, 480))
+    distance = analyze(frame, IdentitySettings()).distance
+    assert distance is not None
+    band = [round(distance - 0.1, 2), round(distance + 0.1, 2)]
+    settings = IdentitySettings(match_distance=band[0], no_match_distance=band[1],
+                                burst_frames=4, burst_timeout_s=2.0)
+    assert thresholds(settings)["no_match_distance"] == band[1]
+    camera = PlayedCamera(encode_burst([frame] * 4))
+    checks = IdentityChecks(settings, functools.partial(day_folder, tmp_path / "recordings"))
+    try:
+        record = await checks.check(3, "7", as_publication(camera), requested_by="5")
+    finally:
+        await camera.stop()
+        await checks.stop()
+    assert record["verdict"] == "look_closely", record
+    assert band[0] < record["distance"] <= band[1]
+    assert record["band"] == band and checks.store.load(3, record["id"])["band"] == band
+    assert record["thresholds"]["match_distance"] == band[0]
+    assert record["thresholds"]["no_match_distance"] == band[1]
+    told = checks.instruction(3, "7")
+    assert told is not None and not told.retake  # the student waits; never told the verdict
+    detail = journal_detail(record)
+    assert detail == {"student": "7", "check": record["id"], "verdict": "look_closely",
+                      "reason": None, "band": band}
+    text = json.dumps(detail)
+    assert "distance" not in text and "encoding" not in text and "measures" not in text

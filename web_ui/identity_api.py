@@ -16,8 +16,10 @@
 Refusals: 409 ``no_consent`` (clause 6.6), ``check_running``, ``no_video``,
 ``no_frames``; 422 ``unknown_person``; 404 ``no_check``; 503 ``worker_failed``;
 the identity errors carry them and the error middleware (`web_ui.errors`) answers.
-Only the taking of a snapshot is journaled (kind ``identity_snapshot``: student
-and check id), never the verdict or the distance.
+Each snapshot is journaled (kind ``identity_snapshot``: student, check id, the
+advisory verdict, the retake reason and the "look closely" band the verdict was
+judged with), never the distance, the measures or a face encoding; the decision
+itself is the procedure's ``IdentityDecided``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from identity.errors import NoConsent, NoVideo
-from identity.service import IdentityChecks
+from identity.service import IdentityChecks, journal_detail
 from orchestrator.model import Role
 from recordings.plan import day_folder
 from server.dayhost import DayHost
@@ -107,8 +109,8 @@ async def request_check(request: web.Request) -> web.Response:
     record = await checks.check(day_id, student, publication,
                                 requested_by=str(invite.person_id))
     await Journal(request.app[DATABASE]).append(
-        day_id, invite.person_id, "identity_snapshot",
-        {"student": student, "check": record["id"]}, record["taken_at"])
+        day_id, invite.person_id, "identity_snapshot", journal_detail(record),
+        record["taken_at"])
     told = checks.instruction(day_id, student)
     if told is not None:
         await room.send_to(student, {"type": "identity", **told.as_json()})

@@ -2,6 +2,10 @@
 // name and shows the open passport beside the face; the secretary may take an
 // automatic snapshot check (web_ui/identity_api.py: the frame, the two face crops
 // and an advisory verdict) and decides, confirm or reject, with a comment.
+// Three verdicts (issue 16): match, no match, and "look closely" where the distance
+// falls in the band in which the model is known to confuse people; then the live
+// face and the document's face are shown large, side by side (stacked on a phone),
+// with the distance and the band small: the secretary decides by looking.
 import { api, dayPath } from "../api.js";
 import { h, clear } from "../dom.js";
 import { act, busy, refused } from "../actions.js";
@@ -14,7 +18,7 @@ export function identityPanel() {
   const heading = h("h2", {});
   const target = h("select", { class: "identity-student" });
   const steps = h("ol", { class: "steps" });
-  const checkButton = h("button", { type: "button" });
+  const checkButton = h("button", { type: "button", dataset: { action: "identity-check" } });
   const availability = h("p", { class: "muted" });
   const result = h("div", { class: "identity-result" });
   const comment = h("input", { type: "text", class: "identity-comment" });
@@ -62,6 +66,7 @@ export function identityPanel() {
   reject.addEventListener("click", busy(reject, decide(false)));
 
   function drawResult() {
+    delete result.dataset.verdict;
     if (!check || check.student !== chosen()) {
       clear(result);
       return;
@@ -71,6 +76,11 @@ export function identityPanel() {
       return;
     }
     const record = check.record;
+    result.dataset.verdict = record.verdict;
+    if (record.verdict === "look_closely") {
+      drawLookClosely(record);
+      return;
+    }
     const images = ["frame", "live", "document"].filter((n) => check.urls[n]).map((name) =>
       h("figure", { class: `identity-image ${name}` }, h("img", { src: check.urls[name], alt: t(`identityImage_${name}`) }),
         h("figcaption", {}, t(`identityImage_${name}`))));
@@ -79,6 +89,30 @@ export function identityPanel() {
       record.distance != null ? ` (${t("identityDistance")} ${record.distance})` : ""),
     h("div", { class: "identity-images" }, images),
     h("p", { class: "muted" }, t("identityAdvisory")));
+  }
+
+  // The model cannot separate these two people at this distance: both faces large,
+  // side by side, the numbers small, the frame below for context.
+  function drawLookClosely(record) {
+    const [low, high] = record.band ?? [record.thresholds?.match_distance, record.thresholds?.no_match_distance];
+    const number = (value) => (value == null ? "?" : Number(value).toLocaleString(state.language,
+      { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
+    const large = ["live", "document"].filter((n) => check.urls[n]).map((name) =>
+      h("figure", { class: `identity-face ${name}` },
+        h("img", { src: check.urls[name], alt: t(`identityCompare_${name}`) }),
+        h("figcaption", {}, t(`identityCompare_${name}`))));
+    const frame = check.urls.frame
+      ? h("figure", { class: "identity-image frame" }, h("img", { src: check.urls.frame, alt: t("identityImage_frame") }),
+        h("figcaption", {}, t("identityImage_frame")))
+      : null;
+    clear(result,
+      h("p", { class: "verdict look_closely" }, t("verdict_look_closely")),
+      h("p", { class: "identity-explain" }, t("identityLookCloselyExplain")),
+      h("div", { class: "identity-compare" }, large),
+      h("p", { class: "identity-band" }, t("identityBandLine",
+        { distance: number(record.distance), low: number(low), high: number(high) })),
+      frame ? h("div", { class: "identity-context" }, frame) : null,
+      h("p", { class: "muted" }, t("identityAdvisory")));
   }
 
   subscribe(() => {
