@@ -137,7 +137,7 @@ async def test_look_closely_on_the_secretarys_panel(server: RunningServer,
             await sec.click("[data-action='identity-check']")
             await sec.wait_for(
                 "document.querySelector('.identity-result')?.dataset.verdict === 'look_closely'"
-                " && [...document.querySelectorAll('.identity-compare img')]"
+                " && [...document.querySelectorAll('.identity-compare:not(.identity-compare-large) img')]"
                 ".filter(i => i.complete && i.naturalWidth > 0).length === 2",
                 "the look-closely verdict with both faces", 60)
             text = await sec.evaluate("document.querySelector('.identity-result').innerText")
@@ -162,6 +162,17 @@ async def test_look_closely_on_the_secretarys_panel(server: RunningServer,
                     assert document["top"] >= live["top"] + live["height"], (live, document)
                     assert live["width"] >= 0.8 * panel["width"], (live, panel)
             await sec.emulate(DESKTOP)
+            # "Compare large" opens both faces at a size the narrow column cannot give.
+            await sec.click("[data-action='identity-enlarge']")
+            await sec.wait_for("document.querySelector('.identity-dialog')?.open === true",
+                               "the large comparison")
+            large = await box(sec, ".identity-dialog .identity-face.live img")
+            assert large["width"] >= 400, large
+            taken.append(await sec.screenshot(
+                folder / "identity-look-closely-large-desktop.png", DESKTOP))
+            await sec.click("[data-action='identity-enlarge-close']")
+            await sec.wait_for("document.querySelector('.identity-dialog')?.open === false",
+                               "the large comparison closed")
 
             # The answer and the stored record carry the band the verdict was made with.
             status, _, raw = await identity_api.get(f"identity/{student}/checks")

@@ -105,10 +105,21 @@ export function identityPanel() {
       ? h("figure", { class: "identity-image frame" }, h("img", { src: check.urls.frame, alt: t("identityImage_frame") }),
         h("figcaption", {}, t("identityImage_frame")))
       : null;
+    // The panel is a narrow column on a desktop: the comparison opens large too.
+    const enlarged = h("dialog", { class: "identity-dialog" },
+      h("div", { class: "identity-compare identity-compare-large" },
+        ["live", "document"].filter((n) => check.urls[n]).map((name) =>
+          h("figure", { class: `identity-face ${name}` },
+            h("img", { src: check.urls[name], alt: t(`identityCompare_${name}`) }),
+            h("figcaption", {}, t(`identityCompare_${name}`))))),
+      h("button", { type: "button", class: "primary", dataset: { action: "identity-enlarge-close" },
+        onclick: () => enlarged.close() }, t("close")));
+    const enlarge = h("button", { type: "button", class: "small", dataset: { action: "identity-enlarge" },
+      onclick: () => enlarged.showModal() }, t("identityEnlarge"));
     clear(result,
       h("p", { class: "verdict look_closely" }, t("verdict_look_closely")),
       h("p", { class: "identity-explain" }, t("identityLookCloselyExplain")),
-      h("div", { class: "identity-compare" }, large),
+      h("div", { class: "identity-compare" }, large), enlarge, enlarged,
       h("p", { class: "identity-band" }, t("identityBandLine",
         { distance: number(record.distance), low: number(low), high: number(high) })),
       frame ? h("div", { class: "identity-context" }, frame) : null,
