@@ -33,3 +33,14 @@ export function clear(element, ...children) {
   append(element, children);
   return element;
 }
+
+// Hand `blob` to the browser as a download named `filename` (the object URL lives a
+// minute: long enough for the browser to take the file).
+export function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}

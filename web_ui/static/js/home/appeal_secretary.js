@@ -8,7 +8,7 @@
 import { api, dayPath } from "../api.js";
 import { busy, refused, toast } from "../actions.js";
 import { formatDateTime, fromLocalInput, toLocalInput } from "../clock.js";
-import { clear, h } from "../dom.js";
+import { clear, h, saveBlob } from "../dom.js";
 import { roleName, t } from "../i18n.js";
 import { state, student, subscribe } from "../store.js";
 import { ownZone, section } from "./common.js";
@@ -88,13 +88,8 @@ export function appealsSection() {
 
   async function evidence(appeal) {
     try {
-      const blob = await api.blob(`/api/appeals/${appeal.appeal_id}/evidence?format=zip`);
-      const url = URL.createObjectURL(blob);
-      const a = h("a", { href: url, download: `appeal-${appeal.appeal_id}.zip` });
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      saveBlob(await api.blob(`/api/appeals/${appeal.appeal_id}/evidence?format=zip`),
+        `appeal-${appeal.appeal_id}.zip`);
     } catch (error) {
       refused(error);
     }

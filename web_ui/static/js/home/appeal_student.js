@@ -11,7 +11,7 @@ import { formatDateTime } from "../clock.js";
 import { clear, h } from "../dom.js";
 import { t } from "../i18n.js";
 import { subscribe } from "../store.js";
-import { ownZone, section } from "./common.js";
+import { openAppealSitting, ownZone, section } from "./common.js";
 
 // How often the page asks again while something is pending (a sitting, a decision).
 const POLL_MS = 60_000;
@@ -52,14 +52,6 @@ export function appealSection() {
     await load();
   }
 
-  async function openSitting(appeal) {
-    try {
-      const mine = await api.post(`/api/appeals/${appeal.appeal_id}/my-invite`, {});
-      window.location.assign(mine.link);
-    } catch (error) {
-      refused(error);
-    }
-  }
 
   function render() {
     const zone = ownZone();
@@ -106,7 +98,7 @@ export function appealSection() {
         t("appealDecisionOn", { when: formatDateTime(appeal.delivery_at, zone) })));
     } else if (appeal.sitting_at) {
       const go = h("button", { type: "button", id: "appeal-sitting-link", class: "primary" }, t("appealSittingGo"));
-      go.addEventListener("click", busy(go, () => openSitting(appeal)));
+      go.addEventListener("click", busy(go, () => openAppealSitting(appeal)));
       rows.push(h("p", { class: "state-wait", id: "appeal-sitting" }, t("appealSittingAt", { when: formatDateTime(appeal.sitting_at, zone) })),
         h("p", { class: "muted" }, t("appealSittingHint")), go);
     } else {

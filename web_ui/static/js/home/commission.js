@@ -11,7 +11,7 @@ import { formatDateTime } from "../clock.js";
 import { clear, h } from "../dom.js";
 import { t } from "../i18n.js";
 import { state, student, subscribe } from "../store.js";
-import { ownZone, section } from "./common.js";
+import { openAppealSitting, ownZone, section } from "./common.js";
 
 const APPEAL_ROLES = new Set(["appeal_chair", "appeal_member"]);
 
@@ -86,14 +86,6 @@ function chairAppeals() {
     await load();
   }
 
-  async function openSitting(appeal) {
-    try {
-      const mine = await api.post(`/api/appeals/${appeal.appeal_id}/my-invite`, {});
-      window.location.assign(mine.link);
-    } catch (error) {
-      refused(error);
-    }
-  }
 
   function card(appeal, zone) {
     const name = student(String(appeal.student))?.name ?? String(appeal.student);
@@ -118,7 +110,7 @@ function chairAppeals() {
         t(appeal.decision === "upheld" ? "appealDecisionUpheld" : "appealDecisionRejected")));
     } else if (appeal.sitting_at) {
       const go = h("button", { type: "button", class: "appeal-sitting-link" }, t("appealSittingGo"));
-      go.addEventListener("click", busy(go, () => openSitting(appeal)));
+      go.addEventListener("click", busy(go, () => openAppealSitting(appeal)));
       items.push(h("p", { class: "state-wait" }, t("appealSittingAtSec", { when: formatDateTime(appeal.sitting_at, zone) })), go);
     }
     return h("div", { class: "appeal card", dataset: { appeal: appeal.appeal_id } }, items);

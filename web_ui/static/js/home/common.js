@@ -1,6 +1,8 @@
 // What every personal page starts with: the day, when it starts in the person's own
 // time zone (and the day's, when they differ), and the button into the room. Each
 // role's page (home/<role>.js) adds its own sections below it.
+import { refused } from "../actions.js";
+import { api } from "../api.js";
 import { formatDateTime, localZone } from "../clock.js";
 import { h } from "../dom.js";
 import { t } from "../i18n.js";
@@ -38,4 +40,14 @@ export function section(titleKey, ...children) {
   const heading = h("h3", {});
   subscribe(() => { heading.textContent = t(titleKey); });
   return h("section", { class: "card" }, heading, ...children);
+}
+
+// Fetch a fresh link to the appeal sitting (`my-invite`) and go there.
+export async function openAppealSitting(appeal) {
+  try {
+    const mine = await api.post(`/api/appeals/${appeal.appeal_id}/my-invite`, {});
+    window.location.assign(mine.link);
+  } catch (error) {
+    refused(error);
+  }
 }

@@ -10,7 +10,7 @@
 import { api, dayPath } from "../api.js";
 import { refused, toast, withNames } from "../actions.js";
 import { formatDateTime, now } from "../clock.js";
-import { clear, h } from "../dom.js";
+import { clear, h, saveBlob } from "../dom.js";
 import { has, roleName, t } from "../i18n.js";
 import { state, subscribe } from "../store.js";
 import { appealsSection } from "./appeal_secretary.js";
@@ -467,13 +467,7 @@ function reasonText(reason) {
 }
 
 async function download(record) {
-  const blob = await api.blob(record.download);
-  const url = URL.createObjectURL(blob);
-  const a = h("a", { href: url, download: `day-${state.me.day.id}-${record.sha256.slice(0, 12)}.zip`, hidden: true });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  saveBlob(await api.blob(record.download), `day-${state.me.day.id}-${record.sha256.slice(0, 12)}.zip`);
 }
 
 function handoverCard() {

@@ -7,7 +7,7 @@
 // home/appeal_student.js.
 import { api, dayPath } from "../api.js";
 import { formatDateTime } from "../clock.js";
-import { clear, h } from "../dom.js";
+import { clear, h, saveBlob } from "../dom.js";
 import { gradeName, t } from "../i18n.js";
 import { prejoin } from "../prejoin.js";
 import { state, subscribe } from "../store.js";
@@ -293,13 +293,7 @@ async function openDoc(kind) {
   const status = page.uploads[kind] ??= {};
   status.error = null;
   try {
-    const blob = await api.blob(studentPath(`/files/${kind}`));
-    const url = URL.createObjectURL(blob);
-    const link = h("a", { href: url, target: "_blank", rel: "noopener", download: `${kind}.pdf` });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    saveBlob(await api.blob(studentPath(`/files/${kind}`)), `${kind}.pdf`);
   } catch (error) {
     status.error = { key: "studentErrOpen", params: { detail: error.message } };
   }
