@@ -37,8 +37,9 @@ class IdentitySettings:
     search_width: int = field(default=640, metadata=_range(160, 4096))
     # HOG upsampling of that first search (each step doubles width and height).
     upsample: int = field(default=1, metadata=_range(0, 3))
-    # Narrowest document face (pixels of the full frame) that is compared.
-    min_document_face_px: int = field(default=40, metadata=_range(8, 2000))
+    # Narrowest document face (dlib's box, pixels of the full frame) that is
+    # compared. dlib boxes a 48 px printed photo at 37-56 px.
+    min_document_face_px: int = field(default=34, metadata=_range(8, 2000))
     # Variance of the Laplacian of the live face scaled to 96x96 below which the
     # picture counts as blurred.
     min_sharpness: float = field(default=60.0, metadata=_range(0.0, 1e6))
