@@ -142,14 +142,17 @@ async def serve(data_dir: Path) -> None:
     from _control import add_stats_route, latency_summary
     from _control import serve as run
 
-    from server.config import Config, TlsConfig, TlsMode
+    from server.config import Config, LobbyConfig, TlsConfig, TlsMode
     from storage.roster import CommissionSpec, DaySpec, RosterStore, StudentSpec
     from web_ui.app import create_app
     from web_ui.keys import DATABASE, ROOMS
 
     base = Config()
+    # No lobby: the student publishes at once, as after the secretary's admission
+    # (with it, nothing reaches the members and the clients never become ready).
     app = create_app(dataclasses.replace(
         base, data_dir=data_dir, tls=TlsConfig(mode=TlsMode.OFF),
+        lobby=LobbyConfig(admission=False),
         server=dataclasses.replace(base.server, host="127.0.0.1", port=0)))
 
     steps = time_loop_steps()

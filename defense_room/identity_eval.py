@@ -25,6 +25,12 @@ same-person pairs, hi drops towards the largest same-person distance; if even th
 exceeds 15 %, both cannot hold: the band keeps every same-person pair out of no
 match and the report says so, naming the hi that would keep look closely at 15 %.
 
+Faces the band has not seen: the band is tuned on the same pairs it is reported on,
+so the report also gives a leave-one-person-out estimate. For each person, the band
+is suggested from the pairs that do not show them and applied to the pairs that do
+(to that band, that person is a stranger); the verdicts of every fold are summed per
+size (``held_out`` in the JSON line).
+
 Legacy rates at a threshold t (= lo): FMR is the share of different-person pairs
 at a distance <= t (a retake is not a match); FNMR the share of same-person pairs
 not matched at t (a distance > t, or a retake). The last line printed is one JSON
@@ -71,6 +77,7 @@ class Pair:
     distance: float | None  # None: the analysis asked for a retake
     reason: str | None
     document_px: int = 64  # the document face's width in the built frame
+    people: tuple[str, str] = ("", "")  # (live, document) labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +192,8 @@ def evaluate(folder: Path, settings: IdentitySettings, *, size: tuple[int, int] 
               f"({len(jobs) // max(1, len(sizes))} pairs x {len(sizes)} sizes), "
               f"{max(1, workers)} processes", file=log, flush=True)
         results = _with_progress(pool.map(_compare, jobs, chunksize=4), len(jobs), started, log)
-    pairs = [Pair(a, b, labeled[a][0] == labeled[b][0], distance, reason, px)
+    pairs = [Pair(a, b, labeled[a][0] == labeled[b][0], distance, reason, px,
+                  (labeled[a][0], labeled[b][0]))
              for (a, b, _, _, px), (distance, reason) in zip(jobs, results, strict=True)]
     skipped = {str(paths[i].relative_to(folder)): n for i, n in enumerate(counts) if n != 1}
     return report(pairs, len(usable), skipped, size, sizes, settings, out or sys.stdout,
@@ -292,6 +300,34 @@ def _per_size(pairs: Sequence[Pair], band: Band, configured: tuple[float, float]
     }
 
 
+def held_out(pairs: Sequence[Pair], sizes: Sequence[int]) -> dict[str, Any]:
+    """The leave-one-person-out estimate of the module doc, per size: the shares of
+    different-person pairs verdicted match, of same-person pairs verdicted no match
+    or retake, and of same-person pairs sent to look closely."""
+    people = sorted({name for p in pairs for name in p.people if name})
+    counts = {px: Counter[str]() for px in sizes}
+    bands: list[list[float]] = []
+    for person in people:
+        band = suggest_band([p for p in pairs if person not in p.people])
+        bands.append([band.lo, band.hi])
+        for p in pairs:
+            if person in p.people and p.document_px in counts:
+                kind = "same" if p.same else "different"
+                counts[p.document_px][kind] += 1
+                counts[p.document_px][f"{kind}_{verdict(p, band.lo, band.hi)}"] += 1
+    by_size = {str(px): {
+        "false_match_rate": _share(c["different_match"], c["different"]),
+        "same_rejected_rate": _share(c["same_no_match"] + c["same_retake"], c["same"]),
+        "look_closely_rate": _share(c["same_look_closely"], c["same"]),
+        "same_judged": c["same"], "different_judged": c["different"],
+    } for px, c in counts.items()}
+    return {"people": len(people), "sizes": by_size,
+            "lo_range": [min((b[0] for b in bands), default=None),
+                         max((b[0] for b in bands), default=None)],
+            "hi_range": [min((b[1] for b in bands), default=None),
+                         max((b[1] for b in bands), default=None)]}
+
+
 def _pct(share: float) -> str:
     return f"{100 * share:.1f} %"
 
@@ -342,6 +378,15 @@ def report(pairs: Sequence[Pair], images: int, skipped: dict[str, int],
         print(f"both cannot hold: look closely stays <= {_pct(MAX_LOOK_CLOSELY)} only with "
               f"no_match_distance {band.conflict_hi:.2f}, which calls {band.conflict_no_match} "
               f"same-person pairs no match", file=out)
+    unseen = held_out(pairs, sizes)
+    if unseen["people"] > 1:
+        print(f"faces the band has not seen (leave one of {unseen['people']} people out; lo "
+              f"{unseen['lo_range'][0]:.2f}-{unseen['lo_range'][1]:.2f}, hi "
+              f"{unseen['hi_range'][0]:.2f}-{unseen['hi_range'][1]:.2f}): " + "; ".join(
+                  f"{px} px: diff->match {_pct(row['false_match_rate'])}, same->no/retake "
+                  f"{_pct(row['same_rejected_rate'])}, look closely "
+                  f"{_pct(row['look_closely_rate'])}" for px, row in unseen["sizes"].items()),
+              file=out)
     fmr, fnmr = rates(pairs, band.lo)
     same = [p.distance for p in pairs if p.same and p.distance is not None]
     different = [p.distance for p in pairs if not p.same and p.distance is not None]
@@ -359,6 +404,7 @@ def report(pairs: Sequence[Pair], images: int, skipped: dict[str, int],
         "max_same": round(max(same), 4) if same else None,
         "min_different": round(min(different), 4) if different else None,
         "size": f"{size[0]}x{size[1]}", "document_face_px": list(sizes), "sizes": per_size,
+        "held_out": unseen,
     }
     if seconds is not None:
         summary["seconds"] = round(seconds, 1)

@@ -47,6 +47,8 @@ SEARCHED_FACE_PX = 40
 #: Lowest HOG score of a second-pass candidate worth searching again at another
 #: scale (printed faces missed at one scale scored 0.4-0.5 in calibration).
 CANDIDATE_SCORE = 0.0
+#: The scales (over the candidate's refining scale) it is searched again at.
+CONFIRM_STEPS = (1.15, 1.35)
 #: Width (searched pixels) the document face is magnified to when its box is refined.
 REFINE_PX = 110
 #: Reported in place of an infinite yaw (eyes on one point).
@@ -129,12 +131,13 @@ def _document_candidates(image: Image, live: Face, magnification: float,
         return sure
     confirmed = []
     for candidate in sorted(found, key=lambda f: f.score, reverse=True)[:2]:
-        again = fr.refine(image, candidate,
-                          magnification=max(magnification * 1.15,
-                                            REFINE_PX / candidate.box.width),
-                          min_score=settings.min_detection_score)
-        if again is not candidate:  # found again, at the score a face needs
-            confirmed.append(again)
+        for step in CONFIRM_STEPS:
+            again = fr.refine(image, candidate,
+                              magnification=max(magnification, REFINE_PX / candidate.box.width)
+                              * step, min_score=settings.min_detection_score)
+            if again is not candidate:  # found again, at the score a face needs
+                confirmed.append(again)
+                break
     return confirmed
 
 

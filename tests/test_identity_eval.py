@@ -12,7 +12,8 @@ import pytest
 
 from defense_room.cli import main
 from defense_room.identity_eval import (
-    LOOK_CLOSELY, MATCH, MAX_LOOK_CLOSELY, NO_MATCH, RETAKE, Pair, figures, look_closely_rate,
+    LOOK_CLOSELY, MATCH, MAX_LOOK_CLOSELY, NO_MATCH, RETAKE, Pair, figures, held_out,
+    look_closely_rate,
     rates, report, suggest_band, verdict)
 from identity.settings import IdentitySettings
 
@@ -154,6 +155,32 @@ def test_when_both_targets_cannot_hold_the_report_says_so() -> None:
     assert summary["band"] == [0.48, 0.58]
     assert summary["band_conflict"] == {"no_match_distance": 0.56, "same_no_match": 2}
     assert json.loads(out.getvalue().strip().splitlines()[-1]) == summary
+
+
+def test_the_held_out_estimate_judges_each_person_by_a_band_tuned_without_them() -> None:
+    def pair(x: str, y: str, distance: float) -> Pair:
+        return Pair(0, 1, x[0] == y[0], distance, None, 64, (x[0], y[0]))
+
+    pairs = [pair("a1", "a2", 0.30), pair("b1", "b2", 0.32), pair("c1", "c2", 0.62),
+             pair("a1", "b1", 0.80), pair("a1", "c1", 0.58), pair("b1", "c1", 0.90)]
+    everyone = suggest_band(pairs)
+    assert (everyone.lo, everyone.hi) == (0.56, 0.62)
+    assert figures(pairs, everyone.lo, everyone.hi)["false_match_rate"] == 0.0
+    # Without a, the only different pair left is b-c (0.90): lo 0.88 calls a-b (0.80)
+    # and a-c (0.58) a match. Without c, lo 0.78 calls a-c a match. Without b the band
+    # is the full one. 3 of the 6 judged different pairs: what a band tuned on too few
+    # people does to a stranger, invisible in the figures on the tuning set.
+    unseen = held_out(pairs, (64,))
+    assert unseen["people"] == 3
+    assert unseen["lo_range"] == [0.56, 0.88]
+    row = unseen["sizes"]["64"]
+    assert (row["different_judged"], row["same_judged"]) == (6, 3)
+    assert row["false_match_rate"] == 0.5
+    assert row["same_rejected_rate"] == 0.0 and row["look_closely_rate"] == 0.0
+    out = io.StringIO()
+    summary = report(pairs, 6, {}, (1280, 720), (64,), IdentitySettings(), out)
+    assert summary["held_out"] == unseen
+    assert "has not seen (leave one of 3 people out" in out.getvalue()
 
 
 def test_a_missing_folder_is_named(tmp_path: Path) -> None:
