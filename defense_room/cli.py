@@ -19,7 +19,7 @@ from .identity_eval import add_identity_eval
 from .invites_cli import add_parser as add_invites_parser, run_invites
 from .retention_cli import add_parser as add_retention_parser
 from .retention_cli import run_retention
-from .tls import detect_lan_address, ssl_context_for
+from .tls import detect_lan_address, self_signed_warning, ssl_context_for
 
 logger = logging.getLogger("defense_room")
 
@@ -160,6 +160,9 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
     ssl_context, fingerprint = ssl_context_for(config, public_host)
     scheme = "https" if ssl_context is not None else "http"
     base_url = f"{scheme}://{public_host}:{listen_port}"
+    certificate_warning = self_signed_warning(config, public_host, listen_host)
+    if certificate_warning is not None:
+        print(certificate_warning, file=sys.stderr, flush=True)
 
     office_token = None
     if demo and config.api.organizer_token_sha256 is None:

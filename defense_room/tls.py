@@ -122,6 +122,42 @@ def ssl_context_for(cfg: Config, host: str) -> tuple[ssl.SSLContext | None, str 
     return context, fingerprint
 
 
+def self_signed_warning(cfg: Config, public_host: str, listen_host: str) -> str | None:
+    """A start-up warning when the server offers a self-signed certificate beyond this
+    machine (None otherwise; call after ``ssl_context_for``, which makes it).
+
+    A desktop browser lets a person accept such a certificate for the page, but
+    iPhones (Safari, and every iOS browser, which all use its engine) then still
+    refuse the page's wss:// socket, so a student on a phone sees the pre-join page
+    and never gets into the room."""
+    if cfg.tls.mode is TlsMode.OFF:
+        return None
+    if _is_loopback(listen_host) and _is_loopback(public_host):
+        return None
+    cert_file = cfg.tls.cert_file or cfg.data_dir / "tls" / "cert.pem"
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if cert.issuer != cert.subject:
+        return None
+    return (f"WARNING: the TLS certificate ({cert_file}) is self-signed, and the server is "
+            f"reachable beyond this machine (as {public_host}). Phones, iPhones above all, "
+            "refuse the room's wss:// connection to a self-signed certificate even after the "
+            "warning is accepted. Use a trusted certificate (the university's, or a public one "
+            "such as Let's Encrypt's): tls.mode: files, tls.cert_file (the full chain) and "
+            "tls.key_file in config.yaml.")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _fingerprint_of_file(cert_file: Path) -> str:
     try:
         cert = x509.load_pem_x509_certificate(cert_file.read_bytes())

@@ -7,6 +7,8 @@ start decoding), and is this depayloaded frame a keyframe.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpSender
 
 from .errors import UnsupportedCodecError
@@ -133,25 +135,58 @@ def h264_payload_starts_nal(payload: bytes) -> bool:
     return True
 
 
-def sender_preferences(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapability]:
-    """Codec preferences that make a subscriber's sender use exactly the publisher's
-    codec (same H.264 profile and packetization), plus RTX so lost packets can be
-    retransmitted from the sender's own history."""
-    check_forwardable(codec)
-    capabilities = RTCRtpSender.getCapabilities(codec.mimeType.split("/")[0]).codecs
-    wanted = codec.mimeType.lower()
-    matching = [c for c in capabilities if c.mimeType.lower() == wanted]
-    if wanted == "video/h264":
-        profile = str(codec.parameters.get("profile-level-id", "42e01f")).lower()
-        matching = [
-            c for c in matching if str(c.parameters.get("profile-level-id", "")).lower() == profile
-        ] or [
-            # Browsers decode any constrained-baseline stream; match on the profile only.
-            c for c in capabilities
-            if c.mimeType.lower() == wanted
-            and str(c.parameters.get("profile-level-id", ""))[:2] == profile[:2]
-        ]
-    if not matching:
-        raise UnsupportedCodecError(f"no sender capability matches {codec.mimeType} {codec.parameters}")
+def codec_key(codec: RTCRtpCodecParameters | RTCRtpCodecCapability) -> str:
+    """What makes two connections' codecs the same bitstream, whatever their payload
+    types: the MIME type and, for H.264, the packetization mode and the profile
+    (profile_idc and constraint flags; the level only bounds the size)."""
+    mime = codec.mimeType.lower()
+    if mime != "video/h264":
+        return mime
+    profile = str(codec.parameters.get("profile-level-id", "42e01f")).lower()[:4]
+    mode = str(codec.parameters.get("packetization-mode", "0"))
+    return f"{mime};packetization-mode={mode};profile={profile}"
+
+
+def publish_preferences(kind: str) -> list[RTCRtpCodecCapability]:
+    """What the server offers a participant to send their own camera (or microphone)
+    with, most wanted first: only codecs it can forward, VP8 before H.264.
+
+    Why VP8 first: the server never transcodes, so a track reaches only those who
+    decode the codec its publisher chose. Every WebRTC browser decodes VP8 (Firefox
+    without its OpenH264 plugin has no H.264 at all), so a publisher that honours the
+    offerer's order (RFC 3264 6.1) sends what everyone can watch; H.264 is left for a
+    publisher that cannot send VP8, and then reaches only the subscribers that accept
+    it (the others are told, ``track_unavailable``)."""
+    capabilities = RTCRtpSender.getCapabilities(kind).codecs
+    order = {"video/vp8": 0, "video/h264": 1, "audio/opus": 0}
+    media = sorted((c for c in capabilities if c.mimeType.lower() in FORWARDED_MIME_TYPES),
+                   key=lambda c: order.get(c.mimeType.lower(), 2))
     rtx = [c for c in capabilities if c.mimeType.lower().endswith("/rtx")]
-    return [matching[0], *rtx]
+    return [*media, *rtx]
+
+
+def sender_preferences(codecs: Sequence[RTCRtpCodecParameters]) -> list[RTCRtpCodecCapability]:
+    """Codec preferences that let a subscriber's sender carry exactly the publisher's
+    negotiated codecs (same H.264 profile and packetization), in that order, plus RTX
+    so lost packets can be retransmitted from the sender's own history. The
+    subscriber accepts those it decodes; the forwarder sends each packet in the
+    subscriber's payload type for the codec the publisher really uses."""
+    capabilities = RTCRtpSender.getCapabilities(codecs[0].mimeType.split("/")[0]).codecs
+    chosen: list[RTCRtpCodecCapability] = []
+    for codec in codecs:
+        check_forwardable(codec)
+        wanted = codec.mimeType.lower()
+        matching = [c for c in capabilities if c.mimeType.lower() == wanted]
+        if wanted == "video/h264":
+            profile = str(codec.parameters.get("profile-level-id", "42e01f")).lower()
+            matching = [
+                c for c in matching
+                if str(c.parameters.get("profile-level-id", "")).lower() == profile
+            ] or [c for c in matching if codec_key(c) == codec_key(codec)]
+        if not matching:
+            raise UnsupportedCodecError(
+                f"no sender capability matches {codec.mimeType} {codec.parameters}")
+        if matching[0] not in chosen:
+            chosen.append(matching[0])
+    rtx = [c for c in capabilities if c.mimeType.lower().endswith("/rtx")]
+    return [*chosen, *rtx]

@@ -8,6 +8,14 @@ connection in the same call; nothing is decoded, re-packetized or queued. While 
 frame consumer (the recorder, the identity check) is attached, the packets are also
 rebuilt into frames (``assembler``).
 
+Codecs: a publisher may send any codec it negotiated, and switch. Which one is read
+from each packet's payload type (``codecs`` maps them), never from the answer's order
+(a browser may list H.264 first and send VP8, the offerer's preference). Each
+subscriber was offered every codec the publisher negotiated and accepted those it
+decodes; it gets each packet under its own payload type for the codec really sent,
+from that codec's next keyframe, or nothing (and is told, ``on_unreachable``) when it
+accepted no such codec: the server never transcodes.
+
 Keyframes: a new subscriber, or one that fell behind, waits for the start of a keyframe
 and asks for one; so does a subscriber's PLI/FIR. Requests reach the publisher as a PLI
 at most once per ``keyframe_min_interval`` seconds.
@@ -26,7 +34,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCRtpCodecParameters
@@ -34,7 +42,7 @@ from aiortc.codecs import depayload
 from aiortc.mediastreams import MediaStreamError
 
 from .assembler import AudioSequencer, EncodedFrame, RtpIn, VideoFrameAssembler
-from .codecs import check_forwardable, codec_name, starts_keyframe
+from .codecs import check_forwardable, codec_key, codec_name, starts_keyframe
 from .metrics import ForwardingMetrics
 from .rtp_in import ReceivedRtp
 from .rtp_out import OutboundFormat, PacketRewriter, ntp_time
@@ -55,6 +63,8 @@ FrameSink = Callable[["PublishedTrack", EncodedFrame], None]
 PacketWriter = Callable[[bytes], bool]
 # Told after each packet sent: NTP time (32.32), RTP timestamp, packets, payload octets.
 SentReport = Callable[[int, int, int, int], None]
+# Told that a subscriber cannot receive the codec the publisher now sends.
+Unreachable = Callable[[RTCRtpCodecParameters], None]
 
 
 class PublishedTrack:
@@ -69,8 +79,16 @@ class PublishedTrack:
         metrics: ForwardingMetrics,
         keyframe_min_interval: float = 0.3,
         clock: Callable[[], float] = time.perf_counter,
+        codecs: Sequence[RTCRtpCodecParameters] | None = None,
     ) -> None:
-        check_forwardable(codec)
+        """``codec``: what the publisher is expected to send until its first packet
+        says (the offer's first choice); ``codecs``: every codec it negotiated, with
+        its payload type (default: ``codec`` alone)."""
+        self._codecs = list(codecs) if codecs else [codec]
+        for candidate in self._codecs:
+            check_forwardable(candidate)
+        self._by_payload_type = {c.payloadType: c for c in self._codecs if c.payloadType is not None}
+        self._codec_known = False
         self._publisher_id = publisher_id
         self._kind = kind
         self._codec = codec
@@ -101,7 +119,19 @@ class PublishedTrack:
 
     @property
     def codec(self) -> RTCRtpCodecParameters:
+        """The codec the publisher sends (from its packets; before the first one, the
+        codec it is expected to send)."""
         return self._codec
+
+    @property
+    def codecs(self) -> list[RTCRtpCodecParameters]:
+        """Every codec the publisher negotiated, the expected one first."""
+        return [self._codec, *(c for c in self._codecs if c is not self._codec)]
+
+    @property
+    def codec_known(self) -> bool:
+        """Whether ``codec`` was read from a packet yet."""
+        return self._codec_known
 
     def silent_for(self, now: float | None = None) -> float | None:
         """Seconds since the last packet arrived, on this track's clock; None if none
@@ -144,6 +174,9 @@ class PublishedTrack:
                 for subscriber in self._subscribers:
                     subscriber.restart()
             self._ssrc = packet.ssrc
+        codec = self._by_payload_type.get(packet.payload_type)
+        if codec is not None and (codec is not self._codec or not self._codec_known):
+            self._use_codec(codec)
         payload = packet.payload
         keyframe_start = bool(payload) and starts_keyframe(
             self._codec_name, payload, packet.timestamp != self._last_timestamp)
@@ -169,6 +202,21 @@ class PublishedTrack:
             self._metrics.keyframe_requests += 1
             return True
         return False
+
+    def _use_codec(self, codec: RTCRtpCodecParameters) -> None:
+        """The publisher's packets are in ``codec`` (first packet, or a switch)."""
+        if codec_key(codec) != codec_key(self._codec) or self._codec_known:
+            logger.info("publisher %s sends %s as %s (expected %s)", self._publisher_id,
+                        self._kind, codec.mimeType, self._codec.mimeType)
+        self._codec_known = True
+        if codec is not self._codec:
+            self._codec = codec
+            self._codec_name = codec_name(codec)
+            self._assembler = self._new_assembler()
+            self._last_timestamp = None
+            self.request_keyframe()
+        for subscriber in self._subscribers:
+            subscriber.use_codec(codec)
 
     def _assemble(self, packet: ReceivedRtp, now: float) -> None:
         # Frames are rebuilt only for those who take whole frames; subscribers get
@@ -266,6 +314,10 @@ class ForwardedTrack(MediaStreamTrack):
         self._rewriter: PacketRewriter | None = None
         self._write: PacketWriter | None = None
         self._report: SentReport | None = None
+        self._formats: dict[str, OutboundFormat] = {}
+        self._reachable = False
+        self._on_unreachable: Unreachable | None = None
+        self._told_unreachable: set[str] = set()
         self._waiting_since: float | None = None
         self._stopped = asyncio.Event()
 
@@ -277,14 +329,62 @@ class ForwardedTrack(MediaStreamTrack):
     def subscriber_id(self) -> str:
         return self._subscriber_id
 
-    def bind(self, fmt: OutboundFormat, write: PacketWriter, report: SentReport | None = None) -> None:
-        """Start sending in the subscriber's negotiated format (from the next keyframe)."""
-        self._rewriter = PacketRewriter(fmt, first_seq=random.getrandbits(16),
+    def bind(self, fmt: OutboundFormat | Mapping[str, OutboundFormat], write: PacketWriter,
+             report: SentReport | None = None, *,
+             on_unreachable: Unreachable | None = None) -> None:
+        """Start sending in the subscriber's negotiated format (from the next keyframe).
+
+        ``fmt``: one format per codec the subscriber accepted, by ``codec_key`` (a
+        single format stands for the publisher's current codec)."""
+        formats = (dict(fmt) if isinstance(fmt, Mapping)
+                   else {codec_key(self._source.codec): fmt})
+        if not formats:
+            raise ValueError("a subscriber needs at least one accepted codec")
+        current = formats.get(codec_key(self._source.codec))
+        self._formats = formats
+        self._rewriter = PacketRewriter(current or next(iter(formats.values())),
+                                        first_seq=random.getrandbits(16),
                                         timestamp_origin=random.getrandbits(32))
         self._write = write
         self._report = report
+        self._on_unreachable = on_unreachable
         self._waiting_since = None
+        self._reachable = current is not None
+        if current is None and self._source.codec_known:
+            self._tell_unreachable(self._source.codec)
         self._source.request_keyframe()
+
+    @property
+    def reachable(self) -> bool:
+        """Whether the subscriber accepted the codec the publisher sends (as far as
+        known: before the publisher's first packet, the codec it is expected to send)."""
+        return self._reachable
+
+    def use_codec(self, codec: RTCRtpCodecParameters) -> None:
+        """The publisher sends ``codec`` from now on: switch to the subscriber's
+        payload type for it at its next keyframe, or send nothing if it has none."""
+        if self._rewriter is None:
+            return
+        fmt = self._formats.get(codec_key(codec))
+        if fmt is None:
+            self._reachable = False
+            self._rewriter.stop()
+            self._tell_unreachable(codec)
+            return
+        if self._rewriter.format is not fmt:
+            self._rewriter.reformat(fmt)
+            self._waiting_since = None
+        self._reachable = True
+
+    def _tell_unreachable(self, codec: RTCRtpCodecParameters) -> None:
+        key = codec_key(codec)
+        if key in self._told_unreachable:
+            return
+        self._told_unreachable.add(key)
+        logger.info("subscriber %s accepted no %s: %s of %s not forwarded to it",
+                    self._subscriber_id, codec.mimeType, self.kind, self._source.publisher_id)
+        if self._on_unreachable is not None:
+            self._on_unreachable(codec)
 
     def restart(self) -> None:
         """The publisher's stream changed: resume at its next keyframe."""
@@ -299,7 +399,7 @@ class ForwardedTrack(MediaStreamTrack):
     def _forward(self, packet: ReceivedRtp, keyframe_start: bool, ntp: int, now: float,
                  arrived: float) -> None:
         rewriter = self._rewriter
-        if rewriter is None or self._stopped.is_set():
+        if rewriter is None or not self._reachable or self._stopped.is_set():
             return
         if not rewriter.running:
             if not keyframe_start:

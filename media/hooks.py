@@ -44,11 +44,15 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 
+from .codecs import codec_key
 from .errors import InternalsChangedError
 from .rtp_in import ReceivedRtp, parse_rtp
 from .rtp_out import NTP_EPOCH_OFFSET, OutboundFormat
 
 logger = logging.getLogger(__name__)
+
+#: Shortest time between two NACKs for packets still missing (about one round trip).
+NACK_REPEAT_S = 0.1
 
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _RECEIVER_CODECS = "_RTCRtpReceiver__codecs"
@@ -189,6 +193,7 @@ class _InlineReceiver:
         self._clock_rates: dict[int, int] = {}  # media payload types only
         self._streams: dict[int, StreamStatistics] = getattr(receiver, _RECEIVER_STREAMS)
         self._nack: NackGenerator | None = getattr(receiver, _RECEIVER_NACK)
+        self._nacked_at = 0.0
 
     def route(self, ssrc: int) -> None:
         routes: dict[int, InlineHandler] | None = getattr(self._receiver.transport, _DTLS_ROUTES, None)
@@ -224,8 +229,15 @@ class _InlineReceiver:
             stats = self._streams[packet.ssrc] = StreamStatistics(clock_rate)
         # Both read only the sequence number and timestamp an RtpPacket would have.
         stats.add(cast(RtpPacket, packet))
-        if self._nack is not None and self._nack.add(cast(RtpPacket, packet)):
-            _run_now(receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing)))
+        # aiortc NACKs only when a new hole appears, so a lost retransmission would
+        # leave its hole open until a keyframe: still-missing packets are asked for
+        # again, at most every NACK_REPEAT_S (on a lossy link the recording otherwise
+        # loses over a second of video each time).
+        nack = self._nack
+        if nack is not None and (nack.add(cast(RtpPacket, packet)) or (
+                nack.missing and arrived - self._nacked_at > NACK_REPEAT_S)):
+            self._nacked_at = arrived
+            _run_now(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
         if self._sink(packet):
             _run_now(receiver._send_rtcp_pli(packet.ssrc))
 
@@ -245,34 +257,37 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
     setattr(receiver, _JITTER_BUFFER, _Tap(sink, inline))
 
 
-def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters:
-    """The codec the remote side will send with: the first non-RTX negotiated one."""
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """The media codecs (no RTX) negotiated on ``transceiver``, each with its payload
+    type. Which one the remote side sends is not in the SDP: a sender picks any of
+    them, and may switch, so a publisher's codec is read from its packets' payload
+    type (``PublishedTrack``), never from the answer's order."""
     codecs: list[RTCRtpCodecParameters] = getattr(transceiver, "_codecs")
-    for codec in codecs:
-        if not codec.mimeType.lower().endswith("/rtx"):
-            return codec
-    raise InternalsChangedError("transceiver has no negotiated media codec")
+    media = [c for c in codecs if not c.mimeType.lower().endswith("/rtx")]
+    if not media or any(c.payloadType is None for c in media):
+        raise InternalsChangedError("transceiver has no negotiated media codec with a payload type")
+    return media
 
 
-def outbound_format(transceiver: RTCRtpTransceiver) -> OutboundFormat:
-    """What the subscriber negotiated on a sending transceiver (after the answer)."""
-    codec = negotiated_codec(transceiver)
-    if codec.payloadType is None:
-        raise InternalsChangedError("negotiated codec has no payload type")
-    rtx_payload_type = None
-    for candidate in getattr(transceiver, "_codecs"):
-        if (candidate.mimeType.lower().endswith("/rtx")
-                and candidate.parameters.get("apt") == codec.payloadType):
-            rtx_payload_type = candidate.payloadType
-            break
+def outbound_formats(transceiver: RTCRtpTransceiver) -> dict[str, OutboundFormat]:
+    """What the subscriber negotiated on a sending transceiver (after the answer), one
+    format per accepted codec, by ``codecs.codec_key``."""
     ids = {ext.uri: ext.id for ext in getattr(transceiver, "_headerExtensions")}
     sender = transceiver.sender
-    return OutboundFormat(
-        payload_type=codec.payloadType, ssrc=sender._ssrc, clock_rate=codec.clockRate,
-        rtx_payload_type=rtx_payload_type, rtx_ssrc=sender._rtx_ssrc,
-        mid=transceiver.mid, mid_id=ids.get(_MID_URI),
-        abs_send_time_id=ids.get(_ABS_SEND_TIME_URI), audio_level_id=ids.get(_AUDIO_LEVEL_URI),
-    )
+    all_codecs: list[RTCRtpCodecParameters] = getattr(transceiver, "_codecs")
+    formats: dict[str, OutboundFormat] = {}
+    for codec in negotiated_codecs(transceiver):
+        assert codec.payloadType is not None
+        rtx_payload_type = next(
+            (c.payloadType for c in all_codecs if c.mimeType.lower().endswith("/rtx")
+             and c.parameters.get("apt") == codec.payloadType), None)
+        formats.setdefault(codec_key(codec), OutboundFormat(
+            payload_type=codec.payloadType, ssrc=sender._ssrc, clock_rate=codec.clockRate,
+            rtx_payload_type=rtx_payload_type, rtx_ssrc=sender._rtx_ssrc,
+            mid=transceiver.mid, mid_id=ids.get(_MID_URI),
+            abs_send_time_id=ids.get(_ABS_SEND_TIME_URI), audio_level_id=ids.get(_AUDIO_LEVEL_URI),
+        ))
+    return formats
 
 
 RtpWriter = Callable[[bytes], bool]

@@ -22,11 +22,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver
-from aiortc import RTCSessionDescription
+from aiortc import RTCRtpCodecParameters, RTCSessionDescription
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from . import hooks
-from .codecs import sender_preferences
+from .answers import normalize_answer
+from .codecs import FORWARDED_MIME_TYPES, codec_name, publish_preferences, sender_preferences
 from .errors import InternalsChangedError, NegotiationError, OutOfTurnError, UnsupportedCodecError
 from .forwarder import ForwardedTrack, PublishedTrack
 from .metrics import ForwardingMetrics
@@ -36,7 +37,9 @@ from .participant import ParticipantInfo
 logger = logging.getLogger(__name__)
 
 ANSWER_TIMEOUT_S = 20.0
-# The first answer waits for the browser's camera permission prompt.
+# The first answer waits for the browser's camera permission prompt. Only a
+# backstop: the signaling session drops a silent participant sooner, after
+# media.first_answer_timeout_s (at most this), with the reason "no_answer".
 FIRST_ANSWER_TIMEOUT_S = 120.0
 
 
@@ -70,10 +73,15 @@ class Peer:
         # The participant's own audio and video arrive on these two.
         self._inbound = [self._pc.addTransceiver(kind, direction="recvonly")
                          for kind in ("audio", "video")]
+        # VP8 first: see codecs.publish_preferences for why.
+        self._inbound[1].setCodecPreferences(publish_preferences("video"))
         self._published: list[PublishedTrack] | None = None
         self._wanted: dict[PublishedTrack, ParticipantInfo] = {}
         self._sending: dict[PublishedTrack, tuple[RTCRtpTransceiver, ForwardedTrack]] = {}
         self._retired: list[RTCRtpTransceiver] = []
+        # Forwarded tracks whose m-line the client rejected (no codec it decodes).
+        self._unreachable: dict[PublishedTrack, RTCRtpTransceiver] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._dirty = asyncio.Event()
         self._dirty.set()  # the first offer goes out at once
         self._answer: asyncio.Future[RTCSessionDescription] | None = None
@@ -101,6 +109,11 @@ class Peer:
     @property
     def pc(self) -> RTCPeerConnection:
         return self._pc
+
+    @property
+    def answered(self) -> bool:
+        """The client has answered the server's first offer."""
+        return self._published is not None
 
     @property
     def published(self) -> list[PublishedTrack]:
@@ -215,12 +228,15 @@ class Peer:
             transceiver.direction = "inactive"
             self._retired.append(transceiver)
             changed = True
+        for publication in [p for p in self._unreachable if p not in self._wanted]:
+            del self._unreachable[publication]
         for publication in list(self._wanted):
-            if publication in self._sending or publication.closed:
+            if publication in self._sending or publication in self._unreachable or publication.closed:
                 continue
             track = publication.subscribe(self._info.id)
             transceiver = self._pc.addTransceiver(track, direction="sendonly")
-            transceiver.setCodecPreferences(sender_preferences(publication.codec))
+            # Every codec the publisher negotiated: the client accepts those it decodes.
+            transceiver.setCodecPreferences(sender_preferences(publication.codecs))
             hooks.tap_sender(transceiver.sender, track.on_keyframe_request, track.on_remb)
             self._sending[publication] = (transceiver, track)
             added.append((transceiver, track))
@@ -230,6 +246,7 @@ class Peer:
 
         offer = await self._pc.createOffer()
         await self._pc.setLocalDescription(offer)
+        offer_sdp = self._pc.localDescription.sdp
         tracks = {}
         for publication, (transceiver, _) in self._sending.items():
             publisher = self._wanted.get(publication)
@@ -253,14 +270,23 @@ class Peer:
             ) from exc
         finally:
             self._answer = None
+        # A rejected m-line (JSEP allows it) must not cost the client the others.
+        normalized = normalize_answer(answer.sdp, offer_sdp)
         try:
-            await self._pc.setRemoteDescription(answer)
+            await self._pc.setRemoteDescription(
+                RTCSessionDescription(sdp=normalized.sdp, type="answer"))
         except Exception as exc:  # aiortc raises assorted types for a bad SDP
             raise NegotiationError(f"the answer could not be applied: {exc}") from exc
+        for publication, (transceiver, track) in list(self._sending.items()):
+            if transceiver.mid in normalized.rejected:
+                self._reject(publication, transceiver, track)
+                added = [(t, f) for t, f in added if t is not transceiver]
         for transceiver in self._pc.getTransceivers():
             hooks.receive_inline(transceiver.receiver.transport)
         for transceiver, track in added:
-            _bind(transceiver, track)
+            publisher = self._wanted.get(track.source)
+            _bind(transceiver, track, functools.partial(
+                self._tell_unavailable, track.source, publisher))
         if first:
             # No await between applying the answer and tapping the receivers: media
             # cannot arrive before the transports connect, which needs the loop.
@@ -269,6 +295,31 @@ class Peer:
         for transceiver in self._retired:
             await transceiver.sender.stop()
         self._retired.clear()
+
+    def _reject(self, publication: PublishedTrack, transceiver: RTCRtpTransceiver,
+                track: ForwardedTrack) -> None:
+        """The client rejected this forwarded track's m-line: it decodes none of the
+        codecs its publisher negotiated. Not offered again while subscribed."""
+        del self._sending[publication]
+        track.stop()
+        transceiver.direction = "inactive"
+        self._unreachable[publication] = transceiver
+        self._tell_unavailable(publication, self._wanted.get(publication), publication.codec)
+
+    def _tell_unavailable(self, publication: PublishedTrack, publisher: ParticipantInfo | None,
+                          codec: RTCRtpCodecParameters) -> None:
+        """Tell the client that a track cannot reach it (called on the media path:
+        the message goes out from a task of its own)."""
+        if publisher is None or self._stopped:
+            return
+        logger.info("%s cannot receive %s's %s (%s)", self._info.name, publisher.name,
+                    publication.kind, codec.mimeType)
+        task = asyncio.get_running_loop().create_task(self.send({
+            "type": "track_unavailable", "participant": publisher.id, "name": publisher.name,
+            "kind": publication.kind, "codec": codec_name(codec),
+        }))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _publish_from(self, answer_sdp: str) -> list[PublishedTrack]:
         sending = {
@@ -285,11 +336,19 @@ class Peer:
 
     def _publish(self, transceiver: RTCRtpTransceiver) -> PublishedTrack | None:
         try:
-            codec = hooks.negotiated_codec(transceiver)
+            # In the server's order of preference (VP8 first); which one the client
+            # really sends, the forwarder reads from its packets.
+            codecs = [c for c in hooks.negotiated_codecs(transceiver)
+                      if c.mimeType.lower() in FORWARDED_MIME_TYPES]
+            if not codecs:
+                raise UnsupportedCodecError(
+                    f"the client negotiated no codec the server forwards for {transceiver.kind}")
+            codec = codecs[0]
             publication = PublishedTrack(
                 publisher_id=self._info.id,
                 kind=transceiver.kind,
                 codec=codec,
+                codecs=codecs,
                 metrics=self._metrics,
                 keyframe_min_interval=self._keyframe_min_interval,
             )
@@ -301,7 +360,8 @@ class Peer:
         if transceiver.kind == "video":
             hooks.relay_bandwidth_estimates(receiver)
             publication.set_remb_sink(functools.partial(hooks.send_remb, receiver))
-        logger.info("%s publishes %s as %s", self._info.name, transceiver.kind, codec.mimeType)
+        logger.info("%s publishes %s, negotiated %s", self._info.name, transceiver.kind,
+                    ", ".join(c.mimeType for c in codecs))
         return publication
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -333,6 +393,8 @@ class Peer:
         for _, track in self._sending.values():
             track.stop()
         self._sending.clear()
+        for task in list(self._tasks):
+            task.cancel()
         for publication in self._published or []:
             publication.close()
         await self._pc.close()
@@ -343,7 +405,8 @@ class Peer:
         await asyncio.gather(*others, return_exceptions=True)
 
 
-def _bind(transceiver: RTCRtpTransceiver, track: ForwardedTrack) -> None:
+def _bind(transceiver: RTCRtpTransceiver, track: ForwardedTrack,
+          on_unreachable: Callable[[RTCRtpCodecParameters], None]) -> None:
     """Let ``track`` write its packets through ``transceiver``'s sender as negotiated."""
     sender = transceiver.sender
     write = hooks.rtp_writer(sender)
@@ -352,5 +415,5 @@ def _bind(transceiver: RTCRtpTransceiver, track: ForwardedTrack) -> None:
         hooks.report_sent(sender, ntp_time=ntp, rtp_timestamp=rtp_timestamp,
                           packets=packets, octets=octets)
 
-    track.bind(hooks.outbound_format(transceiver), write, report)
+    track.bind(hooks.outbound_formats(transceiver), write, report, on_unreachable=on_unreachable)
     hooks.answer_nacks(sender, track.retransmission, write)

@@ -161,6 +161,17 @@ class PacketRewriter:
         """Send nothing until the next ``start`` (a keyframe, or the next audio packet)."""
         self._running = False
 
+    def reformat(self, fmt: OutboundFormat) -> None:
+        """Write later packets in ``fmt`` (the publisher switched codec: another payload
+        type of the same stream), keeping the sequence numbers continuous. Stops: the
+        new codec starts at its first keyframe. The history is dropped, so a NACK is
+        never answered with the old codec's packet under the new payload type."""
+        self._fmt = fmt
+        self._writer = HeaderWriter(fmt)
+        self._history = [None] * HISTORY_SIZE
+        self._history_seq = [-1] * HISTORY_SIZE
+        self.stop()
+
     def start(self, seq: int, timestamp: int, now: float) -> None:
         """Begin a run at the publisher's packet ``seq``, continuing the subscriber's
         stream: the next sequence number, and a timestamp as far after the last one

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import ipaddress
 import zoneinfo
 import enum
 import typing
@@ -106,6 +107,57 @@ class IceServer:
         return None
 
 
+def _check_turn_urls(urls: tuple[str, ...]) -> str | None:
+    if not urls:
+        return "must list at least one URL"
+    for url in urls:
+        if not url.startswith(("turn:", "turns:")):
+            return f"must hold turn: or turns: URLs, got {url!r}"
+    return None
+
+
+def _check_ip(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"must be an IP address, got {value!r}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnServer:
+    """A TURN server sharing a secret with this one (coturn's ``use-auth-secret``):
+    each participant gets a user name and password of its own, valid for the day
+    (server/turn.py), never a static password."""
+
+    urls: tuple[str, ...] = field(default=(), metadata={"check": _check_turn_urls})
+    # A file whose first line is coturn's static-auth-secret, never the secret itself.
+    secret_file: Path | None = None
+    # Credentials last until the end of the day (the defense day's time zone) plus
+    # this margin, and never longer than max_ttl_s from when they are handed out.
+    margin_s: float = field(default=7200.0, metadata=_between(0, 86_400))
+    max_ttl_s: float = field(default=86_400.0, metadata=_between(300, 7 * 86_400))
+
+    def _problem(self) -> tuple[str, str] | None:
+        if self.secret_file is None:
+            return "secret_file", "is required (coturn's static-auth-secret, in a file)"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncedAddress:
+    """1:1 NAT: the server binds ``private`` but its ICE candidates name ``public``."""
+
+    private: str = field(default="", metadata={"check": _check_ip})
+    public: str = field(default="", metadata={"check": _check_ip})
+
+    def _problem(self) -> tuple[str, str] | None:
+        for name in ("private", "public"):
+            if not getattr(self, name):
+                return name, "is required (an IP address)"
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
     """Limits of the media forwarder and its signaling."""
@@ -116,6 +168,22 @@ class MediaConfig:
     max_participants: int = field(default=32, metadata=_between(2, 1000))
     # A participant whose tracks all stop for this long counts as gone (presence).
     media_stall_s: float = field(default=15.0, metadata=_between(2, 600))
+    # Rule P5 (clause 6.4): a student's connection delivering less than this (kbit/s,
+    # averaged over student_low_after_s) is reported to the secretary.
+    student_min_kbps: int = field(default=200, metadata=_between(10, 100_000))
+    student_low_after_s: float = field(default=10.0, metadata=_between(2, 600))
+    # A participant whose browser has not answered the server's first offer by then
+    # is dropped (bye "no_answer"): a browser without WebRTC, or a stuck page.
+    first_answer_timeout_s: float = field(default=30.0, metadata=_between(1, 120))
+    # Behind 1:1 NAT (a cloud machine): the public address put in the server's ICE
+    # candidates in place of each private address it binds.
+    announced_addresses: tuple[AnnouncedAddress, ...] = ()
+
+    def _problem(self) -> tuple[str, str] | None:
+        privates = [a.private for a in self.announced_addresses]
+        if len(set(privates)) != len(privates):
+            return "announced_addresses", "lists a private address twice"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +400,8 @@ class Config:
     # Empty on purpose: given no ICE servers, aiortc would contact a public
     # STUN server, and a defense must not talk to third parties.
     ice_servers: tuple[IceServer, ...] = ()
+    # TURN servers with per-person, per-day credentials (server/turn.py).
+    turn: tuple[TurnServer, ...] = ()
     media: MediaConfig = field(default_factory=MediaConfig)
     signaling: SignalingConfig = field(default_factory=SignalingConfig)
     phases: PhasesConfig = field(default_factory=PhasesConfig)

@@ -53,8 +53,9 @@ class Cdp:
     _reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(cls, url: str) -> Cdp:
-        session = aiohttp.ClientSession()
+    async def connect(cls, url: str, connector: aiohttp.BaseConnector | None = None) -> Cdp:
+        """``connector``: e.g. a UnixConnector to a browser in another network namespace."""
+        session = aiohttp.ClientSession(connector=connector)
         try:
             ws = await session.ws_connect(url, max_msg_size=256 << 20)
         except BaseException:

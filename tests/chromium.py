@@ -102,11 +102,14 @@ def require_chromium() -> Path:
 async def chromium(
     url: str = "about:blank", *, log: Path, deny_media: bool = False,
     extra_args: Sequence[str] = (), devtools: bool = False,
+    command_prefix: Sequence[str] = (),
 ) -> AsyncIterator[Browser]:
     """Open ``url`` in a fresh headless Chromium for the duration of the block.
 
     Camera and microphone requests are granted without a prompt (a synthetic
     picture and a beep), or refused with ``deny_media``, as if the person said no.
+    ``command_prefix`` goes before the browser's command line (tests/netlab.py runs it
+    inside another network namespace with ``nsenter``, which execs it: same pid).
     """
     executable = require_chromium()
     permission = "--use-fake-ui-for-media-stream" + ("=deny" if deny_media else "")
@@ -115,7 +118,7 @@ async def chromium(
     try:
         with open(log, "wb") as log_file:
             process = await asyncio.create_subprocess_exec(
-                str(executable), *flags, permission, *extra_args, f"--user-data-dir={profile}", url,
+                *command_prefix, str(executable), *flags, permission, *extra_args, f"--user-data-dir={profile}", url,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,

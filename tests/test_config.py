@@ -262,3 +262,20 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_invalid_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write_config(tmp_path, "server: [\n"))
+
+
+def test_announced_addresses_are_checked(tmp_path: Path) -> None:
+    cfg = load_config(write_config(
+        tmp_path, "media:\n  announced_addresses:\n    - {private: 10.0.0.5, public: 203.0.113.7}\n"))
+    assert [(a.private, a.public) for a in cfg.media.announced_addresses] == [("10.0.0.5", "203.0.113.7")]
+    with pytest.raises(ConfigError, match=re.escape("'media.announced_addresses[0].public' must be an IP")):
+        load_config(write_config(
+            tmp_path, "media:\n  announced_addresses:\n    - {private: 10.0.0.5, public: cloud.example}\n"))
+    with pytest.raises(ConfigError, match=re.escape("'media.announced_addresses[0].public' is required")):
+        load_config(write_config(tmp_path, "media:\n  announced_addresses:\n    - {private: 10.0.0.5}\n"))
+    with pytest.raises(ConfigError, match="lists a private address twice"):
+        load_config(write_config(tmp_path, "media:\n  announced_addresses:\n"
+                                 "    - {private: 10.0.0.5, public: 203.0.113.7}\n"
+                                 "    - {private: 10.0.0.5, public: 203.0.113.8}\n"))
+    with pytest.raises(ConfigError, match=re.escape("'media.first_answer_timeout_s' must be at most 120")):
+        load_config(write_config(tmp_path, "media:\n  first_answer_timeout_s: 600\n"))

@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from defense_room.tls import detect_lan_address, ensure_self_signed, ssl_context_for
+from defense_room.tls import detect_lan_address, ensure_self_signed, self_signed_warning, ssl_context_for
 from server.config import Config, ConfigError, TlsConfig, TlsMode
 
 
@@ -181,3 +181,47 @@ def test_ssl_context_missing_files(tmp_path: Path) -> None:
     cfg = Config(tls=dataclasses.replace(tls, cert_file=material.cert_file))
     with pytest.raises(ConfigError, match="cannot load TLS certificate"):
         ssl_context_for(cfg, "127.0.0.1")
+
+
+def _ca_signed(folder: Path, host: str) -> tuple[Path, Path]:
+    """A certificate for ``host`` issued by a (throwaway) CA, as a university's is."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "University CA")])
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, host)]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_self_signed_certificate_on_the_network_is_warned_about(tmp_path: Path) -> None:
+    cfg = Config(data_dir=tmp_path)
+    ssl_context_for(cfg, "192.168.1.20")
+    warning = self_signed_warning(cfg, "192.168.1.20", "0.0.0.0")
+    assert warning is not None
+    assert "self-signed" in warning and "iPhone" in warning and "tls.cert_file" in warning
+    # Only this machine can reach it: nothing to warn about.
+    assert self_signed_warning(cfg, "127.0.0.1", "127.0.0.1") is None
+    assert self_signed_warning(cfg, "localhost", "::1") is None
+    # A self-signed file configured in files mode is warned about as well.
+    material = ensure_self_signed(tmp_path / "own", "192.168.1.20")
+    files = Config(data_dir=tmp_path / "data",
+                   tls=TlsConfig(TlsMode.FILES, material.cert_file, material.key_file))
+    assert self_signed_warning(files, "192.168.1.20", "0.0.0.0") is not None
+    # A certificate a CA issued is not; nor is a server without TLS.
+    cert_file, key_file = _ca_signed(tmp_path / "ca", "192.168.1.20")
+    trusted = Config(data_dir=tmp_path / "data", tls=TlsConfig(TlsMode.FILES, cert_file, key_file))
+    ssl_context_for(trusted, "192.168.1.20")
+    assert self_signed_warning(trusted, "192.168.1.20", "0.0.0.0") is None
+    assert self_signed_warning(Config(tls=TlsConfig(mode=TlsMode.OFF)), "192.168.1.20", "0.0.0.0") is None

@@ -80,6 +80,8 @@ DAY_BODY: dict[str, Any] = {
 }
 KEY = {"kty": "EC", "crv": "P-256", "x": "A" * 43, "y": "A" * 43}
 BODIES: dict[str, tuple[dict[str, Any], Fields]] = {
+    "/api/connection-check/media": ({}, {}),
+    "/api/connection-check/media/answer": ({"sdp": "v=0\r\n"}, {"sdp": "str"}),
     "/api/days": (DAY_BODY, {"title": "str", "date": "str", "start": "str", "timezone": "str",
                              "commission": "object", "students": "list", "observers": "list",
                              "contacts": "object"}),

@@ -27,10 +27,11 @@ from aiohttp import WSCloseCode, web
 from media.hooks import check_internals
 from server.config import Config
 from server.days import DayHosts
-from server.rooms import RoomRegistry
+from server.rooms import RoomRegistry, journal_link_changes
 from storage.db import Database
 from storage.errors import InviteError
 from storage.invites import InviteStore
+from storage.journal import Journal
 
 from .api import day_readiness
 from .appeals_api import add_appeal_routes
@@ -45,6 +46,7 @@ from .invites_api import add_invite_routes, link_watch_ctx
 from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
 from .office_api import add_office_routes
 from .pages import add_page_routes
+from .probe import add_probe_routes
 from .procedure_api import day_action, day_state, openapi
 from .protocol_api import add_protocol_routes
 from .recordings_api import RECORDINGS, add_recording_routes, recordings_ctx
@@ -94,6 +96,7 @@ def create_app(config: Config) -> web.Application:
     add_student_routes(app)
     add_document_routes(app)
     add_page_routes(app)
+    add_probe_routes(app)
     add_recording_routes(app)
     add_identity_routes(app)
     add_invite_routes(app)
@@ -113,7 +116,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
-    registry = RoomRegistry(app[CONFIG])
+    registry = RoomRegistry(app[CONFIG], link_sink=journal_link_changes(Journal(app[DATABASE])))
     app[ROOMS] = registry
     yield
     await registry.stop()

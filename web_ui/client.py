@@ -26,6 +26,8 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from aiortc.sdp import SessionDescription
+
 from .signaling import SERVER_MESSAGES
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ class ClientState:
     lobby: bool = False
     #: ``identity`` messages: what the identity check told this student to do.
     identity: list[dict[str, Any]] = field(default_factory=list)
+    #: ``track_unavailable`` messages: forwarded tracks this client cannot decode.
+    unavailable: list[dict[str, Any]] = field(default_factory=list)
 
 
 class RoomClient:
@@ -72,6 +76,12 @@ class RoomClient:
 
     With ``on_receiver`` set, it is called with each new ReceivedTrack before media
     flows, e.g. to tap the encoded packets instead of decoding them (benchmarks).
+
+    To behave as other browsers do (tests): ``video_codec`` is the codec it prefers to
+    send; ``video_codecs`` the only video codecs it has at all (Firefox without
+    H.264: ``["video/VP8"]``), so an m-line offering none of them is rejected as JSEP
+    allows (port 0, no ICE credentials); ``rewrite_answer`` edits each answer's SDP
+    text just before it is sent.
     """
 
     def __init__(
@@ -83,6 +93,8 @@ class RoomClient:
         ssl_context: ssl.SSLContext | bool | None = None,
         on_receiver: Callable[[ReceivedTrack], None] | None = None,
         video_codec: str | None = None,
+        video_codecs: list[str] | None = None,
+        rewrite_answer: Callable[[str], str] | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
@@ -90,6 +102,8 @@ class RoomClient:
         self._ssl = ssl_context
         self._on_receiver = on_receiver
         self._video_codec = video_codec
+        self._video_codecs = None if video_codecs is None else {c.lower() for c in video_codecs}
+        self._rewrite_answer = rewrite_answer
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pc: RTCPeerConnection | None = None
@@ -144,12 +158,17 @@ class RoomClient:
                 pc.addTransceiver(kind, direction="inactive")
                 continue
             transceiver = pc.addTransceiver(track, direction="sendonly")
-            if kind == "video" and self._video_codec is not None:
-                wanted = self._video_codec.lower()
-                transceiver.setCodecPreferences([
-                    c for c in RTCRtpSender.getCapabilities("video").codecs
-                    if c.mimeType.lower() in (wanted, "video/rtx")
-                ])
+            if kind == "video" and (self._video_codec or self._video_codecs) is not None:
+                # The preferred codec first (aiortc sends its answer's first), then the
+                # others it has; without ``video_codecs``, the preferred one only.
+                wanted = (self._video_codec or "").lower()
+                have = self._video_codecs or {wanted}
+                capabilities = RTCRtpSender.getCapabilities("video").codecs
+                transceiver.setCodecPreferences(
+                    [c for c in capabilities if c.mimeType.lower() == wanted]
+                    + [c for c in capabilities
+                       if c.mimeType.lower() in have and c.mimeType.lower() != wanted]
+                    + [c for c in capabilities if c.mimeType.lower() == "video/rtx"])
         return pc
 
     async def start_media(self, timeout: float = 20.0) -> None:
@@ -224,6 +243,8 @@ class RoomClient:
             self.state.bye = msg["reason"]
         elif kind == "identity":
             self.state.identity.append(msg)
+        elif kind == "track_unavailable":
+            self.state.unavailable.append(msg)
         else:
             # The server sent what its own protocol does not list (web_ui.signaling).
             raise ValueError(f"undocumented server message {kind!r}: {sorted(msg)}")
@@ -238,7 +259,8 @@ class RoomClient:
         for mid in list(self.received):
             if mid not in msg["tracks"]:
                 del self.received[mid]
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="offer"))
+        offer_sdp, rejected = _only_codecs(msg["sdp"], self._video_codecs)
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         for transceiver in self.pc.getTransceivers():
             entry = self.received.get(transceiver.mid or "")
             if entry is not None and transceiver.mid not in self._announced:
@@ -249,8 +271,11 @@ class RoomClient:
                     self._on_receiver(entry)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        answer_sdp = _reject_mlines(self.pc.localDescription.sdp, rejected)
+        if self._rewrite_answer is not None:
+            answer_sdp = self._rewrite_answer(answer_sdp)
         try:
-            await self.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+            await self.send({"type": "answer", "sdp": answer_sdp})
         except ConnectionError:
             return  # the server is closing; keep reading what it sent before (a bye)
         self.state.offers_answered += 1
@@ -272,3 +297,51 @@ class RoomClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _only_codecs(offer_sdp: str, video_codecs: set[str] | None) -> tuple[str, set[str]]:
+    """The offer as a client with only ``video_codecs`` sees it: other video codecs
+    left out, and the mids of video m-lines offering none of them (to be rejected in
+    the answer; aiortc itself cannot reject one, so those stay as offered for it)."""
+    if video_codecs is None:
+        return offer_sdp, set()
+    offer = SessionDescription.parse(offer_sdp)
+    rejected = set()
+    for media in offer.media:
+        if media.kind != "video":
+            continue
+        kept = [c for c in media.rtp.codecs if c.mimeType.lower() in video_codecs]
+        if not kept:
+            rejected.add(media.rtp.muxId)
+            continue
+        pts = {c.payloadType for c in kept}
+        media.rtp.codecs = [c for c in media.rtp.codecs if c.payloadType in pts or (
+            c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") in pts)]
+        media.fmt = [c.payloadType for c in media.rtp.codecs]
+    return str(offer), rejected
+
+
+def _reject_mlines(answer_sdp: str, mids: set[str]) -> str:
+    """``answer_sdp`` with the m-lines of ``mids`` rejected as Firefox rejects one it
+    cannot decode: port 0, payload type 0, no ICE credentials, no DTLS, no codecs, and
+    left out of the BUNDLE group."""
+    if not mids:
+        return answer_sdp
+    lines = answer_sdp.rstrip("\r\n").split("\r\n")
+    sections: list[list[str]] = [[]]
+    for line in lines:
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
+    out = []
+    for section in sections:
+        mid = next((ln[6:] for ln in section if ln.startswith("a=mid:")), None)
+        if section and section[0].startswith("m=") and mid in mids:
+            kind = section[0][2:].split(" ", 1)[0]
+            section = [f"m={kind} 0 UDP/TLS/RTP/SAVPF 0", "c=IN IP4 0.0.0.0",
+                       "a=inactive", f"a=mid:{mid}"]
+        elif section and section[0].startswith("v="):
+            section = [(" ".join(w for w in ln.split(" ") if w not in mids)
+                        if ln.startswith("a=group:BUNDLE") else ln) for ln in section]
+        out.extend(section)
+    return "\r\n".join(out) + "\r\n"

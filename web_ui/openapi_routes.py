@@ -273,6 +273,13 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
                             server_time=TIME)),
         {"application/octet-stream": {"type": "string", "format": "binary"}},
         request_required=False, refusals=BODY_REFUSALS),
+    # The pre-join check over the media path (web_ui/probe.py): a data channel.
+    ("POST", "/api/connection-check/media"): _takes(body({}), required=False, answers=answer(
+        ("sdp", "iceServers", "seconds", "max_bytes"), sdp=TEXT,
+        iceServers={"type": "array", "items": ANY_OBJECT}, seconds={"type": "number"},
+        max_bytes={"type": "integer"})),
+    ("POST", "/api/connection-check/media/answer"): _takes(
+        body({"sdp": text(32_000)}, ("sdp",)), answers=answer(("ok",), ok={"type": "boolean"})),
     # Recordings (P3) and their appeal holds.
     ("GET", DAY + "/recordings"): RouteDoc("200", _json(ANY_OBJECT)),
     ("GET", DAY + "/recordings/jobs"): RouteDoc("200", _json(JOBS)),

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from media.announce import announce_sdp
 from media.errors import MediaError, OutOfTurnError
 from media.peer import Peer
 from media.participant import ParticipantInfo
@@ -63,6 +64,10 @@ class SignalingSession:
         self._role: Role | None = None
         self._send_lock = asyncio.Lock()
         self._remote = request.remote
+        # 1:1 NAT: the public address in place of the private one in every offer.
+        self._public_for = {a.private: a.public for a in self._config.media.announced_addresses}
+        # Drops the participant whose browser never answers the first offer.
+        self._answer_watch: asyncio.Task[None] | None = None
         limits = self._config.signaling
         self._limiter = SocketLimiter(FloodLimits(
             messages_per_s=limits.messages_per_s, message_burst=limits.message_burst,
@@ -73,6 +78,8 @@ class SignalingSession:
     async def send(self, message: dict[str, Any]) -> None:
         if self._ws.closed:
             raise ConnectionError("signaling socket closed")
+        if self._public_for and message.get("type") == "offer":
+            message = {**message, "sdp": announce_sdp(str(message["sdp"]), self._public_for)}
         host = (self._app[HOSTS].get(self._day_id)
                 if self._role is Role.STUDENT and self._day_id is not None else None)
         if host is not None:  # an appeal decision reaches the student when delivered (S3)
@@ -107,7 +114,11 @@ class SignalingSession:
                     logger.info("signaling socket error: %s", self._ws.exception())
                     break
         finally:
-            await self._left("disconnected")
+            if self._answer_watch is not None:
+                self._answer_watch.cancel()
+            await self._left("disconnected")  # first: this handler may be cancelled itself
+            if self._answer_watch is not None:
+                await asyncio.gather(self._answer_watch, return_exceptions=True)
 
     async def _await_join_counted(self) -> bool:
         """`_await_join`, counted among the address's sockets waiting to join."""
@@ -199,6 +210,10 @@ class SignalingSession:
              **({"credential": s.credential} if s.credential else {})}
             for s in self._config.ice_servers
         ]
+        if self._rooms.turn.configured:
+            # Fresh per-person credentials at every join, valid for the day only.
+            day = await self._app[INVITES].get_day(invite.day_id)
+            ice_servers += self._rooms.turn.ice_servers(info.id, now=time.time(), timezone=day.timezone)
         host = await self._day_host(invite.day_id)
         self._peer = await room.join(info, self.send, lambda roster: {
             "type": "welcome",
@@ -208,7 +223,25 @@ class SignalingSession:
             **({"state": host.state_message()["state"], "lobby": host.lobby_state(info.id)}
                if host is not None else {}),
         })
+        self._answer_watch = asyncio.create_task(self._drop_if_silent(room.room_id, self._peer))
         return True
+
+    async def _drop_if_silent(self, room_id: str, peer: Peer) -> None:
+        """A browser that never answers the first offer (no WebRTC, a hung page) would
+        hold a place in the room with no media: drop it, saying why."""
+        timeout = self._config.media.first_answer_timeout_s
+        await asyncio.sleep(timeout)
+        room = self._rooms.get(room_id)
+        if peer.answered or room is None or room.peer(peer.info.id) is not peer:
+            return
+        logger.warning("room %s: %s never answered the first offer; dropped after %.0f s",
+                       room_id, peer.info.name, timeout)
+        await peer.send({"type": "error", "code": ErrorCode.NO_ANSWER.value,
+                         "message": f"Your browser did not answer the media offer within "
+                                    f"{timeout:.0f} s; reload the page, or use a current "
+                                    "Chrome, Firefox or Safari."})
+        # Its own task: leave() closes this socket, whose handler cancels this watch.
+        await asyncio.shield(self._rooms.spawn(room.leave(peer.info.id, reason="no_answer", only=peer)))
 
     async def _day_host(self, day_id: int) -> DayHost | None:
         """The day's procedure, started before the media so presence is seen from the

@@ -30,6 +30,7 @@ class ErrorCode(str, Enum):
     EXPIRED_TOKEN = "expired_token"
     REVOKED_TOKEN = "revoked_token"
     JOIN_TIMEOUT = "join_timeout"
+    NO_ANSWER = "no_answer"
     NOT_JOINED = "not_joined"
     ALREADY_JOINED = "already_joined"
     BAD_STATE = "bad_state"
@@ -230,10 +231,14 @@ SERVER_MESSAGES: dict[str, frozenset[str]] = {
     "state": frozenset({"state", "presentation", "server_time"}),
     # One per `server.dayhost.NoticeKind`; the fields depend on the kind.
     "notice": frozenset({"kind", "text", "clause", "phase", "seconds_left", "student",
-                         "reason", "grades", "new_date"}),
+                         "reason", "grades", "new_date",
+                         # media.bitrate's link_low / link_restored (rule P5)
+                         "kbps", "minimum_kbps"}),
     "presentation": frozenset({"student", "page"}),
     "lobby": frozenset({"waiting", "reason"}),
     "identity": frozenset({"instruction", "instruction_ru", "retake", "at"}),
+    # A forwarded track this client cannot decode (codec): it is not sent to it.
+    "track_unavailable": frozenset({"participant", "name", "kind", "codec"}),
     "error": frozenset({"code", "message"}),
     "bye": frozenset({"reason"}),
 }

@@ -4,6 +4,8 @@ import { en as coreEn } from "./strings/en.js";
 import * as account from "./strings/account.js";
 import * as appeal from "./strings/appeal.js";
 import * as identity from "./strings/identity.js";
+import * as network from "./strings/network.js";
+import * as networkQuality from "./strings/network_quality.js";
 import * as office from "./strings/office.js";
 import * as secretary from "./strings/secretary.js";
 import * as student from "./strings/student.js";
@@ -12,7 +14,7 @@ import { state, update } from "./store.js";
 // The core table, then one table per part of the pages (each file holds both
 // languages, key for key; tests/test_browser.py checks that they match and that
 // no key is defined twice).
-const FEATURES = [account, appeal, identity, office, secretary, student];
+const FEATURES = [account, appeal, identity, network, networkQuality, office, secretary, student];
 const ru = Object.assign({}, coreRu, ...FEATURES.map((f) => f.ru));
 const en = Object.assign({}, coreEn, ...FEATURES.map((f) => f.en));
 const TABLES = { ru, en };

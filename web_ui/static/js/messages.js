@@ -35,6 +35,9 @@ export function onMessage(message) {
     case "identity":
       update({ identity: message });
       return;
+    case "track_unavailable": // a forwarded track in a codec this browser lacks
+      addNotice({ kind: "track_unavailable", name: message.name, media: message.kind, codec: message.codec });
+      return;
     case "error":
       console.warn("[room] server error:", message.code, message.message);
       update({ toast: { text: t(`error_${message.code}`) !== `error_${message.code}` ? t(`error_${message.code}`)

@@ -9,11 +9,22 @@ import { api } from "./api.js";
 import { describeStream, levelMeter, openDevices } from "./devices.js";
 import { h, clear } from "./dom.js";
 import { roleName, t } from "./i18n.js";
+import { probeMediaPath } from "./netprobe.js";
 import { state, subscribe, update } from "./store.js";
 
 const SMALL_PROBE = 64 * 1024;
 const BIG_PROBE = 512 * 1024;
 const PROBE_TIMEOUT_MS = 15000;
+
+// What this browser lacks to take part, before anything is tried: no WebRTC at all
+// (WebKitGTK on Debian is built without it) or no camera API on a secure page (some
+// in-app browsers). On an http page the camera API is missing by design, and
+// devices.js says to open the https link instead.
+export function browserLacks() {
+  if (typeof window.RTCPeerConnection !== "function") return "webrtc";
+  if (window.isSecureContext && !navigator.mediaDevices?.getUserMedia) return "camera";
+  return null;
+}
 
 export function prejoin(section, { checkOnly = false } = {}) {
   return new Promise((resolve) => {
@@ -25,6 +36,8 @@ export function prejoin(section, { checkOnly = false } = {}) {
     const mic = h("li", { class: "check", dataset: { check: "microphone" } });
     const network = h("li", { class: "check", dataset: { check: "network" } });
     const help = h("div", { class: "help", role: "alert" });
+    const lacks = browserLacks();
+    const browserHelp = h("div", { class: "help", role: "alert", id: "browser-help" });
     const retry = h("button", { type: "button" });
     const recheck = h("button", { type: "button", class: "small" });
     const join = h("button", { type: "button", id: checkOnly ? "check-done" : "join", class: "primary big" });
@@ -34,7 +47,7 @@ export function prejoin(section, { checkOnly = false } = {}) {
     clear(section, h("div", { class: "prejoin-card" }, heading, who,
       h("div", { class: "prejoin-grid" },
         h("div", { class: "preview-box" }, video, noVideo, meter),
-        h("div", {}, h("ul", { class: "checks" }, camera, mic, network), help,
+        h("div", {}, h("ul", { class: "checks" }, camera, mic, network), help, browserHelp,
           h("p", { class: "row" }, retry, recheck), rule, join))));
 
     let stream = null;
@@ -49,6 +62,8 @@ export function prejoin(section, { checkOnly = false } = {}) {
       opened = false;
       render();
       ({ stream, note } = await openDevices());
+      // One sentence about the browser (below) instead of the https advice.
+      if (lacks === "camera") note = null;
       opened = true;
       video.srcObject = stream;
       if (stream?.getVideoTracks().length) video.play().catch(() => {});
@@ -60,9 +75,23 @@ export function prejoin(section, { checkOnly = false } = {}) {
       render();
     }
 
+    // Over the media path (netprobe.js) once the camera is open; over HTTP, and said
+    // so, only where that path cannot be opened.
     async function probe() {
       speed = { state: "running" };
       render();
+      try {
+        const media = await probeMediaPath();
+        const worst = Math.min(media.down, media.up);
+        const limits = state.me?.connection ?? { minimum_kbps: 200, recommended_kbps: 1000 };
+        speed = { state: worst >= limits.recommended_kbps ? "good" : worst >= limits.minimum_kbps ? "fair" : "poor",
+          down: media.down, up: media.up, rtt: media.rtt, path: "media", limits };
+        console.info("[room] connection check over the media path:", JSON.stringify(speed));
+        render();
+        return;
+      } catch (error) {
+        console.warn("[room] the media path could not be measured, timing HTTP:", error?.message ?? error);
+      }
       try {
         const down = await measure("download", SMALL_PROBE);
         const up = await measure("upload", SMALL_PROBE);
@@ -72,7 +101,7 @@ export function prejoin(section, { checkOnly = false } = {}) {
         const worst = Math.min(downKbps, upKbps);
         const limits = state.me?.connection ?? { minimum_kbps: 200, recommended_kbps: 1000 };
         speed = { state: worst >= limits.recommended_kbps ? "good" : worst >= limits.minimum_kbps ? "fair" : "poor",
-          down: downKbps, up: upKbps, limits };
+          down: downKbps, up: upKbps, path: "http", limits };
       } catch (error) {
         console.warn("[room] connection check failed:", error?.message ?? error);
         speed = { state: "failed" };
@@ -98,14 +127,20 @@ export function prejoin(section, { checkOnly = false } = {}) {
       const kbps = (v) => (v >= 1000 ? `${(v / 1000).toFixed(1)} ${t("mbps")}` : `${Math.round(v)} ${t("kbps")}`);
       mark(network, speed.state, speed.state === "running" ? t("netChecking")
         : speed.state === "failed" ? t("netFailed")
-          : t(`net_${speed.state}`, { down: kbps(speed.down), up: kbps(speed.up) }));
+          : `${t(`net_${speed.state}`, { down: kbps(speed.down), up: kbps(speed.up) })}. ${
+            [speed.path === "media" ? t("netPathMedia", { rtt: speed.rtt }) : t("netPathHttp"),
+              speed.state === "poor" && me?.role === "student" ? t("netPoorDefense") : ""].filter(Boolean).join(" ")}`);
       network.dataset.kbps = speed.up ? String(Math.round(Math.min(speed.up, speed.down))) : "";
+      network.dataset.path = speed.path ?? "";
       const helpKeys = [];
       if (note) helpKeys.push(`help_${note.key}`);
       if (speed.state === "poor") helpKeys.push("help_slow");
       help.hidden = !helpKeys.length;
       clear(help, helpKeys.map((key) => h("div", {}, h("p", { class: "help-title" }, t(note && key === `help_${note.key}` ? note.key : "net_poor_title", note?.params ?? {})),
         h("ol", {}, t(key).split("\n").map((line) => h("li", {}, line))))));
+      browserHelp.hidden = !lacks;
+      clear(browserHelp, lacks ? [h("p", { class: "help-title" }, t(lacks === "webrtc" ? "browserNoWebrtc" : "browserNoCamera")),
+        h("div", {}, t("browserUseInstead"))] : []);
       retry.textContent = t("devicesRetry");
       retry.hidden = !note;
       recheck.textContent = t("netRecheck");
@@ -113,6 +148,11 @@ export function prejoin(section, { checkOnly = false } = {}) {
       rule.textContent = me?.role === "student" ? t("ruleP5") : "";
       join.textContent = checkOnly ? t("studentCheckDone") : t(stream ? "enter" : "enterWatching");
       if (checkOnly) join.disabled = !opened || speed.state === "running";
+      // Without WebRTC the room could never connect: no button that would only hang.
+      else if (lacks === "webrtc") {
+        join.textContent = t("browserCannotEnter");
+        join.disabled = true;
+      }
     }
 
     retry.addEventListener("click", devices);
@@ -131,8 +171,10 @@ export function prejoin(section, { checkOnly = false } = {}) {
       resolve({ stream, note });
     });
     const unsubscribe = subscribe(render);
-    devices();
-    probe();
+    if (lacks) console.warn("[room] prejoin browser lacks:", lacks);
+    // The speed is measured once the camera is open: opening it competes for the
+    // link and the CPU, and the camera permission lets the browser show its address.
+    devices().finally(probe);
   });
 }
 

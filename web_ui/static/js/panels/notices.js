@@ -27,6 +27,13 @@ export function noticeText(notice) {
         .map(([id, grade]) => `${personName(id)}: ${gradeName(grade)}`).join("; ") || "—" });
     case "reconnected":
       return t("reconnected");
+    case "track_unavailable":
+      return t(notice.media === "audio" ? "noticeAudioUnavailable" : "noticeVideoUnavailable",
+        { name: notice.name, codec: notice.codec === "H264" ? "H.264" : notice.codec });
+    case "link_low": // a student's uplink under rule P5 (media/bitrate.py)
+      return t("noticeLinkLow", { name: personName(notice.student), kbps: notice.kbps, minimum: notice.minimum_kbps });
+    case "link_restored":
+      return t("noticeLinkRestored", { name: personName(notice.student), kbps: notice.kbps });
     default:
       return serverText(notice.text ?? "");
   }

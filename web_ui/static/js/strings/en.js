@@ -86,6 +86,8 @@ export const en = {
   noticeOvertime: "The time for “{phase}” is over",
   noticeOvertimeDefense: "The defense's time is over",
   noticeAbsent: "{name}: did not come back in time, marked absent",
+  noticeVideoUnavailable: "{name}'s camera cannot be shown in this browser (its video is {codec}); everything else works. Use Chromium or Chrome to see it",
+  noticeAudioUnavailable: "{name}'s microphone cannot be heard in this browser (its sound is {codec}); everything else works. Use Chromium or Chrome to hear it",
   noticeRescheduled: "{name}: the defense moves to another day — {reason}",
   noticeResults: "Results announced: {grades}",
   noticeLimits: "Time limits: talk up to {talk} min, questions up to {questions} min, the whole defense up to {total} min",
@@ -302,6 +304,8 @@ export const en = {
   bye_revoked: "Your link was revoked. Ask the secretary or the department office for a new one.",
   bye_refused: "Could not enter the room.",
   bye_other: "The session ended ({reason}).",
+  error_no_answer: "Your browser did not answer the media connection in time. Reload the page, or use a current Chrome, Firefox or Safari.",
+  bye_no_answer: "Your browser did not set up the media connection in time. Reload the page, or use a current Chrome, Firefox or Safari.",
 
   // No dead ends (issue 13): failures, moved defenses, waivers, in-person votes, new rounds.
   failureHeading: "The sitting cannot go on",

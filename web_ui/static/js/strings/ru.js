@@ -87,6 +87,8 @@ export const ru = {
   noticeOvertime: "Время этапа «{phase}» истекло",
   noticeOvertimeDefense: "Время защиты истекло",
   noticeAbsent: "{name}: не подключился(ась) вовремя, отмечен(а) как отсутствующий(ая)",
+  noticeVideoUnavailable: "Камеру участника {name} этот браузер не покажет (видео в формате {codec}); остальное работает. Чтобы её видеть, войдите через Chromium или Chrome",
+  noticeAudioUnavailable: "Микрофон участника {name} в этом браузере не слышен (звук в формате {codec}); остальное работает. Чтобы его слышать, войдите через Chromium или Chrome",
   noticeRescheduled: "{name}: защита перенесена на другой день — {reason}",
   noticeResults: "Результаты объявлены: {grades}",
   noticeLimits: "Регламент: доклад до {talk} мин, вопросы до {questions} мин, вся защита до {total} мин",
@@ -303,6 +305,8 @@ export const ru = {
   bye_revoked: "Ваша ссылка отозвана. Попросите новую у секретаря ГЭК или в деканате (учебном отделе).",
   bye_refused: "Войти в комнату не удалось.",
   bye_other: "Сеанс завершён ({reason}).",
+  error_no_answer: "Браузер вовремя не ответил на медиасоединение. Перезагрузите страницу или откройте её в актуальном Chrome, Firefox или Safari.",
+  bye_no_answer: "Браузер вовремя не установил медиасоединение. Перезагрузите страницу или откройте её в актуальном Chrome, Firefox или Safari.",
 
   // No dead ends (issue 13): failures, moved defenses, waivers, in-person votes, new rounds.
   failureHeading: "Заседание не может продолжаться",
