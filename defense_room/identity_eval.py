@@ -114,6 +114,12 @@ def add_identity_eval(commands: Any) -> argparse.ArgumentParser:
                         help="analysis processes (default: one per CPU)")
     parser.add_argument("--config", type=Path, default=None,
                         help=f"configuration file (default: {DEFAULT_CONFIG_PATH} if it exists)")
+    parser.add_argument("--save-distances", type=Path, metavar="FILE",
+                        help="also write every pair's distance to FILE (JSON), to report again "
+                             "later without the analysis")
+    parser.add_argument("--from-distances", action="store_true",
+                        help="FOLDER is a file written by --save-distances: report from it "
+                             "(seconds instead of minutes)")
     return parser
 
 
@@ -172,9 +178,11 @@ def _compare(job: Job) -> tuple[float | None, str | None]:
 
 def evaluate(folder: Path, settings: IdentitySettings, *, size: tuple[int, int] = (1280, 720),
              document_face_px: int | Sequence[int] = DOCUMENT_SIZES, workers: int = 1,
-             out: TextIO | None = None, progress: TextIO | None = None) -> dict[str, Any]:
+             out: TextIO | None = None, progress: TextIO | None = None,
+             save_to: Path | None = None) -> dict[str, Any]:
     """Run the evaluation, print the report to `out` (stdout) and progress to
-    `progress` (stderr), return the summary. Every size runs in one process pool."""
+    `progress` (stderr), return the summary. Every size runs in one process pool;
+    `save_to` also keeps every pair's distance (`save_distances`)."""
     sizes = ((document_face_px,) if isinstance(document_face_px, int)
              else tuple(dict.fromkeys(document_face_px)))
     labeled = photos(folder)
@@ -196,8 +204,38 @@ def evaluate(folder: Path, settings: IdentitySettings, *, size: tuple[int, int] 
                   (labeled[a][0], labeled[b][0]))
              for (a, b, _, _, px), (distance, reason) in zip(jobs, results, strict=True)]
     skipped = {str(paths[i].relative_to(folder)): n for i, n in enumerate(counts) if n != 1}
+    if save_to is not None:
+        save_distances(save_to, pairs, len(usable), skipped, size, sizes)
     return report(pairs, len(usable), skipped, size, sizes, settings, out or sys.stdout,
                   seconds=time.monotonic() - started)
+
+
+def save_distances(path: Path, pairs: Sequence[Pair], images: int, skipped: dict[str, int],
+                   size: tuple[int, int], sizes: Sequence[int]) -> None:
+    """Write what `report` needs, so the band can be reported again without the analysis."""
+    body = {"images": images, "skipped": skipped, "size": list(size), "sizes": list(sizes),
+            "pairs": [[p.live, p.document, p.same, p.distance, p.reason, p.document_px,
+                       *p.people] for p in pairs]}
+    temporary = path.with_name(path.name + ".part")
+    temporary.write_text(json.dumps(body))
+    temporary.replace(path)
+
+
+def report_saved(path: Path, settings: IdentitySettings, out: TextIO | None = None
+                 ) -> dict[str, Any]:
+    """`report` over a file written by `save_distances`; ValueError if it is not one."""
+    try:
+        body = json.loads(path.read_text())
+        pairs = [Pair(int(live), int(document), bool(same),
+                      None if distance is None else float(distance),
+                      None if reason is None else str(reason), int(px), (str(a), str(b)))
+                 for live, document, same, distance, reason, px, a, b in body["pairs"]]
+        size = (int(body["size"][0]), int(body["size"][1]))
+        sizes = tuple(int(px) for px in body["sizes"])
+        images, skipped = int(body["images"]), dict(body["skipped"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"{path} is not a file written by --save-distances ({exc})") from exc
+    return report(pairs, images, skipped, size, sizes, settings, out or sys.stdout)
 
 
 def _with_progress(results: Iterable[tuple[float | None, str | None]], total: int,
@@ -422,6 +460,13 @@ def document_sizes(text: str) -> tuple[int, ...]:
 
 def run_identity_eval(config: Config, args: argparse.Namespace) -> int:
     """The subcommand: evaluate with the configured thresholds (all but the band)."""
+    if args.from_distances:
+        try:
+            report_saved(args.folder, replace(config.identity))
+        except ValueError as exc:
+            print(f"identity-eval: {exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
         width, height = (int(n) for n in str(args.size).lower().split("x"))
     except ValueError:
@@ -435,5 +480,5 @@ def run_identity_eval(config: Config, args: argparse.Namespace) -> int:
               f"{args.document_face_px!r}", file=sys.stderr)
         return 2
     evaluate(args.folder, replace(config.identity), size=(width, height),
-             document_face_px=sizes, workers=args.workers)
+             document_face_px=sizes, workers=args.workers, save_to=args.save_distances)
     return 0

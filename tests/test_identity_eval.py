@@ -74,13 +74,29 @@ def test_identity_eval_reports_every_document_size_and_a_band(
 def test_a_single_document_size_still_works(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     folder, config = volunteers(tmp_path)
+    saved = tmp_path / "distances.json"
     code = main(["identity-eval", str(folder), "--workers", "1", "--size", "640x480",
-                 "--document-face-px", "64", "--config", str(config)])
+                 "--document-face-px", "64", "--config", str(config),
+                 "--save-distances", str(saved)])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["document_face_px"] == [64] and list(summary["sizes"]) == ["64"]
     assert summary["pairs"] == summary["comparisons"] == 6
     assert summary["fmr"] == 0.0 and summary["fnmr"] == 0.0
+    # The saved distances report the same again, without the analysis.
+    assert main(["identity-eval", str(saved), "--from-distances", "--config", str(config)]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again == {key: value for key, value in summary.items() if key != "seconds"}
+
+
+def test_a_file_that_is_not_saved_distances_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, config = volunteers(tmp_path)
+    for text in ("not json", '{"pairs": [[1, 2]]}'):
+        (tmp_path / "bad.json").write_text(text)
+        assert main(["identity-eval", str(tmp_path / "bad.json"), "--from-distances",
+                     "--config", str(config)]) == 2
+        assert "not a file written by --save-distances" in capsys.readouterr().err
 
 
 def test_bad_document_sizes_are_refused(tmp_path: Path,

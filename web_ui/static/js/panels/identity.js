@@ -31,6 +31,7 @@ export function identityPanel() {
     h("div", { class: "row" }, accept, reject));
   let shown = "";
   let check = null;   // {student, record, urls}
+  let drawnLanguage = null;
 
   const chosen = () => target.value || null;
 
@@ -66,6 +67,7 @@ export function identityPanel() {
   reject.addEventListener("click", busy(reject, decide(false)));
 
   function drawResult() {
+    drawnLanguage = state.language;
     delete result.dataset.verdict;
     if (!check || check.student !== chosen()) {
       clear(result);
@@ -150,7 +152,9 @@ export function identityPanel() {
     availability.textContent = available ? "" : t("identityUnavailable");
     accept.textContent = t("identityAccept");
     reject.textContent = t("identityReject");
-    drawResult();
+    // Redrawn only when it would show something else: new <img> elements have no
+    // size until decoded, so a redraw on every presence change makes the faces blink.
+    if (target.value !== previous || state.language !== drawnLanguage) drawResult();
   });
   target.addEventListener("change", drawResult);
   return root;
