@@ -9,10 +9,14 @@ this file unchanged.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import signal
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +24,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from protocols.evidence import EvidencePack, _student_recordings, manifest, write_zip
+from protocols.server_key import ServerKeyring
 from recordings.blobstore import (BadKey, BlobInfo, BlobNotFound, BlobStore, LocalFolderStore,
                                   put_file, read_bytes)
 from web_ui.blob_response import blob_response
@@ -231,3 +237,51 @@ async def test_a_blob_is_served_whole_and_by_range(store: BlobStore) -> None:
             assert beyond.status == 416
             assert beyond.headers["Content-Range"] == "bytes */1024"
 
+
+
+def _sidecar(name: str, participant: str, first: float, duration: float) -> bytes:
+    return json.dumps({"file": name, "participant": participant, "kind": "video",
+                       "codec": "VP8", "segment": 1, "first_arrived": first,
+                       "opened_unix": 1_000.0 + first, "complete": True,
+                       "duration_s": duration}).encode()
+
+
+def test_the_evidence_pack_reads_the_student_s_recordings_from_the_store(
+        store: BlobStore, tmp_path: Path) -> None:
+    layout = {
+        "day-1/archive/student-7/defense.mp4": b"composite of 7",
+        "day-1/archive/student-7/manifest.json": b"{}",
+        "day-1/archive/student-8/defense.mp4": b"composite of 8",
+        "day-1/identity/c1/check.json": json.dumps({"student": "7"}).encode(),
+        "day-1/identity/c2/check.json": json.dumps({"student": "8"}).encode(),
+        "day-1/take-a/7-video-1.webm": b"seven",
+        "day-1/take-a/7-video-1.webm.json": _sidecar("7-video-1.webm", "7", 0.0, 50.0),
+        "day-1/take-a/8-video-1.webm": b"eight",
+        "day-1/take-a/8-video-1.webm.json": _sidecar("8-video-1.webm", "8", 100.0, 50.0),
+        "day-1/archive/raw/take-a/7-video-1.webm": b"seven, copied",
+        "day-10/archive/student-7/defense.mp4": b"another day",
+    }
+    for key, data in layout.items():
+        store.put(key, chunks(data))
+    # The segment from 1000 to 1050 overlaps the defense; the one from 1100 does not.
+    files = _student_recordings(store, tmp_path / "store" / "day-1", 1, "7", (1_010.0, 1_040.0))
+    assert [f.name for f in files] == [
+        "recordings/archive/raw/take-a/7-video-1.webm",
+        "recordings/archive/student-7/defense.mp4",
+        "recordings/archive/student-7/manifest.json",
+        "recordings/identity/c1/check.json",
+        "recordings/take-a/7-video-1.webm",
+        "recordings/take-a/7-video-1.webm.json"]
+    assert all((f.source is None) == isinstance(store, StreamOnly) for f in files)
+    pack = EvidencePack(tuple(files), {"format": "test"})
+    key = ServerKeyring(tmp_path / "keys").current()
+    target = io.BytesIO()
+    listed = write_zip(pack, target, key)
+    expected = {f"recordings/{k[len('day-1/'):]}": v for k, v in layout.items()}
+    with zipfile.ZipFile(target) as zf:
+        for entry in listed["files"]:
+            data = zf.read(entry["path"])
+            assert data == expected[entry["path"]]
+            assert entry == {"path": entry["path"], "size": len(data),
+                             "sha256": hashlib.sha256(data).hexdigest()}
+    assert manifest(pack, key)["files"] == listed["files"]
