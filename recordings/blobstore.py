@@ -59,6 +59,14 @@ class BlobNotFound(StoreError):
     status_hint = 404
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached now (an object store's outage); try again later.
+    A backend raises this, never `BlobNotFound`, for a failure that may pass."""
+
+    code = "store_unavailable"
+    status_hint = 503
+
+
 @dataclass(frozen=True, slots=True)
 class BlobInfo:
     key: str

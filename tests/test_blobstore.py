@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -274,9 +275,9 @@ def test_the_evidence_pack_reads_the_student_s_recordings_from_the_store(
         "recordings/take-a/7-video-1.webm.json"]
     assert all((f.source is None) == isinstance(store, StreamOnly) for f in files)
     pack = EvidencePack(tuple(files), {"format": "test"})
-    key = ServerKeyring(tmp_path / "keys").current()
+    server_key = ServerKeyring(tmp_path / "keys").current()
     target = io.BytesIO()
-    listed = write_zip(pack, target, key)
+    listed = write_zip(pack, target, server_key)
     expected = {f"recordings/{k[len('day-1/'):]}": v for k, v in layout.items()}
     with zipfile.ZipFile(target) as zf:
         for entry in listed["files"]:
@@ -284,4 +285,14 @@ def test_the_evidence_pack_reads_the_student_s_recordings_from_the_store(
             assert data == expected[entry["path"]]
             assert entry == {"path": entry["path"], "size": len(data),
                              "sha256": hashlib.sha256(data).hexdigest()}
-    assert manifest(pack, key)["files"] == listed["files"]
+    assert manifest(pack, server_key)["files"] == listed["files"]
+
+
+def test_docs_scaling_lists_exactly_the_methods_a_backend_implements() -> None:
+    text = (ROOT / "docs" / "scaling.md").read_text()
+    documented = set(re.findall(r"^\| `(\w+)\(", text, re.MULTILINE))
+    protocol = {name for name, value in vars(BlobStore).items()
+                if callable(value) and not name.startswith("_")}
+    assert {"put", "open", "list", "delete"} <= protocol
+    assert documented == protocol, (documented ^ protocol)
+    assert "Per-node figures (bench/capacity.py)" in text

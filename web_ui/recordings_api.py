@@ -36,7 +36,7 @@ from aiohttp import web
 from orchestrator.appeals import Decision
 from orchestrator.model import Role
 from recordings.archive_store import ArchiveStore
-from recordings.blobstore import BlobStore, LocalFolderStore, StoreError
+from recordings.blobstore import BadKey, BlobNotFound, BlobStore, LocalFolderStore
 from recordings.errors import LinkRefused
 from recordings.jobs import RecordingJobs
 from recordings.links import LinkSigner, load_secret
@@ -283,7 +283,7 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         raise json_error(web.HTTPForbidden, "not_allowed", "You may not open this recording.")
     try:
         size = await asyncio.to_thread(rec.blobs.size, stored.path)
-    except StoreError as exc:  # deleted by hand, or an index row naming no blob
+    except (BlobNotFound, BadKey) as exc:  # deleted by hand, or a row naming no blob
         logger.warning("recording file %s not in the store: %s", stored.file_id, exc)
         raise json_error(web.HTTPGone, "gone", "This recording is no longer kept.") from None
     ranged = request.headers.get("Range", "")
@@ -300,7 +300,7 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
                + f'; filename="{name}"'}
     try:
         return await blob_response(request, rec.blobs, stored.path, size, headers)
-    except StoreError:  # deleted since measured
+    except BlobNotFound:  # deleted since measured
         raise json_error(web.HTTPGone, "gone", "This recording is no longer kept.") from None
 
 
