@@ -38,7 +38,7 @@ from typing import IO, Any
 from orchestrator.documents import DocumentKind
 from orchestrator.model import Settings
 from orchestrator.replay import day_settings
-from recordings.blobstore import BlobStore, StoreError, read_bytes
+from recordings.blobstore import BlobNotFound, BlobStore, read_bytes
 from recordings.plan import ARCHIVE, day_folder, day_prefix, student_folder_name
 from recordings.sources import scan_day
 from recordings.timeline import replay
@@ -193,7 +193,7 @@ def _student_recordings(blobs: BlobStore, folder: Path, day_id: int, student: st
     for check in sorted(checks):
         try:
             record = json.loads(read_bytes(blobs, check))
-        except (StoreError, ValueError):
+        except (BlobNotFound, ValueError):
             continue
         if isinstance(record, dict) and str(record.get("student")) == student:
             found.add(check)
@@ -223,7 +223,7 @@ def _pack_file(name: str, blobs: BlobStore, key: str, size: int) -> PackFile:
 def _sidecar_names(blobs: BlobStore, key: str, media_name: str) -> bool:
     try:
         info = json.loads(read_bytes(blobs, key))
-    except (StoreError, ValueError):
+    except (BlobNotFound, ValueError):
         return False
     return isinstance(info, dict) and str(info.get("file", "")) == media_name
 

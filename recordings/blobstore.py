@@ -185,6 +185,8 @@ class LocalFolderStore:
         return path
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        # Written beside the target under a reserved name and renamed over it; a
+        # put killed midway leaves a hidden file that deleting the day removes.
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{_TEMP_MARK}{uuid.uuid4().hex}")
@@ -215,7 +217,9 @@ class LocalFolderStore:
         else:  # a rename cannot cross disks: copy beside the target first
             staging = final.with_name(f"{_TEMP_MARK}{uuid.uuid4().hex}")
             shutil.copytree(folder, staging, symlinks=True)
-        old = final.with_name(f"{_TEMP_MARK}old-{uuid.uuid4().hex}")
+        # One name per prefix, so a swap cut short by a crash is cleared by the next.
+        old = final.with_name(f"{_TEMP_MARK}old-{final.name}")
+        shutil.rmtree(old, ignore_errors=True)
         if final.exists():
             final.rename(old)
         staging.rename(final)
@@ -257,7 +261,7 @@ class LocalFolderStore:
         path = self._path(prefix, prefix=True)
         if path == self._root:
             raise BadKey("refusing to delete the whole store; name a prefix")
-        if path.is_file() or path.is_symlink():
+        if path.is_file():
             path.unlink()
             return 1
         if not path.is_dir():

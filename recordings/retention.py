@@ -3,10 +3,10 @@
 What is deleted: everything the recordings store (`recordings.blobstore`) holds
 under the day's prefix ``day-<id>/``, i.e. the raw takes, the archive and the
 identity snapshots (``identity/``); with today's local store that is the day's
-folder ``<recordings_dir>/day-<id>/``. When it
-is deleted: from the start of the day after ``date + retention.days`` in the day's
-time zone; a defense on 23 November with 30 days is kept through the whole of
-23 December and deleted from 24 December 00:00. Never earlier.
+folder ``<recordings_dir>/day-<id>/``. When it is deleted: from the start of the
+day after ``date + retention.days`` in the day's time zone; a defense on 23 November
+with 30 days is kept through the whole of 23 December and deleted from 24 December
+00:00. Never earlier.
 
 Appeal holds: a student whose appeal is recorded holds their recordings until the
 decision is recorded. A held student's archive folder is never deleted, and neither
@@ -34,7 +34,7 @@ from storage.db import Database
 
 from . import manifest as mf
 from .archive_store import ArchiveStore
-from .blobstore import BlobInfo, BlobStore, StoreError
+from .blobstore import BlobInfo, BlobNotFound, BlobStore, StoreError
 from .plan import ARCHIVE, day_prefix
 
 logger = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class Retention:
                     while chunk := f.read(1 << 20):
                         digest.update(chunk)
                         size += len(chunk)
-            except StoreError:
+            except BlobNotFound:
                 continue  # gone since listed: nothing of it is deleted
             entries.append({"path": blob.key, "role": "file", "size": size,
                             "sha256": digest.hexdigest()})
