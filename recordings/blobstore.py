@@ -216,7 +216,11 @@ class LocalFolderStore:
             staging = folder
         else:  # a rename cannot cross disks: copy beside the target first
             staging = final.with_name(f"{_TEMP_MARK}{uuid.uuid4().hex}")
-            shutil.copytree(folder, staging, symlinks=True)
+            try:
+                shutil.copytree(folder, staging, symlinks=True)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         # One name per prefix, so a swap cut short by a crash is cleared by the next.
         old = final.with_name(f"{_TEMP_MARK}old-{final.name}")
         shutil.rmtree(old, ignore_errors=True)

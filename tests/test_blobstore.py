@@ -14,9 +14,11 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -296,3 +298,29 @@ def test_docs_scaling_lists_exactly_the_methods_a_backend_implements() -> None:
     assert {"put", "open", "list", "delete"} <= protocol
     assert documented == protocol, (documented ^ protocol)
     assert "Per-node figures (bench/capacity.py)" in text
+
+
+def test_the_local_folder_copies_a_tree_from_another_disk_whole_or_not_at_all(
+        tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on another file system than the tests' tmp_path")
+    store = LocalFolderStore(tmp_path / "store")
+    store.put("day-1/archive/student-7/defense.mp4", chunks(b"first build"))
+    with tempfile.TemporaryDirectory(dir=shm) as elsewhere:
+        broken = Path(elsewhere, "broken")
+        broken.mkdir()
+        (broken / "defense.mp4").write_bytes(b"second build")
+        os.mkfifo(broken / "timeline.json")  # cannot be copied: the copy fails midway
+        with pytest.raises(shutil.Error, match="named pipe"):
+            store.put_tree("day-1/archive/student-7", broken)
+        assert [(b.key, read_bytes(store, b.key)) for b in store.list("")] == [
+            ("day-1/archive/student-7/defense.mp4", b"first build")]
+        assert sorted(p.name for p in (tmp_path / "store/day-1/archive").iterdir()) == [
+            "student-7"]  # no half-copied folder left behind
+        good = Path(elsewhere, "good")
+        good.mkdir()
+        (good / "defense.mp4").write_bytes(b"third build")
+        store.put_tree("day-1/archive/student-7", good)
+        assert not good.exists()
+        assert read_bytes(store, "day-1/archive/student-7/defense.mp4") == b"third build"
