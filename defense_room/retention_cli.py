@@ -14,6 +14,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from recordings.blobstore import LocalFolderStore
 from recordings.retention import Deletion, Retention
 from server.config import DEFAULT_CONFIG_PATH, Config
 from storage.db import Database
@@ -42,5 +43,5 @@ def run_retention(config: Config, *, dry_run: bool, now: float | None = None) ->
 
 async def _sweep(config: Config, dry_run: bool, now: float) -> list[Deletion]:
     async with Database(config.database_path) as db:
-        retention = Retention(db, config.recordings_dir, config.retention.days)
+        retention = Retention(db, LocalFolderStore(config.recordings_dir), config.retention.days)
         return await retention.sweep(now, dry_run=dry_run)

@@ -13,6 +13,11 @@ checks.
 Building reads files and replays the journal; hashing and zipping block and run in
 a worker thread, never on the event loop. Hashes are cached by file identity
 (`DigestCache`), so a second request does not read the recordings again.
+
+The recordings come from the recordings store (`recordings.blobstore`); which raw
+segments overlap the defense is read from the take sidecars on the local spool.
+A store whose blobs are local files hands them over as paths; any other is read
+through `BlobStore.open` (and hashed again on each request).
 """
 
 from __future__ import annotations
@@ -22,16 +27,19 @@ import csv
 import hashlib
 import io
 import json
+import shutil
 import threading
+import time
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from orchestrator.documents import DocumentKind
 from orchestrator.model import Settings
 from orchestrator.replay import day_settings
-from recordings.plan import ARCHIVE, day_folder, student_folder_name
+from recordings.blobstore import BlobNotFound, BlobStore, read_bytes
+from recordings.plan import ARCHIVE, day_folder, day_prefix, student_folder_name
 from recordings.sources import scan_day
 from recordings.timeline import replay
 from storage.appeals import Appeal
@@ -61,10 +69,20 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A file of the recordings store that is not a local file."""
+
+    store: BlobStore
+    key: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class PackFile:
     name: str  # the path inside the pack
-    data: bytes | None  # None: copied from `source`
+    data: bytes | None  # None: copied from `source` or `blob`
     source: Path | None = None
+    blob: StoredBlob | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +107,12 @@ def csv_bytes(rows: list[list[object]]) -> bytes:
 
 
 async def build_pack(db: Database, appeal: Appeal, *, recordings_dir: Path,
-                     documents: DocumentFiles, settings: Settings,
+                     blobs: BlobStore, documents: DocumentFiles, settings: Settings,
                      index: RecordingIndex, with_recordings: bool = True) -> EvidencePack:
     """What the appeal commission reviews of one student's defense (clause 8.6);
-    `settings` only for a day whose journal does not hold its own. Without
-    `with_recordings` (the hold is over) the recordings are left out."""
+    `settings` only for a day whose journal does not hold its own. `recordings_dir`
+    is the local spool (the take sidecars), `blobs` the store the files come from.
+    Without `with_recordings` (the hold is over) the recordings are left out."""
     day_id, which = appeal.day_id, str(appeal.student_id)
     folder = day_folder(recordings_dir, day_id)
     drafts = await load_drafts(db, day_id, settings, folder, index)
@@ -128,9 +147,8 @@ async def build_pack(db: Database, appeal: Appeal, *, recordings_dir: Path,
     entries = await journal.entries(day_id)
     if with_recordings:
         interval = await _defense_interval(db, day_id, which, settings, entries)
-        for path in await asyncio.to_thread(_student_recordings, folder, which, interval):
-            files.append(PackFile(f"recordings/{path.relative_to(folder).as_posix()}", None,
-                                  path))
+        files += await asyncio.to_thread(_student_recordings, blobs, folder, day_id, which,
+                                         interval)
     try:
         await journal.verify(day_id)
         chain = {"verified": True, "message": "the hash chain of the day's journal is intact"}
@@ -160,43 +178,52 @@ async def _defense_interval(db: Database, day_id: int, student: str, settings: S
     return min(a for a, _ in spans), max(b for _, b in spans)
 
 
-def _student_recordings(folder: Path, student: str,
-                        interval: tuple[float, float] | None) -> list[Path]:
-    """The student's files under a day's recordings folder (blocking): their archive
-    folder, their identity checks, and the raw segments (with sidecars and archived
-    copies) that overlap their defense."""
-    if not folder.is_dir():
-        return []
-    found: set[Path] = set()
-    archive = folder / ARCHIVE / student_folder_name(student)
-    if archive.is_dir():
-        found.update(p for p in archive.rglob("*") if p.is_file())
-    for check in sorted((folder / IDENTITY).glob("*/check.json")):
+def _student_recordings(blobs: BlobStore, folder: Path, day_id: int, student: str,
+                        interval: tuple[float, float] | None) -> list[PackFile]:
+    """The student's files of a day's recordings (blocking): their archive folder,
+    their identity checks, and the raw segments (with sidecars and archived copies)
+    that overlap their defense."""
+    prefix = day_prefix(day_id) + "/"
+    stored = {b.key: b.size for b in blobs.list(prefix)}
+    found: set[str] = set()
+    archive = f"{prefix}{ARCHIVE}/{student_folder_name(student)}/"
+    found.update(k for k in stored if k.startswith(archive))
+    checks = [k for k in stored if k.startswith(f"{prefix}{IDENTITY}/")
+              and k.count("/") == 3 and k.endswith("/check.json")]
+    for check in sorted(checks):
         try:
-            record = json.loads(check.read_text())
-        except (OSError, ValueError):
+            record = json.loads(read_bytes(blobs, check))
+        except (BlobNotFound, ValueError):
             continue
         if isinstance(record, dict) and str(record.get("student")) == student:
             found.add(check)
     if interval is not None:
         start, end = interval
-        for segment in scan_day(folder):
+        for segment in scan_day(folder):  # the sidecars say when each segment ran
             seg_end = segment.wall_end if segment.wall_end is not None else float("inf")
             if segment.wall_start < end and seg_end > start:
-                media = segment.path
-                found.add(media)
-                found.update(p for p in media.parent.glob("*.json")
-                             if _sidecar_names(p, segment.name))
-                copy = folder / ARCHIVE / "raw" / segment.take / segment.name
-                if copy.is_file():
-                    found.add(copy)
-    return sorted(p for p in found if p.suffix in RECORDING_SUFFIXES)
+                take = f"{prefix}{segment.take}/"
+                found.add(take + segment.path.name)
+                found.update(k for k in stored if k.startswith(take) and k.endswith(".json")
+                             and "/" not in k[len(take):]
+                             and _sidecar_names(blobs, k, segment.name))
+                found.add(f"{prefix}{ARCHIVE}/raw/{segment.take}/{segment.name}")
+    keys = sorted((k for k in found if k in stored
+                   and PurePosixPath(k).suffix in RECORDING_SUFFIXES), key=lambda k: k.split("/"))
+    return [_pack_file(f"recordings/{k[len(prefix):]}", blobs, k, stored[k]) for k in keys]
 
 
-def _sidecar_names(sidecar: Path, media_name: str) -> bool:
+def _pack_file(name: str, blobs: BlobStore, key: str, size: int) -> PackFile:
+    local = blobs.local_path(key)
+    if local is not None:
+        return PackFile(name, None, local)
+    return PackFile(name, None, None, StoredBlob(blobs, key, size))
+
+
+def _sidecar_names(blobs: BlobStore, key: str, media_name: str) -> bool:
     try:
-        info = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
+        info = json.loads(read_bytes(blobs, key))
+    except (BlobNotFound, ValueError):
         return False
     return isinstance(info, dict) and str(info.get("file", "")) == media_name
 
@@ -275,6 +302,13 @@ class DigestCache:
 def _digest(file: PackFile, cache: DigestCache | None) -> tuple[int, str]:
     if file.data is not None:
         return len(file.data), hashlib.sha256(file.data).hexdigest()
+    if file.blob is not None:
+        digest, size = hashlib.sha256(), 0
+        with file.blob.store.open(file.blob.key) as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        return size, digest.hexdigest()
     assert file.source is not None
     return (cache or DigestCache()).digest(file.source)
 
@@ -300,6 +334,12 @@ def write_zip(pack: EvidencePack, target: IO[bytes], key: ServerKey,
         for file in pack.files:
             if file.data is not None:
                 zf.writestr(file.name, file.data)
+            elif file.blob is not None:
+                info = zipfile.ZipInfo(file.name, time.localtime()[:6])
+                info.file_size = file.blob.size  # decides ZIP64 for a large recording
+                with file.blob.store.open(file.blob.key) as source, \
+                        zf.open(info, "w") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
             else:
                 assert file.source is not None
                 zf.write(file.source, file.name)

@@ -13,9 +13,11 @@ kill. It reads the plan (`recordings.plan`), and:
 3. writes the manifest: SHA-256 of the new files, of the copies and of the raw
    files they came from.
 
-Everything is written into a staging folder and swapped in at the end, so a failed
-or killed build leaves the previous archive (if any) as it was, and the raw files
-are only ever opened for reading.
+Everything is written into a staging folder on the local spool
+(`BuildPlan.staging_folder`); the server publishes it to the recordings store once
+the worker has succeeded (`recordings.jobs`, `BlobStore.put_tree`), so a failed or
+killed build leaves the previous archive (if any) as it was, and the raw files are
+only ever opened for reading.
 
 Progress goes to stdout as JSON lines ``{"progress": 0.42}``; the last line is
 ``{"result": {...}}`` or ``{"error": "..."}`` (then the exit status is 1).
@@ -36,7 +38,7 @@ from typing import Any
 from . import manifest as mf
 from .composite import Input, Spec, build_composite
 from .errors import RemuxError
-from .plan import ARCHIVE, BuildPlan, student_folder_name
+from .plan import BuildPlan
 from .remux import finalize
 
 logger = logging.getLogger(__name__)
@@ -89,12 +91,12 @@ def remux_sources(plan: BuildPlan, progress: Callable[[float], None]) -> list[st
 
 
 def run(plan: BuildPlan, progress: Callable[[float], None]) -> dict[str, Any]:
-    """Build the student's archive folder; return the manifest's hash and figures."""
+    """Build the student's archive into the staging folder; return the manifest's
+    hash and figures."""
     day = plan.folder
     unreadable = remux_sources(plan, lambda f: progress(REMUX_SHARE * f))
     used = [s for s in plan.overlapping() if s.raw not in unreadable]
-    final = day / plan.student_folder
-    staging = day / ARCHIVE / f".{student_folder_name(plan.student)}.building"
+    staging = plan.staging_folder
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     spec = Spec(
@@ -125,19 +127,9 @@ def run(plan: BuildPlan, progress: Callable[[float], None]) -> dict[str, Any]:
     }
     data = mf.encode(document)
     (staging / "manifest.json").write_bytes(data)
-    _swap_in(staging, final)
     progress(1.0)
     return {"manifest_sha256": mf.digest(data), "frames": result.frames,
             "duration_s": result.duration_s, "files": len(files)}
-
-
-def _swap_in(staging: Path, final: Path) -> None:
-    old = final.with_name(f".{final.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

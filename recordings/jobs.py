@@ -8,7 +8,9 @@ refusal says which. Accepted requests wait in one queue; one task takes them in
 order and runs `python -m recordings.build` on a plan worked out from the journal
 and the take folders at that moment. The worker reports progress on its stdout;
 the job's state (queued, running, done, failed) is kept in SQLite, its progress
-in memory while it runs.
+in memory while it runs. The worker builds on the local spool (the day folder);
+once it succeeds, the archive is published to the recordings store
+(`recordings.blobstore`) and indexed from what the store then holds.
 
 A failed build keeps its error and can be asked for again; it never touched the
 raw files (the worker only reads them and writes into a staging folder). A build
@@ -36,8 +38,9 @@ from storage.journal import Journal
 
 from . import manifest as mf
 from .archive_store import ArchiveStore, Job, JobState
+from .blobstore import BlobStore, LocalFolderStore, read_bytes
 from .errors import BuildRefused, RecordingError
-from .plan import ARCHIVE, BuildPlan, day_folder, make_plan
+from .plan import ARCHIVE, BuildPlan, day_folder, day_prefix, make_plan
 from .sources import scan_day
 from .timeline import DayTimeline, replay
 
@@ -55,12 +58,17 @@ class RecordingJobs:
     """Owns the build queue, the worker task and its child process."""
 
     def __init__(self, db: Database, recordings_dir: Path, settings: Settings, *,
+                 blobs: BlobStore | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        """`settings` replay only a day whose journal does not hold its own."""
+        """`recordings_dir` is the local spool the takes are recorded into and the
+        worker builds in; `blobs` the store archives are published to (by default
+        the spool folder itself, `LocalFolderStore`). `settings` replay only a day
+        whose journal does not hold its own."""
         self._db = db
         self._store = ArchiveStore(db)
         self._journal = Journal(db)
         self._recordings_dir = recordings_dir
+        self._blobs = blobs if blobs is not None else LocalFolderStore(recordings_dir)
         self._settings = settings
         self._clock = clock
         self._queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
@@ -77,6 +85,10 @@ class RecordingJobs:
     @property
     def recordings_dir(self) -> Path:
         return self._recordings_dir
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._blobs
 
     @property
     def idle(self) -> bool:
@@ -190,6 +202,9 @@ class RecordingJobs:
         try:
             plan = await self._plan(day_id, student_id)
             result = await self._spawn(plan)
+            await asyncio.to_thread(self._blobs.put_tree,
+                                    f"{day_prefix(day_id)}/{plan.student_folder}",
+                                    plan.staging_folder)
             await self._index(plan, result)
         except asyncio.CancelledError:
             await self._store.update_job(day_id, student_id, state=JobState.QUEUED, progress=0.0,
@@ -297,13 +312,14 @@ class RecordingJobs:
                 await proc.wait()
 
     async def _index(self, plan: BuildPlan, result: dict[str, Any]) -> None:
-        folder = plan.folder / plan.student_folder
-        data = await asyncio.to_thread((folder / "manifest.json").read_bytes)
+        base = day_prefix(plan.day_id) + "/"  # store keys: relative to the recordings
+        key = f"{base}{plan.student_folder}/manifest.json"
+        data = await asyncio.to_thread(read_bytes, self._blobs, key)
         digest = mf.digest(data)
         if digest != result.get("manifest_sha256"):
-            raise BuildFailed(f"the manifest in {folder} does not match the worker's hash")
+            raise BuildFailed(f"the manifest {self._blobs.location(key)} does not match the "
+                              "worker's hash")
         document = json.loads(data)
-        base = day_folder(Path(), plan.day_id).as_posix() + "/"  # relative to the recordings
         files = [{**entry, "path": base + entry["path"]} for entry in document["files"]]
         files.append({"path": f"{base}{plan.student_folder}/manifest.json", "role": "manifest",
                       "size": len(data), "sha256": digest})

@@ -40,8 +40,3 @@ def encode(manifest: dict[str, Any]) -> bytes:
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
-
-def folder_files(root: Path, base: Path) -> list[dict[str, Any]]:
-    """Every file under ``root`` as manifest entries, paths relative to ``base``."""
-    return [file_entry(base, str(path.relative_to(base)), "file")
-            for path in sorted(root.rglob("*")) if path.is_file() and not path.is_symlink()]

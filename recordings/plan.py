@@ -33,10 +33,15 @@ _ROLE_ORDER = {Role.STUDENT: 0, Role.CHAIR: 1, Role.MEMBER: 2, Role.SECRETARY: 3
 _PAUSED = "paused: no quorum (7.2)"
 
 
+def day_prefix(day_id: int) -> str:
+    """The one place the layout of a day's recordings is spelled: its takes, its
+    archive and its identity checks live under this folder (or store prefix)."""
+    return f"day-{day_id}"
+
+
 def day_folder(recordings_dir: Path, day_id: int) -> Path:
-    """The one place the layout of a day's recordings folder is spelled: its takes,
-    its archive and its identity checks live under it."""
-    return recordings_dir / f"day-{day_id}"
+    """The day's folder under the local recordings folder (`day_prefix`)."""
+    return recordings_dir / day_prefix(day_id)
 
 
 def student_folder_name(student: str) -> str:
@@ -86,6 +91,12 @@ class BuildPlan:
     def student_folder(self) -> str:
         """Relative to the day folder."""
         return f"{ARCHIVE}/{student_folder_name(self.student)}"
+
+    @property
+    def staging_folder(self) -> Path:
+        """Where the worker builds the archive on the local spool, before the server
+        publishes it to the store (`recordings.blobstore.BlobStore.put_tree`)."""
+        return self.folder / ARCHIVE / f".{student_folder_name(self.student)}.building"
 
     def overlapping(self) -> list[PlannedSource]:
         """The sources with media inside the defense's window."""

@@ -1,10 +1,12 @@
 """Retention (rule R1): recordings are kept one month after the defense, then deleted.
 
-What is deleted: everything under the day's folder ``<recordings_dir>/day-<id>/``,
-i.e. the raw takes, the archive and the identity snapshots (``identity/``). When it
-is deleted: from the start of the day after ``date + retention.days`` in the day's
-time zone; a defense on 23 November with 30 days is kept through the whole of
-23 December and deleted from 24 December 00:00. Never earlier.
+What is deleted: everything the recordings store (`recordings.blobstore`) holds
+under the day's prefix ``day-<id>/``, i.e. the raw takes, the archive and the
+identity snapshots (``identity/``); with today's local store that is the day's
+folder ``<recordings_dir>/day-<id>/``. When it is deleted: from the start of the
+day after ``date + retention.days`` in the day's time zone; a defense on 23 November
+with 30 days is kept through the whole of 23 December and deleted from 24 December
+00:00. Never earlier.
 
 Appeal holds: a student whose appeal is recorded holds their recordings until the
 decision is recorded. A held student's archive folder is never deleted, and neither
@@ -20,20 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import logging
-import shutil
 import time
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from storage.db import Database
 
 from . import manifest as mf
 from .archive_store import ArchiveStore
-from .plan import ARCHIVE, day_folder
+from .blobstore import BlobInfo, BlobNotFound, BlobStore, StoreError
+from .plan import ARCHIVE, day_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def due_at(day: datetime.date, timezone: str, days: int) -> float:
 class Deletion:
     day_id: int
     student_id: int | None  # None: the rest of the day folder
-    folder: Path
+    folder: str  # where it is, as the store says (`BlobStore.location`)
     due_at: float
     files: int
     bytes: int
@@ -69,9 +71,9 @@ class Deletion:
 class Retention:
     """Finds and deletes recordings past their retention; see the module doc."""
 
-    def __init__(self, db: Database, recordings_dir: Path, days: int) -> None:
+    def __init__(self, db: Database, store: BlobStore, days: int) -> None:
         self._store = ArchiveStore(db)
-        self._root = recordings_dir
+        self._blobs = store
         self._days = days
 
     async def sweep(self, now: float, *, dry_run: bool = False) -> list[Deletion]:
@@ -80,62 +82,92 @@ class Retention:
         deletions: list[Deletion] = []
         for row in await self._store.days():
             day_id = int(row["id"])
-            folder = day_folder(self._root, day_id)
-            if not folder.is_dir():
-                continue
             due = due_at(datetime.date.fromisoformat(row["date"]), row["timezone"], self._days)
             if now < due:
                 continue
+            prefix = day_prefix(day_id)
+            blobs = await asyncio.to_thread(self._blobs.list, prefix + "/")
+            if not blobs:
+                continue
             held = {student for (d, student) in holds if d == day_id}
             archives = await self._store.archives(day_id)
-            for student_dir in sorted((folder / ARCHIVE).glob("student-*")):
-                number = student_dir.name.removeprefix("student-")
+            gone: list[str] = []  # prefixes deleted (or, in a dry run, listed) above
+            for name in _student_folders(blobs, f"{prefix}/{ARCHIVE}/"):
+                number = name.removeprefix("student-")
                 if not number.isdigit() or int(number) in held:
                     continue
                 archive = archives.get(int(number))
                 known = [archive.manifest_sha256] if archive is not None else []
-                deletions.append(await self._delete(day_id, int(number), student_dir, due,
-                                                    now, known, dry_run))
+                student_prefix = f"{prefix}/{ARCHIVE}/{name}"
+                deletions.append(await self._delete(
+                    day_id, int(number), student_prefix, _under(blobs, student_prefix), due,
+                    now, known, dry_run))
+                gone.append(student_prefix)
             if held:
                 logger.info("day %s: recordings of %s held for an appeal", day_id,
                             ", ".join(str(s) for s in sorted(held)))
                 continue
             known = sorted(a.manifest_sha256 for a in archives.values() if a.deleted_at is None)
             # In a dry run the student folders listed above are still there.
-            listed = [d.folder for d in deletions if d.day_id == day_id]
-            deletions.append(await self._delete(day_id, None, folder, due, now, known, dry_run,
-                                                listed))
+            rest = ([b for b in blobs if not any(b.key.startswith(g + "/") for g in gone)]
+                    if dry_run else await asyncio.to_thread(self._blobs.list, prefix + "/"))
+            deletions.append(await self._delete(day_id, None, prefix, rest, due, now, known,
+                                                dry_run))
         return deletions
 
-    async def _delete(self, day_id: int, student_id: int | None, folder: Path, due: float,
-                      now: float, archive_manifests: list[str], dry_run: bool,
-                      listed: list[Path] | None = None) -> Deletion:
-        relative = str(folder.relative_to(self._root))
+    async def _delete(self, day_id: int, student_id: int | None, prefix: str,
+                      blobs: list[BlobInfo], due: float, now: float,
+                      archive_manifests: list[str], dry_run: bool) -> Deletion:
+        where = self._blobs.location(prefix)
         if dry_run:
-            skip = listed or []
-            sizes = await asyncio.to_thread(
-                lambda: [p.stat().st_size for p in folder.rglob("*") if p.is_file()
-                         and not any(p.is_relative_to(d) for d in skip)])
-            return Deletion(day_id, student_id, folder, due, len(sizes), sum(sizes), None)
-        files = await asyncio.to_thread(mf.folder_files, folder, self._root)
+            return Deletion(day_id, student_id, where, due, len(blobs),
+                            sum(b.size for b in blobs), None)
+        files = await asyncio.to_thread(self._entries, blobs)
         document: dict[str, Any] = {
             "format": DELETION_FORMAT, "day_id": day_id,
             "student": None if student_id is None else str(student_id),
-            "folder": relative, "due_at": due, "deleted_at": now,
+            "folder": prefix, "due_at": due, "deleted_at": now,
             "archive_manifests": archive_manifests, "files": files}
         data = mf.encode(document)
         digest = mf.digest(data)
         size = sum(int(f["size"]) for f in files)
         await self._store.record_deletion(
-            day_id=day_id, student_id=student_id, folder=relative, manifest=data,
+            day_id=day_id, student_id=student_id, folder=prefix, manifest=data,
             manifest_sha256=digest, files=len(files), size=size,
             archive_manifests=archive_manifests, now=now)
         try:
-            await asyncio.to_thread(shutil.rmtree, folder)
-        except OSError:
-            logger.exception("deleting %s failed; the next sweep tries again", folder)
-        logger.info("retention deleted %s (%d files, manifest %s)", relative, len(files), digest)
-        return Deletion(day_id, student_id, folder, due, len(files), size, digest)
+            await asyncio.to_thread(self._blobs.delete, prefix)
+        except (OSError, StoreError):
+            logger.exception("deleting %s failed; the next sweep tries again", where)
+        logger.info("retention deleted %s (%d files, manifest %s)", prefix, len(files), digest)
+        return Deletion(day_id, student_id, where, due, len(files), size, digest)
+
+    def _entries(self, blobs: list[BlobInfo]) -> list[dict[str, Any]]:
+        """Manifest entries of `blobs`, hashed as read from the store (blocking)."""
+        entries = []
+        for blob in blobs:
+            digest, size = hashlib.sha256(), 0
+            try:
+                with self._blobs.open(blob.key) as f:
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+                        size += len(chunk)
+            except BlobNotFound:
+                continue  # gone since listed: nothing of it is deleted
+            entries.append({"path": blob.key, "role": "file", "size": size,
+                            "sha256": digest.hexdigest()})
+        return entries
+
+
+def _student_folders(blobs: list[BlobInfo], archive: str) -> list[str]:
+    """The ``student-*`` folder names directly under the ``archive`` prefix."""
+    names = {b.key[len(archive):].split("/", 1)[0] for b in blobs
+             if b.key.startswith(archive) and "/" in b.key[len(archive):]}
+    return sorted(n for n in names if n.startswith("student-"))
+
+
+def _under(blobs: list[BlobInfo], prefix: str) -> list[BlobInfo]:
+    return [b for b in blobs if b.key.startswith(prefix + "/")]
 
 
 class RetentionSweeper:

@@ -5,6 +5,7 @@ work; every access is journaled; appeal holds over the API."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import time
@@ -226,3 +227,25 @@ async def test_a_link_dies_with_its_holders_invite(server: RunningServer) -> Non
         assert status == 403 and body["error"] == "not_allowed"
     finally:
         await chair.session.close()
+
+
+async def test_a_file_no_longer_in_the_store_is_gone(server: RunningServer) -> None:
+    day, tokens = await built_day(server)
+    sec = Client(server, day.day_id, tokens["sec"])
+    try:
+        status, listing, _, _ = await sec.get(sec.api)
+        assert status == 200
+        files = next(s for s in listing["students"] if s["archive"])["archive"]["files"]
+        video = next(f for f in files if f["role"] == "composite")
+        timeline = next(f for f in files if f["role"] == "timeline")
+        # Removed behind the server's back (by hand, or by the store's own rules).
+        blobs = server.app[RECORDINGS].blobs
+        assert await asyncio.to_thread(blobs.delete, video["path"]) == 1
+        status, body, _, _ = await sec.get(video["play"], Range="bytes=0-9")
+        assert status == 410 and body["error"] == "gone", body
+        assert await kinds(server, day.day_id, "recording_access") == []
+        status, _, data, headers = await sec.get(timeline["download"])
+        assert status == 200 and hashlib.sha256(data).hexdigest() == timeline["sha256"]
+        assert headers["Content-Type"] == "application/json"
+    finally:
+        await sec.session.close()

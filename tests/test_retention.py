@@ -17,6 +17,7 @@ from defense_room.cli import main
 from orchestrator.appeals import Decision
 from recordings import manifest as mf
 from recordings.archive_store import ArchiveStore
+from recordings.blobstore import LocalFolderStore
 from recordings.plan import day_folder
 from recordings.retention import Retention, RetentionSweeper, due_at
 from storage.db import Database
@@ -76,7 +77,7 @@ async def test_deleted_at_one_month_not_earlier_and_never_while_held(
         db: Database, tmp_path: Path) -> None:
     config = make_config(tmp_path)
     day_id, ids, folder = await recorded_day(db, config.recordings_dir)
-    retention = Retention(db, config.recordings_dir, config.retention.days)
+    retention = Retention(db, LocalFolderStore(config.recordings_dir), config.retention.days)
     store = ArchiveStore(db)
     due = due_at(datetime.date(2026, 11, 23), TZ, 30)
     everything = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
@@ -126,7 +127,8 @@ async def test_the_sweeper_runs_inside_the_server_and_stops(db: Database, tmp_pa
     config = make_config(tmp_path)
     _day_id, _ids, folder = await recorded_day(db, config.recordings_dir)
     clock = FakeClock(DEFENSE)
-    sweeper = RetentionSweeper(Retention(db, config.recordings_dir, 30), clock=clock,
+    sweeper = RetentionSweeper(Retention(db, LocalFolderStore(config.recordings_dir), 30),
+                               clock=clock,
                                interval_s=0.05)
     await sweeper.start()
     try:

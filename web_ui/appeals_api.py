@@ -60,6 +60,7 @@ from .errors import json_error
 from .keys import CONFIG, DATABASE, HOSTS, INVITES
 from .package_signing import DIGESTS, EVIDENCE_SLOTS, server_key
 from .protocol_api import RECORDING_INDEX
+from .recordings_api import RECORDINGS
 from .roles import APPEAL_READERS, APPELLANTS, CHAIR, OFFICE, SECRETARY, SITTING_GUESTS
 
 #: The most members an appeal commission is given (clause 8.4 asks for at least one).
@@ -210,6 +211,7 @@ async def evidence(request: web.Request) -> web.StreamResponse:
     async with request.app[EVIDENCE_SLOTS]:
         pack = await build_pack(
             db, appeal, recordings_dir=config.recordings_dir,
+            blobs=request.app[RECORDINGS].blobs,
             documents=DocumentFiles(config.documents_dir), settings=config.procedure_settings(),
             index=request.app[RECORDING_INDEX], with_recordings=with_recordings)
         key = await server_key(request.app)

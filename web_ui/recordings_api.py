@@ -36,6 +36,7 @@ from aiohttp import web
 from orchestrator.appeals import Decision
 from orchestrator.model import Role
 from recordings.archive_store import ArchiveStore
+from recordings.blobstore import BadKey, BlobNotFound, BlobStore, LocalFolderStore
 from recordings.errors import LinkRefused
 from recordings.jobs import RecordingJobs
 from recordings.links import LinkSigner, load_secret
@@ -46,6 +47,7 @@ from storage.invites import Invite, InviteStore
 from storage.journal import Journal
 
 from .auth import invite_of, require, require_invite
+from .blob_response import blob_response
 from .body import NOTE_CHARS, identifier, json_object, only, text, url_id
 from .errors import json_error
 from .keys import CONFIG, DATABASE
@@ -86,6 +88,11 @@ class Recordings:
     def store(self) -> ArchiveStore:
         return self.jobs.store
 
+    @property
+    def blobs(self) -> BlobStore:
+        """Where the archived files are kept (`recordings.blobstore`)."""
+        return self.jobs.blobs
+
 
 RECORDINGS = web.AppKey("recordings", Recordings)
 
@@ -94,8 +101,10 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the build jobs and the retention sweeper run while the server does."""
     config, db = app[CONFIG], app[DATABASE]
     signer = LinkSigner(await asyncio.to_thread(load_secret, config.data_dir))
-    jobs = RecordingJobs(db, config.recordings_dir, config.procedure_settings())
-    sweeper = RetentionSweeper(Retention(db, config.recordings_dir, config.retention.days))
+    # The local folder is the store today; an object-store backend goes here.
+    blobs = LocalFolderStore(config.recordings_dir)
+    jobs = RecordingJobs(db, config.recordings_dir, config.procedure_settings(), blobs=blobs)
+    sweeper = RetentionSweeper(Retention(db, blobs, config.retention.days))
     await jobs.start()
     await sweeper.start()
     app[RECORDINGS] = Recordings(jobs, signer, sweeper, time.time)
@@ -272,9 +281,11 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         await journal.append(stored.day_id, claim.person_id, "recording_access_refused",
                              {"file": stored.path, "reason": "not allowed"}, now)
         raise json_error(web.HTTPForbidden, "not_allowed", "You may not open this recording.")
-    path = request.app[CONFIG].recordings_dir / stored.path
-    if not path.is_file():
-        raise json_error(web.HTTPGone, "gone", "This recording is no longer kept.")
+    try:
+        size = await asyncio.to_thread(rec.blobs.size, stored.path)
+    except (BlobNotFound, BadKey) as exc:  # deleted by hand, or a row naming no blob
+        logger.warning("recording file %s not in the store: %s", stored.file_id, exc)
+        raise json_error(web.HTTPGone, "gone", "This recording is no longer kept.") from None
     ranged = request.headers.get("Range", "")
     if not ranged or ranged.replace(" ", "").startswith("bytes=0-"):
         await journal.append(stored.day_id, claim.person_id, "recording_access", {
@@ -283,10 +294,14 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     name = PurePosixPath(stored.path).name
     headers = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer",
                "X-Content-Type-Options": "nosniff",
-               "Content-Type": _TYPES.get(path.suffix, "application/octet-stream"),
+               "Content-Type": _TYPES.get(PurePosixPath(name).suffix,
+                                         "application/octet-stream"),
                "Content-Disposition": ("attachment" if claim.download else "inline")
                + f'; filename="{name}"'}
-    return web.FileResponse(path, headers=headers)
+    try:
+        return await blob_response(request, rec.blobs, stored.path, size, headers)
+    except BlobNotFound:  # deleted since measured
+        raise json_error(web.HTTPGone, "gone", "This recording is no longer kept.") from None
 
 
 async def recordings_page(request: web.Request) -> web.StreamResponse:
