@@ -19,11 +19,16 @@ reasons, at the suggested band and at the configured one.
 
 The suggested band, one for every size (a document's size is not known
 beforehand): lo is MARGIN below the smallest different-person distance (of any
-size), rounded down to 0.01; hi is MARGIN above the largest same-person distance,
-rounded up, and no lower than lo. If look closely would then exceed 15 % of the
-same-person pairs, hi drops towards the largest same-person distance; if even that
-exceeds 15 %, both cannot hold: the band keeps every same-person pair out of no
-match and the report says so, naming the hi that would keep look closely at 15 %.
+size), rounded down to 0.01; hi is HI_MARGIN above the largest same-person distance,
+rounded up, and no lower than lo. The margins differ because the errors do: a lo too
+high lets a stranger through, so lo stays just under what the set shows; a hi too
+low calls a genuine student "no match", and a stranger's face is only ever farther
+than the set's closest look-alike, so hi keeps room for the genuine pairs the set
+has not shown (a higher hi moves pairs from no match to look closely, never to
+match). If look closely would then exceed 15 % of the same-person pairs, hi drops
+towards the largest same-person distance; if even that exceeds 15 %, both cannot
+hold: the band keeps every same-person pair out of no match and the report says so,
+naming the hi that would keep look closely at 15 %.
 
 Faces the band has not seen: the band is tuned on the same pairs it is reported on,
 so the report also gives a leave-one-person-out estimate. For each person, the band
@@ -62,8 +67,10 @@ SUFFIXES = {".jpg", ".jpeg", ".png"}
 GRID = [round(0.30 + 0.01 * i, 2) for i in range(51)]  # 0.30 .. 0.80
 TABLE_EVERY = 5
 DOCUMENT_SIZES = (48, 64, 96)
-#: Distance kept between the band and the nearest pair it must not misjudge.
+#: Distance kept between lo and the closest different-person pair.
 MARGIN = 0.02
+#: Distance kept between hi and the farthest same-person pair (see the module doc).
+HI_MARGIN = 0.08
 #: Most same-person pairs the suggested band may send to look closely.
 MAX_LOOK_CLOSELY = 0.15
 MATCH, LOOK_CLOSELY, NO_MATCH, RETAKE = "match", "look_closely", "no_match", "retake"
@@ -282,15 +289,15 @@ def suggest_band(pairs: Sequence[Pair], settings: IdentitySettings | None = None
     lo = max(0.05, lo)
     if not same:
         return Band(lo, max(lo, _no_match_distance(configured)))
-    roomy = max(lo, math.ceil(round((max(same) + MARGIN) * 100, 6)) / 100)
+    roomy = max(lo, math.ceil(round((max(same) + HI_MARGIN) * 100, 6)) / 100)
     tight = math.ceil(round(max(same) * 100, 6)) / 100
     if max(same) > tight:  # the rounding must not call the largest same pair no match
         tight = round(tight + 0.01, 2)
     tight = max(lo, tight)
-    if look_closely_rate(pairs, lo, roomy) <= MAX_LOOK_CLOSELY:
-        return Band(lo, roomy)
+    # Every same-person pair lies at or under `tight`: the room above it changes
+    # nothing on this set but what a stranger to it is called.
     if look_closely_rate(pairs, lo, tight) <= MAX_LOOK_CLOSELY:
-        return Band(lo, tight)  # no margin above the largest same-person distance
+        return Band(lo, roomy)
     fallback = tight
     while fallback > lo and look_closely_rate(pairs, lo, fallback) > MAX_LOOK_CLOSELY:
         fallback = round(fallback - 0.01, 2)
@@ -300,8 +307,7 @@ def suggest_band(pairs: Sequence[Pair], settings: IdentitySettings | None = None
 
 
 def _no_match_distance(settings: IdentitySettings) -> float:
-    # The analysis engineer adds `no_match_distance`; until then the band is empty.
-    return float(getattr(settings, "no_match_distance", settings.match_distance))
+    return settings.no_match_distance
 
 
 def figures(pairs: Sequence[Pair], lo: float, hi: float) -> dict[str, Any]:
@@ -410,8 +416,9 @@ def report(pairs: Sequence[Pair], images: int, skipped: dict[str, int],
     look = look_closely_rate(pairs, band.lo, band.hi)
     print(f"suggested identity.match_distance: {band.lo:.2f} ({MARGIN:.2f} below the smallest "
           f"different-person distance)", file=out)
-    print(f"suggested identity.no_match_distance: {band.hi:.2f} (no same-person pair above it; "
-          f"look closely {_pct(look)} of same-person pairs, all sizes)", file=out)
+    print(f"suggested identity.no_match_distance: {band.hi:.2f} (up to {HI_MARGIN:.2f} above "
+          f"the largest same-person distance; look closely {_pct(look)} of same-person pairs, "
+          f"all sizes)", file=out)
     if band.conflict_hi is not None:
         print(f"both cannot hold: look closely stays <= {_pct(MAX_LOOK_CLOSELY)} only with "
               f"no_match_distance {band.conflict_hi:.2f}, which calls {band.conflict_no_match} "
@@ -434,7 +441,7 @@ def report(pairs: Sequence[Pair], images: int, skipped: dict[str, int],
         "same_pairs": sum(p.same for p in by_size.get(sizes[0], [])) if sizes else 0,
         "different_pairs": sum(not p.same for p in by_size.get(sizes[0], [])) if sizes else 0,
         "look_closely_rate": look, "look_closely_of": "same-person pairs",
-        "band": [band.lo, band.hi], "margin": MARGIN,
+        "band": [band.lo, band.hi], "margin": MARGIN, "hi_margin": HI_MARGIN,
         "band_conflict": None if band.conflict_hi is None else {
             "no_match_distance": band.conflict_hi, "same_no_match": band.conflict_no_match},
         "configured_band": list(configured), "images": images, "skipped": len(skipped),

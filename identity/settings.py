@@ -25,7 +25,7 @@ class IdentitySettings:
     # Above this distance the verdict is "no match"; between the two it is "look
     # closely" (the band where the model is known to confuse people: the
     # secretary compares the two crops and decides).
-    no_match_distance: float = field(default=0.66, metadata=_range(0.05, 1.5))
+    no_match_distance: float = field(default=0.72, metadata=_range(0.05, 1.5))
     # Largest yaw (the nose's offset from the eyes' midpoint along the eye line,
     # as a share of the eye distance; 0 looks straight ahead, ~0.25 is a head
     # turned ~30 degrees) of a live face that counts as frontal.

@@ -12,7 +12,8 @@ import pytest
 
 from defense_room.cli import main
 from defense_room.identity_eval import (
-    LOOK_CLOSELY, MATCH, MAX_LOOK_CLOSELY, NO_MATCH, RETAKE, Pair, figures, held_out,
+    HI_MARGIN, LOOK_CLOSELY, MARGIN, MATCH, MAX_LOOK_CLOSELY, NO_MATCH, RETAKE, Pair, figures,
+    held_out,
     look_closely_rate,
     rates, report, suggest_band, verdict)
 from identity.settings import IdentitySettings
@@ -150,7 +151,7 @@ def test_overlapping_people_are_sent_to_look_closely() -> None:
              Pair(1, 2, False, 0.54, None), Pair(1, 3, False, 0.80, None)]
     band = suggest_band(pairs)
     assert band.lo == 0.52  # MARGIN below the closest different pair, 0.54
-    assert band.hi == 0.58  # MARGIN above the largest same-person distance, 0.56
+    assert band.hi == 0.64  # HI_MARGIN above the largest same-person distance, 0.56
     assert band.conflict_hi is None
     assert look_closely_rate(pairs, band.lo, band.hi) == 0.05  # 1 of 20 same pairs
     assert figures(pairs, band.lo, band.hi)["false_match_rate"] == 0.0
@@ -202,3 +203,27 @@ def test_the_held_out_estimate_judges_each_person_by_a_band_tuned_without_them()
 def test_a_missing_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="nope is not a folder"):
         main(["identity-eval", str(tmp_path / "nope")])
+
+
+def test_the_room_above_the_farthest_same_pair_keeps_an_unseen_genuine_pair_from_no_match(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def pair(x: str, y: str, distance: float) -> Pair:
+        return Pair(0, 1, x == y, distance, None, 64, (x, y))
+
+    people = [f"p{n}" for n in range(20)]
+    pairs = [pair(name, name, 0.40) for name in people]
+    pairs += [pair("y", "y", 0.62), pair("z", "z", 0.66)]  # two genuine look-unalikes
+    pairs += [pair("p0", "p1", 0.60), pair("p2", "p3", 0.60), pair("p4", "p5", 0.61)]
+    pairs += [pair("y", "z", 0.90), pair("p6", "z", 0.85)]
+    band = suggest_band(pairs)
+    assert (band.lo, band.hi, band.conflict_hi) == (0.58, 0.74, None)
+    # Judged by a band tuned without them, z's pair (0.66) lies beyond the farthest
+    # same pair that band saw (0.62): with HI_MARGIN it is looked at, not refused.
+    assert HI_MARGIN > MARGIN
+    unseen = held_out(pairs, (64,))["sizes"]["64"]
+    assert unseen["false_match_rate"] == 0.0
+    assert unseen["same_rejected_rate"] == 0.0
+    assert unseen["look_closely_rate"] == round(2 / 22, 6)
+    # With no more room above than below, the same stranger is called no match.
+    monkeypatch.setattr("defense_room.identity_eval.HI_MARGIN", MARGIN)
+    assert held_out(pairs, (64,))["sizes"]["64"]["same_rejected_rate"] == round(1 / 22, 6)
