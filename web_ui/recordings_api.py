@@ -48,7 +48,7 @@ from storage.journal import Journal
 from .auth import invite_of, require, require_invite
 from .body import NOTE_CHARS, identifier, json_object, only, text, url_id
 from .errors import json_error
-from .keys import CONFIG, DATABASE
+from .keys import CONFIG, DATABASE, OWNERSHIP
 from .replies import json_reply
 from .roles import OFFICE, SECRETARY
 
@@ -94,10 +94,15 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the build jobs and the retention sweeper run while the server does."""
     config, db = app[CONFIG], app[DATABASE]
     signer = LinkSigner(await asyncio.to_thread(load_secret, config.data_dir))
-    jobs = RecordingJobs(db, config.recordings_dir, config.procedure_settings())
+    ownership = app[OWNERSHIP]
+    # Each worker builds its own days' archives (their requests reach it); the
+    # retention sweep runs in one process per machine.
+    jobs = RecordingJobs(db, config.recordings_dir, config.procedure_settings(),
+                         owns=ownership.owns)
     sweeper = RetentionSweeper(Retention(db, config.recordings_dir, config.retention.days))
     await jobs.start()
-    await sweeper.start()
+    if ownership.runs_machine_services:
+        await sweeper.start()
     app[RECORDINGS] = Recordings(jobs, signer, sweeper, time.time)
     try:
         yield
