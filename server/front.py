@@ -149,8 +149,36 @@ class Front:
 
     # -- HTTP ------------------------------------------------------------------------------
 
+    async def health(self, request: web.Request) -> web.Response:
+        """``/healthz`` of the whole server: 200 while a worker answers (503 if none
+        does). With the organizer's token, which each worker checks as before, also
+        the rooms and participants of all workers and each worker's state."""
+        answers: list[dict[str, Any] | None] = []
+        for slot, client in zip(self._slots, self._clients, strict=True):
+            answer = None
+            if slot.up:
+                try:
+                    async with client.get(URL("http://worker/healthz"),
+                                          headers=_forward_headers(request)) as r:
+                        answer = await r.json() if r.status == 200 else None
+                except (aiohttp.ClientError, ValueError):
+                    answer = None
+            answers.append(answer)
+        ok = any(a is not None for a in answers)
+        body: dict[str, Any] = {"ok": ok}
+        if any(a is not None and "rooms" in a for a in answers):
+            body["rooms"] = sum(int(a.get("rooms", 0)) for a in answers if a is not None)
+            body["participants"] = sum(int(a.get("participants", 0))
+                                       for a in answers if a is not None)
+            body["workers"] = [{"index": slot.index, "up": a is not None, "starts": slot.starts}
+                               for slot, a in zip(self._slots, answers, strict=True)]
+        return web.json_response(body, status=200 if ok else 503,
+                                 headers={"Cache-Control": "no-store"})
+
     async def relay(self, request: web.Request) -> web.StreamResponse:
         """The request's answer from its worker."""
+        if request.path == "/healthz":
+            return await self.health(request)
         if isinstance(route_of(request.path, request.headers), ByJoin):
             return await self.relay_socket(request)
         day_id = await self.day_of(request)

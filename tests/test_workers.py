@@ -25,6 +25,7 @@ from server.ownership import NotThisWorker, Ownership, owner_of
 from server.routing import Anywhere, ByAppeal, ByDay, ByJoin, ByToken, join_token, route_of
 from server.workers import Backoff
 from storage.db import Database
+from storage.invites import hash_token
 from storage.roster import CommissionSpec, RosterStore
 from web_ui.client import RoomClient
 
@@ -35,6 +36,7 @@ from .timing import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BEARER = {"Authorization": "Bearer abc-123"}
+ORGANIZER = "organizer-token-of-this-test"
 
 
 # -- the rule, without processes ---------------------------------------------------------
@@ -152,7 +154,8 @@ async def two_days(tmp_path: Path, isolated_network: None) -> AsyncIterator[
     config = tmp_path / "config.yaml"
     config.write_text(
         f"data_dir: {data}\nserver:\n  host: 127.0.0.1\n  port: {port}\n"
-        "tls:\n  mode: 'off'\nabsence:\n  reconnect_grace_s: 120\n")
+        "tls:\n  mode: 'off'\nabsence:\n  reconnect_grace_s: 120\n"
+        f"api:\n  organizer_token_sha256: '{hash_token(ORGANIZER)}'\n")
     spec = day_spec(time.time() + 60, students=1)
     spec = spec.__class__(**{**{f: getattr(spec, f) for f in spec.__dataclass_fields__},
                              "commission": CommissionSpec("Председатель", ("Член 1", "Член 2"),
@@ -178,6 +181,14 @@ async def join_day(base_url: str, day: Day) -> list[RoomClient]:
                          [FrameNumberTrack(), ToneTrack(frequency=440)]
                          if name in ("chair", "s1") else None)
             for name in ("chair", "m1", "sec", "s1")]
+
+
+async def health(base_url: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base_url}/healthz",
+                               headers={"Authorization": f"Bearer {ORGANIZER}"}) as r:
+            body: dict[str, Any] = await r.json()
+            return body
 
 
 async def state_status(base_url: str, day: Day) -> tuple[int, Any]:
@@ -254,6 +265,11 @@ async def test_two_days_on_two_workers_one_killed_and_recovered(
             await wait_until(lambda: len(seen_a.frame_numbers), lambda n: n > 10,
                              "day A's media after the rejoin")
         assert (await sec_b.snapshot())["phase"] == before_a["phase"]  # B went on as it was
+        # The organizer's /healthz counts both workers' rooms and shows the restart.
+        whole = await health(front.base_url)
+        assert whole["rooms"] == 2 and whole["participants"] == 8, whole
+        assert [(w["up"], w["starts"]) for w in whole["workers"]] == [
+            (True, 2 if i == owner_a else 1) for i in (0, 1)], whole
     finally:
         for client in clients_a + clients_b:
             await client.close()
