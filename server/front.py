@@ -37,6 +37,7 @@ from storage.db import Database
 from storage.invites import hash_token
 
 from .config import Config
+from .flood import WaitingSockets
 from .ownership import owner_of
 from .routing import Anywhere, ByAppeal, ByDay, ByJoin, ByToken, join_token, route_of
 from .workers import Supervisor, WorkerSlot
@@ -46,6 +47,10 @@ logger = logging.getLogger(__name__)
 #: Frames over this close the socket, as the worker's own limit does (web_ui.app).
 HARD_FRAME_LIMIT = 1 << 20
 RETRY_AFTER_S = 2
+#: Messages held before the ``join`` (the worker answers each once it has the socket).
+MAX_BEFORE_JOIN = 8
+#: The worker's close code for a socket with no join in time (web_ui/session.py).
+CLOSE_JOIN_TIMEOUT = 4408
 #: Token and appeal lookups remembered (a token's day never changes).
 CACHE_SIZE = 10_000
 #: Connection headers of one hop, never relayed (RFC 9110 7.6.1), and the ones the
@@ -110,9 +115,12 @@ def _remember(cache: dict[Any, int], day: int) -> int:
 class Front:
     """Picks the worker of each request and relays it; owns one client per worker."""
 
-    def __init__(self, supervisor: Supervisor, days: DayLookup) -> None:
+    def __init__(self, config: Config, supervisor: Supervisor, days: DayLookup) -> None:
         self._slots = supervisor.slots
         self._days = days
+        self._join_timeout_s = config.media.join_timeout_s
+        # The front holds a socket until its join, so it limits those as a worker does.
+        self._waiting = WaitingSockets(config.signaling.max_waiting_per_ip)
         self._next = itertools.cycle(range(len(self._slots)))
         self._clients = [aiohttp.ClientSession(
             connector=aiohttp.UnixConnector(path=str(slot.socket)), auto_decompress=False,
@@ -231,12 +239,48 @@ class Front:
                 await ws.close()
         return ws
 
+    async def _await_join(self, request: web.Request, ws: web.WebSocketResponse
+                          ) -> tuple[list[aiohttp.WSMessage], int | None] | None:
+        """The messages up to and including the ``join``, and its day (None for a
+        token that is no invite: any worker refuses it as a single server would).
+        None if the socket closed, or was closed here: no join in time, too many
+        messages before one, or too many sockets of the address waiting to join."""
+        address = request.remote or "unknown"
+        if not self._waiting.enter(address):
+            await _refuse(ws, "too_many_sockets",
+                          f"{self._waiting.count(address)} connections from {address} are "
+                          "already waiting to join; join or close them first",
+                          WSCloseCode.TRY_AGAIN_LATER)
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._join_timeout_s
+            held: list[aiohttp.WSMessage] = []
+            while len(held) < MAX_BEFORE_JOIN:
+                try:
+                    msg = await ws.receive(timeout=max(deadline - loop.time(), 0.001))
+                except TimeoutError:
+                    await _refuse(ws, "join_timeout",
+                                  f"no 'join' message within {self._join_timeout_s:.0f} s",
+                                  CLOSE_JOIN_TIMEOUT)
+                    return None
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    return None  # closed
+                held.append(msg)
+                token = join_token(msg.data) if msg.type == WSMsgType.TEXT else None
+                if token is not None:
+                    return held, await self._days.day_of_token(token)
+            await _refuse(ws, "not_joined", "the first message must be 'join' with your invite "
+                          "token", CLOSE_JOIN_TIMEOUT)
+            return None
+        finally:
+            self._waiting.leave(address)
+
     async def _pipe(self, request: web.Request, ws: web.WebSocketResponse) -> None:
-        first = await ws.receive()
-        if first.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+        joining = await self._await_join(request, ws)
+        if joining is None:
             return
-        token = join_token(first.data) if first.type == WSMsgType.TEXT else None
-        day_id = None if token is None else await self._days.day_of_token(token)
+        held, day_id = joining
         try:
             slot = await self.slot_for(day_id)
             upstream = await self._clients[slot.index].ws_connect(
@@ -245,11 +289,11 @@ class Front:
         except (WorkerDown, aiohttp.ClientError) as exc:
             message = str(exc) if isinstance(exc, WorkerDown) else str(WorkerDown(
                 self._slots[0], day_id))
-            await ws.send_json({"type": "error", "code": "restarting", "message": message})
-            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"restarting")
+            await _refuse(ws, "restarting", message, WSCloseCode.TRY_AGAIN_LATER)
             return
         try:
-            await _send(upstream, first)
+            for msg in held:  # the worker answers those before the join as it always did
+                await _send(upstream, msg)
             to_worker = asyncio.create_task(_copy(ws, upstream))
             to_caller = asyncio.create_task(_copy(upstream, ws))
             done, pending = await asyncio.wait({to_worker, to_caller},
@@ -272,6 +316,12 @@ class Front:
 
 FRONT = web.AppKey("front", Front)
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+
+
+async def _refuse(ws: web.WebSocketResponse, code: str, message: str, close_code: int) -> None:
+    """An ``error`` message (docs/signaling.md) and the close that goes with it."""
+    await ws.send_json({"type": "error", "code": code, "message": message})
+    await ws.close(code=close_code, message=code.encode())
 
 
 async def _send(ws: Socket, msg: aiohttp.WSMessage) -> None:
@@ -342,7 +392,7 @@ def create_front(config: Config, supervisor: Supervisor) -> web.Application:
         async with Database(config.database_path) as db:
             app[FRONT_DATABASE] = db
             await supervisor.start()
-            front = app[FRONT] = Front(supervisor, DayLookup(db))
+            front = app[FRONT] = Front(config, supervisor, DayLookup(db))
             try:
                 yield
             finally:

@@ -155,6 +155,7 @@ async def two_days(tmp_path: Path, isolated_network: None) -> AsyncIterator[
     config.write_text(
         f"data_dir: {data}\nserver:\n  host: 127.0.0.1\n  port: {port}\n"
         "tls:\n  mode: 'off'\nabsence:\n  reconnect_grace_s: 120\n"
+        "media:\n  join_timeout_s: 3\n"
         f"api:\n  organizer_token_sha256: '{hash_token(ORGANIZER)}'\n")
     spec = day_spec(time.time() + 60, students=1)
     spec = spec.__class__(**{**{f: getattr(spec, f) for f in spec.__dataclass_fields__},
@@ -302,6 +303,14 @@ async def test_a_socket_for_a_day_whose_worker_is_down_is_told_so(
     assert "restarting" in first.json()["message"]
     assert closing.type == aiohttp.WSMsgType.CLOSE
     assert closing.data == aiohttp.WSCloseCode.TRY_AGAIN_LATER
+    # The front holds a socket until its join, and not longer than a worker would.
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{front.base_url}/ws") as ws:
+            await ws.send_json({"type": "hello"})  # held: no worker is chosen before a join
+            first = await ws.receive(timeout=10)
+            closing = await ws.receive(timeout=10)
+    assert first.json()["code"] == "join_timeout", first.json()
+    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 4408
     # ... and joins once the worker is back.
     await wait_until(lambda: state_status(front.base_url, day_a), lambda a: a[0] == 200,
                      "day A answered again", 60)
