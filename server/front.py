@@ -123,7 +123,9 @@ class Front:
         self._waiting = WaitingSockets(config.signaling.max_waiting_per_ip)
         self._next = itertools.cycle(range(len(self._slots)))
         self._clients = [aiohttp.ClientSession(
-            connector=aiohttp.UnixConnector(path=str(slot.socket)), auto_decompress=False,
+            # No pool limit: every joined participant holds one socket to its worker.
+            connector=aiohttp.UnixConnector(path=str(slot.socket), limit=0),
+            auto_decompress=False,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
             for slot in self._slots]
 

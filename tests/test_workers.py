@@ -29,7 +29,10 @@ from storage.invites import hash_token
 from storage.roster import CommissionSpec, RosterStore
 from web_ui.client import RoomClient
 
+from .cdp import Cdp
+from .chromium import chromium, require_chromium
 from .conftest import free_port
+from .test_browser import enter, only_from_server
 from .media_helpers import collecting, joined
 from .procedure_helpers import Api, day_spec
 from .timing import wait_until
@@ -316,3 +319,36 @@ async def test_a_socket_for_a_day_whose_worker_is_down_is_told_so(
                      "day A answered again", 60)
     client = await joined(front.base_url, day_a.tokens["sec"])
     await client.close()
+
+
+async def test_room_pages_in_chromium_through_the_front(
+        two_days: tuple[Front, Day, Day, Path], tmp_path: Path) -> None:
+    """The real page behind the front: its socket's origin check, the worker's security
+    headers (connect-src names the front's address) and media straight to the worker."""
+    require_chromium()
+    front, day, _, _ = two_days
+    await front.start()
+    sec = Api(front.base_url, day.day_id, day.tokens["sec"])
+    decoded = ("(window.roomDebug?.link?.lastStats ?? [])"
+               ".filter(e => e.kind === 'video' && e.framesDecoded > 0).length")
+    async with chromium(log=tmp_path / "browser.log", devtools=True) as browser:
+        assert browser.devtools_url is not None
+        cdp = await Cdp.connect(browser.devtools_url)
+        try:
+            tabs = [await cdp.open_tab(f"{front.base_url}/j/{day.tokens[name]}")
+                    for name in ("chair", "m1")]
+            for tab in tabs:
+                await enter(tab)
+            await wait_until(sec.snapshot, lambda s: len(s["present"]) == 2, "both pages present")
+            async def decoding() -> list[Any]:
+                return [await tab.evaluate(decoded) for tab in tabs]
+
+            await wait_until(decoding, lambda counts: all(n >= 1 for n in counts),
+                             "each page to decode the other's camera", 60)
+            only_from_server(front.base_url, tabs)
+            for tab in tabs:
+                await tab.evaluate("window.roomDebug?.link?.finish('test over')")
+            await wait_until(sec.snapshot, lambda s: not s["present"], "both pages gone", 30)
+        finally:
+            await cdp.close()
+            await sec.close()
