@@ -133,7 +133,7 @@ class Front:
         for client in self._clients:
             await client.close()
 
-    async def slot_for(self, day_id: int | None) -> WorkerSlot:
+    def slot_for(self, day_id: int | None) -> WorkerSlot:
         """The worker of `day_id` (any running one for None); `WorkerDown` if it is down."""
         if day_id is not None:
             slot = self._slots[owner_of(day_id, len(self._slots))]
@@ -193,7 +193,7 @@ class Front:
             return await self.relay_socket(request)
         day_id = await self.day_of(request)
         try:
-            slot = await self.slot_for(day_id)
+            slot = self.slot_for(day_id)
         except WorkerDown as exc:
             return _restarting(exc)
         client = self._clients[slot.index]
@@ -284,7 +284,7 @@ class Front:
             return
         held, day_id = joining
         try:
-            slot = await self.slot_for(day_id)
+            slot = self.slot_for(day_id)
             upstream = await self._clients[slot.index].ws_connect(
                 _worker_url(request), headers=_socket_headers(request),
                 max_msg_size=0, autoping=True)
@@ -339,9 +339,10 @@ async def _copy(source: Socket, sink: Socket) -> tuple[int | None, bytes]:
     while True:
         msg = await source.receive()
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-            if sink.closed:
+            try:
+                await _send(sink, msg)
+            except ConnectionError:  # the other side went meanwhile; its own copy ends
                 return WSCloseCode.OK, b""
-            await _send(sink, msg)
         elif msg.type == WSMsgType.CLOSE:
             sent = msg.data if isinstance(msg.data, int) and _sendable(msg.data) else WSCloseCode.OK
             return sent, (msg.extra or "").encode()[:120]
