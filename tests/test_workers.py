@@ -7,6 +7,7 @@ then real processes: the front, its two workers, aiortc peers in both days.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from server.routing import Anywhere, ByAppeal, ByDay, ByJoin, ByToken, join_toke
 from server.workers import Backoff
 from storage.db import Database
 from storage.invites import hash_token
+from storage.journal import Journal
 from storage.roster import CommissionSpec, RosterStore
 from web_ui.client import RoomClient
 
@@ -84,6 +86,28 @@ def test_backoff_doubles_while_a_worker_keeps_dying_and_resets_after_a_stable_ru
     backoff = Backoff(first_s=0.5, max_s=4.0, stable_after_s=60.0)
     assert [backoff.after_run(1.0) for _ in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
     assert backoff.after_run(120.0) == 0.5
+
+
+async def test_two_writers_chain_one_days_journal(tmp_path: Path) -> None:
+    """Two `Database` writers on one file (as two workers hold): every append reads the
+    day's last hash and inserts inside one transaction that holds the write lock, so
+    neither fails with "database is locked" nor breaks the chain."""
+    path = tmp_path / "shared.sqlite3"
+    async with Database(path) as first, Database(path) as second:
+        day = (await RosterStore(first).create_day(
+            day_spec(time.time() + 60, students=1), expires_at=time.time() + 86400,
+            now=time.time())).day_id
+
+        async def append_many(db: Database, who: int) -> None:
+            journal = Journal(db)
+            for n in range(150):
+                await journal.append(day, None, "test_event", {"writer": who, "n": n},
+                                     time.time())
+
+        await asyncio.gather(append_many(first, 1), append_many(second, 2))
+        await Journal(first).verify(day)
+        events = [e for e in await Journal(second).entries(day) if e.kind == "test_event"]
+    assert len(events) == 300
 
 
 # -- real processes ---------------------------------------------------------------------
@@ -282,8 +306,6 @@ async def test_two_days_on_two_workers_one_killed_and_recovered(
     assert front.stop() == 0
     assert front.workers() == {}
     # Both days' journals hold one unbroken chain, though two processes wrote the file.
-    from storage.journal import Journal
-
     async with Database(data / "defense-room.sqlite3") as db:
         await Journal(db).verify()
         kinds = [e.kind for e in await Journal(db).entries(day_a.day_id)]
