@@ -12,8 +12,13 @@ requests get 503 with ``Retry-After`` and a sentence saying so, and a signaling
 socket for it is closed with 1013 ("try again later"); sockets open when the worker
 died are closed with 1012 ("service restart"), and the pages reconnect.
 
+A signaling socket names its day only in its ``join``, so the front holds what the
+socket sends until then (within the join timeout and the per-address cap on sockets
+waiting to join, as a worker would) and hands it all to the day's worker.
+
 The worker sees the caller's address and scheme in ``X-Forwarded-For`` and
 ``X-Forwarded-Proto`` (`web_ui.forwarded` believes them only behind the front).
+``/healthz`` is answered here for the whole server (`Front.health`).
 """
 
 from __future__ import annotations
@@ -34,9 +39,9 @@ from yarl import URL
 
 from protocols.server_key import ServerKeyring
 from storage.db import Database
-from storage.invites import hash_token
 
 from .config import Config
+from .day_lookup import DayLookup
 from .flood import WaitingSockets
 from .ownership import owner_of
 from .routing import Anywhere, ByAppeal, ByDay, ByJoin, ByToken, join_token, route_of
@@ -51,8 +56,6 @@ RETRY_AFTER_S = 2
 MAX_BEFORE_JOIN = 8
 #: The worker's close code for a socket with no join in time (web_ui/session.py).
 CLOSE_JOIN_TIMEOUT = 4408
-#: Token and appeal lookups remembered (a token's day never changes).
-CACHE_SIZE = 10_000
 #: Connection headers of one hop, never relayed (RFC 9110 7.6.1), and the ones the
 #: front sets itself.
 _HOP = frozenset(h.lower() for h in (
@@ -76,40 +79,6 @@ class WorkerDown(Exception):
         super().__init__(f"the server process of {what} is restarting; try again in a few "
                          "seconds (the day goes on where it was)")
         self.slot = slot
-
-
-class DayLookup:
-    """Invite token or appeal -> its day, read from SQLite (and remembered)."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._tokens: dict[str, int] = {}
-        self._appeals: dict[int, int] = {}
-
-    async def day_of_token(self, token: str) -> int | None:
-        digest = hash_token(token)
-        day = self._tokens.get(digest)
-        if day is None:
-            rows = await self._db.query("SELECT day_id FROM people WHERE token_hash = ?", [digest])
-            if not rows:
-                return None  # not an invite (the organizer's token, a wrong one)
-            day = self._tokens[digest] = _remember(self._tokens, int(rows[0]["day_id"]))
-        return day
-
-    async def day_of_appeal(self, appeal_id: int) -> int | None:
-        day = self._appeals.get(appeal_id)
-        if day is None:
-            rows = await self._db.query("SELECT day_id FROM appeals WHERE id = ?", [appeal_id])
-            if not rows:
-                return None
-            day = self._appeals[appeal_id] = _remember(self._appeals, int(rows[0]["day_id"]))
-        return day
-
-
-def _remember(cache: dict[Any, int], day: int) -> int:
-    if len(cache) >= CACHE_SIZE:
-        cache.clear()  # rare, and every entry is cheap to read again
-    return day
 
 
 class Front:
