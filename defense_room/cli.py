@@ -223,14 +223,11 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
     database_of: Callable[[web.Application], Database]
     key_of: Callable[[web.Application], Awaitable[ServerKey]]
     if workers > 1:
-        import tempfile
-
         from protocols.server_key import ServerKeyring
         from server.front import FRONT_DATABASE, create_front
         from server.workers import Supervisor, worker_command
 
-        # Short and private: the workers' unix sockets (a socket path has ~100 bytes).
-        run_dir = Path(tempfile.mkdtemp(prefix="defense-room-"))
+        run_dir = _socket_folder(config.data_dir)
         supervisor = Supervisor(workers, run_dir, worker_command(
             config_path, verbose=verbose, count=workers,
             organizer_sha256=None if office_token is None
@@ -301,6 +298,20 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
 
             shutil.rmtree(run_dir, ignore_errors=True)
     return 0
+
+
+def _socket_folder(data_dir: Path) -> Path:
+    """A private folder for the workers' unix sockets: under the data folder (this
+    user's only, and no /tmp cleaner removes a socket of a server up for weeks), or a
+    fresh one in the temporary folder where that path would be too long for a socket
+    (about 100 bytes)."""
+    import tempfile
+
+    folder = data_dir.resolve() / "run"
+    if len(str(folder / "worker-255.sock").encode()) < 100:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return folder
+    return Path(tempfile.mkdtemp(prefix="defense-room-"))
 
 
 if __name__ == "__main__":
