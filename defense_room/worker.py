@@ -9,6 +9,7 @@ once the socket listens, and dies with the front.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 
@@ -38,6 +39,10 @@ def serve_worker(config: Config, worker: str, *, unix: Path | None, front_pid: i
         config = dataclasses.replace(config, api=dataclasses.replace(
             config.api, organizer_token_sha256=organizer_sha256))
     os.umask(0o077)  # S19, as the front; the socket too is this user's only
+    # The workers log into the front's stderr: each line says whose it is.
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(
+            f"%(asctime)s %(levelname)s [worker {ownership.index}] %(name)s: %(message)s"))
 
     def ready(_: str) -> None:
         print(READY_LINE, flush=True)

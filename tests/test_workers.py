@@ -302,6 +302,7 @@ async def test_two_days_on_two_workers_one_killed_and_recovered(
         # before the sockets close, as a single server does, and leave with status 0.
         assert front.stop() == 0
         assert front.workers() == {}
+        assert not (data / "run").exists()  # the workers' sockets went with them
     finally:
         for client in clients_a + clients_b:
             await client.close()
