@@ -244,6 +244,10 @@ async def test_two_days_on_two_workers_one_killed_and_recovered(
         async with s.get(f"http://worker/api/days/{day_a.day_id}/state",
                          headers={"Authorization": f"Bearer {day_a.tokens['sec']}"}) as r:
             assert r.status == 421 and (await r.json())["error"] == "other_worker"
+        async with s.ws_connect("http://worker/ws") as ws:
+            await ws.send_json({"type": "join", "token": day_a.tokens["chair"]})
+            refused = await ws.receive(timeout=10)
+        assert refused.json()["code"] == "other_worker", refused.json()
 
     sec_a = Api(front.base_url, day_a.day_id, day_a.tokens["sec"])
     sec_b = Api(front.base_url, day_b.day_id, day_b.tokens["sec"])
