@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -36,6 +38,15 @@ def main(argv: list[str] | None = None) -> int:
                        help="create a demo defense day and print one invite link per person")
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument("--workers", type=_worker_count, default=None, metavar="N",
+                       help="worker processes, each hosting its share of the days "
+                            "(default: server.workers, 0 there meaning one per CPU core; "
+                            "1: a single process)")
+    # How the front starts each worker (server/workers.py); not for operators.
+    serve.add_argument("--worker", help=argparse.SUPPRESS)
+    serve.add_argument("--unix", type=Path, help=argparse.SUPPRESS)
+    serve.add_argument("--front-pid", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--organizer-sha256", help=argparse.SUPPRESS)
     day = commands.add_parser("day", help="defense days: import a day file, check readiness")
     day_commands = day.add_subparsers(dest="day_command", required=True)
     day_import = day_commands.add_parser(
@@ -81,7 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _load(args.config)
         if args.command == "serve":
-            return serve_forever(config, demo=args.demo, host=args.host, port=args.port)
+            if args.worker is not None:
+                from .worker import serve_worker
+
+                return serve_worker(config, args.worker, unix=args.unix,
+                                    front_pid=args.front_pid,
+                                    organizer_sha256=args.organizer_sha256)
+            workers = args.workers if args.workers is not None else config.server.workers
+            return serve_forever(config, demo=args.demo, host=args.host, port=args.port,
+                                 workers=workers or os.cpu_count() or 1,
+                                 config_path=_path_of(args.config), verbose=args.verbose)
         if args.command == "day":
             from .daycli import import_day, print_readiness
 
@@ -138,6 +158,23 @@ def server_keys(config: Config, command: str) -> int:
     return 0
 
 
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if not 1 <= count <= 256:
+        raise argparse.ArgumentTypeError(f"--workers takes a number from 1 to 256, not {text!r}")
+    return count
+
+
+def _path_of(path: Path | None) -> Path | None:
+    """The configuration file `_load` reads, for the workers to read too."""
+    if path is None:
+        return DEFAULT_CONFIG_PATH.absolute() if DEFAULT_CONFIG_PATH.exists() else None
+    return path.absolute()
+
+
 def _load(path: Path | None) -> Config:
     if path is None:
         return load_config(DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
@@ -146,11 +183,16 @@ def _load(path: Path | None) -> Config:
     return load_config(path)
 
 
-def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | None) -> int:
-    """Run the server until interrupted (Ctrl+C or SIGTERM shut it down gracefully)."""
-    from web_ui.app import create_app
-    from web_ui.keys import DATABASE
-    from web_ui.package_signing import server_key
+def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | None,
+                  workers: int = 1, config_path: Path | None = None,
+                  verbose: bool = False) -> int:
+    """Run the server until interrupted (Ctrl+C or SIGTERM shut it down gracefully).
+
+    With `workers` > 1 this process is the front (`server.front`): it listens and
+    relays to that many worker processes (`server.workers`), each started from
+    `config_path` as ``serve --worker I/N``."""
+    from protocols.server_key import ServerKey
+    from storage.db import Database
 
     os.umask(0o077)  # S19: data, keys, recordings and takes readable by this user only
     listen_host = host or config.server.host
@@ -177,17 +219,51 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
         config = dataclasses.replace(config, api=dataclasses.replace(
             config.api, organizer_token_sha256=hash_token(office_token)))
 
-    app = create_app(config)
+    run_dir: Path | None = None
+    database_of: Callable[[web.Application], Database]
+    key_of: Callable[[web.Application], Awaitable[ServerKey]]
+    if workers > 1:
+        from protocols.server_key import ServerKeyring
+        from server.front import FRONT_DATABASE, create_front
+        from server.workers import Supervisor, worker_command
+
+        run_dir = _socket_folder(config.data_dir)
+        supervisor = Supervisor(workers, run_dir, worker_command(
+            config_path, verbose=verbose, count=workers,
+            organizer_sha256=None if office_token is None
+            else config.api.organizer_token_sha256))
+        app = create_front(config, supervisor)
+        keyring = ServerKeyring(config.data_dir)
+
+        def database_of(app: web.Application) -> Database:
+            return app[FRONT_DATABASE]
+
+        async def key_of(app: web.Application) -> ServerKey:
+            return await asyncio.to_thread(keyring.current)
+    else:
+        from web_ui.app import create_app
+        from web_ui.keys import DATABASE
+        from web_ui.package_signing import server_key
+
+        app = create_app(config)
+
+        def database_of(app: web.Application) -> Database:
+            return app[DATABASE]
+
+        key_of = server_key
 
     lines: list[str] = []
 
     async def prepare(app: web.Application) -> None:
         lines.append(f"Defense room server at {base_url} (data in {config.data_dir.resolve()})")
+        if workers > 1:
+            lines.append(f"Workers: {workers} processes, each hosting the days whose id "
+                         f"modulo {workers} is its number")
         if fingerprint:
             lines.append("TLS: self-signed certificate unless configured; SHA-256 fingerprint")
             lines.append(f"  {fingerprint}")
             lines.append("  (compare it with what the browser shows before accepting the warning)")
-        key = await server_key(app)  # made now, on the first start, so it can be noted down
+        key = await key_of(app)  # made now, on the first start, so it can be noted down
         lines.append("Package signing key, SHA-256 fingerprint (printed on every protocol;"
                      " `defense-room verify PACKAGE --key` checks packages against it):")
         lines.append(f"  {key.fingerprint}")
@@ -196,7 +272,7 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
                          "this machine directly (same network or VPN).")
         if demo:
             invites = await create_demo_day(
-                app[DATABASE], time.time(), valid_days_after=config.invites.valid_days_after,
+                database_of(app), time.time(), valid_days_after=config.invites.valid_days_after,
                 office_valid_days_after=config.invites.office_valid_days_after)
             lines.append("")
             lines.append("Demo defense day created. Personal invite links:")
@@ -213,9 +289,29 @@ def serve_forever(config: Config, *, demo: bool, host: str | None, port: int | N
         print("\n".join(lines), flush=True)
 
     app.on_startup.append(prepare)
-    web.run_app(app, host=listen_host, port=listen_port, ssl_context=ssl_context,
-                print=announce, access_log=None, loop=new_event_loop())
+    try:
+        web.run_app(app, host=listen_host, port=listen_port, ssl_context=ssl_context,
+                    print=announce, access_log=None, loop=new_event_loop())
+    finally:
+        if run_dir is not None:
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
     return 0
+
+
+def _socket_folder(data_dir: Path) -> Path:
+    """A private folder for the workers' unix sockets: under the data folder (this
+    user's only, and no /tmp cleaner removes a socket of a server up for weeks), or a
+    fresh one in the temporary folder where that path would be too long for a socket
+    (about 100 bytes)."""
+    import tempfile
+
+    folder = data_dir.resolve() / "run"
+    if len(str(folder / "worker-255.sock").encode()) < 100:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return folder
+    return Path(tempfile.mkdtemp(prefix="defense-room-"))
 
 
 if __name__ == "__main__":

@@ -59,12 +59,15 @@ class RecordingJobs:
 
     def __init__(self, db: Database, recordings_dir: Path, settings: Settings, *,
                  blobs: BlobStore | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 owns: Callable[[int], bool] = lambda _day_id: True) -> None:
         """`recordings_dir` is the local spool the takes are recorded into and the
         worker builds in; `blobs` the store archives are published to (by default
         the spool folder itself, `LocalFolderStore`). `settings` replay only a day
-        whose journal does not hold its own."""
+        whose journal does not hold its own; `owns` says which days' builds this
+        process takes up at start (with several worker processes, each its own days')."""
         self._db = db
+        self._owns = owns
         self._store = ArchiveStore(db)
         self._journal = Journal(db)
         self._recordings_dir = recordings_dir
@@ -102,7 +105,7 @@ class RecordingJobs:
         if self._task is not None:
             return
         for job in await self._store.jobs():
-            if job.state in (JobState.QUEUED, JobState.RUNNING):
+            if job.state in (JobState.QUEUED, JobState.RUNNING) and self._owns(job.day_id):
                 await self._store.update_job(job.day_id, job.student_id, state=JobState.QUEUED,
                                              progress=0.0, now=self._clock())
                 self._enqueue(job.day_id, job.student_id)

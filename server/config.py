@@ -69,6 +69,9 @@ class ServerConfig:
     # Host name or IP put into printed invite links; None means the
     # detected LAN address.
     public_host: str | None = None
+    # Worker processes, each hosting its share of the defense days (server/workers.py);
+    # 0 means one per CPU core, 1 a single process as before. `serve --workers` wins.
+    workers: int = field(default=0, metadata=_between(0, 256))
 
 
 @dataclass(frozen=True, slots=True)

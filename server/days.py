@@ -3,6 +3,11 @@
 A day is hosted from its first join or API call, and at startup if its journal
 shows a procedure under way (so its timers fire, and recording resumes, even
 before anyone reconnects). All hosts stop before the rooms do.
+
+With several worker processes (``serve --workers N``) a process hosts only the
+days its `Ownership` gives it, at startup and on request; any other day is
+refused (`NotThisWorker`), so a day's room, journal writes and recording live in
+one process only.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from storage.journal import Journal
 from .appeal_service import AppealService
 from .config import Config
 from .dayhost import DayHost
+from .ownership import SINGLE, Ownership
 from .rooms import RoomRegistry
 
 logger = logging.getLogger(__name__)
@@ -30,8 +36,10 @@ class DayHosts:
     settles goes to the appeal service and, on closing, to the archive builds."""
 
     def __init__(self, config: Config, db: Database, rooms: RoomRegistry, *,
-                 sitting_closed: Callable[[int], Awaitable[None]] | None = None) -> None:
+                 sitting_closed: Callable[[int], Awaitable[None]] | None = None,
+                 ownership: Ownership = SINGLE) -> None:
         self._config = config
+        self._ownership = ownership
         self._db = db
         self._rooms = rooms
         self._journal = Journal(db)
@@ -47,12 +55,14 @@ class DayHosts:
     async def host(self, day_id: int) -> DayHost:
         """The running host of `day_id`, started on first use.
 
-        Raises `storage.errors.NotFoundError` for an unknown day and the runner's
-        `ProcedureError` if its journal cannot be replayed.
+        Raises `storage.errors.NotFoundError` for an unknown day, `NotThisWorker`
+        for a day another worker owns, and the runner's `ProcedureError` if its
+        journal cannot be replayed.
         """
         host = self._hosts.get(day_id)
         if host is not None:
             return host
+        self._ownership.check(day_id)
         if self._stopped:
             raise RuntimeError("the server is shutting down")
         task = self._starting.get(day_id)
@@ -127,8 +137,11 @@ class DayHosts:
             await self._sitting_closed(host.day_id)
 
     async def start_days_under_way(self) -> None:
-        """Host every day whose procedure has begun and not yet closed."""
-        for day_id in await self._journal.days_under_way():
+        """Host every day of this worker whose procedure has begun and not yet closed."""
+        days = [d for d in await self._journal.days_under_way() if self._ownership.owns(d)]
+        if not self._ownership.alone:
+            logger.info("%s resumes days %s", self._ownership.describe(), days)
+        for day_id in days:
             try:
                 await self.host(day_id)
             except Exception:

@@ -124,9 +124,13 @@ class Mailer:
         """Whether mail is on (``mail.enabled``)."""
         return self._settings.enabled
 
-    async def start(self) -> None:
+    async def start(self, *, outbox: bool = True) -> None:
         """Read the password, place the journal cursor (first start: at the journal's
-        end, so no old fact is mailed) and start sending; nothing when mail is off."""
+        end, so no old fact is mailed) and start sending; nothing when mail is off.
+
+        ``outbox=False`` (every worker process but the first, ``serve --workers``):
+        only the password, for `send_invite`; one process per machine reads the
+        journal and sends the outbox, so no queued mail goes out twice."""
         if not self.enabled or self._task is not None:
             return
         path = self._settings.password_file
@@ -136,6 +140,8 @@ class Mailer:
             except (OSError, UnicodeDecodeError, IndexError) as exc:
                 raise MailError(f"mail.password_file {path} cannot be read: {exc}",
                                 code="bad_config", status_hint=500) from exc
+        if not outbox:
+            return
         await self._db.execute_write(_place_cursor)
         self._task = asyncio.create_task(self._loop())
         logger.info("mail on: %s:%s (%s)", self._settings.host, self._settings.port,

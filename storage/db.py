@@ -4,7 +4,10 @@ SQLite allows one writer at a time, so every write goes through a single
 thread that owns the only writing connection and takes jobs from a queue; the
 event loop awaits a future for each job (the model is Datasette's
 `_send_to_write_thread`). That keeps writes ordered, never blocks the event
-loop, and never hits "database is locked" between our own writers.
+loop, and never hits "database is locked" between our own writers. Several
+processes (``serve --workers N``) may each hold such a writer: every write
+transaction takes SQLite's write lock before its first statement (`_immediate`)
+and waits up to the busy timeout for another process's transaction to end.
 
 Reads run in a small thread pool, each on its own read-only connection. In
 WAL mode readers see the last committed state and never wait for the writer.
@@ -13,12 +16,13 @@ WAL mode readers see the last committed state and never wait for the writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,7 +215,7 @@ class Database:
                     if db is None:
                         db = _open_writer(self._path)
                     if job.transactional:
-                        with db.atomic():
+                        with _immediate(db):
                             result = job.fn(db)
                     else:
                         result = job.fn(db)
@@ -253,6 +257,26 @@ def _restrict(path: Path, mode: int) -> None:
     if current & ~mode:
         path.chmod(mode)
         logger.warning("%s was readable by others (mode %o); now %o", path, current, mode)
+
+
+@contextlib.contextmanager
+def _immediate(db: sqlite_utils.Database) -> Iterator[None]:
+    """One write transaction that holds SQLite's write lock from its first statement.
+
+    Several server processes (``serve --workers N``) write the same file. A deferred
+    transaction that reads first (the journal reads the day's last hash, then
+    inserts) could find another process's commit in between and fail at once with
+    "database is locked"; BEGIN IMMEDIATE waits for the lock (the busy timeout)
+    before it reads, so each transaction sees the file as the previous one left it.
+    Nested ``db.atomic()`` blocks inside become savepoints.
+    """
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.conn.execute("COMMIT")
+    except BaseException:
+        db.rollback()  # a no-op once an error has ended the transaction already
+        raise
 
 
 def _noop(db: sqlite_utils.Database) -> None:

@@ -8,7 +8,9 @@ Long-lived services are wired as ``cleanup_ctx`` generators, all listed in
 the database, the rooms, the watch over withdrawn invite links, the recording jobs
 and retention sweeper, the hosted defense days (stopped first of these: their
 recordings close before the rooms), and the identity checks' workers. Every
-response gets the security headers of `web_ui.headers`.
+response gets the security headers of `web_ui.headers`. Behind the front
+(``serve --workers N``) `web_ui.forwarded` takes the caller's address and scheme
+from the front and refuses days another worker owns.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from aiohttp import WSCloseCode, web
 from media.hooks import check_internals
 from server.config import Config
 from server.days import DayHosts
+from server.ownership import SINGLE, Ownership
 from server.rooms import RoomRegistry, journal_link_changes
 from storage.db import Database
 from storage.errors import InviteError
@@ -39,11 +42,12 @@ from .contacts_api import add_contact_routes, mail_ctx
 from .day_api import add_day_routes
 from .documents_api import add_document_routes
 from .errors import refusals
+from .forwarded import behind_front
 from .handover_api import add_handover_routes
 from .headers import security_headers
 from .identity_api import add_identity_routes, identity_ctx
 from .invites_api import add_invite_routes, link_watch_ctx
-from .keys import CONFIG, DATABASE, HOSTS, INVITES, ROOMS, SOCKETS
+from .keys import CONFIG, DATABASE, HOSTS, INVITES, OWNERSHIP, ROOMS, SOCKETS
 from .office_api import add_office_routes
 from .pages import add_page_routes
 from .probe import add_probe_routes
@@ -62,11 +66,15 @@ STATIC_DIR = Path(str(resources.files("web_ui") / "static"))
 HARD_FRAME_LIMIT = 1 << 20
 
 
-def create_app(config: Config) -> web.Application:
-    """Build the application; nothing starts until aiohttp runs its startup."""
+def create_app(config: Config, *, ownership: Ownership = SINGLE) -> web.Application:
+    """Build the application; nothing starts until aiohttp runs its startup.
+
+    `ownership`: the days this process hosts when it is one of several workers
+    behind the front (``serve --workers N``); alone, it hosts every day."""
     check_internals()
-    app = web.Application(client_max_size=1 << 20, middlewares=[refusals])
+    app = web.Application(client_max_size=1 << 20, middlewares=[refusals, behind_front])
     app[CONFIG] = config
+    app[OWNERSHIP] = ownership
     app[SOCKETS] = weakref.WeakSet()
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
@@ -124,7 +132,8 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _hosts_ctx(app: web.Application) -> AsyncIterator[None]:
     hosts = DayHosts(app[CONFIG], app[DATABASE], app[ROOMS],
-                     sitting_closed=app[RECORDINGS].jobs.sitting_closed)
+                     sitting_closed=app[RECORDINGS].jobs.sitting_closed,
+                     ownership=app[OWNERSHIP])
     app[HOSTS] = hosts
     await hosts.start_days_under_way()
     yield

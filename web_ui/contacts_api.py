@@ -24,7 +24,7 @@ from storage.roster import Keep, RosterStore
 from .auth import bearer_token, require_invite
 from .body import json_object, only, url_id
 from .errors import json_error
-from .keys import CONFIG, DATABASE, INVITES, MAILER
+from .keys import CONFIG, DATABASE, INVITES, MAILER, OWNERSHIP
 from .roles import SECRETARY
 
 #: Longest address accepted (RFC 5321's forward path), checked before parsing it.
@@ -39,7 +39,7 @@ async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
     """The mailer (`server.mail`): started after the database, stopped before it."""
     mailer = Mailer(app[CONFIG], app[DATABASE], clock=app.get(MAIL_CLOCK, time.time))
     app[MAILER] = mailer
-    await mailer.start()
+    await mailer.start(outbox=app[OWNERSHIP].runs_machine_services)
     yield
     await mailer.stop()
 

@@ -63,7 +63,7 @@ def too_large(limit: int, size: int, what: str = "the body") -> web.HTTPRequestE
 #: The statuses a `status_hint` may name; any other is answered as a 500.
 _BY_STATUS: dict[int, type[web.HTTPError]] = {cls.status_code: cls for cls in (
     web.HTTPBadRequest, web.HTTPUnauthorized, web.HTTPForbidden, web.HTTPNotFound,
-    web.HTTPConflict, web.HTTPGone, web.HTTPUnprocessableEntity,
+    web.HTTPConflict, web.HTTPGone, web.HTTPMisdirectedRequest, web.HTTPUnprocessableEntity,
     web.HTTPInternalServerError, web.HTTPServiceUnavailable)}
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from server.config import Config
 from server.days import DayHosts
 from server.mail import Mailer
+from server.ownership import Ownership
 from server.rooms import RoomRegistry
 from storage.db import Database
 from storage.invites import InviteStore
@@ -20,3 +21,5 @@ ROOMS = web.AppKey("rooms", RoomRegistry)
 HOSTS = web.AppKey("hosts", DayHosts)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 MAILER = web.AppKey("mailer", Mailer)
+#: Which days this process hosts (``serve --workers N``; `server.ownership.SINGLE` alone).
+OWNERSHIP = web.AppKey("ownership", Ownership)

@@ -50,7 +50,7 @@ from .auth import invite_of, require, require_invite
 from .blob_response import blob_response
 from .body import NOTE_CHARS, identifier, json_object, only, text, url_id
 from .errors import json_error
-from .keys import CONFIG, DATABASE
+from .keys import CONFIG, DATABASE, OWNERSHIP
 from .replies import json_reply
 from .roles import OFFICE, SECRETARY
 
@@ -101,12 +101,17 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the build jobs and the retention sweeper run while the server does."""
     config, db = app[CONFIG], app[DATABASE]
     signer = LinkSigner(await asyncio.to_thread(load_secret, config.data_dir))
+    ownership = app[OWNERSHIP]
     # The local folder is the store today; an object-store backend goes here.
     blobs = LocalFolderStore(config.recordings_dir)
-    jobs = RecordingJobs(db, config.recordings_dir, config.procedure_settings(), blobs=blobs)
+    # Each worker builds its own days' archives (their requests reach it); the
+    # retention sweep runs in one process per machine.
+    jobs = RecordingJobs(db, config.recordings_dir, config.procedure_settings(), blobs=blobs,
+                         owns=ownership.owns)
     sweeper = RetentionSweeper(Retention(db, blobs, config.retention.days))
     await jobs.start()
-    await sweeper.start()
+    if ownership.runs_machine_services:
+        await sweeper.start()
     app[RECORDINGS] = Recordings(jobs, signer, sweeper, time.time)
     try:
         yield

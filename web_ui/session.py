@@ -29,7 +29,7 @@ from server.rooms import RoomRegistry
 from storage.errors import InviteError
 from storage.invites import Role
 
-from .keys import CONFIG, HOSTS, INVITES, ROOMS
+from .keys import CONFIG, HOSTS, INVITES, OWNERSHIP, ROOMS
 from .signaling import (
     Answer,
     ErrorCode,
@@ -192,6 +192,15 @@ class SignalingSession:
         except InviteError as exc:
             logger.info("refused a join from %s: %s", self._remote, exc.reason.value)
             await self._refuse(SignalingError(ErrorCode(exc.reason.value), str(exc)), CLOSE_BAD_TOKEN)
+            return False
+        ownership = self._app[OWNERSHIP]
+        if not ownership.owns(invite.day_id):
+            # Only a caller that bypassed the front gets here: the day's room lives in
+            # its own worker, and a second one here would split the day.
+            await self._refuse(SignalingError(
+                ErrorCode.OTHER_WORKER, f"defense day {invite.day_id} is not hosted by this "
+                f"process ({ownership.describe()}); join through the server's public address"),
+                WSCloseCode.TRY_AGAIN_LATER)
             return False
         room = self._rooms.room_for(str(invite.day_id))
         if len(room.peers) >= self._config.media.max_participants and room.peer(str(invite.person_id)) is None:

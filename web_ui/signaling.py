@@ -39,6 +39,10 @@ class ErrorCode(str, Enum):
     INTERNAL = "internal"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_SOCKETS = "too_many_sockets"
+    #: Sent by the front of ``serve --workers N`` (server/front.py), not by a worker.
+    RESTARTING = "restarting"
+    #: A worker reached directly (not through the front) for a day it does not own.
+    OTHER_WORKER = "other_worker"
 
 
 class SignalingError(Exception):
