@@ -1,0 +1,191 @@
+"""Load generator of bench/capacity.py: the people of one or more defense rooms.
+
+Everyone in a room publishes pre-encoded media (bench/_media.py, no encoding): the
+student a 1280x720 camera at ~1.5 Mbit/s, everyone else 640x360 at ~500 kbit/s, all
+with Opus. Nobody decodes: each received track is counted by a tap, as in
+bench/_clients.py (whose pieces this reuses).
+
+With ``layer_selection`` each participant tells the server what its page shows, as
+the room page does: one large tile (the student; on the student's own page the
+chair, whom the student's view features) and the others as small tiles.
+
+Usage: _room_clients.py CONFIG_JSON. The same JSON-lines contract as _clients.py:
+``ready`` / ``not_ready`` once every participant receives video and audio from every
+other one of its room, then ``start``, ``stop`` (answered with each room's counts over
+the window) and ``quit`` on stdin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _clients import Participant, join, missing, snapshot, window_result  # noqa: E402
+from _control import LoopLag  # noqa: E402
+from _media import EncodedClip, PacketLoopTrack, install_layered_vp8_packetizer  # noqa: E402
+
+from aiortc import MediaStreamTrack  # noqa: E402
+from web_ui.client import ReceivedTrack, RoomClient  # noqa: E402
+
+# The room page's grid (web_ui/static/room.css): tiles at least 14rem (224 px) wide,
+# 4:3, stretched to fill the row; the large tile spans two columns and two rows.
+# A page about 1000 px wide beside the presentation: four columns of ~240 px.
+LARGE_TILE = {"w": 480, "h": 360}
+SMALL_TILE = {"w": 240, "h": 180}
+
+
+def load_room_clips(path: Path) -> dict[str, EncodedClip]:
+    import pickle
+
+    clips = pickle.loads(path.read_bytes())
+    assert isinstance(clips, dict) and all(isinstance(c, EncodedClip) for c in clips.values())
+    return clips
+
+
+def featured_role(own_role: str) -> str:
+    """Whom a page shows large: the student's page features the chair, every other
+    page the defending student (web_ui/static/js/views)."""
+    return "chair" if own_role == "student" else "student"
+
+
+def view_message(own_id: str, own_role: str, people: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the page of `own_id` shows: the featured person large, the rest small."""
+    tiles = {}
+    for person in people:
+        pid = str(person["person_id"])
+        if pid != own_id:
+            large = person["role"] == featured_role(own_role)
+            tiles[pid] = dict(LARGE_TILE if large else SMALL_TILE)
+    return {"type": "view", "tiles": tiles}
+
+
+class RoomLoad:
+    """The eight participants of one day."""
+
+    def __init__(self, url: str, room: dict[str, Any], clips: dict[str, EncodedClip],
+                 first_index: int) -> None:
+        self.day_id = int(room["day_id"])
+        self.people: list[dict[str, Any]] = room["people"]
+        self.participants: list[Participant] = []
+        for offset, person in enumerate(self.people):
+            clip = clips["video_720p" if person["role"] == "student" else "video_360p"]
+            video, audio = PacketLoopTrack(clip), PacketLoopTrack(clips["audio"])
+            tracks: list[MediaStreamTrack] = [video, audio]
+            holder: list[Participant] = []
+
+            def on_receiver(entry: ReceivedTrack, holder: list[Participant] = holder) -> None:
+                holder[0].on_receiver(entry)
+
+            client = RoomClient(url, person["token"], tracks=tracks, video_codec="video/VP8",
+                                on_receiver=on_receiver)
+            participant = Participant(first_index + offset, client, True, video, audio)
+            holder.append(participant)
+            self.participants.append(participant)
+
+    async def send_views(self) -> None:
+        for person, participant in zip(self.people, self.participants):
+            await participant.client.send(
+                view_message(str(person["person_id"]), person["role"], self.people))
+
+    def window(self, mark: dict[str, Any]) -> dict[str, Any]:
+        """The counts since `mark`, each subscription marked with the tile it has."""
+        result = window_result(mark, snapshot(self.participants), self.participants)
+        role_of_index = {p.index: person["role"]
+                         for p, person in zip(self.participants, self.people)}
+        role_of_id = {str(person["person_id"]): person["role"] for person in self.people}
+        for entry in result["received"]:
+            large = role_of_id.get(entry["publisher"]) == featured_role(
+                role_of_index[entry["subscriber"]])
+            entry["tile"] = "large" if large else "small"
+        return {"day_id": self.day_id, "refused": self.refused(), **result}
+
+    def refused(self) -> list[str]:
+        """Errors the server sent any participant (a refused ``view`` shows here)."""
+        return [f"day {self.day_id} participant {p.index}: {e.get('code')}: {e.get('message')}"
+                for p in self.participants for e in p.client.state.errors]
+
+
+async def main(config: dict[str, Any]) -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    clips = load_room_clips(Path(config["media"]))
+    pattern = clips["video_360p"].layer_pattern
+    if len(pattern) > 1:
+        install_layered_vp8_packetizer(pattern)
+    rooms: list[RoomLoad] = []
+    for room in config["rooms"]:
+        rooms.append(RoomLoad(config["url"], room, clips, first_index=8 * len(rooms)))
+    everyone = [p for r in rooms for p in r.participants]
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    def say(message: dict[str, Any]) -> None:
+        print(json.dumps(message), flush=True)
+
+    started = time.monotonic()
+    lag = LoopLag()
+    lag.start(0.1)
+    try:
+        join_error = None
+        try:
+            await asyncio.wait_for(asyncio.gather(*(join(p) for p in everyone)), 90)
+        except (AssertionError, asyncio.TimeoutError, RuntimeError, ConnectionError) as exc:
+            join_error = repr(exc)
+        joined = time.monotonic()
+        deadline = joined + float(config["ready_timeout_s"])
+
+        def gaps() -> list[str]:
+            return [g for r in rooms for g in missing(r.participants)]
+
+        while join_error is None and gaps() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        views_sent = False
+        if join_error is None and not gaps() and config.get("layer_selection"):
+            # Every track flows: now each page reports its layout, as the page does
+            # once its tiles exist; the window below measures the selected layers.
+            for r in rooms:
+                await r.send_views()
+            views_sent = True
+            await asyncio.sleep(1.0)
+        problems = gaps() + [e for r in rooms for e in r.refused()]
+        if problems or join_error:
+            say({"event": "not_ready", "join_s": joined - started, "join_error": join_error,
+                 "missing": problems[:5] + ([f"... {len(problems) - 5} more"]
+                                            if len(problems) > 5 else [])})
+        else:
+            say({"event": "ready", "join_s": joined - started, "views_sent": views_sent,
+                 "ready_s": time.monotonic() - started})
+        marks: list[dict[str, Any]] = []
+        for _ in range(10):  # start, stop, quit: bounded
+            line = await asyncio.wait_for(reader.readline(), 600)
+            command = line.decode().strip()
+            if command == "start":
+                marks = [snapshot(r.participants) for r in rooms]
+                lag.reset()
+                say({"event": "started"})
+            elif command == "stop" and marks:
+                results = [r.window(mark) for r, mark in zip(rooms, marks)]
+                say({"event": "result", "loop_lag": lag.as_json(), "rooms": results})
+            else:
+                break
+    finally:
+        await lag.stop()
+
+        async def close_all() -> None:
+            await asyncio.gather(*(p.client.close() for p in everyone), return_exceptions=True)
+        try:
+            await asyncio.wait_for(close_all(), 20)
+        except asyncio.TimeoutError:
+            print("room clients: closing took over 20 s", file=sys.stderr)
+        say({"event": "closed"})
+
+
+if __name__ == "__main__":
+    asyncio.run(main(json.loads(sys.argv[1])))

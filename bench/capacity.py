@@ -1,0 +1,643 @@
+"""Benchmark: how many defense rooms of 8 one machine holds at full frame rate, recorded.
+
+Run:  .venv/bin/python bench/capacity.py [--quick] [--max-rooms R] [--seconds S]
+          [--layer-selection on|off|both] [--workers N] [--rooms-per-process K]
+(see bench/README.md).
+
+It re-executes itself inside scripts/netns-run, as forwarding.py does. For R = 1, 2,
+3, ... it starts the real ``defense-room serve`` on a fresh data folder (with
+``--workers N`` only when ``serve --help`` lists it), creates R defense days through
+``POST /api/days``, and puts eight people in each: chair, four members, secretary and
+the student's supervisor with 640x360 cameras at ~500 kbit/s, the student at 1280x720
+~1.5 Mbit/s, Opus for all; pre-encoded and replayed (bench/_media.py), in load
+generator processes of their own (bench/_room_clients.py, one room each by default).
+Each day's secretary opens the sitting through the API, which turns the recording on.
+Over a window it measures:
+
+* server CPU: utime+stime of the serve process and all its descendants (the workers),
+  /proc/<pid>/stat, % of one core, and per room;
+* frame rate: complete frames each subscription received per second against the
+  rate its publisher sent (bench/_clients.py's counting); a room is at full rate when
+  every one of its 56 subscriptions got >= 90 %;
+* forwarding delay p50/p95: the product's own ``room.metrics`` of every room, read
+  from each server process (bench/_capacity_stats.py), as forwarding.py reads it;
+* load generators: each one's CPU; one above 80 % of a core may be the bottleneck,
+  and a line says so. Everything else on the machine is reported as ``other``.
+
+After the window everyone leaves, the server stops, and every room's recording is
+decoded: each of the eight people must have a video and an audio stream with frames.
+R grows until a room falls below full rate (or ``--max-rooms``). The last line is one
+JSON object: rooms_full_rate, server_cpu_pct_per_room, p95_ms, recorded_streams_ok,
+cores, and the same per layer-selection setting when both were run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import pickle
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+from forwarding import CLK_TCK, NETNS_RUN, Child, machine_busy_seconds  # noqa: E402
+
+RESULTS = BENCH / "results"  # git-ignored
+FULL_RATE = 0.9
+ROOM_ROLES = ("chair", "member", "member", "member", "member", "secretary", "student",
+              "supervisor")
+CLIENT_BUSY_PCT = 80.0
+STEP_TIMEOUT_S = 420.0
+
+
+def reexec_in_netns() -> None:
+    if os.environ.get("DEFENSE_ROOM_NETNS") != "1":
+        os.execv(str(NETNS_RUN), [str(NETNS_RUN), sys.executable, str(Path(__file__).resolve()),
+                                  *sys.argv[1:]])
+
+
+# -- what the server offers ------------------------------------------------------------
+
+
+def serve_supports_workers() -> bool:
+    """Whether ``defense-room serve`` has ``--workers`` (a colleague's change in flight)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "defense_room.cli", "serve", "--help"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return "--workers" in out.stdout
+
+
+def has_layer_selection() -> bool:
+    """Whether the server knows ``media.layer_selection`` (config.yaml or its dataclass)."""
+    import dataclasses
+
+    import yaml
+
+    from server.config import Config
+
+    data = yaml.safe_load((ROOT / "config.yaml").read_text()) or {}
+    in_yaml = "layer_selection" in (data.get("media") or {})
+    media = Config().media
+    in_code = "layer_selection" in {f.name for f in dataclasses.fields(media)}
+    return in_yaml or in_code
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(path: Path, data_dir: Path, port: int, organizer_sha256: str,
+                 layer_selection: bool | None) -> None:
+    import yaml
+
+    media: dict[str, Any] = {"max_participants": 32}
+    if layer_selection is not None:
+        media["layer_selection"] = layer_selection
+    config = {
+        "server": {"host": "127.0.0.1", "port": port, "public_host": "127.0.0.1"},
+        "tls": {"mode": "off"},
+        "data_dir": str(data_dir),
+        "ice_servers": [],
+        "media": media,
+        # Everyone enters directly: the lobby is signaling only, and a bench has no
+        # secretary's eye to admit the student and the supervisor.
+        "lobby": {"admission": False},
+        # A shared development disk may hold less than the 2 GB the product keeps free.
+        "recordings": {"min_free_mb": 0},
+        "api": {"organizer_token_sha256": organizer_sha256},
+    }
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+
+
+def day_body(index: int) -> dict[str, Any]:
+    """A day of one student, all documents on file, starting in a few minutes (UTC)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start = now + datetime.timedelta(minutes=5)
+    consent = (now - datetime.timedelta(days=10)).date().isoformat()
+    kinds = ("thesis", "plagiarism_report", "supervisor_review", "reviewer_review",
+             "presentation_pdf")
+    return {
+        "title": f"Capacity bench day {index}",
+        "date": start.date().isoformat(),
+        "start": start.strftime("%H:%M"),
+        "timezone": "UTC",
+        "commission": {"chair": f"Chair {index}",
+                       "members": [f"Member {index}.{m}" for m in range(1, 5)],
+                       "secretary": f"Secretary {index}"},
+        "students": [{"name": f"Student {index}", "thesis_title": f"Thesis {index}",
+                      "supervisor": f"Supervisor {index}", "reviewer": f"Reviewer {index}",
+                      "timezone": "UTC", "consent": True, "consent_date": consent,
+                      "documents": [{"kind": k, "date": consent} for k in kinds]}],
+    }
+
+
+# -- processes -------------------------------------------------------------------------
+
+
+def process_tree_cpu(root_pid: int) -> dict[int, float]:
+    """utime+stime (s) of `root_pid` and every descendant, by pid."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    tree = {root_pid}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return {pid: cpu[pid] for pid in tree if pid in cpu}
+
+
+def udp_counters() -> dict[str, int]:
+    """The network namespace's UDP counters (/proc/net/snmp): a receive buffer that
+    overflowed (a process that did not get a core in time) drops datagrams there."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
+             if line.startswith("Udp:")]
+    return {name: int(value) for name, value in zip(lines[0][1:], lines[1][1:])}
+
+
+def tree_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the tree used in between (a process that started counts from 0; one
+    that ended in between is lost, which only the composite builder could do)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+async def start_server(config: Path, stats_dir: Path, log: Path, workers: int | None) -> Child:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(BENCH / "_stats_hook"), *filter(None, [env.get("PYTHONPATH")])])
+    env["BENCH_STATS_DIR"] = str(stats_dir)
+    args = [sys.executable, "-m", "defense_room.cli", "serve", "--config", str(config)]
+    if workers is not None:
+        args += ["--workers", str(workers)]
+    proc = await asyncio.create_subprocess_exec(
+        *args, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT)
+    return Child("server", proc, log)
+
+
+async def wait_healthy(base: str, server: Child, timeout: float = 60.0) -> None:
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if server.proc.returncode is not None:
+                raise RuntimeError(f"the server exited; log tail:\n{server.tail()}")
+            try:
+                async with session.get(f"{base}/healthz",
+                                       timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    if r.status == 200:
+                        return
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(0.3)
+    raise RuntimeError(f"the server did not answer /healthz in {timeout:.0f} s; log tail:\n"
+                       f"{server.tail()}")
+
+
+async def create_days(base: str, organizer: str, count: int) -> list[dict[str, Any]]:
+    """Each day's id and its eight people (role, person id, token), as ROOM_ROLES."""
+    import aiohttp
+
+    rooms = []
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {organizer}"}) as s:
+        for index in range(1, count + 1):
+            async with s.post(f"{base}/api/days", json=day_body(index)) as r:
+                body = await r.json()
+                if r.status != 201:
+                    raise RuntimeError(f"POST /api/days answered {r.status}: {body}")
+            by_role: dict[str, list[dict[str, Any]]] = {}
+            for invite in body["invites"]:
+                by_role.setdefault(invite["role"], []).append(invite)
+            people = []
+            for role in ROOM_ROLES:
+                invite = by_role[role].pop(0)
+                people.append({"role": role, "person_id": invite["person_id"],
+                               "token": invite["link"].rsplit("/j/", 1)[1]})
+            rooms.append({"day_id": body["day_id"], "people": people})
+    return rooms
+
+
+async def open_sittings(base: str, rooms: list[dict[str, Any]], timeout: float = 30.0) -> None:
+    """Each secretary opens the sitting, which turns the recording on; wait until every
+    day's state says it records."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        for room in rooms:
+            secretary = next(p for p in room["people"] if p["role"] == "secretary")
+            url = f"{base}/api/days/{room['day_id']}"
+            headers = {"Authorization": f"Bearer {secretary['token']}"}
+            async with session.post(f"{url}/actions/open-sitting", json={},
+                                    headers=headers) as r:
+                if r.status != 200:
+                    raise RuntimeError(f"day {room['day_id']}: open-sitting answered "
+                                       f"{r.status}: {await r.text()}")
+            deadline = time.monotonic() + timeout
+            while True:
+                async with session.get(f"{url}/state", headers=headers) as r:
+                    state = (await r.json())["state"]
+                if state.get("recording"):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"day {room['day_id']}: the recording is not on after "
+                                       f"{timeout:.0f} s: {state.get('recording_failure')!r}")
+                await asyncio.sleep(0.3)
+
+
+async def server_stats(stats_dir: Path, reset: bool) -> list[dict[str, Any]]:
+    """Every server process's rooms (bench/_capacity_stats.py)."""
+    import aiohttp
+
+    found = []
+    async with aiohttp.ClientSession() as session:
+        for path in sorted(stats_dir.glob("stats-*.json")):
+            port = json.loads(path.read_text())["port"]
+            url = f"http://127.0.0.1:{port}/" + ("?reset=1" if reset else "")
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as r:
+                    found.append(await r.json())
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                continue  # a worker that went away
+    return found
+
+
+# -- the recording ---------------------------------------------------------------------
+
+
+def check_recordings(recordings_dir: Path, rooms: list[dict[str, Any]]) -> dict[str, Any]:
+    """Decode every room's recording: each person needs a video and an audio stream
+    with decoded frames and no decoding error."""
+    import av
+
+    checked: list[dict[str, Any]] = []
+    for room in rooms:
+        folder = recordings_dir / f"day-{room['day_id']}"
+        files = sorted(folder.glob("take-*/*.webm")) + sorted(folder.glob("take-*/*.webm.part"))
+        for person in room["people"]:
+            for kind in ("video", "audio"):
+                mine = [f for f in files if f.name.startswith(f"{person['person_id']}-{kind}-")]
+                frames = 0
+                error = None
+                for path in mine:
+                    try:
+                        with av.open(str(path)) as container:
+                            stream = container.streams.video[0] if kind == "video" else \
+                                container.streams.audio[0]
+                            for _ in container.decode(stream):
+                                frames += 1
+                    except (av.FFmpegError, IndexError) as exc:
+                        error = f"{path.name}: {exc!r}"
+                checked.append({"day_id": room["day_id"], "role": person["role"], "kind": kind,
+                                "files": len(mine), "frames": frames, "error": error,
+                                "ok": bool(mine) and frames > 0 and error is None})
+    ok = sum(1 for c in checked if c["ok"])
+    return {"ok": ok, "expected": len(checked), "all_ok": ok == len(checked) and bool(checked),
+            "failed": [c for c in checked if not c["ok"]][:10], "streams": checked,
+            "min_video_frames": min((c["frames"] for c in checked if c["kind"] == "video"),
+                                    default=0)}
+
+
+# -- one step: R rooms -----------------------------------------------------------------
+
+
+async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, workdir: Path,
+                   layer_selection: bool | None, workers: int | None) -> dict[str, Any]:
+    layers = 1 if args.no_temporal_layers else 3
+    tag = f"R{rooms_count}-ls-{'na' if layer_selection is None else int(layer_selection)}"
+    step_dir = workdir / tag
+    stats_dir = step_dir / "stats"
+    stats_dir.mkdir(parents=True)
+    data_dir = step_dir / "data"
+    organizer = secrets.token_urlsafe(24)
+    from storage.invites import hash_token
+
+    port = free_port()
+    write_config(step_dir / "config.yaml", data_dir, port, hash_token(organizer), layer_selection)
+    base = f"http://127.0.0.1:{port}"
+    result: dict[str, Any] = {"rooms": rooms_count, "layer_selection": layer_selection,
+                              "workers": workers}
+    server = await start_server(step_dir / "config.yaml", stats_dir, step_dir / "server.log",
+                                workers)
+    clients: list[Child] = []
+    began = time.monotonic()
+    try:
+        await wait_healthy(base, server)
+        rooms = await create_days(base, organizer, rooms_count)
+        groups = [rooms[i:i + args.rooms_per_process]
+                  for i in range(0, len(rooms), args.rooms_per_process)]
+        for n, group in enumerate(groups):
+            config = {"url": base, "rooms": group, "media": str(media),
+                      "ready_timeout_s": args.ready_timeout,
+                      "layer_selection": bool(layer_selection)}
+            clients.append(await Child.start(
+                f"load generator {n}", [str(BENCH / "_room_clients.py"), json.dumps(config)],
+                step_dir / f"clients-{n}.log"))
+        readies = await asyncio.gather(*(c.read(120 + args.ready_timeout) for c in clients))
+        result["setup_s"] = round(time.monotonic() - began, 1)
+        not_ready = [r for r in readies if r.get("event") != "ready"]
+        if not_ready:
+            result["skipped"] = "not ready"
+            result["missing"] = [m for r in not_ready for m in (r.get("missing") or [])][:6]
+            result["join_error"] = next((r["join_error"] for r in not_ready
+                                         if r.get("join_error")), None)
+            return result
+        await open_sittings(base, rooms)
+        await asyncio.sleep(args.warmup)
+        stats0 = await server_stats(stats_dir, reset=True)
+        cpu0, t0 = process_tree_cpu(server.proc.pid), time.monotonic()
+        ccpu0 = [c.cpu_seconds() for c in clients]
+        busy0 = machine_busy_seconds()
+        udp0 = udp_counters()
+        for c in clients:
+            await c.say("start")
+        await asyncio.gather(*(c.read(20) for c in clients))
+        await asyncio.sleep(args.seconds)
+        for c in clients:
+            await c.say("stop")
+        windows = await asyncio.gather(*(c.read(30) for c in clients))
+        cpu1, t1 = process_tree_cpu(server.proc.pid), time.monotonic()
+        ccpu1 = [c.cpu_seconds() for c in clients]
+        busy1 = machine_busy_seconds()
+        udp1 = udp_counters()
+        stats1 = await server_stats(stats_dir, reset=False)
+    finally:
+        for c in clients:
+            try:
+                await c.say("quit")
+                await c.read(30)
+            except (RuntimeError, asyncio.TimeoutError, ConnectionError) as exc:
+                print(f"  ({c.name} did not close cleanly: {exc!r})", file=sys.stderr)
+            await c.stop()
+        await server.stop(timeout=40)
+    span = t1 - t0
+    server_cpu = tree_delta(cpu0, cpu1)
+    client_pcts = [(b - a) / span * 100 for a, b in zip(ccpu0, ccpu1)]
+    other = ((busy1 - busy0) - server_cpu - sum(b - a for a, b in zip(ccpu0, ccpu1))) / span * 100
+    per_room = []
+    for window in windows:
+        for room in window["rooms"]:
+            video = [r for r in room["received"] if r["kind"] == "video"]
+            audio = [r for r in room["received"] if r["kind"] == "audio"]
+            ratios = [r["fps"] / max(r["publisher_fps"] * needed_share(r, layer_selection,
+                                                                       layers), 1e-9)
+                      for r in video]
+            per_room.append({
+                "day_id": room["day_id"],
+                "subscriptions": len(video),
+                "min_ratio": round(min(ratios, default=0.0), 3),
+                "min_fps": round(min((r["fps"] for r in video), default=0.0), 1),
+                "student_min_fps": round(min((r["fps"] for r in video
+                                              if r["publisher"] == student_id(rooms, room)),
+                                             default=0.0), 1),
+                "publisher_fps": round(min(room["publisher_fps"], default=0.0), 1),
+                "min_audio_fps": round(min((r["fps"] for r in audio), default=0.0), 1),
+                "video_kbps": round(sum(r["kbps"] for r in video), 0),
+                "refused": room.get("refused") or [],
+                "lowest": sorted(({"subscriber": r["subscriber"], "publisher": r["publisher"],
+                                   "kind": r["kind"], "fps": round(r["fps"], 1)}
+                                  for r in room["received"]), key=lambda r: r["fps"])[:6],
+                "full_rate": (len(video) == 56 and min(ratios, default=0.0) >= FULL_RATE),
+            })
+    delays = [room for process in stats1 for room in process["rooms"]]
+    result["server_rooms"] = delays  # forwarding delay and counters, per room
+    encodes = {k: sum(p["encodes"].get(k, 0) for p in stats1) - sum(p["encodes"].get(k, 0)
+                                                                   for p in stats0)
+               for k in ("vp8", "h264", "opus")}
+    recorded = check_recordings(data_dir / "recordings", rooms)
+    if not args.keep_data:
+        shutil.rmtree(data_dir / "recordings", ignore_errors=True)  # tens of MB per room
+
+    def worst(kind: str, q: str) -> float:
+        return max((float(d["latency"][kind][q]) for d in delays
+                    if d["latency"][kind]["n"]), default=0.0)
+
+    result.update({
+        "window_s": round(span, 1),
+        "server_processes": len(stats1),
+        "server_cpu_pct": round(server_cpu / span * 100, 1),
+        "server_cpu_pct_per_room": round(server_cpu / span * 100 / rooms_count, 1),
+        "clients_cpu_pct": [round(p, 1) for p in client_pcts],
+        "other_cpu_pct": round(other, 1),
+        "clients_loop_lag": [w.get("loop_lag") for w in windows],
+        "udp_datagrams": udp1.get("InDatagrams", 0) - udp0.get("InDatagrams", 0),
+        "udp_receive_buffer_drops": udp1.get("RcvbufErrors", 0) - udp0.get("RcvbufErrors", 0),
+        "per_room": per_room,
+        "full_rate": len(per_room) == rooms_count and all(r["full_rate"] for r in per_room),
+        "min_ratio": min((r["min_ratio"] for r in per_room), default=0.0),
+        "video_p50_ms": round(worst("video", "p50_ms"), 2),
+        "video_p95_ms": round(worst("video", "p95_ms"), 2),
+        "audio_p95_ms": round(worst("audio", "p95_ms"), 2),
+        "p95_ms": round(max(worst("video", "p95_ms"), worst("audio", "p95_ms")), 2),
+        "delay_samples": sum(d["latency"][k]["n"] for d in delays for k in ("video", "audio")),
+        "encodes_window": encodes,
+        "recorded": recorded,
+        "busy_clients": [n for n, p in enumerate(client_pcts) if p > CLIENT_BUSY_PCT],
+    })
+    return result
+
+
+def needed_share(subscription: dict[str, Any], layer_selection: bool | None,
+                 layers: int) -> float:
+    """The share of the publisher's frames a subscription should get: all of them,
+    except for a small tile when the server selects layers: the base layer (1/4 of
+    the frames in L1T3) is then enough, and any layer above it is welcome."""
+    if layer_selection and subscription.get("tile") == "small" and layers > 1:
+        return 1 / 4
+    return 1.0
+
+
+def student_id(rooms: list[dict[str, Any]], room: dict[str, Any]) -> str:
+    for r in rooms:
+        if r["day_id"] == room["day_id"]:
+            return str(next(p["person_id"] for p in r["people"] if p["role"] == "student"))
+    return ""
+
+
+def print_step(r: dict[str, Any], started: float) -> None:
+    label = f"R={r['rooms']}" + ("" if r["layer_selection"] is None else
+                                 f" layer selection {'on' if r['layer_selection'] else 'off'}")
+    if "skipped" in r:
+        print(f"{label}: {r['skipped']}: {'; '.join(r.get('missing') or [])} "
+              f"{r.get('join_error') or ''} [{time.monotonic() - started:.0f} s]", flush=True)
+        return
+    rates = ", ".join(f"{x['min_fps']:.1f}/{x['publisher_fps']:.1f}" for x in r["per_room"])
+    print(f"{label}: server CPU {r['server_cpu_pct']:.1f}% ({r['server_cpu_pct_per_room']:.1f}% "
+          f"per room, {r['server_processes']} process(es)), min fps per room [{rates}], "
+          f"{'full rate' if r['full_rate'] else 'BELOW full rate'}, p95 video "
+          f"{r['video_p95_ms']:.2f} / audio {r['audio_p95_ms']:.2f} ms, recorded "
+          f"{r['recorded']['ok']}/{r['recorded']['expected']} streams, load generators "
+          f"{'/'.join(f'{p:.0f}' for p in r['clients_cpu_pct'])}% CPU, other "
+          f"{r['other_cpu_pct']:.0f}% [{time.monotonic() - started:.0f} s]", flush=True)
+    for n in r["busy_clients"]:
+        print(f"  load generator {n} used {r['clients_cpu_pct'][n]:.0f}% of a core (over "
+              f"{CLIENT_BUSY_PCT:.0f}%): it may be the bottleneck, not the server; use "
+              f"--rooms-per-process 1 or a machine with more cores", flush=True)
+    cores = os.cpu_count() or 1
+    total = r["server_cpu_pct"] + sum(r["clients_cpu_pct"]) + max(r["other_cpu_pct"], 0)
+    if total > 90 * cores:
+        print(f"  the machine was saturated ({total:.0f}% of {cores * 100}%): server and load "
+              f"generators share its cores, so this R measures the machine, not the server "
+              f"alone", flush=True)
+    if r["udp_receive_buffer_drops"]:
+        print(f"  {r['udp_receive_buffer_drops']} of {r['udp_datagrams']} UDP datagrams were "
+              f"dropped by full receive buffers: a process (server or load generator) did not "
+              f"get a core in time", flush=True)
+    for x in r["per_room"]:
+        if x["refused"]:
+            print(f"  day {x['day_id']}: the server refused: {'; '.join(x['refused'][:3])}",
+                  flush=True)
+    if r["recorded"]["failed"]:
+        print(f"  recording problems: {r['recorded']['failed'][:3]}", flush=True)
+
+
+def summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    full = [s for s in steps if s.get("full_rate")]
+    best = max(full, key=lambda s: s["rooms"]) if full else None
+    measured = [s for s in steps if "skipped" not in s]
+    return {
+        "rooms_full_rate": best["rooms"] if best else 0,
+        "server_cpu_pct_per_room": best["server_cpu_pct_per_room"] if best else None,
+        "p95_ms": best["p95_ms"] if best else None,
+        "recorded_streams_ok": bool(measured) and all(s["recorded"]["all_ok"] for s in measured),
+        "recorded_streams": (f"{sum(s['recorded']['ok'] for s in measured)}/"
+                             f"{sum(s['recorded']['expected'] for s in measured)}"),
+        "load_generator_busy": any(s.get("busy_clients") for s in measured),
+        "video_encodes": sum(sum(s["encodes_window"].values()) for s in measured),
+    }
+
+
+async def ramp(args: argparse.Namespace, media: Path, workdir: Path,
+               layer_selection: bool | None, workers: int | None,
+               started: float) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    for rooms_count in range(1, args.max_rooms + 1):
+        try:
+            step = await asyncio.wait_for(
+                run_step(rooms_count, args, media, workdir, layer_selection, workers),
+                STEP_TIMEOUT_S + args.seconds)
+        except Exception as exc:  # report it and stop this ramp
+            step = {"rooms": rooms_count, "layer_selection": layer_selection,
+                    "skipped": f"error: {exc!r}"[:800]}
+        steps.append(step)
+        print_step(step, started)
+        if not step.get("full_rate") and not args.keep_going:
+            break
+    return steps
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="at most 2 rooms, 5 s windows (a smoke run)")
+    parser.add_argument("--max-rooms", type=int, help="stop at this R (default 12; quick 2)")
+    parser.add_argument("--seconds", type=float, help="window per step (default 15; quick 5)")
+    parser.add_argument("--layer-selection", choices=["on", "off", "both"],
+                        help="run with media.layer_selection on, off or both (default: both "
+                             "when the server has the setting, otherwise without it)")
+    parser.add_argument("--workers", type=int,
+                        help="defense-room serve --workers N (default: the server's own "
+                             "default; ignored, with a note, if serve has no --workers)")
+    parser.add_argument("--rooms-per-process", type=int, default=1,
+                        help="rooms per load-generator process (default 1)")
+    parser.add_argument("--ready-timeout", type=float, default=40.0,
+                        help="seconds for every subscription to get media (default 40)")
+    parser.add_argument("--no-temporal-layers", action="store_true",
+                        help="publish VP8 without temporal layers (default: L1T3, as the "
+                             "room page asks Chromium for)")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="go on raising R after a step below full rate (diagnosis)")
+    parser.add_argument("--keep-data", action="store_true",
+                        help="keep each step's recordings (deleted once checked otherwise)")
+    args = parser.parse_args()
+    args.max_rooms = args.max_rooms or (2 if args.quick else 12)
+    args.seconds = args.seconds or (5.0 if args.quick else 15.0)
+    args.warmup = 2.0 if args.quick else 3.0
+    if args.max_rooms < 1 or args.seconds <= 0 or args.rooms_per_process < 1:
+        parser.error("--max-rooms and --rooms-per-process must be at least 1, --seconds above 0")
+
+    sys.path.insert(0, str(ROOT))
+    from _media import encode_audio, encode_video
+
+    started = time.monotonic()
+    available = has_layer_selection()
+    wanted = args.layer_selection or ("both" if available else "off")
+    if wanted != "off" and not available:
+        parser.error("this server has no media.layer_selection setting (config.yaml): "
+                     "run with --layer-selection off")
+    choices: dict[str, list[bool | None]] = {"on": [True], "off": [False], "both": [False, True]}
+    settings = [None] if not available else choices[wanted]
+    workers: int | None = None
+    if serve_supports_workers():
+        workers = args.workers  # None: serve's default (one per core)
+        workers_note = f"--workers {workers}" if workers else "serve's default workers"
+    else:
+        workers_note = "one process (serve has no --workers yet)"
+        if args.workers:
+            print(f"note: --workers {args.workers} ignored: defense-room serve has no "
+                  "--workers option yet", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-capacity-") as tmp:
+        run_id = time.strftime("capacity-%Y%m%d-%H%M%S")
+        workdir = RESULTS / run_id  # configs, logs and data of each step
+        workdir.mkdir(parents=True)
+        media = Path(tmp) / "clips.pickle"
+        layered = not args.no_temporal_layers
+        clips = {"video_360p": encode_video(640, 360, 500_000, temporal_layers=layered),
+                 "video_720p": encode_video(1280, 720, 1_500_000, temporal_layers=layered),
+                 "audio": encode_audio()}
+        media.write_bytes(pickle.dumps(clips))
+        print(f"pre-encoded media: VP8 640x360 {clips['video_360p'].bitrate / 1e3:.0f} kbit/s, "
+              f"1280x720 {clips['video_720p'].bitrate / 1e3:.0f} kbit/s (30 fps, keyframe every "
+              f"2 s, {'three temporal layers (L1T3)' if layered else 'no layers'}), Opus {clips['audio'].bitrate / 1e3:.0f} kbit/s; {os.cpu_count()} CPUs; "
+              f"server: {workers_note}; layer selection: "
+              f"{wanted if available else 'not in this server'}; window {args.seconds:.0f} s",
+              flush=True)
+        by_setting: dict[str, list[dict[str, Any]]] = {}
+        for setting in settings:
+            name = "n/a" if setting is None else ("on" if setting else "off")
+            by_setting[name] = await ramp(args, media, workdir, setting, workers, started)
+        saved = RESULTS / f"{run_id}.json"
+        saved.write_text(json.dumps({"argv": sys.argv[1:], "steps": by_setting}, indent=1))
+        print(f"\nfull results: {saved.relative_to(ROOT)}; configs, logs and recordings: "
+              f"{workdir.relative_to(ROOT)}/")
+        print(f"total {time.monotonic() - started:.0f} s")
+        last = list(by_setting)[-1]
+        line: dict[str, Any] = {**summary(by_setting[last]), "cores": os.cpu_count(),
+                                "layer_selection": last,
+                                "workers": workers if workers is not None else
+                                ("default" if serve_supports_workers() else 1)}
+        if len(by_setting) > 1:
+            line["by_layer_selection"] = {k: summary(v) for k, v in by_setting.items()}
+        print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    reexec_in_netns()
+    asyncio.run(main())
