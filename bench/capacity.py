@@ -182,6 +182,39 @@ def udp_counters() -> dict[str, int]:
     return {name: int(value) for name, value in zip(lines[0][1:], lines[1][1:])}
 
 
+def socket_inodes(pids: list[int]) -> set[int]:
+    """The socket inodes `pids` hold open."""
+    found = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    found.add(int(target[8:-1]))
+        except OSError:
+            continue
+    return found
+
+
+def udp_drops_by_inode() -> dict[int, int]:
+    """Datagrams each UDP socket of the namespace dropped (/proc/net/udp, last column)."""
+    drops = {}
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        drops[int(fields[9])] = int(fields[-1])
+    return drops
+
+
+def drops_of(groups: dict[str, list[int]]) -> dict[str, int]:
+    """UDP datagrams dropped so far by the sockets of each group of processes."""
+    drops = udp_drops_by_inode()
+    return {name: sum(drops.get(inode, 0) for inode in socket_inodes(pids))
+            for name, pids in groups.items()}
+
+
 def tree_delta(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds the tree used in between (a process that started counts from 0; one
     that ended in between is lost, which only the composite builder could do)."""
@@ -305,24 +338,35 @@ def check_recordings(recordings_dir: Path, rooms: list[dict[str, Any]]) -> dict[
             for kind in ("video", "audio"):
                 mine = [f for f in files if f.name.startswith(f"{person['person_id']}-{kind}-")]
                 frames = 0
+                seconds = 0.0
                 error = None
                 for path in mine:
+                    times = []
                     try:
                         with av.open(str(path)) as container:
                             stream = container.streams.video[0] if kind == "video" else \
                                 container.streams.audio[0]
-                            for _ in container.decode(stream):
+                            for frame in container.decode(stream):
                                 frames += 1
+                                moment = getattr(frame, "time", None)
+                                if moment is not None:
+                                    times.append(float(moment))
                     except (av.FFmpegError, IndexError) as exc:
                         error = f"{path.name}: {exc!r}"
+                    if len(times) > 1:
+                        seconds += max(times) - min(times)
                 checked.append({"day_id": room["day_id"], "role": person["role"], "kind": kind,
                                 "files": len(mine), "frames": frames, "error": error,
+                                # The recorder takes every layer: ~30 frames/s of video.
+                                "fps": round(frames / seconds, 1) if seconds else 0.0,
                                 "ok": bool(mine) and frames > 0 and error is None})
     ok = sum(1 for c in checked if c["ok"])
     return {"ok": ok, "expected": len(checked), "all_ok": ok == len(checked) and bool(checked),
             "failed": [c for c in checked if not c["ok"]][:10], "streams": checked,
             "min_video_frames": min((c["frames"] for c in checked if c["kind"] == "video"),
-                                    default=0)}
+                                    default=0),
+            "min_video_fps": min((c["fps"] for c in checked if c["kind"] == "video"),
+                                 default=0.0)}
 
 
 # -- one step: R rooms -----------------------------------------------------------------
@@ -376,6 +420,9 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
         ccpu0 = [c.cpu_seconds() for c in clients]
         busy0 = machine_busy_seconds()
         udp0 = udp_counters()
+        owners = {"server": list(process_tree_cpu(server.proc.pid)),
+                  "load generators": [c.proc.pid for c in clients]}
+        drops0 = drops_of(owners)
         for c in clients:
             await c.say("start")
         await asyncio.gather(*(c.read(20) for c in clients))
@@ -387,6 +434,7 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
         ccpu1 = [c.cpu_seconds() for c in clients]
         busy1 = machine_busy_seconds()
         udp1 = udp_counters()
+        drops1 = drops_of(owners)
         stats1 = await server_stats(stats_dir, reset=False)
     finally:
         for c in clients:
@@ -449,6 +497,8 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
         "clients_loop_lag": [w.get("loop_lag") for w in windows],
         "udp_datagrams": udp1.get("InDatagrams", 0) - udp0.get("InDatagrams", 0),
         "udp_receive_buffer_drops": udp1.get("RcvbufErrors", 0) - udp0.get("RcvbufErrors", 0),
+        # Whose sockets dropped them (a socket closed in between is not counted).
+        "udp_drops_by": {k: drops1[k] - drops0.get(k, 0) for k in drops1},
         "per_room": per_room,
         "full_rate": len(per_room) == rooms_count and all(r["full_rate"] for r in per_room),
         "min_ratio": min((r["min_ratio"] for r in per_room), default=0.0),
@@ -497,7 +547,8 @@ def print_step(r: dict[str, Any], started: float) -> None:
           f"per room, {r['server_processes']} process(es)), min fps per room [{rates}], "
           f"{'full rate' if r['full_rate'] else 'BELOW full rate'}, p95 video "
           f"{r['video_p95_ms']:.2f} / audio {r['audio_p95_ms']:.2f} ms, recorded "
-          f"{r['recorded']['ok']}/{r['recorded']['expected']} streams, load generators "
+          f"{r['recorded']['ok']}/{r['recorded']['expected']} streams (video at least "
+          f"{r['recorded']['min_video_fps']:.1f} frames/s), load generators "
           f"{'/'.join(f'{p:.0f}' for p in r['clients_cpu_pct'])}% CPU, other "
           f"{r['other_cpu_pct']:.0f}% [{time.monotonic() - started:.0f} s]", flush=True)
     for n in r["busy_clients"]:
@@ -517,7 +568,8 @@ def print_step(r: dict[str, Any], started: float) -> None:
     if r["udp_receive_buffer_drops"]:
         print(f"  {r['udp_receive_buffer_drops']} of {r['udp_datagrams']} UDP datagrams were "
               f"dropped by full receive buffers: a process (server or load generator) did not "
-              f"get a core in time", flush=True)
+              f"get a core in time ({', '.join(f'{k}: {v}' for k, v in r['udp_drops_by'].items())})",
+              flush=True)
     for x in r["per_room"]:
         if x["refused"]:
             print(f"  day {x['day_id']}: the server refused: {'; '.join(x['refused'][:3])}",
@@ -537,6 +589,7 @@ def summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
         "recorded_streams_ok": bool(measured) and all(s["recorded"]["all_ok"] for s in measured),
         "recorded_streams": (f"{sum(s['recorded']['ok'] for s in measured)}/"
                              f"{sum(s['recorded']['expected'] for s in measured)}"),
+        "recorded_min_video_fps": best["recorded"]["min_video_fps"] if best else None,
         "load_generator_busy": any(s.get("busy_clients") or s.get("publishers_behind")
                                    for s in measured),
         "video_encodes": sum(sum(s["encodes_window"].values()) for s in measured),
