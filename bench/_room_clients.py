@@ -9,10 +9,14 @@ With ``layer_selection`` each participant tells the server what its page shows, 
 the room page does: one large tile (the student; on the student's own page the
 chair, whom the student's view features) and the others as small tiles.
 
+A process may hold a share of a room (capacity.py's ``--processes-per-room``): each
+subscription then is in the process of its subscriber, and the driver compares it with
+what its publisher's process says it sent.
+
 Usage: _room_clients.py CONFIG_JSON. The same JSON-lines contract as _clients.py:
-``ready`` / ``not_ready`` once every participant receives video and audio from every
-other one of its room, then ``start``, ``stop`` (answered with each room's counts over
-the window) and ``quit`` on stdin.
+``ready`` / ``not_ready`` once every participant of ours receives video and audio
+from every other person of its room, then ``start``, ``stop`` (answered with each
+room's counts over the window) and ``quit`` on stdin.
 """
 
 from __future__ import annotations
@@ -27,11 +31,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _clients import Participant, join, missing, snapshot, window_result  # noqa: E402
+from _clients import (  # noqa: E402
+    READY_AUDIO_FRAMES,
+    READY_VIDEO_FRAMES,
+    FrameCounter,
+    Participant,
+    join,
+)
 from _control import LoopLag  # noqa: E402
 from _media import EncodedClip, PacketLoopTrack, install_layered_vp8_packetizer  # noqa: E402
 
 from aiortc import MediaStreamTrack  # noqa: E402
+from media import hooks  # noqa: E402
 from web_ui.client import ReceivedTrack, RoomClient  # noqa: E402
 
 # The room page's grid (web_ui/static/room.css): tiles at least 14rem (224 px) wide,
@@ -66,15 +77,35 @@ def view_message(own_id: str, own_role: str, people: list[dict[str, Any]]) -> di
     return {"type": "view", "tiles": tiles}
 
 
+class InlineParticipant(Participant):
+    """Counts received frames on the product's own receive path (``media.hooks``):
+    each SRTP packet unprotected and handled in the call that reads it, with the
+    receiver's statistics, NACKs and bitrate estimate, as the server receives a
+    publisher, without aiortc's queue, task switch and RtpPacket per packet: a room's
+    subscribers receive seven times the packets the server receives."""
+
+    def on_receiver(self, entry: ReceivedTrack) -> None:
+        assert entry.receiver is not None
+        counter = FrameCounter(entry.participant, entry.kind)
+        self.counters.append(counter)
+        transceiver = next((t for t in self.client.pc.getTransceivers()
+                            if t.receiver is entry.receiver), None)
+        hooks.receive_inline(entry.receiver.transport)
+        hooks.tap_receiver(entry.receiver, counter.on_packet, transceiver)
+
+
 class RoomLoad:
-    """The eight participants of one day."""
+    """This process's share of one day's eight participants (``mine``: their
+    positions in ``people``; a room may be split over several processes)."""
 
     def __init__(self, url: str, room: dict[str, Any], clips: dict[str, EncodedClip],
-                 first_index: int) -> None:
+                 first_index: int, inline: bool) -> None:
         self.day_id = int(room["day_id"])
         self.people: list[dict[str, Any]] = room["people"]
+        self.mine: list[dict[str, Any]] = [self.people[i] for i in room["mine"]]
         self.participants: list[Participant] = []
-        for offset, person in enumerate(self.people):
+        kind = InlineParticipant if inline else Participant
+        for offset, person in enumerate(self.mine):
             clip = clips["video_720p" if person["role"] == "student" else "video_360p"]
             video, audio = PacketLoopTrack(clip), PacketLoopTrack(clips["audio"])
             tracks: list[MediaStreamTrack] = [video, audio]
@@ -85,31 +116,66 @@ class RoomLoad:
 
             client = RoomClient(url, person["token"], tracks=tracks, video_codec="video/VP8",
                                 on_receiver=on_receiver)
-            participant = Participant(first_index + offset, client, True, video, audio)
+            participant = kind(first_index + offset, client, True, video, audio)
             holder.append(participant)
             self.participants.append(participant)
 
+    def missing(self) -> list[str]:
+        """What each of ours still lacks from each other person of the room."""
+        gaps = []
+        for person, p in zip(self.mine, self.participants):
+            for other in self.people:
+                publisher = str(other["person_id"])
+                if other is person:
+                    continue
+                for kind, need in (("video", READY_VIDEO_FRAMES), ("audio", READY_AUDIO_FRAMES)):
+                    got = sum(c.frames for c in p.counters
+                              if c.publisher == publisher and c.kind == kind)
+                    if got < need:
+                        gaps.append(f"day {self.day_id}: the {person['role']} has {got}/{need} "
+                                    f"{kind} frames of the {other['role']} ({publisher})")
+        return gaps
+
     async def send_views(self) -> None:
-        for person, participant in zip(self.people, self.participants):
+        for person, participant in zip(self.mine, self.participants):
             await participant.client.send(
                 view_message(str(person["person_id"]), person["role"], self.people))
 
-    def window(self, mark: dict[str, Any]) -> dict[str, Any]:
-        """The counts since `mark`, each subscription marked with the tile it has."""
-        result = window_result(mark, snapshot(self.participants), self.participants)
-        role_of_index = {p.index: person["role"]
-                         for p, person in zip(self.participants, self.people)}
-        role_of_id = {str(person["person_id"]): person["role"] for person in self.people}
-        for entry in result["received"]:
-            large = role_of_id.get(entry["publisher"]) == featured_role(
-                role_of_index[entry["subscriber"]])
-            entry["tile"] = "large" if large else "small"
-        return {"day_id": self.day_id, "refused": self.refused(), **result}
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "t": time.monotonic(),
+            "sent": {str(person["person_id"]): (p.video.frames_sent if p.video else 0,
+                                                p.audio.frames_sent if p.audio else 0)
+                     for person, p in zip(self.mine, self.participants)},
+            "received": {(str(person["person_id"]), c.publisher, c.kind): (c.frames, c.payload_bytes)
+                         for person, p in zip(self.mine, self.participants) for c in p.counters},
+        }
+
+    def window(self, a: dict[str, Any]) -> dict[str, Any]:
+        """Frames sent and received per second since snapshot `a`; the driver puts a
+        room's shares together and compares each subscription with its publisher."""
+        b = self.snapshot()
+        span = b["t"] - a["t"]
+        sent = {pid: {"video_fps": (v - a["sent"][pid][0]) / span,
+                      "audio_fps": (u - a["sent"][pid][1]) / span}
+                for pid, (v, u) in b["sent"].items()}
+        role_of = {str(person["person_id"]): person["role"] for person in self.people}
+        received = []
+        for (subscriber, publisher, kind), (frames, nbytes) in b["received"].items():
+            frames0, bytes0 = a["received"].get((subscriber, publisher, kind), (0, 0))
+            large = role_of.get(publisher) == featured_role(role_of[subscriber])
+            received.append({"subscriber": subscriber, "publisher": publisher, "kind": kind,
+                             "fps": (frames - frames0) / span,
+                             "kbps": (nbytes - bytes0) * 8 / span / 1000,
+                             "tile": "large" if large else "small"})
+        return {"day_id": self.day_id, "span_s": span, "sent": sent, "received": received,
+                "refused": self.refused()}
 
     def refused(self) -> list[str]:
         """Errors the server sent any participant (a refused ``view`` shows here)."""
-        return [f"day {self.day_id} participant {p.index}: {e.get('code')}: {e.get('message')}"
-                for p in self.participants for e in p.client.state.errors]
+        return [f"day {self.day_id} {person['role']}: {e.get('code')}: {e.get('message')}"
+                for person, p in zip(self.mine, self.participants)
+                for e in p.client.state.errors]
 
 
 async def main(config: dict[str, Any]) -> None:
@@ -120,7 +186,8 @@ async def main(config: dict[str, Any]) -> None:
         install_layered_vp8_packetizer(pattern)
     rooms: list[RoomLoad] = []
     for room in config["rooms"]:
-        rooms.append(RoomLoad(config["url"], room, clips, first_index=8 * len(rooms)))
+        rooms.append(RoomLoad(config["url"], room, clips, first_index=8 * len(rooms),
+                              inline=bool(config.get("inline_receive", True))))
     everyone = [p for r in rooms for p in r.participants]
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -142,7 +209,7 @@ async def main(config: dict[str, Any]) -> None:
         deadline = joined + float(config["ready_timeout_s"])
 
         def gaps() -> list[str]:
-            return [g for r in rooms for g in missing(r.participants)]
+            return [g for r in rooms for g in r.missing()]
 
         while join_error is None and gaps() and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
@@ -167,7 +234,7 @@ async def main(config: dict[str, Any]) -> None:
             line = await asyncio.wait_for(reader.readline(), 600)
             command = line.decode().strip()
             if command == "start":
-                marks = [snapshot(r.participants) for r in rooms]
+                marks = [r.snapshot() for r in rooms]
                 lag.reset()
                 say({"event": "started"})
             elif command == "stop" and marks:

@@ -1,7 +1,7 @@
 """Benchmark: how many defense rooms of 8 one machine holds at full frame rate, recorded.
 
 Run:  .venv/bin/python bench/capacity.py [--quick] [--max-rooms R] [--seconds S]
-          [--layer-selection on|off|both] [--workers N] [--rooms-per-process K]
+          [--layer-selection on|off|both] [--workers N] [--processes-per-room P]
 (see bench/README.md).
 
 It re-executes itself inside scripts/netns-run, as forwarding.py does. For R = 1, 2,
@@ -10,7 +10,7 @@ It re-executes itself inside scripts/netns-run, as forwarding.py does. For R = 1
 ``POST /api/days``, and puts eight people in each: chair, four members, secretary and
 the student's supervisor with 640x360 cameras at ~500 kbit/s, the student at 1280x720
 ~1.5 Mbit/s, Opus for all; pre-encoded and replayed (bench/_media.py), in load
-generator processes of their own (bench/_room_clients.py, one room each by default).
+generator processes of their own (bench/_room_clients.py, two per room by default).
 Each day's secretary opens the sitting through the API, which turns the recording on.
 Over a window it measures:
 
@@ -395,12 +395,11 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
     try:
         await wait_healthy(base, server)
         rooms = await create_days(base, organizer, rooms_count)
-        groups = [rooms[i:i + args.rooms_per_process]
-                  for i in range(0, len(rooms), args.rooms_per_process)]
-        for n, group in enumerate(groups):
-            config = {"url": base, "rooms": group, "media": str(media),
+        for n, share in enumerate(load_shares(rooms, args.processes_per_room)):
+            config = {"url": base, "rooms": share, "media": str(media),
                       "ready_timeout_s": args.ready_timeout,
-                      "layer_selection": bool(layer_selection)}
+                      "layer_selection": bool(layer_selection),
+                      "inline_receive": not args.aiortc_receive}
             clients.append(await Child.start(
                 f"load generator {n}", [str(BENCH / "_room_clients.py"), json.dumps(config)],
                 step_dir / f"clients-{n}.log"))
@@ -449,31 +448,8 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
     server_cpu = tree_delta(cpu0, cpu1)
     client_pcts = [(b - a) / span * 100 for a, b in zip(ccpu0, ccpu1)]
     other = ((busy1 - busy0) - server_cpu - sum(b - a for a, b in zip(ccpu0, ccpu1))) / span * 100
-    per_room = []
-    for window in windows:
-        for room in window["rooms"]:
-            video = [r for r in room["received"] if r["kind"] == "video"]
-            audio = [r for r in room["received"] if r["kind"] == "audio"]
-            ratios = [r["fps"] / max(r["publisher_fps"] * needed_share(r, layer_selection,
-                                                                       layers), 1e-9)
-                      for r in video]
-            per_room.append({
-                "day_id": room["day_id"],
-                "subscriptions": len(video),
-                "min_ratio": round(min(ratios, default=0.0), 3),
-                "min_fps": round(min((r["fps"] for r in video), default=0.0), 1),
-                "student_min_fps": round(min((r["fps"] for r in video
-                                              if r["publisher"] == student_id(rooms, room)),
-                                             default=0.0), 1),
-                "publisher_fps": round(min(room["publisher_fps"], default=0.0), 1),
-                "min_audio_fps": round(min((r["fps"] for r in audio), default=0.0), 1),
-                "video_kbps": round(sum(r["kbps"] for r in video), 0),
-                "refused": room.get("refused") or [],
-                "lowest": sorted(({"subscriber": r["subscriber"], "publisher": r["publisher"],
-                                   "kind": r["kind"], "fps": round(r["fps"], 1)}
-                                  for r in room["received"]), key=lambda r: r["fps"])[:6],
-                "full_rate": (len(video) == 56 and min(ratios, default=0.0) >= FULL_RATE),
-            })
+    per_room = [room_figures(day_id, shares, rooms, layer_selection, layers)
+                for day_id, shares in by_day(windows).items()]
     delays = [room for process in stats1 for room in process["rooms"]]
     result["server_rooms"] = delays  # forwarding delay and counters, per room
     encodes = {k: sum(p["encodes"].get(k, 0) for p in stats1) - sum(p["encodes"].get(k, 0)
@@ -518,6 +494,62 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
     return result
 
 
+def load_shares(rooms: list[dict[str, Any]], processes_per_room: int) -> list[list[dict[str, Any]]]:
+    """What each load-generator process runs: a share of one room's eight people."""
+    shares = []
+    for room in rooms:
+        count = len(room["people"])
+        for part in range(processes_per_room):
+            mine = list(range(part * count // processes_per_room,
+                              (part + 1) * count // processes_per_room))
+            if mine:
+                shares.append([{**room, "mine": mine}])
+    return shares
+
+
+def by_day(windows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """The load generators' window results, grouped by day."""
+    days: dict[int, list[dict[str, Any]]] = {}
+    for window in windows:
+        for share in window["rooms"]:
+            days.setdefault(int(share["day_id"]), []).append(share)
+    return days
+
+
+def room_figures(day_id: int, shares: list[dict[str, Any]], rooms: list[dict[str, Any]],
+                 layer_selection: bool | None, layers: int) -> dict[str, Any]:
+    """One room's frame rates: each subscription against what its publisher sent
+    (both may be in different load-generator processes)."""
+    sent = {pid: fps for share in shares for pid, fps in share["sent"].items()}
+    received = [r for share in shares for r in share["received"]]
+    for r in received:
+        r["publisher_fps"] = sent.get(r["publisher"], {}).get(f"{r['kind']}_fps", 0.0)
+    video = [r for r in received if r["kind"] == "video"]
+    audio = [r for r in received if r["kind"] == "audio"]
+    ratios = [r["fps"] / max(r["publisher_fps"] * needed_share(r, layer_selection, layers), 1e-9)
+              for r in video]
+    room = next(r for r in rooms if r["day_id"] == day_id)
+    student = str(next(p["person_id"] for p in room["people"] if p["role"] == "student"))
+    people = len(room["people"])
+    return {
+        "day_id": day_id,
+        "subscriptions": len(video),
+        "min_ratio": round(min(ratios, default=0.0), 3),
+        "min_fps": round(min((r["fps"] for r in video), default=0.0), 1),
+        "student_min_fps": round(min((r["fps"] for r in video if r["publisher"] == student),
+                                     default=0.0), 1),
+        "publisher_fps": round(min((s["video_fps"] for s in sent.values()), default=0.0), 1),
+        "min_audio_fps": round(min((r["fps"] for r in audio), default=0.0), 1),
+        "video_kbps": round(sum(r["kbps"] for r in video), 0),
+        "refused": [e for share in shares for e in share.get("refused") or []],
+        "lowest": sorted(({"subscriber": r["subscriber"], "publisher": r["publisher"],
+                           "kind": r["kind"], "tile": r["tile"], "fps": round(r["fps"], 1)}
+                          for r in received), key=lambda r: r["fps"])[:6],
+        "full_rate": (len(video) == people * (people - 1)
+                      and min(ratios, default=0.0) >= FULL_RATE),
+    }
+
+
 def needed_share(subscription: dict[str, Any], layer_selection: bool | None,
                  layers: int) -> float:
     """The share of the publisher's frames a subscription should get: all of them,
@@ -526,13 +558,6 @@ def needed_share(subscription: dict[str, Any], layer_selection: bool | None,
     if layer_selection and subscription.get("tile") == "small" and layers > 1:
         return 1 / 4
     return 1.0
-
-
-def student_id(rooms: list[dict[str, Any]], room: dict[str, Any]) -> str:
-    for r in rooms:
-        if r["day_id"] == room["day_id"]:
-            return str(next(p["person_id"] for p in r["people"] if p["role"] == "student"))
-    return ""
 
 
 def print_step(r: dict[str, Any], started: float) -> None:
@@ -554,7 +579,7 @@ def print_step(r: dict[str, Any], started: float) -> None:
     for n in r["busy_clients"]:
         print(f"  load generator {n} used {r['clients_cpu_pct'][n]:.0f}% of a core (over "
               f"{CLIENT_BUSY_PCT:.0f}%): it may be the bottleneck, not the server; use "
-              f"--rooms-per-process 1 or a machine with more cores", flush=True)
+              f"more --processes-per-room or a machine with more cores", flush=True)
     for day in r["publishers_behind"]:
         print(f"  day {day}: its publishers sent under {FULL_RATE * 30:.0f} frames/s: the "
               f"load generator fell behind (the ratios are taken against what they sent)",
@@ -627,8 +652,12 @@ async def main() -> None:
     parser.add_argument("--workers", type=int,
                         help="defense-room serve --workers N (default: the server's own "
                              "default; ignored, with a note, if serve has no --workers)")
-    parser.add_argument("--rooms-per-process", type=int, default=1,
-                        help="rooms per load-generator process (default 1)")
+    parser.add_argument("--processes-per-room", type=int, default=2,
+                        help="load-generator processes per room, each with a share of its "
+                             "eight people (default 2)")
+    parser.add_argument("--aiortc-receive", action="store_true",
+                        help="subscribers receive on aiortc's own path instead of the "
+                             "product's inline one (media.hooks), as bench/_clients.py does")
     parser.add_argument("--ready-timeout", type=float, default=40.0,
                         help="seconds for every subscription to get media (default 40)")
     parser.add_argument("--no-temporal-layers", action="store_true",
@@ -642,8 +671,9 @@ async def main() -> None:
     args.max_rooms = args.max_rooms or (2 if args.quick else 12)
     args.seconds = args.seconds or (5.0 if args.quick else 15.0)
     args.warmup = 2.0 if args.quick else 3.0
-    if args.max_rooms < 1 or args.seconds <= 0 or args.rooms_per_process < 1:
-        parser.error("--max-rooms and --rooms-per-process must be at least 1, --seconds above 0")
+    if not (args.max_rooms >= 1 and args.seconds > 0 and 1 <= args.processes_per_room <= 8):
+        parser.error("--max-rooms must be at least 1, --seconds above 0, --processes-per-room "
+                     "from 1 to 8")
 
     sys.path.insert(0, str(ROOT))
     from _media import encode_audio, encode_video
