@@ -398,7 +398,9 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
         for n, share in enumerate(load_shares(rooms, args.processes_per_room)):
             config = {"url": base, "rooms": share, "media": str(media),
                       "ready_timeout_s": args.ready_timeout,
-                      "layer_selection": bool(layer_selection),
+                      # The page reports its tiles whenever the server knows the
+                      # setting; with it off the server forwards everything anyway.
+                      "layer_selection": layer_selection is not None,
                       "inline_receive": not args.aiortc_receive}
             clients.append(await Child.start(
                 f"load generator {n}", [str(BENCH / "_room_clients.py"), json.dumps(config)],
