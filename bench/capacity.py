@@ -208,11 +208,20 @@ def udp_drops_by_inode() -> dict[int, int]:
     return drops
 
 
-def drops_of(groups: dict[str, list[int]]) -> dict[str, int]:
-    """UDP datagrams dropped so far by the sockets of each group of processes."""
+def drops_of(groups: dict[str, list[int]]) -> dict[str, dict[int, int]]:
+    """UDP datagrams dropped so far by each socket of each group of processes."""
     drops = udp_drops_by_inode()
-    return {name: sum(drops.get(inode, 0) for inode in socket_inodes(pids))
+    return {name: {inode: drops[inode] for inode in socket_inodes(pids) if inode in drops}
             for name, pids in groups.items()}
+
+
+def drops_between(before: dict[str, dict[int, int]],
+                  after: dict[str, dict[int, int]]) -> dict[str, int]:
+    """Per group, what its sockets dropped in between (a socket opened in between
+    counts from 0; one closed in between is lost)."""
+    return {name: sum(count - before.get(name, {}).get(inode, 0)
+                      for inode, count in sockets.items())
+            for name, sockets in after.items()}
 
 
 def tree_delta(before: dict[int, float], after: dict[int, float]) -> float:
@@ -401,7 +410,8 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
                       # The page reports its tiles whenever the server knows the
                       # setting; with it off the server forwards everything anyway.
                       "layer_selection": layer_selection is not None,
-                      "inline_receive": not args.aiortc_receive}
+                      "inline_receive": not args.aiortc_receive,
+                      "subscriber_remb": args.subscriber_remb}
             clients.append(await Child.start(
                 f"load generator {n}", [str(BENCH / "_room_clients.py"), json.dumps(config)],
                 step_dir / f"clients-{n}.log"))
@@ -476,7 +486,7 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
         "udp_datagrams": udp1.get("InDatagrams", 0) - udp0.get("InDatagrams", 0),
         "udp_receive_buffer_drops": udp1.get("RcvbufErrors", 0) - udp0.get("RcvbufErrors", 0),
         # Whose sockets dropped them (a socket closed in between is not counted).
-        "udp_drops_by": {k: drops1[k] - drops0.get(k, 0) for k in drops1},
+        "udp_drops_by": drops_between(drops0, drops1),
         "per_room": per_room,
         "full_rate": len(per_room) == rooms_count and all(r["full_rate"] for r in per_room),
         "min_ratio": min((r["min_ratio"] for r in per_room), default=0.0),
@@ -662,6 +672,10 @@ async def main() -> None:
                              "product's inline one (media.hooks), as bench/_clients.py does")
     parser.add_argument("--ready-timeout", type=float, default=40.0,
                         help="seconds for every subscription to get media (default 40)")
+    parser.add_argument("--subscriber-remb", action="store_true",
+                        help="subscribers estimate their bandwidth and send REMB, as "
+                             "browsers do (off by default: it costs the load generators "
+                             "about a fifth of a core per room)")
     parser.add_argument("--no-temporal-layers", action="store_true",
                         help="publish VP8 without temporal layers (default: L1T3, as the "
                              "room page asks Chromium for)")
