@@ -77,24 +77,29 @@ def view_message(own_id: str, own_role: str, people: list[dict[str, Any]]) -> di
     return {"type": "view", "tiles": tiles}
 
 
-class InlineParticipant(Participant):
-    """Counts received frames on the product's own receive path (``media.hooks``):
-    each SRTP packet unprotected and handled in the call that reads it, with the
-    receiver's statistics, NACKs and bitrate estimate, as the server receives a
-    publisher, without aiortc's queue, task switch and RtpPacket per packet: a room's
-    subscribers receive seven times the packets the server receives."""
+class LoadParticipant(Participant):
+    """Counts received frames, on aiortc's receive path or (``inline``) on the
+    product's own (``media.hooks``: each SRTP packet unprotected and handled in the
+    call that reads it, with the receiver's statistics and NACKs, as the server
+    receives a publisher). A room's subscribers receive seven times the packets the
+    server receives, so what each packet costs here matters."""
 
-    #: Whether the receivers estimate the bandwidth and send REMB (set per process).
+    #: Set per process from the driver's config.
+    inline = False
+    #: Whether the receivers estimate the bandwidth and send REMB.
     estimate = False
 
     def on_receiver(self, entry: ReceivedTrack) -> None:
         assert entry.receiver is not None
         counter = FrameCounter(entry.participant, entry.kind)
         self.counters.append(counter)
-        transceiver = next((t for t in self.client.pc.getTransceivers()
-                            if t.receiver is entry.receiver), None)
-        hooks.receive_inline(entry.receiver.transport)
-        hooks.tap_receiver(entry.receiver, counter.on_packet, transceiver)
+        if self.inline:
+            transceiver = next((t for t in self.client.pc.getTransceivers()
+                                if t.receiver is entry.receiver), None)
+            hooks.receive_inline(entry.receiver.transport)
+            hooks.tap_receiver(entry.receiver, counter.on_packet, transceiver)
+        else:
+            hooks.tap_receiver(entry.receiver, counter.on_packet)
         if entry.kind == "video" and not self.estimate:
             # aiortc's abs-send-time estimator costs ~20-45 us per video packet here,
             # a fifth of a core per room of subscribers; without it they send no REMB.
@@ -106,12 +111,11 @@ class RoomLoad:
     positions in ``people``; a room may be split over several processes)."""
 
     def __init__(self, url: str, room: dict[str, Any], clips: dict[str, EncodedClip],
-                 first_index: int, inline: bool) -> None:
+                 first_index: int) -> None:
         self.day_id = int(room["day_id"])
         self.people: list[dict[str, Any]] = room["people"]
         self.mine: list[dict[str, Any]] = [self.people[i] for i in room["mine"]]
         self.participants: list[Participant] = []
-        kind = InlineParticipant if inline else Participant
         for offset, person in enumerate(self.mine):
             clip = clips["video_720p" if person["role"] == "student" else "video_360p"]
             video, audio = PacketLoopTrack(clip), PacketLoopTrack(clips["audio"])
@@ -123,7 +127,7 @@ class RoomLoad:
 
             client = RoomClient(url, person["token"], tracks=tracks, video_codec="video/VP8",
                                 on_receiver=on_receiver)
-            participant = kind(first_index + offset, client, True, video, audio)
+            participant = LoadParticipant(first_index + offset, client, True, video, audio)
             holder.append(participant)
             self.participants.append(participant)
 
@@ -191,11 +195,11 @@ async def main(config: dict[str, Any]) -> None:
     pattern = clips["video_360p"].layer_pattern
     if len(pattern) > 1:
         install_layered_vp8_packetizer(pattern)
-    InlineParticipant.estimate = bool(config.get("subscriber_remb", False))
+    LoadParticipant.inline = bool(config.get("inline_receive", True))
+    LoadParticipant.estimate = bool(config.get("subscriber_remb", False))
     rooms: list[RoomLoad] = []
     for room in config["rooms"]:
-        rooms.append(RoomLoad(config["url"], room, clips, first_index=8 * len(rooms),
-                              inline=bool(config.get("inline_receive", True))))
+        rooms.append(RoomLoad(config["url"], room, clips, first_index=8 * len(rooms)))
     everyone = [p for r in rooms for p in r.participants]
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()

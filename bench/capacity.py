@@ -668,8 +668,8 @@ async def main() -> None:
                         help="load-generator processes per room, each with a share of its "
                              "eight people (default 2)")
     parser.add_argument("--aiortc-receive", action="store_true",
-                        help="subscribers receive on aiortc's own path instead of the "
-                             "product's inline one (media.hooks), as bench/_clients.py does")
+                        help="subscribers receive on aiortc's own path, as bench/_clients.py "
+                             "does, instead of the product's inline one (media.hooks)")
     parser.add_argument("--ready-timeout", type=float, default=40.0,
                         help="seconds for every subscription to get media (default 40)")
     parser.add_argument("--subscriber-remb", action="store_true",
