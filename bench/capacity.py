@@ -35,13 +35,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
 import os
 import pickle
 import secrets
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -52,12 +50,29 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from forwarding import CLK_TCK, NETNS_RUN, Child, machine_busy_seconds  # noqa: E402
+from _capacity_measure import (  # noqa: E402
+    check_recordings,
+    drops_between,
+    drops_of,
+    process_tree_cpu,
+    tree_delta,
+    udp_counters,
+)
+from _capacity_server import (  # noqa: E402
+    create_days,
+    free_port,
+    has_layer_selection,
+    open_sittings,
+    serve_supports_workers,
+    server_stats,
+    start_server,
+    wait_healthy,
+    write_config,
+)
+from forwarding import NETNS_RUN, Child, machine_busy_seconds  # noqa: E402
 
 RESULTS = BENCH / "results"  # git-ignored
 FULL_RATE = 0.9
-ROOM_ROLES = ("chair", "member", "member", "member", "member", "secretary", "student",
-              "supervisor")
 CLIENT_BUSY_PCT = 80.0
 STEP_TIMEOUT_S = 420.0
 LOAD_DROPS_SHARE = 0.01
@@ -67,316 +82,6 @@ def reexec_in_netns() -> None:
     if os.environ.get("DEFENSE_ROOM_NETNS") != "1":
         os.execv(str(NETNS_RUN), [str(NETNS_RUN), sys.executable, str(Path(__file__).resolve()),
                                   *sys.argv[1:]])
-
-
-# -- what the server offers ------------------------------------------------------------
-
-
-def serve_supports_workers() -> bool:
-    """Whether ``defense-room serve`` has ``--workers`` (a colleague's change in flight)."""
-    import subprocess
-
-    out = subprocess.run([sys.executable, "-m", "defense_room.cli", "serve", "--help"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
-    return "--workers" in out.stdout
-
-
-def has_layer_selection() -> bool:
-    """Whether the server knows ``media.layer_selection`` (config.yaml or its dataclass)."""
-    import dataclasses
-
-    import yaml
-
-    from server.config import Config
-
-    data = yaml.safe_load((ROOT / "config.yaml").read_text()) or {}
-    in_yaml = "layer_selection" in (data.get("media") or {})
-    media = Config().media
-    in_code = "layer_selection" in {f.name for f in dataclasses.fields(media)}
-    return in_yaml or in_code
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def write_config(path: Path, data_dir: Path, port: int, organizer_sha256: str,
-                 layer_selection: bool | None) -> None:
-    import yaml
-
-    media: dict[str, Any] = {"max_participants": 32}
-    if layer_selection is not None:
-        media["layer_selection"] = layer_selection
-    config = {
-        "server": {"host": "127.0.0.1", "port": port, "public_host": "127.0.0.1"},
-        "tls": {"mode": "off"},
-        "data_dir": str(data_dir),
-        "ice_servers": [],
-        "media": media,
-        # Everyone enters directly: the lobby is signaling only, and a bench has no
-        # secretary's eye to admit the student and the supervisor.
-        "lobby": {"admission": False},
-        # A shared development disk may hold less than the 2 GB the product keeps free.
-        "recordings": {"min_free_mb": 0},
-        "api": {"organizer_token_sha256": organizer_sha256},
-    }
-    path.write_text(yaml.safe_dump(config, allow_unicode=True))
-
-
-def day_body(index: int) -> dict[str, Any]:
-    """A day of one student, all documents on file, starting in a few minutes (UTC)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    start = now + datetime.timedelta(minutes=5)
-    consent = (now - datetime.timedelta(days=10)).date().isoformat()
-    kinds = ("thesis", "plagiarism_report", "supervisor_review", "reviewer_review",
-             "presentation_pdf")
-    return {
-        "title": f"Capacity bench day {index}",
-        "date": start.date().isoformat(),
-        "start": start.strftime("%H:%M"),
-        "timezone": "UTC",
-        "commission": {"chair": f"Chair {index}",
-                       "members": [f"Member {index}.{m}" for m in range(1, 5)],
-                       "secretary": f"Secretary {index}"},
-        "students": [{"name": f"Student {index}", "thesis_title": f"Thesis {index}",
-                      "supervisor": f"Supervisor {index}", "reviewer": f"Reviewer {index}",
-                      "timezone": "UTC", "consent": True, "consent_date": consent,
-                      "documents": [{"kind": k, "date": consent} for k in kinds]}],
-    }
-
-
-# -- processes -------------------------------------------------------------------------
-
-
-def process_tree_cpu(root_pid: int) -> dict[int, float]:
-    """utime+stime (s) of `root_pid` and every descendant, by pid."""
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    tree = {root_pid}
-    grew = True
-    while grew:
-        grew = False
-        for pid, parent in parents.items():
-            if parent in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    return {pid: cpu[pid] for pid in tree if pid in cpu}
-
-
-def udp_counters() -> dict[str, int]:
-    """The network namespace's UDP counters (/proc/net/snmp): a receive buffer that
-    overflowed (a process that did not get a core in time) drops datagrams there."""
-    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
-             if line.startswith("Udp:")]
-    return {name: int(value) for name, value in zip(lines[0][1:], lines[1][1:])}
-
-
-def socket_inodes(pids: list[int]) -> set[int]:
-    """The socket inodes `pids` hold open."""
-    found = set()
-    for pid in pids:
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                try:
-                    target = os.readlink(fd)
-                except OSError:
-                    continue
-                if target.startswith("socket:["):
-                    found.add(int(target[8:-1]))
-        except OSError:
-            continue
-    return found
-
-
-def udp_drops_by_inode() -> dict[int, int]:
-    """Datagrams each UDP socket of the namespace dropped (/proc/net/udp, last column)."""
-    drops = {}
-    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
-        fields = line.split()
-        drops[int(fields[9])] = int(fields[-1])
-    return drops
-
-
-def drops_of(groups: dict[str, list[int]]) -> dict[str, dict[int, int]]:
-    """UDP datagrams dropped so far by each socket of each group of processes."""
-    drops = udp_drops_by_inode()
-    return {name: {inode: drops[inode] for inode in socket_inodes(pids) if inode in drops}
-            for name, pids in groups.items()}
-
-
-def drops_between(before: dict[str, dict[int, int]],
-                  after: dict[str, dict[int, int]]) -> dict[str, int]:
-    """Per group, what its sockets dropped in between (a socket opened in between
-    counts from 0; one closed in between is lost)."""
-    return {name: sum(count - before.get(name, {}).get(inode, 0)
-                      for inode, count in sockets.items())
-            for name, sockets in after.items()}
-
-
-def tree_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds the tree used in between (a process that started counts from 0; one
-    that ended in between is lost, which only the composite builder could do)."""
-    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
-
-
-async def start_server(config: Path, stats_dir: Path, log: Path, workers: int | None) -> Child:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(BENCH / "_stats_hook"), *filter(None, [env.get("PYTHONPATH")])])
-    env["BENCH_STATS_DIR"] = str(stats_dir)
-    args = [sys.executable, "-m", "defense_room.cli", "serve", "--config", str(config)]
-    if workers is not None:
-        args += ["--workers", str(workers)]
-    proc = await asyncio.create_subprocess_exec(
-        *args, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT)
-    return Child("server", proc, log)
-
-
-async def wait_healthy(base: str, server: Child, timeout: float = 60.0) -> None:
-    import aiohttp
-
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if server.proc.returncode is not None:
-                raise RuntimeError(f"the server exited; log tail:\n{server.tail()}")
-            try:
-                async with session.get(f"{base}/healthz",
-                                       timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    if r.status == 200:
-                        return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                pass
-            await asyncio.sleep(0.3)
-    raise RuntimeError(f"the server did not answer /healthz in {timeout:.0f} s; log tail:\n"
-                       f"{server.tail()}")
-
-
-async def create_days(base: str, organizer: str, count: int) -> list[dict[str, Any]]:
-    """Each day's id and its eight people (role, person id, token), as ROOM_ROLES."""
-    import aiohttp
-
-    rooms = []
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {organizer}"}) as s:
-        for index in range(1, count + 1):
-            async with s.post(f"{base}/api/days", json=day_body(index)) as r:
-                body = await r.json()
-                if r.status != 201:
-                    raise RuntimeError(f"POST /api/days answered {r.status}: {body}")
-            by_role: dict[str, list[dict[str, Any]]] = {}
-            for invite in body["invites"]:
-                by_role.setdefault(invite["role"], []).append(invite)
-            people = []
-            for role in ROOM_ROLES:
-                invite = by_role[role].pop(0)
-                people.append({"role": role, "person_id": invite["person_id"],
-                               "token": invite["link"].rsplit("/j/", 1)[1]})
-            rooms.append({"day_id": body["day_id"], "people": people})
-    return rooms
-
-
-async def open_sittings(base: str, rooms: list[dict[str, Any]], timeout: float = 30.0) -> None:
-    """Each secretary opens the sitting, which turns the recording on; wait until every
-    day's state says it records."""
-    import aiohttp
-
-    async with aiohttp.ClientSession() as session:
-        for room in rooms:
-            secretary = next(p for p in room["people"] if p["role"] == "secretary")
-            url = f"{base}/api/days/{room['day_id']}"
-            headers = {"Authorization": f"Bearer {secretary['token']}"}
-            async with session.post(f"{url}/actions/open-sitting", json={},
-                                    headers=headers) as r:
-                if r.status != 200:
-                    raise RuntimeError(f"day {room['day_id']}: open-sitting answered "
-                                       f"{r.status}: {await r.text()}")
-            deadline = time.monotonic() + timeout
-            while True:
-                async with session.get(f"{url}/state", headers=headers) as r:
-                    state = (await r.json())["state"]
-                if state.get("recording"):
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"day {room['day_id']}: the recording is not on after "
-                                       f"{timeout:.0f} s: {state.get('recording_failure')!r}")
-                await asyncio.sleep(0.3)
-
-
-async def server_stats(stats_dir: Path, reset: bool) -> list[dict[str, Any]]:
-    """Every server process's rooms (bench/_capacity_stats.py)."""
-    import aiohttp
-
-    found = []
-    async with aiohttp.ClientSession() as session:
-        for path in sorted(stats_dir.glob("stats-*.json")):
-            port = json.loads(path.read_text())["port"]
-            url = f"http://127.0.0.1:{port}/" + ("?reset=1" if reset else "")
-            try:
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as r:
-                    found.append(await r.json())
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                continue  # a worker that went away
-    return found
-
-
-# -- the recording ---------------------------------------------------------------------
-
-
-def check_recordings(recordings_dir: Path, rooms: list[dict[str, Any]]) -> dict[str, Any]:
-    """Decode every room's recording: each person needs a video and an audio stream
-    with decoded frames and no decoding error."""
-    import av
-
-    checked: list[dict[str, Any]] = []
-    for room in rooms:
-        folder = recordings_dir / f"day-{room['day_id']}"
-        files = sorted(folder.glob("take-*/*.webm")) + sorted(folder.glob("take-*/*.webm.part"))
-        for person in room["people"]:
-            for kind in ("video", "audio"):
-                mine = [f for f in files if f.name.startswith(f"{person['person_id']}-{kind}-")]
-                frames = 0
-                seconds = 0.0
-                error = None
-                for path in mine:
-                    times = []
-                    try:
-                        with av.open(str(path)) as container:
-                            stream = container.streams.video[0] if kind == "video" else \
-                                container.streams.audio[0]
-                            for frame in container.decode(stream):
-                                frames += 1
-                                moment = getattr(frame, "time", None)
-                                if moment is not None:
-                                    times.append(float(moment))
-                    except (av.FFmpegError, IndexError) as exc:
-                        error = f"{path.name}: {exc!r}"
-                    if len(times) > 1:
-                        seconds += max(times) - min(times)
-                checked.append({"day_id": room["day_id"], "role": person["role"], "kind": kind,
-                                "files": len(mine), "frames": frames, "error": error,
-                                # The recorder takes every layer: ~30 frames/s of video.
-                                "fps": round(frames / seconds, 1) if seconds else 0.0,
-                                "ok": bool(mine) and frames > 0 and error is None})
-    ok = sum(1 for c in checked if c["ok"])
-    return {"ok": ok, "expected": len(checked), "all_ok": ok == len(checked) and bool(checked),
-            "failed": [c for c in checked if not c["ok"]][:10], "streams": checked,
-            "min_video_frames": min((c["frames"] for c in checked if c["kind"] == "video"),
-                                    default=0),
-            "min_video_fps": min((c["fps"] for c in checked if c["kind"] == "video"),
-                                 default=0.0)}
 
 
 # -- one step: R rooms -----------------------------------------------------------------
