@@ -45,6 +45,8 @@ class EncodedClip:
     frames: list[tuple[bytes, bool]]
     frame_ticks: int  # pts step, in 1/clock_rate
     clock_rate: int
+    #: Temporal layer (TID) of frame n: ``layer_pattern[n % len(layer_pattern)]``.
+    layer_pattern: tuple[int, ...] = (0,)
 
     @property
     def duration_s(self) -> float:
@@ -55,26 +57,43 @@ class EncodedClip:
         return sum(len(d) for d, _ in self.frames) * 8 / self.duration_s
 
 
-def encode_video() -> EncodedClip:
-    """VP8 640x480 at 30 fps with moving noise, so it costs ~1.2 Mbit/s like a camera."""
+def encode_video(width: int = WIDTH, height: int = HEIGHT, bitrate: int = VIDEO_BITRATE,
+                 noise: int = 12, temporal_layers: bool = False) -> EncodedClip:
+    """VP8 at 30 fps with moving noise, so it costs ``bitrate`` like a camera (by
+    default 640x480 at ~1.2 Mbit/s; bench/capacity.py asks for 640x360 and 1280x720;
+    ``noise``: the amplitude that keeps the encoder from saving bits).
+
+    ``temporal_layers``: three temporal layers as Chromium's ``scalabilityMode``
+    L1T3 makes them (pattern 0,2,1,2; libvpx's layering mode 3 through FFmpeg's
+    ``ts-parameters``, which sets each frame's references so that a layer never
+    refers to a higher one), 40/20/40 % of the bitrate like libwebrtc's allocation."""
     codec = av.CodecContext.create("libvpx", "w")
-    codec.width, codec.height = WIDTH, HEIGHT
+    codec.width, codec.height = width, height
     codec.pix_fmt = "yuv420p"
     codec.time_base = fractions.Fraction(1, FPS)
     codec.framerate = fractions.Fraction(FPS, 1)
-    codec.bit_rate = VIDEO_BITRATE
+    codec.bit_rate = bitrate
     codec.gop_size = FPS * KEYFRAME_INTERVAL_S
     codec.options = {
         "deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
-        "minrate": str(VIDEO_BITRATE), "maxrate": str(VIDEO_BITRATE),
-        "bufsize": str(VIDEO_BITRATE), "partitions": "0",
+        "minrate": str(bitrate), "maxrate": str(bitrate),
+        "bufsize": str(bitrate), "partitions": "0",
     }
+    if temporal_layers:
+        kbps = bitrate // 1000
+        # error-resilient: no entropy context carried from frame to frame, or a
+        # decoder that misses the dropped layers misreads the next frame (libwebrtc
+        # sets the same for temporal layers).
+        codec.options = {**codec.options, "error-resilient": "default", "ts-parameters": (
+            f"ts_number_layers=3:ts_target_bitrate={kbps * 4 // 10},{kbps * 6 // 10},{kbps}"
+            ":ts_rate_decimator=4,2,1:ts_periodicity=4:ts_layer_id=0,2,1,2"
+            ":ts_layering_mode=3")}
     rng = np.random.default_rng(7)
     count = FPS * VIDEO_LOOP_S
     frames: list[tuple[bytes, bool]] = []
     for n in range(count):
-        image = frame_number_image(n, WIDTH, HEIGHT).astype(np.int16)
-        image += rng.integers(-12, 13, size=(HEIGHT, WIDTH, 1), dtype=np.int16)
+        image = frame_number_image(n, width, height).astype(np.int16)
+        image += rng.integers(-noise, noise + 1, size=(height, width, 1), dtype=np.int16)
         frame = av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format="rgb24")
         frame = frame.reformat(format="yuv420p")
         frame.pts = n
@@ -87,7 +106,49 @@ def encode_video() -> EncodedClip:
         frames.append((bytes(packet), bool(packet.is_keyframe)))
     if len(frames) != count or not frames[0][1]:
         raise RuntimeError(f"expected {count} VP8 frames starting with a keyframe, got {len(frames)}")
-    return EncodedClip("video", frames, VIDEO_CLOCK // FPS, VIDEO_CLOCK)
+    return EncodedClip("video", frames, VIDEO_CLOCK // FPS, VIDEO_CLOCK,
+                       L1T3_PATTERN if temporal_layers else (0,))
+
+
+L1T3_PATTERN = (0, 2, 1, 2)
+
+
+def install_layered_vp8_packetizer(pattern: tuple[int, ...]) -> None:
+    """Make aiortc's VP8 packetizer in this process write what a layered sender writes
+    in each payload descriptor (RFC 7741): the temporal layer (TID), TL0PICIDX and the
+    layer sync bit, for frames replayed by PacketLoopTrack (frame n has pts n * ticks).
+
+    aiortc writes only the picture id; a forwarder that drops layers needs the rest.
+    In the L1T3 pattern 0,2,1,2 the second and third frames refer to the base layer
+    only (sync), the fourth also to the third (not sync)."""
+    from aiortc.codecs import vpx
+    from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
+
+    ticks = VIDEO_CLOCK // FPS
+    period = len(pattern)
+
+    def pack(self: Any, packet: av.Packet[Any]) -> tuple[list[bytes], int]:
+        index = int(packet.pts or 0) // ticks
+        tid = pattern[index % period]
+        sync = 1 if tid > 0 and (index % period) in (1, 2) else 0
+        descriptor = vpx.VpxPayloadDescriptor(
+            partition_start=1, partition_id=0, picture_id=self.picture_id,
+            tl0picidx=(index // period) % 256, tid=(tid, sync))
+        buffer = bytes(packet)
+        payloads = []
+        pos = 0
+        while pos < len(buffer):
+            head = bytes(descriptor)
+            size = min(len(buffer) - pos, vpx.PACKET_MAX - len(head))
+            payloads.append(head + buffer[pos:pos + size])
+            descriptor.partition_start = 0
+            pos += size
+        assert packet.pts is not None and packet.time_base is not None
+        timestamp = convert_timebase(packet.pts, packet.time_base, VIDEO_TIME_BASE)
+        self.picture_id = (self.picture_id + 1) % (1 << 15)
+        return payloads, timestamp
+
+    vpx.Vp8Encoder.pack = pack  # type: ignore[method-assign]
 
 
 def encode_audio(frequency: float = 440.0) -> EncodedClip:
