@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver
@@ -57,6 +57,7 @@ class Peer:
         on_published: Callable[[Peer, list[PublishedTrack]], Awaitable[None]],
         on_state: Callable[[Peer], Coroutine[Any, Any, None]],
         max_remote_candidates: int = 50,
+        layer_selection: bool = False,
     ) -> None:
         self._info = info
         self._signal = signal
@@ -92,6 +93,9 @@ class Peer:
         self._negotiation_failed = False
         self._last_stats: list[dict[str, Any]] = []
         self._state_tasks: set[asyncio.Task[None]] = set()
+        self._layer_selection = layer_selection
+        # Publisher id -> tile width the page shows; None until the page says.
+        self._view: dict[str, int] | None = None
 
     @property
     def info(self) -> ParticipantInfo:
@@ -196,6 +200,17 @@ class Peer:
         if self._wanted.pop(publication, None) is not None:
             self._dirty.set()
 
+    def set_view(self, widths: Mapping[str, int]) -> None:
+        """The page shows these publishers' video, each in a tile this many device
+        pixels wide; any other video is not sent to it (audio always is)."""
+        self._view = dict(widths)
+        for publication, (_, track) in self._sending.items():
+            self._apply_view(publication, track)
+
+    def _apply_view(self, publication: PublishedTrack, track: ForwardedTrack) -> None:
+        if self._view is not None:
+            track.set_view(self._view.get(publication.publisher_id))
+
     # -- negotiation ---------------------------------------------------------------------
 
     async def _negotiate_forever(self) -> None:
@@ -239,6 +254,7 @@ class Peer:
             transceiver.setCodecPreferences(sender_preferences(publication.codecs))
             hooks.tap_sender(transceiver.sender, track.on_keyframe_request, track.on_remb)
             self._sending[publication] = (transceiver, track)
+            self._apply_view(publication, track)
             added.append((transceiver, track))
             changed = True
         if not changed:
@@ -351,6 +367,7 @@ class Peer:
                 codecs=codecs,
                 metrics=self._metrics,
                 keyframe_min_interval=self._keyframe_min_interval,
+                layer_selection=self._layer_selection,
             )
         except (UnsupportedCodecError, InternalsChangedError) as exc:
             logger.warning("%s: not forwarding %s: %s", self._info.name, transceiver.kind, exc)

@@ -1,0 +1,238 @@
+"""Which VP8 temporal layers one subscriber gets, and the payload rewrite that keeps
+its stream decodable. Pure: bytes and numbers in, decisions and bytes out.
+
+Why temporal layers and not simulcast: the server makes every offer, and aiortc
+neither writes nor reads ``a=rid``/``a=simulcast`` (its SDP model has no RIDs and its
+receiver keys streams by SSRC from ``a=ssrc`` lines), so simulcast from a browser
+would need the publishing direction renegotiated around aiortc. A VP8 temporal
+scalability mode needs nothing in SDP: the page asks its encoder for ``L1T3``
+(``RTCRtpSender.setParameters``) and every packet's VP8 payload descriptor (RFC 7741
+4.2) then carries its layer (TID), a layer-sync flag (Y), a picture ID and TL0PICIDX.
+L1T3 frames go 0, 2, 1, 2, ...: the base layer alone is a quarter of the frame rate,
+layers 0-1 half of it. One stream still goes up; dropping layers lowers what one
+subscriber receives without touching the publisher or anyone else, and the recorder
+(which rebuilds frames from everything) always has the top layer.
+
+Switching: down at once, at the next frame (nothing below depends on a higher layer);
+up one layer at a time, at a frame of the next layer with the layer-sync flag (it
+references only the base layer, which the subscriber has), or at a keyframe. Dropped
+frames leave holes in the picture IDs; ``PictureIdRewriter`` closes them (and
+continues both numbers across a restart at a keyframe), so the subscriber's decoder
+does not wait for pictures that will never come. Sequence numbers are closed by
+``rtp_out.PacketRewriter.skip``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+#: The highest layer an L1T3 stream has.
+TOP_LAYER = 2
+#: A tile narrower than this (device pixels) gets the base layer only: a quarter of
+#: the frame rate is enough for a thumbnail.
+SMALL_TILE_PX = 320
+#: Up-switch by bandwidth only with this much headroom over the layer's rate, so a
+#: subscriber at the edge does not flap between two layers.
+UPGRADE_HEADROOM = 1.15
+
+_PICTURE_ID_HISTORY = 16
+
+
+class Vp8Layering:
+    """The layer fields of one VP8 packet's payload descriptor (only for packets that
+    carry a TID: a stream sent with temporal layers)."""
+
+    __slots__ = ("tid", "sync", "begins_frame", "picture_id", "picture_id_at",
+                 "picture_id_bits", "tl0_pic_idx", "tl0_at")
+
+    def __init__(self, tid: int, sync: bool, begins_frame: bool, picture_id: int,
+                 picture_id_at: int, picture_id_bits: int, tl0_pic_idx: int,
+                 tl0_at: int) -> None:
+        self.tid = tid
+        self.sync = sync
+        self.begins_frame = begins_frame
+        self.picture_id = picture_id
+        self.picture_id_at = picture_id_at  # 0: no picture ID
+        self.picture_id_bits = picture_id_bits  # 7 or 15 (0 when absent)
+        self.tl0_pic_idx = tl0_pic_idx
+        self.tl0_at = tl0_at  # 0: no TL0PICIDX
+
+    def __repr__(self) -> str:
+        return (f"Vp8Layering(tid={self.tid}, sync={self.sync}, begins={self.begins_frame}, "
+                f"pid={self.picture_id}, tl0={self.tl0_pic_idx})")
+
+
+def parse_vp8_layering(payload: bytes) -> Vp8Layering | None:
+    """The layer fields of a VP8 RTP payload (RFC 7741 4.2), or None when it carries
+    no TID (no temporal layers) or the descriptor is truncated."""
+    if len(payload) < 2 or not payload[0] & 0x80:
+        return None  # no extension octet: no TID
+    ext = payload[1]
+    if not ext & 0x20:
+        return None
+    pos = 2
+    pid = pid_at = pid_bits = 0
+    if ext & 0x80:
+        if len(payload) <= pos:
+            return None
+        if payload[pos] & 0x80:
+            if len(payload) <= pos + 1:
+                return None
+            pid = ((payload[pos] & 0x7F) << 8) | payload[pos + 1]
+            pid_at, pid_bits = pos, 15
+            pos += 2
+        else:
+            pid = payload[pos]
+            pid_at, pid_bits = pos, 7
+            pos += 1
+    tl0 = tl0_at = 0
+    if ext & 0x40:
+        if len(payload) <= pos:
+            return None
+        tl0, tl0_at = payload[pos], pos
+        pos += 1
+    if len(payload) <= pos:
+        return None
+    tk = payload[pos]
+    first = payload[0]
+    return Vp8Layering(tk >> 6, bool(tk & 0x20), bool(first & 0x10) and not first & 0x07,
+                       pid, pid_at, pid_bits, tl0, tl0_at)
+
+
+def layer_for_width(width: int) -> int:
+    """The highest layer worth sending to a tile ``width`` device pixels wide."""
+    return 0 if width < SMALL_TILE_PX else TOP_LAYER
+
+
+def layer_for_bitrate(bitrate: int, rates: list[float], current: int) -> int:
+    """The highest layer whose cumulative rate (``rates[i]``: bit/s of layers 0..i)
+    fits in the subscriber's estimate; going above ``current`` needs headroom. The
+    base layer when nothing fits: it is the least there is."""
+    best = 0
+    for layer in range(1, len(rates)):
+        need = rates[layer] * (UPGRADE_HEADROOM if layer > current else 1.0)
+        if need <= bitrate:
+            best = layer
+        else:
+            break
+    return best
+
+
+class LayerSelector:
+    """The temporal layer one subscriber receives now, and the one it should get."""
+
+    __slots__ = ("_layer", "_target")
+
+    def __init__(self) -> None:
+        self._layer = TOP_LAYER
+        self._target = TOP_LAYER
+
+    @property
+    def layer(self) -> int:
+        """The highest layer being forwarded now."""
+        return self._layer
+
+    @property
+    def target(self) -> int:
+        return self._target
+
+    def set_target(self, layer: int) -> None:
+        self._target = max(0, min(TOP_LAYER, layer))
+
+    def restart(self) -> None:
+        """The stream starts over at a keyframe: every layer from there on is safe."""
+        self._layer = self._target
+
+    def forward(self, info: Vp8Layering, keyframe_start: bool) -> bool:
+        """Whether this packet goes to the subscriber (switching at a frame start
+        where that is safe)."""
+        if info.begins_frame:
+            target = self._target
+            layer = self._layer
+            if target < layer:
+                self._layer = target
+            elif target > layer and (keyframe_start or (info.sync and info.tid == layer + 1)):
+                self._layer = target if keyframe_start else layer + 1
+        return info.tid <= self._layer
+
+
+class PictureIdRewriter:
+    """One subscriber's VP8 picture IDs and TL0PICIDX: continuous across the frames it
+    does not get and across restarts. Values pass unchanged until the first dropped
+    frame or restart, so a subscriber that gets everything costs no copy."""
+
+    __slots__ = ("_pid_offset", "_tl0_offset", "_last_in", "_last_out", "_last_tl0_out",
+                 "_history", "_restart_pending", "_started")
+
+    def __init__(self) -> None:
+        self._pid_offset = 0
+        self._tl0_offset = 0
+        self._last_in: int | None = None
+        self._last_out: int | None = None
+        self._last_tl0_out: int | None = None
+        self._history: OrderedDict[int, int] = OrderedDict()
+        self._restart_pending = False
+        self._started = False
+
+    def restart(self) -> None:
+        """The next forwarded packet begins a keyframe: continue the numbers from the
+        last ones sent."""
+        self._restart_pending = self._started
+
+    def dropped(self, info: Vp8Layering) -> None:
+        """A frame not forwarded (told at its first packet): later IDs move down."""
+        if not info.begins_frame or not info.picture_id_bits:
+            return
+        if self._last_in is None or _pid_ahead(info.picture_id, self._last_in, info.picture_id_bits):
+            self._last_in = info.picture_id
+            self._pid_offset += 1
+
+    def rewrite(self, payload: bytes, info: Vp8Layering) -> bytes:
+        """``payload`` with the subscriber's picture ID and TL0PICIDX."""
+        bits = info.picture_id_bits
+        if not bits:
+            return payload
+        mod = 1 << bits
+        pid = info.picture_id
+        if self._restart_pending and info.begins_frame:
+            self._restart_pending = False
+            assert self._last_out is not None
+            self._pid_offset = (pid - self._last_out - 1) % mod
+            if self._last_tl0_out is not None:
+                self._tl0_offset = (info.tl0_pic_idx - self._last_tl0_out - 1) % 256
+            self._history.clear()
+            self._last_in = None
+        self._started = True
+        known = self._history.get(pid)
+        if known is not None:
+            out = known
+        elif self._last_in is None or _pid_ahead(pid, self._last_in, bits) or pid == self._last_in:
+            out = (pid - self._pid_offset) % mod
+            self._last_in = pid
+            self._history[pid] = out
+            if len(self._history) > _PICTURE_ID_HISTORY:
+                self._history.popitem(last=False)
+        else:
+            out = (pid - self._pid_offset) % mod  # older than the history: best guess
+        self._last_out = out
+        tl0 = (info.tl0_pic_idx - self._tl0_offset) % 256
+        if info.tl0_at:
+            self._last_tl0_out = tl0
+        if out == pid and tl0 == info.tl0_pic_idx:
+            return payload
+        data = bytearray(payload)
+        at = info.picture_id_at
+        if bits == 15:
+            data[at] = 0x80 | (out >> 8)
+            data[at + 1] = out & 0xFF
+        else:
+            data[at] = out & 0x7F
+        if info.tl0_at:
+            data[info.tl0_at] = tl0
+        return bytes(data)
+
+
+def _pid_ahead(pid: int, than: int, bits: int) -> bool:
+    mod = 1 << bits
+    diff = (pid - than) % mod
+    return 0 < diff < mod // 2
