@@ -51,8 +51,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from .assembler import AudioSequencer, EncodedFrame, RtpIn, VideoFrameAssembler
 from .codecs import check_forwardable, codec_key, codec_name, starts_keyframe
-from .layers import (TOP_LAYER, LayerSelector, PictureIdRewriter, Vp8Layering,
-                     layer_for_bitrate, layer_for_width, parse_vp8_layering)
+from .layers import (TOP_LAYER, BandwidthLayers, LayerSelector, PictureIdRewriter, Vp8Layering,
+                     layer_for_width, parse_vp8_layering)
 from .metrics import ForwardingMetrics
 from .rtp_in import ReceivedRtp
 from .rtp_out import OutboundFormat, PacketRewriter, ntp_time
@@ -60,6 +60,9 @@ from .rtp_out import OutboundFormat, PacketRewriter, ntp_time
 logger = logging.getLogger(__name__)
 
 REMB_FRESH_S = 5.0
+# A subscriber due a higher layer waits this long for the publisher's next layer
+# sync point (Chromium marks few), then asks for a keyframe, where every layer starts.
+UPSWITCH_KEYFRAME_S = 1.0
 # A stream counts as layered while a packet with a TID came within this long.
 LAYERED_FRESH_S = 3.0
 # A PLI travels over UDP and a publisher may coalesce or ignore one: a subscriber
@@ -323,8 +326,9 @@ class PublishedTrack:
         measure each layer's rate and fit every subscriber's layers to its estimate."""
         if self._parse_layers:
             self._measure_layers()
+            now = self._clock()
             for track in list(self._remb):
-                track._fit_to_estimate()
+                track._fit_to_estimate(now)
         limit = self.bitrate_limit()
         if limit is not None:
             self._send_remb(limit)
@@ -345,7 +349,13 @@ class PublishedTrack:
             rates.append(total * 8 / elapsed)
         self._layer_bytes = [0] * (TOP_LAYER + 1)
         self._layers_counted_at = now
-        self._layer_rates = rates if self.layered else []
+        if not self.layered:
+            self._layer_rates = []
+        elif self._layer_rates:
+            # Smoothed: a keyframe's burst must not look like a layer grown too big.
+            self._layer_rates = [(old + new) / 2 for old, new in zip(self._layer_rates, rates)]
+        else:
+            self._layer_rates = rates
 
     def fresh_estimate(self, track: ForwardedTrack) -> int | None:
         """``track``'s subscriber's latest estimate if it is fresh."""
@@ -397,9 +407,10 @@ class ForwardedTrack(MediaStreamTrack):
         # What the subscriber's page shows of this track (layer selection only).
         self._shown = True
         self._size_layer = TOP_LAYER
-        self._bandwidth_layer = TOP_LAYER
+        self._bandwidth = BandwidthLayers()
         self._selector = LayerSelector()
         self._picture_ids = PictureIdRewriter()
+        self._upswitch_since: float | None = None
 
     @property
     def shown(self) -> bool:
@@ -433,17 +444,13 @@ class ForwardedTrack(MediaStreamTrack):
             self._waiting_since = None
             self._source.request_keyframe()  # so the tile shows a picture at once
         self._size_layer = layer_for_width(width)
-        self._selector.set_target(min(self._size_layer, self._bandwidth_layer))
+        self._selector.set_target(min(self._size_layer, self._bandwidth.layer))
 
-    def _fit_to_estimate(self) -> None:
-        """Choose the layers the subscriber's fresh estimate carries."""
-        rates = self._source.layer_rates
+    def _fit_to_estimate(self, now: float) -> None:
+        """Choose the layers the subscriber's fresh estimate carries (once a second)."""
         estimate = self._source.fresh_estimate(self)
-        if not rates or estimate is None:
-            self._bandwidth_layer = TOP_LAYER
-        else:
-            self._bandwidth_layer = layer_for_bitrate(estimate, rates, self._selector.layer)
-        target = min(self._size_layer, self._bandwidth_layer)
+        layer = self._bandwidth.update(estimate, self._source.layer_rates, now)
+        target = min(self._size_layer, layer)
         if target != self._selector.target:
             logger.info("subscriber %s gets layers 0-%d of %s's video (estimate %s bit/s)",
                         self._subscriber_id, target, self._source.publisher_id, estimate)
@@ -545,7 +552,17 @@ class ForwardedTrack(MediaStreamTrack):
             self._picture_ids.restart()
         payload = packet.payload
         if layering is not None:
-            if not self._selector.forward(layering, keyframe_start):
+            selector = self._selector
+            if not layering.begins_frame:
+                pass
+            elif selector.target <= selector.layer:
+                self._upswitch_since = None
+            elif self._upswitch_since is None:
+                self._upswitch_since = now
+            elif now - self._upswitch_since >= UPSWITCH_KEYFRAME_S:
+                self._upswitch_since = now
+                self._source.request_keyframe()
+            if not selector.forward(layering, keyframe_start):
                 rewriter.skip(packet.sequence_number)
                 self._picture_ids.dropped(layering)
                 if layering.begins_frame:

@@ -15,7 +15,9 @@ subscriber receives without touching the publisher or anyone else, and the recor
 
 Switching: down at once, at the next frame (nothing below depends on a higher layer);
 up one layer at a time, at a frame of the next layer with the layer-sync flag (it
-references only the base layer, which the subscriber has), or at a keyframe. Dropped
+references only the base layer, which the subscriber has), or at a keyframe.
+Chromium marks few layer-2 frames as sync points, so the forwarder asks for a
+keyframe when a subscriber has waited a second for one. Dropped
 frames leave holes in the picture IDs; ``PictureIdRewriter`` closes them (and
 continues both numbers across a restart at a keyframe), so the subscriber's decoder
 does not wait for pictures that will never come. Sequence numbers are closed by
@@ -31,9 +33,22 @@ TOP_LAYER = 2
 #: A tile narrower than this (device pixels) gets the base layer only: a quarter of
 #: the frame rate is enough for a thumbnail.
 SMALL_TILE_PX = 320
-#: Up-switch by bandwidth only with this much headroom over the layer's rate, so a
-#: subscriber at the edge does not flap between two layers.
-UPGRADE_HEADROOM = 1.15
+#: An estimate below this share of the rate a subscriber gets says its link is
+#: congested (a receiver's AIMD control drops to 0.85 of what it receives); nearer
+#: than that it is only the estimate not running ahead.
+CONGESTED_BELOW = 0.9
+#: A subscriber held below the top by its estimate tries the next layer after its
+#: estimate has covered what it gets for this long; a try that fails (the estimate
+#: falls below the new rate soon after) doubles the wait, up to the maximum.
+PROBE_AFTER_S = 4.0
+PROBE_MAX_S = 64.0
+#: A raised layer that holds this long was no failed try: the wait starts over.
+PROBE_HELD_S = 10.0
+#: After a raise the receiver's estimate needs a while to grow with what it gets:
+#: until then only a falling estimate lowers the layer again.
+PROBE_GRACE_S = 3.0
+#: ... falling by this much from where it was at the raise.
+PROBE_FALL = 0.85
 
 _PICTURE_ID_HISTORY = 16
 
@@ -104,18 +119,67 @@ def layer_for_width(width: int) -> int:
     return 0 if width < SMALL_TILE_PX else TOP_LAYER
 
 
-def layer_for_bitrate(bitrate: int, rates: list[float], current: int) -> int:
+def layer_for_bitrate(bitrate: int, rates: list[float]) -> int:
     """The highest layer whose cumulative rate (``rates[i]``: bit/s of layers 0..i)
-    fits in the subscriber's estimate; going above ``current`` needs headroom. The
-    base layer when nothing fits: it is the least there is."""
+    the subscriber's estimate carries without congestion; the base layer when none
+    does: it is the least there is."""
     best = 0
     for layer in range(1, len(rates)):
-        need = rates[layer] * (UPGRADE_HEADROOM if layer > current else 1.0)
-        if need <= bitrate:
-            best = layer
-        else:
+        if rates[layer] * CONGESTED_BELOW > bitrate:
             break
+        best = layer
     return best
+
+
+class BandwidthLayers:
+    """The highest layer one subscriber's link carries, from its estimates.
+
+    A receiver's estimate (REMB) only grows a little above what it receives, so it
+    can say that the layers it gets are too much, never that more would fit. Down
+    therefore at once, to what the estimate carries; up one layer at a time, as a
+    try, once the estimate has covered what it gets for ``PROBE_AFTER_S`` (longer
+    after each failed try); a try fails when, given ``PROBE_GRACE_S`` to grow, the
+    estimate does not cover the new layer."""
+
+    __slots__ = ("_layer", "_fine_since", "_raised_at", "_raised_from", "_wait")
+
+    def __init__(self) -> None:
+        self._layer = TOP_LAYER
+        self._fine_since: float | None = None
+        self._raised_at: float | None = None
+        self._raised_from = 0
+        self._wait = PROBE_AFTER_S
+
+    @property
+    def layer(self) -> int:
+        return self._layer
+
+    def update(self, estimate: int | None, rates: list[float], now: float) -> int:
+        """The layer for the latest fresh ``estimate`` (None: none) and layer rates."""
+        if estimate is None or len(rates) <= self._layer:
+            self._layer, self._fine_since, self._raised_at = TOP_LAYER, None, None
+            return self._layer
+        fits = layer_for_bitrate(estimate, rates)
+        settling = (self._raised_at is not None and now - self._raised_at < PROBE_GRACE_S
+                    and estimate >= self._raised_from * PROBE_FALL)
+        if fits < self._layer and not settling:
+            if self._raised_at is not None and now - self._raised_at < PROBE_HELD_S:
+                self._wait = min(PROBE_MAX_S, self._wait * 2)
+            self._layer, self._fine_since, self._raised_at = fits, now, None
+            return self._layer
+        if self._raised_at is not None and now - self._raised_at >= PROBE_HELD_S:
+            self._wait, self._raised_at = PROBE_AFTER_S, None
+        if settling:
+            pass
+        elif self._layer >= TOP_LAYER:
+            self._fine_since = None
+        elif self._fine_since is None:
+            self._fine_since = now
+        elif now - self._fine_since >= self._wait:
+            self._layer += 1
+            self._fine_since = self._raised_at = now
+            self._raised_from = estimate
+        return self._layer
 
 
 class LayerSelector:

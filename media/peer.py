@@ -27,7 +27,8 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from . import hooks
 from .answers import normalize_answer
-from .codecs import FORWARDED_MIME_TYPES, codec_name, publish_preferences, sender_preferences
+from .codecs import (FORWARDED_MIME_TYPES, codec_name, offer_opus_dtx, publish_preferences,
+                     sender_preferences)
 from .errors import InternalsChangedError, NegotiationError, OutOfTurnError, UnsupportedCodecError
 from .forwarder import ForwardedTrack, PublishedTrack
 from .metrics import ForwardingMetrics
@@ -59,6 +60,7 @@ class Peer:
         max_remote_candidates: int = 50,
         layer_selection: bool = False,
     ) -> None:
+        offer_opus_dtx()
         self._info = info
         self._signal = signal
         self._metrics = metrics
@@ -199,6 +201,11 @@ class Peer:
     def unsubscribe(self, publication: PublishedTrack) -> None:
         if self._wanted.pop(publication, None) is not None:
             self._dirty.set()
+
+    def forwarded(self, publication: PublishedTrack) -> ForwardedTrack | None:
+        """The track carrying ``publication`` to this participant, while one does."""
+        entry = self._sending.get(publication)
+        return None if entry is None else entry[1]
 
     def set_view(self, widths: Mapping[str, int]) -> None:
         """The page shows these publishers' video, each in a tile this many device

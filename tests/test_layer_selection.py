@@ -11,8 +11,8 @@ from aiortc import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from media.forwarder import ForwardedTrack, PublishedTrack
-from media.layers import (LayerSelector, PictureIdRewriter, layer_for_bitrate,
-                          parse_vp8_layering)
+from media.layers import (PROBE_AFTER_S, BandwidthLayers, LayerSelector, PictureIdRewriter,
+                          layer_for_bitrate, parse_vp8_layering)
 from media.metrics import ForwardingMetrics
 from media.rtp_in import ReceivedRtp
 from media.rtp_out import OutboundFormat, PacketRewriter
@@ -204,7 +204,7 @@ async def test_weak_link_gets_fewer_layers_and_the_publisher_hears_the_best() ->
     rates = track.layer_rates
     assert len(rates) == 3 and rates[0] < rates[1] < rates[2]
     await track.report_remb(strong, 5_000_000)
-    await track.report_remb(weak, int(rates[0] * 1.05))
+    await track.report_remb(weak, int(rates[0] * 1.02))
     track.remb_tick()
     assert (strong.target_layer, weak.target_layer) == (2, 0)
     assert sent[-1] == 5_000_000  # the weak viewer does not lower the publisher
@@ -213,22 +213,42 @@ async def test_weak_link_gets_fewer_layers_and_the_publisher_hears_the_best() ->
     assert [tid for tid, _, _ in weak_wire.frames()[before:]] == [0, 0]
     assert {tid for tid, _, _ in strong_wire.frames()[-8:]} == {0, 1, 2}
     weak_wire.assert_continuous()
-    # The link recovers: layers come back, with headroom over their rate.
-    await track.report_remb(weak, int(rates[2] * 1.3))
-    feed(track, stream, 4, clock)
-    track.remb_tick()
-    assert weak.target_layer == 2
+    # The link recovers: its estimate covers what it gets, and after a while each
+    # layer is tried in turn (an estimate never says more would fit).
+    targets = []
+    for _ in range(int(2 * PROBE_AFTER_S) + 3):
+        # As a receiver's estimate does: up to half again what it receives.
+        await track.report_remb(weak, int(track.layer_rates[weak.layer] * 1.5))
+        feed(track, stream, 30, clock)
+        track.remb_tick()
+        targets.append(weak.target_layer)
+    assert targets[0] == 0 and 1 in targets and targets[-1] == 2, targets
     feed(track, stream, 8, clock)
     assert weak.layer == 2
     weak_wire.assert_continuous()
 
 
-def test_layer_for_bitrate_needs_headroom_to_go_up() -> None:
+def test_bandwidth_layers_go_down_at_once_and_up_by_tries_that_back_off() -> None:
     rates = [300_000.0, 450_000.0, 600_000.0]
-    assert layer_for_bitrate(100_000, rates, 2) == 0
-    assert layer_for_bitrate(460_000, rates, 2) == 1
-    assert layer_for_bitrate(460_000, rates, 0) == 0  # 1.15 x 450k not reached
-    assert layer_for_bitrate(700_000, rates, 1) == 2
+    assert layer_for_bitrate(100_000, rates) == 0
+    assert layer_for_bitrate(460_000, rates) == 1
+    assert layer_for_bitrate(560_000, rates) == 2  # near the rate is no congestion
+    assert layer_for_bitrate(530_000, rates) == 1
+    link = BandwidthLayers()
+    assert link.update(None, rates, 0.0) == 2
+    assert link.update(320_000, rates, 1.0) == 0  # down at once
+    # The estimate stays put: a try after PROBE_AFTER_S, held for PROBE_GRACE_S while
+    # the estimate may grow, then it failed; the next try waits twice as long.
+    layers = [link.update(320_000, rates, 1.0 + t) for t in range(1, 30)]
+    tries = [t for t in range(1, len(layers)) if layers[t] == 1 and layers[t - 1] == 0]
+    assert len(tries) == 2 and tries[1] - tries[0] >= 2 * PROBE_AFTER_S, layers
+    assert layers[tries[0] + 4] == 0, layers
+    # A falling estimate during the grace ends the try at once.
+    link = BandwidthLayers()
+    link.update(320_000, rates, 0.0)
+    layers = [link.update(320_000, rates, float(t)) for t in range(1, 6)]
+    assert layers[-1] == 1
+    assert link.update(200_000, rates, 6.0) == 0
 
 
 def test_selector_and_picture_ids_alone() -> None:
