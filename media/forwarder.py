@@ -409,7 +409,10 @@ class ForwardedTrack(MediaStreamTrack):
         self._size_layer = TOP_LAYER
         self._bandwidth = BandwidthLayers()
         self._selector = LayerSelector()
-        self._picture_ids = PictureIdRewriter()
+        # None while the stream goes out unchanged: then only the last packet's
+        # layer fields are kept, for a rewriter to take over from.
+        self._picture_ids: PictureIdRewriter | None = None
+        self._last_layering: Vp8Layering | None = None
         self._upswitch_since: float | None = None
 
     @property
@@ -549,7 +552,10 @@ class ForwardedTrack(MediaStreamTrack):
             rewriter.start(packet.sequence_number, packet.timestamp, now)
             self._waiting_since = None
             self._selector.restart()
-            self._picture_ids.restart()
+            if self._picture_ids is None and self._last_layering is not None:
+                self._picture_ids = PictureIdRewriter.after(self._last_layering)
+            if self._picture_ids is not None:
+                self._picture_ids.restart()
         payload = packet.payload
         if layering is not None:
             selector = self._selector
@@ -562,13 +568,20 @@ class ForwardedTrack(MediaStreamTrack):
             elif now - self._upswitch_since >= UPSWITCH_KEYFRAME_S:
                 self._upswitch_since = now
                 self._source.request_keyframe()
+            picture_ids = self._picture_ids
             if not selector.forward(layering, keyframe_start):
                 rewriter.skip(packet.sequence_number)
-                self._picture_ids.dropped(layering)
+                if picture_ids is None:
+                    picture_ids = self._picture_ids = PictureIdRewriter.after(
+                        self._last_layering or layering)
+                picture_ids.dropped(layering)
                 if layering.begins_frame:
                     self._metrics.frames_skipped += 1
                 return
-            payload = self._picture_ids.rewrite(payload, layering)
+            if picture_ids is None:
+                self._last_layering = layering
+            else:
+                payload = picture_ids.rewrite(payload, layering)
         # The publisher's own send time, so the subscriber's estimate spans the uplink.
         sent_at = packet.abs_send_time if packet.abs_send_time is not None else ntp >> 14
         out = rewriter.write(packet.sequence_number, packet.timestamp, packet.marker,

@@ -26,8 +26,6 @@ does not wait for pictures that will never come. Sequence numbers are closed by
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 #: The highest layer an L1T3 stream has.
 TOP_LAYER = 2
 #: A tile narrower than this (device pixels) gets the base layer only: a quarter of
@@ -225,18 +223,31 @@ class PictureIdRewriter:
     does not get and across restarts. Values pass unchanged until the first dropped
     frame or restart, so a subscriber that gets everything costs no copy."""
 
-    __slots__ = ("_pid_offset", "_tl0_offset", "_last_in", "_last_out", "_last_tl0_out",
-                 "_history", "_restart_pending", "_started")
+    __slots__ = ("_pid_offset", "_tl0_offset", "_last_in", "_last_in_out", "_last_out",
+                 "_last_tl0_out", "_history", "_restart_pending", "_started")
 
     def __init__(self) -> None:
         self._pid_offset = 0
         self._tl0_offset = 0
-        self._last_in: int | None = None
+        self._last_in: int | None = None  # the newest picture seen (sent or dropped)
+        self._last_in_out = 0  # ... and its ID as sent
         self._last_out: int | None = None
         self._last_tl0_out: int | None = None
-        self._history: OrderedDict[int, int] = OrderedDict()
+        # Recent pictures' IDs as sent, for a late packet of one of them.
+        self._history: dict[int, int] = {}
         self._restart_pending = False
         self._started = False
+
+    @classmethod
+    def after(cls, last_sent: Vp8Layering) -> PictureIdRewriter:
+        """A rewriter taking over a stream sent unchanged so far, up to ``last_sent``
+        (the forwarder needs none until a first dropped frame or restart)."""
+        rewriter = cls()
+        rewriter._started = True
+        rewriter._last_in = rewriter._last_in_out = rewriter._last_out = last_sent.picture_id
+        if last_sent.tl0_at:
+            rewriter._last_tl0_out = last_sent.tl0_pic_idx
+        return rewriter
 
     def restart(self) -> None:
         """The next forwarded packet begins a keyframe: continue the numbers from the
@@ -250,34 +261,27 @@ class PictureIdRewriter:
         if self._last_in is None or _pid_ahead(info.picture_id, self._last_in, info.picture_id_bits):
             self._last_in = info.picture_id
             self._pid_offset += 1
+            self._last_in_out = -1
 
     def rewrite(self, payload: bytes, info: Vp8Layering) -> bytes:
         """``payload`` with the subscriber's picture ID and TL0PICIDX."""
         bits = info.picture_id_bits
         if not bits:
             return payload
-        mod = 1 << bits
         pid = info.picture_id
         if self._restart_pending and info.begins_frame:
             self._restart_pending = False
             assert self._last_out is not None
-            self._pid_offset = (pid - self._last_out - 1) % mod
+            self._pid_offset = (pid - self._last_out - 1) % (1 << bits)
             if self._last_tl0_out is not None:
                 self._tl0_offset = (info.tl0_pic_idx - self._last_tl0_out - 1) % 256
             self._history.clear()
             self._last_in = None
         self._started = True
-        known = self._history.get(pid)
-        if known is not None:
-            out = known
-        elif self._last_in is None or _pid_ahead(pid, self._last_in, bits) or pid == self._last_in:
-            out = (pid - self._pid_offset) % mod
-            self._last_in = pid
-            self._history[pid] = out
-            if len(self._history) > _PICTURE_ID_HISTORY:
-                self._history.popitem(last=False)
+        if pid == self._last_in and self._last_in_out >= 0:
+            out = self._last_in_out  # the common case: the next packet of this picture
         else:
-            out = (pid - self._pid_offset) % mod  # older than the history: best guess
+            out = self._new_picture(pid, bits)
         self._last_out = out
         tl0 = (info.tl0_pic_idx - self._tl0_offset) % 256
         if info.tl0_at:
@@ -294,6 +298,18 @@ class PictureIdRewriter:
         if info.tl0_at:
             data[info.tl0_at] = tl0
         return bytes(data)
+
+    def _new_picture(self, pid: int, bits: int) -> int:
+        known = self._history.get(pid)
+        if known is not None:
+            return known  # a late packet of a recent picture
+        out = (pid - self._pid_offset) % (1 << bits)
+        if self._last_in is None or pid == self._last_in or _pid_ahead(pid, self._last_in, bits):
+            self._last_in, self._last_in_out = pid, out
+            if len(self._history) >= _PICTURE_ID_HISTORY:
+                self._history.clear()
+            self._history[pid] = out
+        return out
 
 
 def _pid_ahead(pid: int, than: int, bits: int) -> bool:
