@@ -29,8 +29,8 @@ that cost more per packet than forwarding it, and the subscribers measure it any
 
 Layer selection (``layer_selection``, see ``layers``): each subscriber gets only what
 its page shows. A tile it does not show gets no video (audio always), and resumes at a
-keyframe it asks for; a small tile gets the base temporal layer of a VP8 stream sent
-with layers, and so does a subscriber whose estimate is below what the upper layers
+keyframe it asks for; a small tile beside a larger one gets the base temporal layer of
+a VP8 stream sent with layers, and so does a subscriber whose estimate is below what the upper layers
 take. Then the publisher hears the highest fresh estimate rather than the lowest: a
 weak viewer gets fewer layers instead of lowering the picture for everyone (an uplink
 problem shows in every estimate, the highest included).
@@ -429,10 +429,10 @@ class ForwardedTrack(MediaStreamTrack):
     def target_layer(self) -> int:
         return self._selector.target
 
-    def set_view(self, width: int | None) -> None:
+    def set_view(self, width: int | None, *, largest: bool = False) -> None:
         """How the subscriber's page shows this video: in a tile ``width`` device
-        pixels wide, or not at all (None). Ignored without layer selection, and for
-        audio, which always goes."""
+        pixels wide (``largest``: no other tile on the page is wider), or not at all
+        (None). Ignored without layer selection, and for audio, which always goes."""
         if self.kind != "video" or not self._source.layer_selection:
             return
         if width is None or width <= 0:
@@ -446,7 +446,7 @@ class ForwardedTrack(MediaStreamTrack):
             self._shown = True
             self._waiting_since = None
             self._source.request_keyframe()  # so the tile shows a picture at once
-        self._size_layer = layer_for_width(width)
+        self._size_layer = layer_for_width(width, largest=largest)
         self._selector.set_target(min(self._size_layer, self._bandwidth.layer))
 
     def _fit_to_estimate(self, now: float) -> None:

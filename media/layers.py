@@ -28,8 +28,9 @@ from __future__ import annotations
 
 #: The highest layer an L1T3 stream has.
 TOP_LAYER = 2
-#: A tile narrower than this (device pixels) gets the base layer only: a quarter of
-#: the frame rate is enough for a thumbnail.
+#: A tile narrower than this (device pixels) gets the base layer only, unless it is
+#: the largest on its page (what the viewer looks at, however small the window): a
+#: quarter of the frame rate is enough for a thumbnail beside the speaker.
 SMALL_TILE_PX = 320
 #: An estimate below this share of the rate a subscriber gets says its link is
 #: congested (a receiver's AIMD control drops to 0.85 of what it receives); nearer
@@ -112,9 +113,10 @@ def parse_vp8_layering(payload: bytes) -> Vp8Layering | None:
                        pid, pid_at, pid_bits, tl0, tl0_at)
 
 
-def layer_for_width(width: int) -> int:
-    """The highest layer worth sending to a tile ``width`` device pixels wide."""
-    return 0 if width < SMALL_TILE_PX else TOP_LAYER
+def layer_for_width(width: int, *, largest: bool = False) -> int:
+    """The highest layer worth sending to a tile ``width`` device pixels wide;
+    ``largest``: no other tile on the page is wider."""
+    return 0 if width < SMALL_TILE_PX and not largest else TOP_LAYER
 
 
 def layer_for_bitrate(bitrate: int, rates: list[float]) -> int:

@@ -216,7 +216,9 @@ class Peer:
 
     def _apply_view(self, publication: PublishedTrack, track: ForwardedTrack) -> None:
         if self._view is not None:
-            track.set_view(self._view.get(publication.publisher_id))
+            width = self._view.get(publication.publisher_id)
+            widest = max(self._view.values(), default=0)
+            track.set_view(width, largest=width is not None and width >= widest)
 
     # -- negotiation ---------------------------------------------------------------------
 

@@ -124,6 +124,10 @@ async def test_small_tile_gets_the_base_layer_and_a_continuous_stream() -> None:
     big_wire, small_wire = bind(big), bind(small)
     big.set_view(1280)
     small.set_view(160)
+    assert small.target_layer == 0
+    small.set_view(160, largest=True)  # the page's widest tile: everything
+    assert small.target_layer == 2
+    small.set_view(160)
     feed(track, stream, 41, clock, keyframe=True)
     assert [tid for tid, _, _ in big_wire.frames()] == [*PATTERN * 10, 0]
     assert [tid for tid, _, _ in small_wire.frames()] == [0] * 11

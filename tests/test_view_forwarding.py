@@ -62,6 +62,16 @@ async def test_hidden_tile_gets_no_video_and_shown_again_decodes_at_once(server:
             around = sink.frame_numbers[max(0, shown_at - 1):shown_at + 4]
             assert max(b - a for a, b in zip(around, around[1:])) >= 40, around
 
+            # A small tile beside a larger one gets the base layer (of a publisher
+            # sending layers); the page's widest tile gets everything, however small.
+            await viewer.send({"type": "view", "tiles": {pub_id: {"w": 200, "h": 150},
+                                                         "someone": {"w": 900, "h": 500}}})
+            await wait_until(lambda: forwarded.target_layer, lambda layer: layer == 0,
+                             "the base layer for a small tile", 5)
+            await viewer.send({"type": "view", "tiles": {pub_id: {"w": 200, "h": 150}}})
+            await wait_until(lambda: forwarded.target_layer, lambda layer: layer == 2,
+                             "every layer for the page's widest tile", 5)
+
             errors = len(viewer.state.errors)
             await viewer.send({"type": "view", "tiles": {pub_id: {"w": "wide", "h": 1}}})
             await viewer.wait_for(lambda: len(viewer.state.errors) > errors, 5, "an error for a bad view")
