@@ -1,10 +1,12 @@
 """Which VP8 temporal layers one subscriber gets, and the payload rewrite that keeps
 its stream decodable. Pure: bytes and numbers in, decisions and bytes out.
 
-Why temporal layers and not simulcast: the server makes every offer, and aiortc
-neither writes nor reads ``a=rid``/``a=simulcast`` (its SDP model has no RIDs and its
-receiver keys streams by SSRC from ``a=ssrc`` lines), so simulcast from a browser
-would need the publishing direction renegotiated around aiortc. A VP8 temporal
+Why temporal layers and not simulcast: the server makes every offer, and a browser
+sends simulcast only when the offer's receiving m-line carries ``a=rid`` and
+``a=simulcast:recv`` lines. aiortc's SDP model has neither (it reads the RTP
+stream-id header extension, nothing more) and its receiver keys one stream per
+m-line by SSRC, so simulcast would need the publishing direction negotiated around
+aiortc (SDP munging and a receiver per RID). A VP8 temporal
 scalability mode needs nothing in SDP: the page asks its encoder for ``L1T3``
 (``RTCRtpSender.setParameters``) and every packet's VP8 payload descriptor (RFC 7741
 4.2) then carries its layer (TID), a layer-sync flag (Y), a picture ID and TL0PICIDX.
@@ -17,8 +19,7 @@ Switching: down at once, at the next frame (nothing below depends on a higher la
 up one layer at a time, at a frame of the next layer with the layer-sync flag (it
 references only the base layer, which the subscriber has), or at a keyframe.
 Chromium marks few layer-2 frames as sync points, so the forwarder asks for a
-keyframe when a subscriber has waited a second for one. Dropped
-frames leave holes in the picture IDs; ``PictureIdRewriter`` closes them (and
+keyframe when a subscriber has waited a second for one. Dropped frames leave holes in the picture IDs; ``PictureIdRewriter`` closes them (and
 continues both numbers across a restart at a keyframe), so the subscriber's decoder
 does not wait for pictures that will never come. Sequence numbers are closed by
 ``rtp_out.PacketRewriter.skip``.
