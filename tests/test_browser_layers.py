@@ -210,9 +210,9 @@ async def test_each_viewer_gets_the_layers_its_tile_and_link_take(
                 await show(viewer_tab, student_id, None)
                 await wait_until(lambda: page_track.shown, lambda shown: not shown,
                                  "the hidden tile", 10)
-                await asyncio.sleep(0.3)  # frames already on their way may still decode
                 hidden = await window(counts, viewer_tab, 25)
-                assert hidden.page * hidden.recorded <= 2, hidden
+                # At most a frame or two already on its way when the view arrived.
+                assert hidden.page * hidden.recorded <= 3, hidden
                 # Audio goes on (the fake microphone beeps; DTX sends ~5/s between beeps).
                 assert hidden.page_audio_packets >= 8, hidden
                 before = await viewer_tab.evaluate(PAGE_STATS)
