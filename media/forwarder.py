@@ -26,6 +26,14 @@ included. Each is remembered for a few seconds; the lowest fresh one is what the
 tells the publisher, once a second and at once when it drops, so one weak link lowers
 the bitrate instead of losing packets. (The server does not estimate the uplink itself:
 that cost more per packet than forwarding it, and the subscribers measure it anyway.)
+
+Layer selection (``layer_selection``, see ``layers``): each subscriber gets only what
+its page shows. A tile it does not show gets no video (audio always), and resumes at a
+keyframe it asks for; a small tile beside a larger one gets the base temporal layer of
+a VP8 stream sent with layers, and so does a subscriber whose estimate is below what the upper layers
+take. Then the publisher hears the highest fresh estimate rather than the lowest: a
+weak viewer gets fewer layers instead of lowering the picture for everyone (an uplink
+problem shows in every estimate, the highest included).
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from .assembler import AudioSequencer, EncodedFrame, RtpIn, VideoFrameAssembler
 from .codecs import check_forwardable, codec_key, codec_name, starts_keyframe
+from .layers import (TOP_LAYER, BandwidthLayers, LayerSelector, PictureIdRewriter, Vp8Layering,
+                     layer_for_width, parse_vp8_layering)
 from .metrics import ForwardingMetrics
 from .rtp_in import ReceivedRtp
 from .rtp_out import OutboundFormat, PacketRewriter, ntp_time
@@ -50,6 +60,11 @@ from .rtp_out import OutboundFormat, PacketRewriter, ntp_time
 logger = logging.getLogger(__name__)
 
 REMB_FRESH_S = 5.0
+# A subscriber due a higher layer waits this long for the publisher's next layer
+# sync point (Chromium marks few), then asks for a keyframe, where every layer starts.
+UPSWITCH_KEYFRAME_S = 1.0
+# A stream counts as layered while a packet with a TID came within this long.
+LAYERED_FRESH_S = 3.0
 # A PLI travels over UDP and a publisher may coalesce or ignore one: a subscriber
 # still waiting for a keyframe after this long asks again.
 KEYFRAME_RETRY_S = 1.0
@@ -80,10 +95,12 @@ class PublishedTrack:
         keyframe_min_interval: float = 0.3,
         clock: Callable[[], float] = time.perf_counter,
         codecs: Sequence[RTCRtpCodecParameters] | None = None,
+        layer_selection: bool = False,
     ) -> None:
         """``codec``: what the publisher is expected to send until its first packet
         says (the offer's first choice); ``codecs``: every codec it negotiated, with
-        its payload type (default: ``codec`` alone)."""
+        its payload type (default: ``codec`` alone); ``layer_selection``: send each
+        subscriber only what it shows (see the module doc)."""
         self._codecs = list(codecs) if codecs else [codec]
         for candidate in self._codecs:
             check_forwardable(candidate)
@@ -108,6 +125,32 @@ class PublishedTrack:
         self._last_packet_at: float | None = None
         self._last_timestamp: int | None = None
         self._closed = False
+        self._layer_selection = layer_selection
+        self._parse_layers = False
+        self._layer_bytes = [0] * (TOP_LAYER + 1)
+        self._layer_rates: list[float] = []
+        self._layers_counted_at = clock()
+        self._layered_at: float | None = None
+        self._update_parse_layers()
+
+    def _update_parse_layers(self) -> None:
+        self._parse_layers = self._layer_selection and self._codec_name == "VP8"
+
+    @property
+    def layer_selection(self) -> bool:
+        return self._layer_selection
+
+    @property
+    def layered(self) -> bool:
+        """Whether the publisher sends temporal layers (a packet with a TID came lately)."""
+        return (self._layered_at is not None
+                and self._clock() - self._layered_at <= LAYERED_FRESH_S)
+
+    @property
+    def layer_rates(self) -> list[float]:
+        """Bit/s of layers 0..i, for each i, over the last second or so (empty until
+        measured)."""
+        return list(self._layer_rates)
 
     @property
     def publisher_id(self) -> str:
@@ -182,11 +225,16 @@ class PublishedTrack:
             self._codec_name, payload, packet.timestamp != self._last_timestamp)
         if keyframe_start and self._kind == "video":
             self._keyframe_wanted = False  # here it comes, for everyone who asked
+        layering = parse_vp8_layering(payload) if self._parse_layers else None
+        if layering is not None:
+            self._layered_at = now
+            if layering.tid <= TOP_LAYER:
+                self._layer_bytes[layering.tid] += len(payload)
         if self._subscribers and payload:
             arrived = packet.arrived if packet.arrived is not None else time.perf_counter()
             ntp = ntp_time(time.time())
             for subscriber in self._subscribers:
-                subscriber._forward(packet, keyframe_start, ntp, now, arrived)
+                subscriber._forward(packet, keyframe_start, ntp, now, arrived, layering)
         self._last_timestamp = packet.timestamp
         if packet.marker or self._kind == "audio":
             self._metrics.frames_in[self._kind] += 1
@@ -212,6 +260,7 @@ class PublishedTrack:
         if codec is not self._codec:
             self._codec = codec
             self._codec_name = codec_name(codec)
+            self._update_parse_layers()
             self._assembler = self._new_assembler()
             self._last_timestamp = None
             self.request_keyframe()
@@ -273,7 +322,13 @@ class PublishedTrack:
 
     def remb_tick(self) -> None:
         """Tell the publisher the lowest fresh subscriber estimate (the room calls this
-        once a second, as a receiver would send its REMB)."""
+        once a second, as a receiver would send its REMB); with layer selection, also
+        measure each layer's rate and fit every subscriber's layers to its estimate."""
+        if self._parse_layers:
+            self._measure_layers()
+            now = self._clock()
+            for track in list(self._remb):
+                track._fit_to_estimate(now)
         limit = self.bitrate_limit()
         if limit is not None:
             self._send_remb(limit)
@@ -283,11 +338,40 @@ class PublishedTrack:
             self._last_remb_sent = bitrate
             self._remb_sink(bitrate, self._ssrc)
 
+    def _measure_layers(self) -> None:
+        now = self._clock()
+        elapsed = now - self._layers_counted_at
+        if elapsed < 0.5:
+            return
+        rates, total = [], 0
+        for count in self._layer_bytes:
+            total += count
+            rates.append(total * 8 / elapsed)
+        self._layer_bytes = [0] * (TOP_LAYER + 1)
+        self._layers_counted_at = now
+        if not self.layered:
+            self._layer_rates = []
+        elif self._layer_rates:
+            # Smoothed: a keyframe's burst must not look like a layer grown too big.
+            self._layer_rates = [(old + new) / 2 for old, new in zip(self._layer_rates, rates)]
+        else:
+            self._layer_rates = rates
+
+    def fresh_estimate(self, track: ForwardedTrack) -> int | None:
+        """``track``'s subscriber's latest estimate if it is fresh."""
+        entry = self._remb.get(track)
+        if entry is None or self._clock() - entry[1] > REMB_FRESH_S:
+            return None
+        return entry[0]
+
     def bitrate_limit(self) -> int | None:
-        """The lowest fresh subscriber estimate, or None when there is none."""
+        """The lowest fresh subscriber estimate (the highest, when subscribers get
+        layers by their estimates), or None when there is none."""
         now = self._clock()
         fresh = [b for b, at in self._remb.values() if now - at <= REMB_FRESH_S]
-        return min(fresh) if fresh else None
+        if not fresh:
+            return None
+        return max(fresh) if self._parse_layers and self.layered else min(fresh)
 
     def close(self) -> None:
         """The publisher left: end every subscriber's track."""
@@ -320,6 +404,60 @@ class ForwardedTrack(MediaStreamTrack):
         self._told_unreachable: set[str] = set()
         self._waiting_since: float | None = None
         self._stopped = asyncio.Event()
+        # What the subscriber's page shows of this track (layer selection only).
+        self._shown = True
+        self._size_layer = TOP_LAYER
+        self._bandwidth = BandwidthLayers()
+        self._selector = LayerSelector()
+        # None while the stream goes out unchanged: then only the last packet's
+        # layer fields are kept, for a rewriter to take over from.
+        self._picture_ids: PictureIdRewriter | None = None
+        self._last_layering: Vp8Layering | None = None
+        self._upswitch_since: float | None = None
+
+    @property
+    def shown(self) -> bool:
+        """Whether the subscriber's page shows this video (audio: always True)."""
+        return self._shown
+
+    @property
+    def layer(self) -> int:
+        """The highest temporal layer forwarded now (of a layered VP8 stream)."""
+        return self._selector.layer
+
+    @property
+    def target_layer(self) -> int:
+        return self._selector.target
+
+    def set_view(self, width: int | None, *, largest: bool = False) -> None:
+        """How the subscriber's page shows this video: in a tile ``width`` device
+        pixels wide (``largest``: no other tile on the page is wider), or not at all
+        (None). Ignored without layer selection, and for audio, which always goes."""
+        if self.kind != "video" or not self._source.layer_selection:
+            return
+        if width is None or width <= 0:
+            if self._shown:
+                self._shown = False
+                if self._rewriter is not None:
+                    self._rewriter.stop()
+                self._waiting_since = None
+            return
+        if not self._shown:
+            self._shown = True
+            self._waiting_since = None
+            self._source.request_keyframe()  # so the tile shows a picture at once
+        self._size_layer = layer_for_width(width, largest=largest)
+        self._selector.set_target(min(self._size_layer, self._bandwidth.layer))
+
+    def _fit_to_estimate(self, now: float) -> None:
+        """Choose the layers the subscriber's fresh estimate carries (once a second)."""
+        estimate = self._source.fresh_estimate(self)
+        layer = self._bandwidth.update(estimate, self._source.layer_rates, now)
+        target = min(self._size_layer, layer)
+        if target != self._selector.target:
+            logger.info("subscriber %s gets layers 0-%d of %s's video (estimate %s bit/s)",
+                        self._subscriber_id, target, self._source.publisher_id, estimate)
+        self._selector.set_target(target)
 
     @property
     def source(self) -> PublishedTrack:
@@ -397,9 +535,9 @@ class ForwardedTrack(MediaStreamTrack):
         return None if self._rewriter is None else self._rewriter.retransmission(seq)
 
     def _forward(self, packet: ReceivedRtp, keyframe_start: bool, ntp: int, now: float,
-                 arrived: float) -> None:
+                 arrived: float, layering: Vp8Layering | None = None) -> None:
         rewriter = self._rewriter
-        if rewriter is None or not self._reachable or self._stopped.is_set():
+        if rewriter is None or not self._reachable or not self._shown or self._stopped.is_set():
             return
         if not rewriter.running:
             if not keyframe_start:
@@ -413,10 +551,41 @@ class ForwardedTrack(MediaStreamTrack):
                 return
             rewriter.start(packet.sequence_number, packet.timestamp, now)
             self._waiting_since = None
+            self._selector.restart()
+            if self._picture_ids is None and self._last_layering is not None:
+                self._picture_ids = PictureIdRewriter.after(self._last_layering)
+            if self._picture_ids is not None:
+                self._picture_ids.restart()
+        payload = packet.payload
+        if layering is not None:
+            selector = self._selector
+            if not layering.begins_frame:
+                pass
+            elif selector.target <= selector.layer:
+                self._upswitch_since = None
+            elif self._upswitch_since is None:
+                self._upswitch_since = now
+            elif now - self._upswitch_since >= UPSWITCH_KEYFRAME_S:
+                self._upswitch_since = now
+                self._source.request_keyframe()
+            picture_ids = self._picture_ids
+            if not selector.forward(layering, keyframe_start):
+                rewriter.skip(packet.sequence_number)
+                if picture_ids is None:
+                    picture_ids = self._picture_ids = PictureIdRewriter.after(
+                        self._last_layering or layering)
+                picture_ids.dropped(layering)
+                if layering.begins_frame:
+                    self._metrics.frames_skipped += 1
+                return
+            if picture_ids is None:
+                self._last_layering = layering
+            else:
+                payload = picture_ids.rewrite(payload, layering)
         # The publisher's own send time, so the subscriber's estimate spans the uplink.
         sent_at = packet.abs_send_time if packet.abs_send_time is not None else ntp >> 14
         out = rewriter.write(packet.sequence_number, packet.timestamp, packet.marker,
-                             packet.payload, sent_at, packet.audio_level, now)
+                             payload, sent_at, packet.audio_level, now)
         if out is None:
             return
         assert self._write is not None

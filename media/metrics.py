@@ -26,6 +26,8 @@ class ForwardingMetrics:
     frames_before_keyframe: int = 0
     # Frames thrown away because a subscriber's sender fell behind.
     frames_dropped: int = 0
+    # Frames of a temporal layer a subscriber does not get (layer selection).
+    frames_skipped: int = 0
     keyframe_requests: int = 0
     _latency: dict[str, deque[float]] = field(default_factory=dict)
 
@@ -49,6 +51,7 @@ class ForwardingMetrics:
             "frames_out": dict(self.frames_out),
             "frames_before_keyframe": self.frames_before_keyframe,
             "frames_dropped": self.frames_dropped,
+            "frames_skipped": self.frames_skipped,
             "keyframe_requests": self.keyframe_requests,
         }
         for kind in ("audio", "video"):

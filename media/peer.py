@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver
@@ -27,7 +27,8 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from . import hooks
 from .answers import normalize_answer
-from .codecs import FORWARDED_MIME_TYPES, codec_name, publish_preferences, sender_preferences
+from .codecs import (FORWARDED_MIME_TYPES, codec_name, offer_opus_dtx, publish_preferences,
+                     sender_preferences)
 from .errors import InternalsChangedError, NegotiationError, OutOfTurnError, UnsupportedCodecError
 from .forwarder import ForwardedTrack, PublishedTrack
 from .metrics import ForwardingMetrics
@@ -57,7 +58,9 @@ class Peer:
         on_published: Callable[[Peer, list[PublishedTrack]], Awaitable[None]],
         on_state: Callable[[Peer], Coroutine[Any, Any, None]],
         max_remote_candidates: int = 50,
+        layer_selection: bool = False,
     ) -> None:
+        offer_opus_dtx()
         self._info = info
         self._signal = signal
         self._metrics = metrics
@@ -92,6 +95,9 @@ class Peer:
         self._negotiation_failed = False
         self._last_stats: list[dict[str, Any]] = []
         self._state_tasks: set[asyncio.Task[None]] = set()
+        self._layer_selection = layer_selection
+        # Publisher id -> tile width the page shows; None until the page says.
+        self._view: dict[str, int] | None = None
 
     @property
     def info(self) -> ParticipantInfo:
@@ -196,6 +202,24 @@ class Peer:
         if self._wanted.pop(publication, None) is not None:
             self._dirty.set()
 
+    def forwarded(self, publication: PublishedTrack) -> ForwardedTrack | None:
+        """The track carrying ``publication`` to this participant, while one does."""
+        entry = self._sending.get(publication)
+        return None if entry is None else entry[1]
+
+    def set_view(self, widths: Mapping[str, int]) -> None:
+        """The page shows these publishers' video, each in a tile this many device
+        pixels wide; any other video is not sent to it (audio always is)."""
+        self._view = dict(widths)
+        for publication, (_, track) in self._sending.items():
+            self._apply_view(publication, track)
+
+    def _apply_view(self, publication: PublishedTrack, track: ForwardedTrack) -> None:
+        if self._view is not None:
+            width = self._view.get(publication.publisher_id)
+            widest = max(self._view.values(), default=0)
+            track.set_view(width, largest=width is not None and width >= widest)
+
     # -- negotiation ---------------------------------------------------------------------
 
     async def _negotiate_forever(self) -> None:
@@ -239,6 +263,7 @@ class Peer:
             transceiver.setCodecPreferences(sender_preferences(publication.codecs))
             hooks.tap_sender(transceiver.sender, track.on_keyframe_request, track.on_remb)
             self._sending[publication] = (transceiver, track)
+            self._apply_view(publication, track)
             added.append((transceiver, track))
             changed = True
         if not changed:
@@ -351,6 +376,7 @@ class Peer:
                 codecs=codecs,
                 metrics=self._metrics,
                 keyframe_min_interval=self._keyframe_min_interval,
+                layer_selection=self._layer_selection,
             )
         except (UnsupportedCodecError, InternalsChangedError) as exc:
             logger.warning("%s: not forwarding %s: %s", self._info.name, transceiver.kind, exc)

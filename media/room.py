@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from aiortc import RTCIceServer
@@ -64,6 +64,7 @@ class Room:
         may_receive: Callable[[ParticipantInfo, ParticipantInfo], bool] = everyone,
         media_stall_s: float = 15.0,
         max_ice_candidates: int = 50,
+        layer_selection: bool = False,
     ) -> None:
         self._room_id = room_id
         self._ice_servers = ice_servers
@@ -79,6 +80,7 @@ class Room:
         self._media_stall_s = media_stall_s
         self._max_ice_candidates = max_ice_candidates
         self._watchdog: asyncio.TimerHandle | None = None
+        self._layer_selection = layer_selection
 
     @property
     def room_id(self) -> str:
@@ -139,6 +141,13 @@ class Room:
             and subscriber.id not in self._lobby
             and self._may_receive(publisher, subscriber)
         )
+
+    def set_view(self, participant_id: str, widths: Mapping[str, int]) -> None:
+        """What ``participant_id``'s page shows: the video of each publisher in
+        ``widths`` (tile width in device pixels); other video is not sent to it."""
+        peer = self._peers.get(participant_id)
+        if peer is not None:
+            peer.set_view(widths)
 
     async def send_to(self, participant_id: str, message: dict[str, Any]) -> None:
         peer = self._peers.get(participant_id)
@@ -225,6 +234,7 @@ class Room:
             on_published=self._on_published,
             on_state=self._on_peer_state,
             max_remote_candidates=self._max_ice_candidates,
+            layer_selection=self._layer_selection,
         )
         async with self._lock:
             self._peers[info.id] = peer

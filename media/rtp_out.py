@@ -13,7 +13,10 @@ receives to a ``PacketRewriter`` per subscriber, which
 * writes the subscriber's RTP header: its payload type, SSRC and the header extensions
   it negotiated (mid, abs-send-time for its bandwidth estimate, the audio level);
 * keeps the last packets it wrote, so a NACK is answered from them (as RTX when
-  negotiated, RFC 4588).
+  negotiated, RFC 4588);
+* closes the holes of packets the forwarder leaves out on purpose (``skip``: a
+  temporal layer this subscriber does not get), so the subscriber sees no loss and
+  sends no NACK for them.
 
 Packets are written as they arrive, never held: the time a packet spends in the server
 is the time to rewrite, encrypt and send it.
@@ -38,6 +41,8 @@ _STALE = 3000
 
 _HEADER = struct.Struct("!BBHII")
 _ONE_BYTE_PROFILE = 0xBEDE
+# Skipped runs remembered, for a late packet from before them (reordering).
+_SKIP_HISTORY = 64
 # Seconds between 1900 (NTP) and 1970 (Unix).
 NTP_EPOCH_OFFSET = 2_208_988_800
 
@@ -145,6 +150,8 @@ class PacketRewriter:
         self._rtx_seq = (first_seq + _SEQ_MOD // 2) % _SEQ_MOD
         self._history: list[bytes | None] = [None] * HISTORY_SIZE
         self._history_seq: list[int] = [-1] * HISTORY_SIZE
+        # (first skipped input seq, how many in a row) of the latest skipped runs.
+        self._skips: list[list[int]] = []
         self.packets = 0
         self.payload_bytes = 0
         self.last_timestamp = 0
@@ -185,7 +192,29 @@ class PacketRewriter:
         self._ts_offset = (target - timestamp) % _TS_MOD
         self._restart_in = seq
         self._highest_in = seq
+        self._skips = []
         self._running = True
+
+    def skip(self, seq: int) -> None:
+        """The publisher's packet ``seq`` is left out on purpose: later packets move
+        down one sequence number, so the subscriber sees no hole. A packet arriving
+        after later ones were written (reordered) cannot be taken back: it stays a
+        hole, as if lost."""
+        if not self._running:
+            return
+        highest = self._highest_in
+        assert highest is not None
+        if seq_delta(seq, highest) <= 0:
+            return
+        self._highest_in = seq
+        self._seq_offset = (self._seq_offset - 1) % _SEQ_MOD
+        skips = self._skips
+        if skips and (skips[-1][0] + skips[-1][1]) % _SEQ_MOD == seq:
+            skips[-1][1] += 1
+        else:
+            skips.append([seq, 1])
+            if len(skips) > _SKIP_HISTORY:
+                del skips[0]
 
     def write(self, seq: int, timestamp: int, marker: bool, payload: bytes,
               abs_send_time: int, audio_level: tuple[bool, int] | None, now: float) -> bytes | None:
@@ -205,7 +234,14 @@ class PacketRewriter:
                 return None
             if seq_delta(highest, self._restart_in) > _RESTART_GUARD:
                 self._restart_in = None
-        out_seq = (seq + self._seq_offset) % _SEQ_MOD
+        offset = self._seq_offset
+        if ahead < 0 and self._skips:
+            # A late packet: the runs skipped after it had not moved it down.
+            for first, count in reversed(self._skips):
+                if seq_delta(first, seq) <= 0:
+                    break
+                offset += count
+        out_seq = (seq + offset) % _SEQ_MOD
         out_ts = (timestamp + self._ts_offset) % _TS_MOD
         if seq_delta(out_seq, self._next_out) >= 0:
             self._next_out = (out_seq + 1) % _SEQ_MOD

@@ -181,6 +181,10 @@ class MediaConfig:
     # Behind 1:1 NAT (a cloud machine): the public address put in the server's ICE
     # candidates in place of each private address it binds.
     announced_addresses: tuple[AnnouncedAddress, ...] = ()
+    # Send each viewer only what its page shows (media/layers.py): no video to a
+    # hidden tile, the base VP8 temporal layer to a small tile or a weak link.
+    # False forwards everything to everyone (to compare, bench/capacity.py).
+    layer_selection: bool = True
 
     def _problem(self) -> tuple[str, str] | None:
         privates = [a.private for a in self.announced_addresses]

@@ -53,6 +53,7 @@ class RoomRegistry:
                 keyframe_min_interval=self._config.media.keyframe_min_interval_ms / 1000,
                 media_stall_s=self._config.media.media_stall_s,
                 max_ice_candidates=self._config.signaling.max_ice_candidates,
+                layer_selection=self._config.media.layer_selection,
             )
             watcher = self._watchers[room_id] = BitrateWatcher(
                 room, min_kbps=self._config.media.student_min_kbps,

@@ -40,6 +40,7 @@ from .signaling import (
     Page,
     SignalingError,
     Stats,
+    View,
     parse_message,
 )
 
@@ -290,6 +291,10 @@ class SignalingSession:
             await peer.add_ice_candidate(message.candidate, message.sdp_mid, message.sdp_mline_index)
         elif isinstance(message, Stats):
             peer.record_stats([entry.as_json() for entry in message.inbound])
+        elif isinstance(message, View):
+            room = self._rooms.get(self._room_id) if self._room_id is not None else None
+            if room is not None:
+                room.set_view(peer.info.id, message.widths())
         elif isinstance(message, Page):
             if await self._within_limits(self._limiter.page(_now())):
                 await self._turn_page(peer.info.id, message.page)

@@ -118,7 +118,31 @@ class Page:
 
 MAX_PAGE = 10_000
 
-ClientMessage = Join | Offer | Answer | IceCandidate | Stats | Leave | Page
+
+@dataclass(frozen=True, slots=True)
+class TileView:
+    """One video tile the page shows: whose, and its size in device pixels."""
+
+    participant: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """The video tiles the page shows now; any other video is not sent to it."""
+
+    tiles: tuple[TileView, ...]
+
+    def widths(self) -> dict[str, int]:
+        """Publisher id -> tile width, for the tiles with an area."""
+        return {t.participant: t.width for t in self.tiles if t.width > 0 and t.height > 0}
+
+
+MAX_VIEW_TILES = 64
+MAX_TILE_PX = 16_384
+
+ClientMessage = Join | Offer | Answer | IceCandidate | Stats | Leave | Page | View
 
 
 def parse_message(text: str, max_bytes: int) -> ClientMessage:
@@ -214,7 +238,34 @@ def _page(data: dict[str, Any]) -> Page:
     return Page(page)
 
 
+def _view(data: dict[str, Any]) -> View:
+    tiles = data.get("tiles")
+    if not isinstance(tiles, dict) or len(tiles) > MAX_VIEW_TILES:
+        raise SignalingError(ErrorCode.MALFORMED, "'view' needs an object 'tiles' of at most "
+                             f"{MAX_VIEW_TILES} participant ids, each {{w, h}}")
+    parsed = []
+    for participant, size in tiles.items():
+        if not participant or len(participant) > 64:
+            raise SignalingError(ErrorCode.MALFORMED,
+                                 f"'view' names a participant id of {len(participant)} characters")
+        if not isinstance(size, dict) or set(size) != {"w", "h"}:
+            raise SignalingError(ErrorCode.MALFORMED, f"'view' tile {participant[:64]!r} must be"
+                                 " an object with exactly the fields 'w' and 'h'")
+        dims = []
+        for key in ("w", "h"):
+            value = size[key]
+            if (not isinstance(value, int) or isinstance(value, bool)
+                    or not 0 <= value <= MAX_TILE_PX):
+                raise SignalingError(ErrorCode.MALFORMED, f"'view' tile {participant[:64]!r}: "
+                                     f"{key!r} must be a whole number of pixels from 0 to "
+                                     f"{MAX_TILE_PX}, not {str(value)[:20]!r}")
+            dims.append(value)
+        parsed.append(TileView(participant, dims[0], dims[1]))
+    return View(tuple(parsed))
+
+
 _PARSERS: dict[str, Callable[[dict[str, Any]], ClientMessage]] = {
+    "view": _view,
     "page": _page,
     "join": _join,
     "offer": _offer,

@@ -139,6 +139,7 @@ function recordingsLink(token, me) {
 function enterRoom(token, stream) {
   const grid = new TileGrid(h("div", { class: "tiles" }));
   grid.onSoundBlocked = () => { ui.sound.hidden = false; };
+  grid.onView = (tiles) => link.send({ type: "view", tiles });
   ui.sound.addEventListener("click", () => {
     ui.sound.hidden = true;
     grid.unmuteAll();

@@ -200,6 +200,7 @@ export class RoomLink {
         transceiver.direction = "sendonly";
         await transceiver.sender.replaceTrack(track);
         transceiver.sender.setStreams?.(this.stream);
+        if (kind === "video") await temporalLayers(transceiver.sender);
       } else {
         transceiver.direction = "inactive";
       }
@@ -278,6 +279,22 @@ export class RoomLink {
       levels.set(transceiver.mid, level);
     }
     return levels;
+  }
+}
+
+// Three temporal layers (L1T3) in our one video stream: the server then sends a
+// viewer with a small tile or a weak link a quarter or half of the frame rate,
+// without lowering it for anyone else (media/layers.py). A browser without
+// scalabilityMode sends one layer, and everyone gets all of it.
+async function temporalLayers(sender) {
+  try {
+    const parameters = sender.getParameters();
+    if (!parameters.encodings?.length) return;
+    parameters.encodings[0].scalabilityMode = "L1T3";
+    await sender.setParameters(parameters);
+    console.info("[room] video sent with temporal layers L1T3");
+  } catch (error) {
+    console.info("[room] video sent without temporal layers:", error?.name, error?.message ?? error);
   }
 }
 

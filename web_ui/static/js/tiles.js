@@ -1,11 +1,17 @@
 // The video grid: one tile per participant whose media the server forwards to us,
 // plus our own preview. The one speaking (or, when nobody is, the one the view
 // features, e.g. the defending student) gets the large tile.
+//
+// The server sends video only for what the grid shows (docs/signaling.md `view`):
+// whenever the layout changes, onView gets {participant: {w, h}} with each visible
+// tile's size in device pixels; a tile off screen, or a page in the background, is
+// left out and gets no video until it shows again (audio always comes).
 import { h } from "./dom.js";
 import { roleName, t } from "./i18n.js";
 
 const SPEAKING_LEVEL = 0.03;
 const SPEAKER_HOLD_MS = 2000;
+const VIEW_SETTLE_MS = 150;
 
 export class TileGrid {
   constructor(container, { selfLabel = true } = {}) {
@@ -18,6 +24,49 @@ export class TileGrid {
     this.speaker = null;
     this.speakerUntil = 0;
     this.onSoundBlocked = () => {};
+    this.onView = () => {};
+    this.lastView = null;
+    this.viewTimer = null;
+    const changed = () => this.viewChanged();
+    new ResizeObserver(changed).observe(container);
+    document.addEventListener("visibilitychange", changed);
+    window.addEventListener("scroll", changed, { passive: true, capture: true });
+    window.addEventListener("resize", changed);
+  }
+
+  // The layout may have changed: tell the server, once it settles, if it did.
+  viewChanged() {
+    if (this.viewTimer) return;
+    this.viewTimer = setTimeout(() => {
+      this.viewTimer = null;
+      const tiles = this.visibleTiles();
+      const text = JSON.stringify(tiles);
+      if (text === this.lastView) return;
+      this.lastView = text;
+      this.onView(tiles);
+    }, VIEW_SETTLE_MS);
+  }
+
+  // Send the view again even if unchanged (a new connection knows none).
+  resendView() {
+    this.lastView = null;
+    this.viewChanged();
+  }
+
+  visibleTiles() {
+    const tiles = {};
+    if (document.visibilityState === "hidden") return tiles;
+    const scale = window.devicePixelRatio || 1;
+    for (const [participant, tile] of this.tiles) {
+      if (tile.element.classList.contains("no-video") || !tile.element.isConnected) continue;
+      const box = tile.video.getBoundingClientRect();
+      const onScreen = box.width > 0 && box.height > 0 && box.bottom > 0 && box.right > 0
+        && box.top < window.innerHeight && box.left < window.innerWidth;
+      if (!onScreen) continue;
+      tiles[participant] = { w: Math.min(16384, Math.round(box.width * scale)),
+        h: Math.min(16384, Math.round(box.height * scale)) };
+    }
+    return tiles;
   }
 
   showSelf(stream, self) {
@@ -83,6 +132,7 @@ export class TileGrid {
       tile.element.classList.toggle("no-video", !entry.video);
     }
     this.arrange();
+    this.resendView();
   }
 
   get count() {
@@ -127,6 +177,7 @@ export class TileGrid {
       const first = this.selfTile ? this.selfTile.element.nextSibling : this.container.firstChild;
       if (first !== element) this.container.insertBefore(element, first);
     }
+    this.viewChanged();
   }
 
   unmuteAll() {
