@@ -5,9 +5,17 @@ student a 1280x720 camera at ~1.5 Mbit/s, everyone else 640x360 at ~500 kbit/s, 
 with Opus. Nobody decodes: each received track is counted by a tap, as in
 bench/_clients.py (whose pieces this reuses).
 
+Speech (``audio``: ``dtx``, the default): one person of a room speaks at a time
+(bench/_speech.py: the student two turns of three, the others in between), the
+other microphones send what Chromium sends with Opus DTX. ``continuous``: every
+microphone replays a tone, 50 packets/s, as before.
+
 With ``layer_selection`` each participant tells the server what its page shows, as
-the room page does: one large tile (the student; on the student's own page the
-chair, whom the student's view features) and the others as small tiles.
+the room page does (web_ui/static/js/tiles.js): one large tile and the others as
+small tiles. The large one is the person speaking; on the speaker's own page, and
+with continuous audio (where every microphone is equally loud), the person the view
+features: the student, and on the student's own page the chair. Each page sends its
+view again when the speaker changes.
 
 A process may hold a share of a room (capacity.py's ``--processes-per-room``): each
 subscription then is in the process of its subscriber, and the driver compares it with
@@ -40,6 +48,7 @@ from _clients import (  # noqa: E402
 )
 from _control import LoopLag  # noqa: E402
 from _media import EncodedClip, PacketLoopTrack, install_layered_vp8_packetizer  # noqa: E402
+from _speech import Speech, SpeechAudioTrack  # noqa: E402
 
 from aiortc import MediaStreamTrack  # noqa: E402
 from media import hooks  # noqa: E402
@@ -50,6 +59,8 @@ from web_ui.client import ReceivedTrack, RoomClient  # noqa: E402
 # A page about 1000 px wide beside the presentation: four columns of ~240 px.
 LARGE_TILE = {"w": 480, "h": 360}
 SMALL_TILE = {"w": 240, "h": 180}
+# tiles.js sends a changed layout once it has settled for 150 ms.
+VIEW_SETTLE_S = 0.15
 
 
 def load_room_clips(path: Path) -> dict[str, EncodedClip]:
@@ -66,14 +77,24 @@ def featured_role(own_role: str) -> str:
     return "chair" if own_role == "student" else "student"
 
 
-def view_message(own_id: str, own_role: str, people: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the page of `own_id` shows: the featured person large, the rest small."""
+def large_tile(own_id: str, own_role: str, people: list[dict[str, Any]],
+               speaker: str | None) -> str:
+    """Whose tile is large on the page of `own_id`: the speaker's, unless that is
+    ourselves (or nobody speaks louder than the rest); then the featured person's."""
+    if speaker is not None and speaker != own_id:
+        return speaker
+    return next(str(p["person_id"]) for p in people if p["role"] == featured_role(own_role))
+
+
+def view_message(own_id: str, own_role: str, people: list[dict[str, Any]],
+                 speaker: str | None) -> dict[str, Any]:
+    """What the page of `own_id` shows: one person large, the rest small."""
+    large = large_tile(own_id, own_role, people, speaker)
     tiles = {}
     for person in people:
         pid = str(person["person_id"])
         if pid != own_id:
-            large = person["role"] == featured_role(own_role)
-            tiles[pid] = dict(LARGE_TILE if large else SMALL_TILE)
+            tiles[pid] = dict(LARGE_TILE if pid == large else SMALL_TILE)
     return {"type": "view", "tiles": tiles}
 
 
@@ -111,14 +132,21 @@ class RoomLoad:
     positions in ``people``; a room may be split over several processes)."""
 
     def __init__(self, url: str, room: dict[str, Any], clips: dict[str, EncodedClip],
-                 first_index: int) -> None:
+                 first_index: int, speech: Speech | None) -> None:
         self.day_id = int(room["day_id"])
         self.people: list[dict[str, Any]] = room["people"]
         self.mine: list[dict[str, Any]] = [self.people[i] for i in room["mine"]]
+        self.speech = speech  # None: continuous audio, nobody louder than the rest
         self.participants: list[Participant] = []
         for offset, person in enumerate(self.mine):
             clip = clips["video_720p" if person["role"] == "student" else "video_360p"]
-            video, audio = PacketLoopTrack(clip), PacketLoopTrack(clips["audio"])
+            video = PacketLoopTrack(clip)
+            audio: PacketLoopTrack | SpeechAudioTrack
+            if speech is None:
+                audio = PacketLoopTrack(clips["audio"])
+            else:
+                audio = SpeechAudioTrack(clips["audio"], clips["silence"],
+                                         speech.speaking(str(person["person_id"])))
             tracks: list[MediaStreamTrack] = [video, audio]
             holder: list[Participant] = []
 
@@ -147,14 +175,28 @@ class RoomLoad:
                                     f"{kind} frames of the {other['role']} ({publisher})")
         return gaps
 
+    def speaker(self, now: float) -> str | None:
+        return self.speech.speaker(now) if self.speech is not None else None
+
     async def send_views(self) -> None:
+        speaker = self.speaker(time.time())
         for person, participant in zip(self.mine, self.participants):
             await participant.client.send(
-                view_message(str(person["person_id"]), person["role"], self.people))
+                view_message(str(person["person_id"]), person["role"], self.people, speaker))
+
+    def large_throughout(self, subscriber: str, publisher: str, t0: float, t1: float) -> bool:
+        """Whether `publisher` had the large tile on `subscriber`'s page over the whole
+        wall-clock span (sampled every 0.25 s; the speaker changes every few seconds
+        at most)."""
+        role = next(str(p["role"]) for p in self.people if str(p["person_id"]) == subscriber)
+        samples = [t0 + i * 0.25 for i in range(int((t1 - t0) / 0.25) + 1)] + [t1]
+        return all(large_tile(subscriber, role, self.people, self.speaker(t)) == publisher
+                   for t in samples)
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "t": time.monotonic(),
+            "wall": time.time(),
             "sent": {str(person["person_id"]): (p.video.frames_sent if p.video else 0,
                                                 p.audio.frames_sent if p.audio else 0)
                      for person, p in zip(self.mine, self.participants)},
@@ -170,11 +212,12 @@ class RoomLoad:
         sent = {pid: {"video_fps": (v - a["sent"][pid][0]) / span,
                       "audio_fps": (u - a["sent"][pid][1]) / span}
                 for pid, (v, u) in b["sent"].items()}
-        role_of = {str(person["person_id"]): person["role"] for person in self.people}
         received = []
         for (subscriber, publisher, kind), (frames, nbytes) in b["received"].items():
             frames0, bytes0 = a["received"].get((subscriber, publisher, kind), (0, 0))
-            large = role_of.get(publisher) == featured_role(role_of[subscriber])
+            # A tile that was small for part of the window needs only what a small
+            # one needs.
+            large = self.large_throughout(subscriber, publisher, a["wall"], b["wall"])
             received.append({"subscriber": subscriber, "publisher": publisher, "kind": kind,
                              "fps": (frames - frames0) / span,
                              "kbps": (nbytes - bytes0) * 8 / span / 1000,
@@ -199,7 +242,10 @@ async def main(config: dict[str, Any]) -> None:
     LoadParticipant.estimate = bool(config.get("subscriber_remb", False))
     rooms: list[RoomLoad] = []
     for room in config["rooms"]:
-        rooms.append(RoomLoad(config["url"], room, clips, first_index=8 * len(rooms)))
+        speech = (Speech(room["people"], float(config["speech_epoch"]), float(config["turn_s"]))
+                  if config.get("audio", "dtx") == "dtx" else None)
+        rooms.append(RoomLoad(config["url"], room, clips, first_index=8 * len(rooms),
+                              speech=speech))
     everyone = [p for r in rooms for p in r.participants]
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -208,9 +254,20 @@ async def main(config: dict[str, Any]) -> None:
     def say(message: dict[str, Any]) -> None:
         print(json.dumps(message), flush=True)
 
+    async def follow_speakers() -> None:
+        """Each page sends its view again when the speaker changes, as tiles.js
+        rearranges the grid for the loudest person."""
+        speech = next(r.speech for r in rooms if r.speech is not None)
+        while True:
+            await asyncio.sleep(max(speech.next_change(time.time()) - time.time(), 0.0)
+                                + VIEW_SETTLE_S)
+            for r in rooms:
+                await r.send_views()
+
     started = time.monotonic()
     lag = LoopLag()
     lag.start(0.1)
+    follower: asyncio.Task[None] | None = None
     try:
         join_error = None
         try:
@@ -232,6 +289,8 @@ async def main(config: dict[str, Any]) -> None:
             for r in rooms:
                 await r.send_views()
             views_sent = True
+            if any(r.speech is not None for r in rooms):
+                follower = asyncio.create_task(follow_speakers())
             await asyncio.sleep(1.0)
         problems = gaps() + [e for r in rooms for e in r.refused()]
         if problems or join_error:
@@ -255,6 +314,9 @@ async def main(config: dict[str, Any]) -> None:
             else:
                 break
     finally:
+        if follower is not None:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
         await lag.stop()
 
         async def close_all() -> None:

@@ -71,6 +71,8 @@ from _capacity_server import (  # noqa: E402
 )
 from forwarding import NETNS_RUN, Child, machine_busy_seconds  # noqa: E402
 
+import _profile  # noqa: E402
+
 RESULTS = BENCH / "results"  # git-ignored
 FULL_RATE = 0.9
 CLIENT_BUSY_PCT = 80.0
@@ -110,6 +112,7 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
     try:
         await wait_healthy(base, server)
         rooms = await create_days(base, organizer, rooms_count)
+        speech_epoch = time.time()  # the rooms' speaker turns count from here
         for n, share in enumerate(load_shares(rooms, args.processes_per_room)):
             config = {"url": base, "rooms": share, "media": str(media),
                       "ready_timeout_s": args.ready_timeout,
@@ -117,7 +120,9 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
                       # setting; with it off the server forwards everything anyway.
                       "layer_selection": layer_selection is not None,
                       "inline_receive": not args.aiortc_receive,
-                      "subscriber_remb": args.subscriber_remb}
+                      "subscriber_remb": args.subscriber_remb,
+                      "audio": args.audio, "speech_epoch": speech_epoch,
+                      "turn_s": args.turn_s}
             clients.append(await Child.start(
                 f"load generator {n}", [str(BENCH / "_room_clients.py"), json.dumps(config)],
                 step_dir / f"clients-{n}.log"))
@@ -143,6 +148,9 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
         for c in clients:
             await c.say("start")
         await asyncio.gather(*(c.read(20) for c in clients))
+        threads0 = _profile.thread_cpu(list(process_tree_cpu(server.proc.pid)))
+        sampler = (await _profile.start(args.profile, server.proc.pid, args.seconds,
+                                        step_dir / "profile.txt") if args.profile else None)
         await asyncio.sleep(args.seconds)
         for c in clients:
             await c.say("stop")
@@ -153,6 +161,15 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
         udp1 = udp_counters()
         drops1 = drops_of(owners)
         stats1 = await server_stats(stats_dir, reset=False)
+        threads = _profile.thread_split(
+            threads0, _profile.thread_cpu(list(process_tree_cpu(server.proc.pid))),
+            time.monotonic() - t0)
+        if sampler is not None:
+            _, err = await asyncio.wait_for(sampler.communicate(), 30)
+            profile = step_dir / "profile.txt"
+            result["profile"] = ({**_profile.summarize(profile), "threads": threads}
+                                 if profile.exists() else
+                                 {"error": err.decode(errors="replace")[-400:]})
     finally:
         for c in clients:
             try:
@@ -250,8 +267,10 @@ def room_figures(day_id: int, shares: list[dict[str, Any]], rooms: list[dict[str
         r["publisher_fps"] = sent.get(r["publisher"], {}).get(f"{r['kind']}_fps", 0.0)
     video = [r for r in received if r["kind"] == "video"]
     audio = [r for r in received if r["kind"] == "audio"]
-    ratios = [r["fps"] / max(r["publisher_fps"] * needed_share(r, layer_selection, layers), 1e-9)
-              for r in video]
+    for r in received:
+        share = needed_share(r, layer_selection, layers) if r["kind"] == "video" else 1.0
+        r["ratio"] = r["fps"] / max(r["publisher_fps"] * share, 1e-9)
+    ratios = [r["ratio"] for r in video]
     room = next(r for r in rooms if r["day_id"] == day_id)
     student = str(next(p["person_id"] for p in room["people"] if p["role"] == "student"))
     people = len(room["people"])
@@ -264,11 +283,17 @@ def room_figures(day_id: int, shares: list[dict[str, Any]], rooms: list[dict[str
                                      default=0.0), 1),
         "publisher_fps": round(min((s["video_fps"] for s in sent.values()), default=0.0), 1),
         "min_audio_fps": round(min((r["fps"] for r in audio), default=0.0), 1),
+        # Audio packets each subscription got of what its publisher sent: every one,
+        # speech and DTX alike (a lower ratio would clip someone's speech).
+        "min_audio_ratio": round(min((r["ratio"] for r in audio), default=0.0), 3),
+        "audio_packets_per_s": round(sum(s["audio_fps"] for s in sent.values()), 1),
         "video_kbps": round(sum(r["kbps"] for r in video), 0),
         "refused": [e for share in shares for e in share.get("refused") or []],
         "lowest": sorted(({"subscriber": r["subscriber"], "publisher": r["publisher"],
-                           "kind": r["kind"], "tile": r["tile"], "fps": round(r["fps"], 1)}
-                          for r in received), key=lambda r: r["fps"])[:6],
+                           "kind": r["kind"], "tile": r["tile"], "fps": round(r["fps"], 1),
+                           "publisher_fps": round(r["publisher_fps"], 1),
+                           "ratio": round(r["ratio"], 3)} for r in received),
+                         key=lambda r: r["ratio"])[:6],
         "full_rate": (len(video) == people * (people - 1)
                       and min(ratios, default=0.0) >= FULL_RATE),
     }
@@ -292,14 +317,22 @@ def print_step(r: dict[str, Any], started: float) -> None:
               f"{r.get('join_error') or ''} [{time.monotonic() - started:.0f} s]", flush=True)
         return
     rates = ", ".join(f"{x['min_fps']:.1f}/{x['publisher_fps']:.1f}" for x in r["per_room"])
+    audio_rates = "/".join(f"{x['audio_packets_per_s']:.0f}" for x in r["per_room"])
     print(f"{label}: server CPU {r['server_cpu_pct']:.1f}% ({r['server_cpu_pct_per_room']:.1f}% "
           f"per room, {r['server_processes']} process(es)), min fps per room [{rates}], "
-          f"{'full rate' if r['full_rate'] else 'BELOW full rate'}, p95 video "
+          f"{'full rate' if r['full_rate'] else 'BELOW full rate'}, audio "
+          f"{audio_rates} "
+          f"packets/s sent per room, p95 video "
           f"{r['video_p95_ms']:.2f} / audio {r['audio_p95_ms']:.2f} ms, recorded "
           f"{r['recorded']['ok']}/{r['recorded']['expected']} streams (video at least "
           f"{r['recorded']['min_video_fps']:.1f} frames/s), load generators "
           f"{'/'.join(f'{p:.0f}' for p in r['clients_cpu_pct'])}% CPU, other "
           f"{r['other_cpu_pct']:.0f}% [{time.monotonic() - started:.0f} s]", flush=True)
+    if "profile" in r:
+        if "error" in r["profile"]:
+            print(f"  profile failed: {r['profile']['error']}", flush=True)
+        else:
+            _profile.print_summary(r["profile"])
     for n in r["busy_clients"]:
         print(f"  load generator {n} used {r['clients_cpu_pct'][n]:.0f}% of a core (over "
               f"{CLIENT_BUSY_PCT:.0f}%): it may be the bottleneck, not the server; use "
@@ -325,6 +358,9 @@ def print_step(r: dict[str, Any], started: float) -> None:
               f"get a core in time ({', '.join(f'{k}: {v}' for k, v in r['udp_drops_by'].items())})",
               flush=True)
     for x in r["per_room"]:
+        if x["min_audio_ratio"] < FULL_RATE:
+            print(f"  day {x['day_id']}: an audio subscription got only "
+                  f"{x['min_audio_ratio']:.0%} of its publisher's packets", flush=True)
         if x["refused"]:
             print(f"  day {x['day_id']}: the server refused: {'; '.join(x['refused'][:3])}",
                   flush=True)
@@ -396,6 +432,15 @@ async def main() -> None:
     parser.add_argument("--no-temporal-layers", action="store_true",
                         help="publish VP8 without temporal layers (default: L1T3, as the "
                              "room page asks Chromium for)")
+    parser.add_argument("--audio", choices=["dtx", "continuous"], default="dtx",
+                        help="dtx (default): one person speaks at a time, the other "
+                             "microphones send what Chromium sends with Opus DTX "
+                             "(bench/_speech.py); continuous: every microphone a tone")
+    parser.add_argument("--turn-s", type=float, default=20.0,
+                        help="seconds each speaker speaks with --audio dtx (default 20)")
+    parser.add_argument("--profile", metavar="PY_SPY",
+                        help="sample the server's processes with this py-spy binary over "
+                             "each window and print where their CPU went (bench/_profile.py)")
     parser.add_argument("--keep-going", action="store_true",
                         help="go on raising R after a step below full rate (diagnosis)")
     parser.add_argument("--keep-data", action="store_true",
@@ -410,6 +455,7 @@ async def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     from _media import encode_audio, encode_video
+    from _speech import encode_silence
 
     started = time.monotonic()
     available = has_layer_selection()
@@ -446,11 +492,12 @@ async def main() -> None:
             return clip
 
         clips = {"video_360p": camera(640, 360, 500_000), "video_720p": camera(1280, 720, 1_500_000),
-                 "audio": encode_audio()}
+                 "audio": encode_audio(), "silence": encode_silence()}
         media.write_bytes(pickle.dumps(clips))
         print(f"pre-encoded media: VP8 640x360 {clips['video_360p'].bitrate / 1e3:.0f} kbit/s, "
               f"1280x720 {clips['video_720p'].bitrate / 1e3:.0f} kbit/s (30 fps, keyframe every "
-              f"2 s, {'three temporal layers (L1T3)' if layered else 'no layers'}), Opus {clips['audio'].bitrate / 1e3:.0f} kbit/s; {os.cpu_count()} CPUs; "
+              f"2 s, {'three temporal layers (L1T3)' if layered else 'no layers'}), Opus {clips['audio'].bitrate / 1e3:.0f} kbit/s, "
+              f"{'one speaker at a time, the others DTX' if args.audio == 'dtx' else 'every microphone continuous'}; {os.cpu_count()} CPUs; "
               f"server: {workers_note}; layer selection: "
               f"{wanted if available else 'not in this server'}; window {args.seconds:.0f} s",
               flush=True)
@@ -465,7 +512,7 @@ async def main() -> None:
         print(f"total {time.monotonic() - started:.0f} s")
         last = list(by_setting)[-1]
         line: dict[str, Any] = {**summary(by_setting[last]), "cores": os.cpu_count(),
-                                "layer_selection": last,
+                                "layer_selection": last, "audio": args.audio,
                                 "workers": workers if workers is not None else
                                 ("default" if multi else 1)}
         if len(by_setting) > 1:
