@@ -1,14 +1,22 @@
-"""Where the server's CPU goes: py-spy samples every process of the server over
-bench/capacity.py's window (``--profile PY_SPY``), and the samples are sorted into
-the costs a room has.
+"""Where the server's CPU goes: samplers over bench/capacity.py's window.
 
-py-spy is not a dependency of the project; install it anywhere (``pip install
---target DIR py-spy``) and pass its binary. It reads the processes from outside
-(``--nonblocking``: without stopping them) and by default leaves out idle threads, so
-the samples are CPU time: a sample's share is a share of the server's CPU.
+``--profile PY_SPY``: py-spy samples every process of the server, from outside and
+without stopping them (``--nonblocking``), and with ``--gil`` only the thread that
+holds the GIL: the samples are the interpreter's working time, sorted into the costs
+a room has and by function. py-spy's own idle detection does not see uvloop's
+epoll wait as idle, and a thread waiting for the GIL or for a core counts as busy,
+so without ``--gil`` its shares are not CPU shares. C calls that release the GIL
+(libsrtp through cffi) are missing from these samples; perf has them.
 
-A sample goes to the category of the frame nearest its leaf that matches one (so
-SRTP called from the forwarder counts as SRTP), and also to the product function
+``--perf PERF``: ``perf record`` of the same processes: what is on a CPU, C and the
+kernel included, by library and symbol; it cannot name Python functions (Python
+3.11 has no perf trampoline).
+
+Neither is a dependency of the project: install py-spy anywhere (``pip install
+--target DIR py-spy``) and pass its binary.
+
+A py-spy sample goes to the category of the frame nearest its leaf that matches one
+(so SRTP called from the forwarder counts as SRTP), and also to the product function
 nearest the leaf (``top_functions``: file:function) and to its leaf function.
 """
 
@@ -25,7 +33,7 @@ from typing import Any
 LEAF_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("UDP send: the socket's sendto (kernel), in media/hooks.py:rtp_writer.write",
      r"^rtp_writer\.<locals>\.write "),
-    ("event loop in C (uvloop: epoll, recvfrom, callbacks), under aiohttp run_app",
+    ("event loop in C (uvloop: recvfrom, callbacks), under aiohttp run_app",
      r"^run_app \(aiohttp/web\.py"),
 )
 # (category, pattern on "function (file:line)"), most specific first; a sample goes
@@ -51,12 +59,41 @@ PRODUCT = re.compile(r"[ (/](media|recordings|server|web_ui|protocols|storage|or
 
 
 def start(py_spy: str, pid: int, seconds: float, out: Path) -> Any:
-    """Start sampling `pid` and its children for `seconds` (a coroutine for a Process)."""
+    """Start sampling `pid` and its children for `seconds` (a coroutine for a Process);
+    only the thread holding the GIL is sampled."""
     return asyncio.create_subprocess_exec(
-        py_spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
+        py_spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil",
         "--rate", "100", "--duration", str(max(int(seconds), 1)), "--format", "raw",
         "--output", str(out), stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE)
+
+
+def start_perf(perf: str, pids: list[int], seconds: float, out: Path) -> Any:
+    """Start ``perf record`` of `pids` for `seconds`: on-CPU samples only (a thread
+    waiting for a core or for the GIL is not sampled), C and kernel included, so its
+    split by library is a split of the CPU time. It cannot name Python functions
+    (Python 3.11 has no perf trampoline); py-spy does that."""
+    return asyncio.create_subprocess_exec(
+        perf, "record", "-F", "499", "-p", ",".join(map(str, pids)), "-o", str(out),
+        "--", "sleep", str(max(seconds, 1.0)), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+
+
+async def perf_report(perf: str, data: Path) -> dict[str, Any]:
+    """Shares of the on-CPU samples by library (dso) and by symbol."""
+    shares: dict[str, list[tuple[str, float]]] = {}
+    for key, sort in (("by_library", "dso"), ("by_symbol", "dso,sym")):
+        proc = await asyncio.create_subprocess_exec(
+            perf, "report", "-i", str(data), "--stdio", "--sort", sort,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        rows = []
+        for line in out.decode(errors="replace").splitlines():
+            match = re.match(r"\s*([\d.]+)%\s+(.*\S)", line)
+            if match and not line.lstrip().startswith("#"):
+                rows.append((re.sub(r"\s+", " ", match.group(2)), float(match.group(1))))
+        shares[key] = rows[:12 if key == "by_library" else 20]
+    return shares
 
 
 def thread_cpu(pids: list[int]) -> dict[tuple[int, int], float]:
@@ -135,6 +172,13 @@ def short(frame: str) -> str:
     function, file = match.groups()
     parts = Path(file).parts
     return f"{'/'.join(parts[-2:])}:{function}"
+
+
+def print_perf(summary: dict[str, Any]) -> None:
+    for title, key in (("perf, on-CPU by library", "by_library"),
+                       ("perf, on-CPU by symbol", "by_symbol")):
+        print(f"    {title}: " + "; ".join(f"{k} {v}%" for k, v in summary.get(key, [])),
+              flush=True)
 
 
 def print_summary(summary: dict[str, Any]) -> None:

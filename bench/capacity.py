@@ -151,6 +151,9 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
         threads0 = _profile.thread_cpu(list(process_tree_cpu(server.proc.pid)))
         sampler = (await _profile.start(args.profile, server.proc.pid, args.seconds,
                                         step_dir / "profile.txt") if args.profile else None)
+        recorder = (await _profile.start_perf(args.perf, list(process_tree_cpu(server.proc.pid)),
+                                              args.seconds, step_dir / "perf.data")
+                    if args.perf else None)
         await asyncio.sleep(args.seconds)
         for c in clients:
             await c.say("stop")
@@ -164,6 +167,11 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
         threads = _profile.thread_split(
             threads0, _profile.thread_cpu(list(process_tree_cpu(server.proc.pid))),
             time.monotonic() - t0)
+        if recorder is not None:
+            _, err = await asyncio.wait_for(recorder.communicate(), 60)
+            result["perf"] = (await _profile.perf_report(args.perf, step_dir / "perf.data")
+                              if (step_dir / "perf.data").exists() else
+                              {"error": err.decode(errors="replace")[-400:]})
         if sampler is not None:
             _, err = await asyncio.wait_for(sampler.communicate(), 30)
             profile = step_dir / "profile.txt"
@@ -333,6 +341,8 @@ def print_step(r: dict[str, Any], started: float) -> None:
             print(f"  profile failed: {r['profile']['error']}", flush=True)
         else:
             _profile.print_summary(r["profile"])
+    if "perf" in r:
+        _profile.print_perf(r["perf"])
     for n in r["busy_clients"]:
         print(f"  load generator {n} used {r['clients_cpu_pct'][n]:.0f}% of a core (over "
               f"{CLIENT_BUSY_PCT:.0f}%): it may be the bottleneck, not the server; use "
@@ -441,6 +451,9 @@ async def main() -> None:
     parser.add_argument("--profile", metavar="PY_SPY",
                         help="sample the server's processes with this py-spy binary over "
                              "each window and print where their CPU went (bench/_profile.py)")
+    parser.add_argument("--perf", metavar="PERF",
+                        help="also record the server's processes with this perf binary "
+                             "(on-CPU samples by library and symbol; bench/_profile.py)")
     parser.add_argument("--keep-going", action="store_true",
                         help="go on raising R after a step below full rate (diagnosis)")
     parser.add_argument("--keep-data", action="store_true",
