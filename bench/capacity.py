@@ -167,6 +167,7 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
         threads = _profile.thread_split(
             threads0, _profile.thread_cpu(list(process_tree_cpu(server.proc.pid))),
             time.monotonic() - t0)
+        result["server_threads"] = threads
         if recorder is not None:
             _, err = await asyncio.wait_for(recorder.communicate(), 60)
             result["perf"] = (await _profile.perf_report(args.perf, step_dir / "perf.data")
