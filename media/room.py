@@ -175,9 +175,16 @@ class Room:
 
     def _watch(self) -> None:
         self._watchdog = None
-        for publications in self._publications.values():
+        for publications in list(self._publications.values()):
             for publication in publications:
-                publication.remb_tick()
+                try:
+                    publication.remb_tick()
+                except Exception:
+                    # One publication's estimate must not stop the watchdog: it
+                    # re-arms below, and presence (absence rules) depends on it.
+                    logger.exception("room %s: bandwidth tick of %s's %s failed",
+                                     self._room_id, publication.publisher_id,
+                                     publication.kind)
         self._update_presence()  # re-arms while the room has peers
 
     def _update_presence(self) -> None:

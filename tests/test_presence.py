@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import pytest
 
+from media.forwarder import PublishedTrack
 from media.room import Room
 from media.testing import FrameNumberTrack
 from server.config import Config
@@ -45,7 +46,16 @@ def config(tmp_path: Path) -> Config:
     return dataclasses.replace(config, media=dataclasses.replace(config.media, media_stall_s=2.0))
 
 
-async def test_a_student_whose_media_stops_is_not_present(server: RunningServer) -> None:
+@pytest.mark.parametrize("tick_fails", [False, True], ids=["", "a-bandwidth-tick-failing"])
+async def test_a_student_whose_media_stops_is_not_present(
+        server: RunningServer, monkeypatch: pytest.MonkeyPatch, tick_fails: bool) -> None:
+    if tick_fails:
+        # The watchdog also ticks each publication's bandwidth estimate; one that
+        # raises must not stop it, or nobody would ever count as gone again.
+        def failing(self: PublishedTrack) -> None:
+            raise RuntimeError("the estimate broke")
+
+        monkeypatch.setattr(PublishedTrack, "remb_tick", failing)
     created = await RosterStore(server.app[DATABASE]).create_day(
         day_spec(time.time() + 60, students=1), expires_at=time.time() + 86400, now=time.time())
     tokens = [i.token for i in created.invites]  # chair, 3 members, secretary, student
