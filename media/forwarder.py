@@ -60,6 +60,9 @@ from .rtp_out import OutboundFormat, PacketRewriter, ntp_time
 logger = logging.getLogger(__name__)
 
 REMB_FRESH_S = 5.0
+# A subscriber's estimate under this share of the highest one is its own link's
+# limit, and gets it fewer layers (see `PublishedTrack.weak_estimate`).
+WEAK_SHARE = 0.75
 # A subscriber due a higher layer waits this long for the publisher's next layer
 # sync point (Chromium marks few), then asks for a keyframe, where every layer starts.
 UPSWITCH_KEYFRAME_S = 1.0
@@ -364,6 +367,18 @@ class PublishedTrack:
             return None
         return entry[0]
 
+    def weak_estimate(self, track: ForwardedTrack) -> int | None:
+        """``track``'s fresh estimate if it is well under another subscriber's (its
+        own link is the weak one), else None. A lossy or slow uplink lowers every
+        subscriber's estimate alike: that is the publisher's to fix (it hears the
+        highest estimate), and taking layers from every viewer would only cost
+        them frames."""
+        estimate = self.fresh_estimate(track)
+        highest = self.bitrate_limit()
+        if estimate is None or highest is None or estimate >= WEAK_SHARE * highest:
+            return None
+        return estimate
+
     def bitrate_limit(self) -> int | None:
         """The lowest fresh subscriber estimate (the highest, when subscribers get
         layers by their estimates), or None when there is none."""
@@ -451,7 +466,7 @@ class ForwardedTrack(MediaStreamTrack):
 
     def _fit_to_estimate(self, now: float) -> None:
         """Choose the layers the subscriber's fresh estimate carries (once a second)."""
-        estimate = self._source.fresh_estimate(self)
+        estimate = self._source.weak_estimate(self)
         layer = self._bandwidth.update(estimate, self._source.layer_rates, now)
         target = min(self._size_layer, layer)
         if target != self._selector.target:

@@ -32,7 +32,7 @@ from .test_browser import end_sessions, enter, wait_for_video
 from .timing import wait_until
 
 # The page's numbers, from its own getStats(): decoded video frames of everything it
-# receives (here only the student's camera), and audio packets.
+# receives (here only the publisher's camera), and audio packets.
 PAGE_STATS = """(async () => {
   const report = await window.roomDebug.link.pc.getStats();
   const out = {frames: 0, keyframes: 0, audio: 0};
@@ -107,10 +107,10 @@ async def window(counts: Counts, tab: Tab, recorded_frames: int) -> Rates:
     return rates
 
 
-async def show(tab: Tab, student_id: str, width: int | None, beside: str | None = None) -> None:
-    """Make the watching page report its student tile ``width`` px wide (None: not shown),
+async def show(tab: Tab, publisher_id: str, width: int | None, beside: str | None = None) -> None:
+    """Make the watching page report its publisher tile ``width`` px wide (None: not shown),
     as its layout would; with ``beside``, that participant's tile large next to it."""
-    tiles = {} if width is None else {student_id: {"w": width, "h": width * 9 // 16}}
+    tiles = {} if width is None else {publisher_id: {"w": width, "h": width * 9 // 16}}
     if beside is not None:
         tiles[beside] = {"w": 960, "h": 540}
     await tab.evaluate(f"window.roomDebug.grid.visibleTiles = () => ({json.dumps(tiles)});"
@@ -120,17 +120,19 @@ async def show(tab: Tab, student_id: str, width: int | None, beside: str | None 
 def forwarded_to(room: Room, viewer_id: str, publication: PublishedTrack) -> ForwardedTrack:
     peer = room.peer(viewer_id)
     track = peer.forwarded(publication) if peer is not None else None
-    assert track is not None, f"{viewer_id} gets no forwarded track of the student's video"
+    assert track is not None, f"{viewer_id} gets no forwarded track of the publisher's video"
     return track
 
 
 async def test_each_viewer_gets_the_layers_its_tile_and_link_take(
         server: RunningServer, tmp_path: Path) -> None:
     require_chromium()
-    student = await server.invite(Role.STUDENT, "Студентка Слоёва")
+    # The publisher is a member: a student's camera, everyone's large tile and the
+    # recording's subject, goes without layers (web_ui/static/js/connection.js).
+    publisher = await server.invite(Role.MEMBER, "Член комиссии Слоёва")
     viewer = await server.invite(Role.MEMBER, "Член комиссии Хромов")
     watcher_invite = await server.invite(Role.MEMBER, "Член комиссии Айортисов")
-    student_id, viewer_id = str(student.person_id), str(viewer.person_id)
+    publisher_id, viewer_id = str(publisher.person_id), str(viewer.person_id)
     room_id = str(server.day_id)
     async with chromium(log=tmp_path / "browser.log", devtools=True) as browser:
         assert browser.devtools_url is not None
@@ -138,34 +140,34 @@ async def test_each_viewer_gets_the_layers_its_tile_and_link_take(
         watcher = RoomClient(server.base_url, watcher_invite.token)
         remb_task: asyncio.Task[None] | None = None
         try:
-            student_tab = await cdp.open_tab(f"{server.base_url}/j/{student.token}")
+            publisher_tab = await cdp.open_tab(f"{server.base_url}/j/{publisher.token}")
             viewer_tab = await cdp.open_tab(f"{server.base_url}/j/{viewer.token}")
-            await enter(student_tab)
+            await enter(publisher_tab)
             await enter(viewer_tab)
             await watcher.connect()
             await watcher.start_media()
-            await wait_for_video(server.rooms, room_id, browser, {viewer_id: [student_id]})
+            await wait_for_video(server.rooms, room_id, browser, {viewer_id: [publisher_id]})
             room = server.rooms.get(room_id)
             assert room is not None
-            student_peer = room.peer(student_id)
-            assert student_peer is not None
-            publication = next(p for p in student_peer.published if p.kind == "video")
+            publisher_peer = room.peer(publisher_id)
+            assert publisher_peer is not None
+            publication = next(p for p in publisher_peer.published if p.kind == "video")
             try:
                 await wait_until(lambda: publication.layered, bool,
-                                 "temporal layers (a TID) in the student's VP8 packets", 20)
+                                 "temporal layers (a TID) in the publisher's VP8 packets", 20)
             except AssertionError as exc:
                 said = [line for line in browser.console() if "temporal layers" in line]
                 raise AssertionError(f"{exc}; the page said: {said}") from None
             await watcher.wait_for(lambda: any(
-                r.participant == student_id and r.kind == "video" and r.track
-                for r in watcher.received.values()), 15, "the student's video at the aiortc client")
+                r.participant == publisher_id and r.kind == "video" and r.track
+                for r in watcher.received.values()), 15, "the publisher's video at the aiortc client")
             page_track = forwarded_to(room, viewer_id, publication)
             watcher_track = forwarded_to(room, watcher.participant_id, publication)
             # The aiortc client's own estimator (not what pages run) follows its
             # incoming rate closely and would move its layers on its own: it is
             # switched off, and its estimate is what the test sends below.
             received = next(r for r in watcher.received.values()
-                            if r.participant == student_id and r.kind == "video")
+                            if r.participant == publisher_id and r.kind == "video")
             assert received.receiver is not None
             setattr(received.receiver, "_RTCRtpReceiver__remote_bitrate_estimator", None)
             await wait_until(lambda: publication.fresh_estimate(watcher_track), lambda e: e is None,
@@ -175,11 +177,11 @@ async def test_each_viewer_gets_the_layers_its_tile_and_link_take(
             # largest on the page: every layer); from here on the test sets the sizes.
             own = await viewer_tab.evaluate("window.roomDebug.grid.visibleTiles()")
             print(f"\nthe page's own view: {own}")
-            assert set(own) == {student_id}, own
+            assert set(own) == {publisher_id}, own
             await wait_until(lambda: page_track.target_layer,
                              lambda layer: layer == 2,
                              "the layer for the page's own tile", 10)
-            await show(viewer_tab, student_id, 960)
+            await show(viewer_tab, publisher_id, 960)
             await wait_until(lambda: page_track.layer, lambda layer: layer == 2,
                              "the large tile's layer", 10)
             async with counting(watcher, publication) as counts:
@@ -192,7 +194,7 @@ async def test_each_viewer_gets_the_layers_its_tile_and_link_take(
                 assert full.page >= 0.7 and full.aiortc >= 0.7, full
 
                 # A small tile beside a large one: the base layer, a quarter of the frames.
-                await show(viewer_tab, student_id, 160, beside=watcher.participant_id)
+                await show(viewer_tab, publisher_id, 160, beside=watcher.participant_id)
                 await wait_until(lambda: page_track.layer, lambda layer: layer == 0,
                                  "the small tile's layer", 10)
                 small = await window(counts, viewer_tab, 40)
@@ -200,14 +202,14 @@ async def test_each_viewer_gets_the_layers_its_tile_and_link_take(
                 assert small.aiortc >= 0.7, small
 
                 # Large again: up at the next sync points, decoding never stops.
-                await show(viewer_tab, student_id, 960)
+                await show(viewer_tab, publisher_id, 960)
                 await wait_until(lambda: page_track.layer, lambda layer: layer == 2,
                                  "the large tile's layer", 10)
                 large = await window(counts, viewer_tab, 25)
                 assert large.page >= 0.7, large
 
                 # Hidden: no video at all, audio goes on; shown again, a keyframe at once.
-                await show(viewer_tab, student_id, None)
+                await show(viewer_tab, publisher_id, None)
                 await wait_until(lambda: page_track.shown, lambda shown: not shown,
                                  "the hidden tile", 10)
                 hidden = await window(counts, viewer_tab, 25)
@@ -216,7 +218,7 @@ async def test_each_viewer_gets_the_layers_its_tile_and_link_take(
                 # Audio goes on (the fake microphone beeps; DTX sends ~5/s between beeps).
                 assert hidden.page_audio_packets >= 8, hidden
                 before = await viewer_tab.evaluate(PAGE_STATS)
-                await show(viewer_tab, student_id, 960)
+                await show(viewer_tab, publisher_id, 960)
                 await wait_until(lambda: viewer_tab.evaluate(PAGE_STATS),
                                  lambda now: now["frames"] >= before["frames"] + 10
                                  and now["keyframes"] > before["keyframes"],
@@ -250,7 +252,7 @@ async def test_each_viewer_gets_the_layers_its_tile_and_link_take(
                 assert max(gaps) < 1.5, max(gaps)
             remb_task.cancel()
             await watcher.close()
-            await end_sessions(server.rooms, room_id, [student_tab, viewer_tab])
+            await end_sessions(server.rooms, room_id, [publisher_tab, viewer_tab])
         finally:
             if remb_task is not None:
                 remb_task.cancel()

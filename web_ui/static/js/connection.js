@@ -200,7 +200,12 @@ export class RoomLink {
         transceiver.direction = "sendonly";
         await transceiver.sender.replaceTrack(track);
         transceiver.sender.setStreams?.(this.stream);
-        if (kind === "video") await temporalLayers(transceiver.sender);
+        // The student's camera is everyone's large tile and the recording's subject:
+        // layers would only cost it loss recovery on a phone's link (with L1T3 a lost
+        // base-layer frame stalls the next ones), so it goes as one layer.
+        if (kind === "video" && document.body.dataset.role !== "student") {
+          await temporalLayers(transceiver.sender);
+        }
       } else {
         transceiver.direction = "inactive";
       }
