@@ -8,6 +8,12 @@ frame. ``write`` only appends to a queue: when the queue already holds
 media forwarding. One writer thread owns every PyAV container (STYLE: one owner per
 piece of state); the event loop never touches PyAV.
 
+The writer takes what is queued every ``BATCH_S`` rather than being woken for each
+frame: waking a thread per frame (a lock, a condition notify, a thread switch and a
+GIL hand-over, some 300 times a second in a room) cost the event loop about as much
+as the muxing itself (bench/README.md, "Where a room's CPU goes"). Frames reach the
+file at most ``BATCH_S`` later; ``stop`` wakes it at once.
+
 Each ``TrackKey`` has at most one open ``Segment`` (a file). A video segment starts at
 a keyframe; frames before it are skipped and counted. ``end_track`` (the participant
 left) closes the open segment, and a later frame for the same key starts the next
@@ -30,9 +36,9 @@ track writes again.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -51,6 +57,8 @@ DROP_WARNING_INTERVAL_S = 1.0
 #: Back-off before reopening a track whose file failed: first wait, then doubled up to.
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 8.0
+#: How often the writer thread takes the frames queued since it last looked.
+BATCH_S = 0.02
 
 
 def describe_error(exc: BaseException) -> str:
@@ -109,7 +117,10 @@ class Recorder:
         self._on_failure = on_failure
         self._clock = clock
         # Unbounded so that end_track and stop are never lost; write() bounds the frames.
-        self._queue: queue.Queue[_Item] = queue.Queue()
+        # deque's append and popleft are atomic: the event loop appends, the writer
+        # thread takes, neither locks. ``_wake`` only cuts the writer's wait short.
+        self._queue: deque[_Item] = deque()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
         # Owned by the caller of write() (the event loop).
@@ -159,7 +170,7 @@ class Recorder:
     @property
     def backlog(self) -> int:
         """Items waiting for the writer thread."""
-        return self._queue.qsize()
+        return len(self._queue)
 
     @property
     def running(self) -> bool:
@@ -184,14 +195,15 @@ class Recorder:
         self._stopped = True
         if self._thread is None:
             return
-        self._queue.put(_Stop())
+        self._queue.append(_Stop())
+        self._wake.set()
         self._thread.join()
 
     def write(self, track: TrackKey, frame: Frame) -> bool:
         """Queue one frame of ``track``; never blocks. False if it was dropped."""
         if self._stopped:
             return False
-        if self._queue.qsize() >= self._queue_frames:
+        if len(self._queue) >= self._queue_frames:
             self._dropped += 1
             now = time.monotonic()
             if now - self._last_drop_warning >= DROP_WARNING_INTERVAL_S:
@@ -199,20 +211,25 @@ class Recorder:
                 logger.warning("recorder in %s falls behind: %d frames dropped so far",
                                self._folder, self._dropped)
             return False
-        self._queue.put_nowait(_Write(track, bytes(frame.data), frame.timestamp,
-                                      frame.keyframe, frame.arrived))
+        self._queue.append(_Write(track, bytes(frame.data), frame.timestamp,
+                                  frame.keyframe, frame.arrived))
         return True
 
     def end_track(self, track: TrackKey) -> None:
         """Close the open segment of ``track``; its next frame starts a new segment."""
         if not self._stopped:
-            self._queue.put_nowait(_End(track))
+            self._queue.append(_End(track))
 
     # -- writer thread ----------------------------------------------------------------
 
     def _run(self) -> None:
+        items = self._queue
         while True:
-            item = self._queue.get()
+            if not items:
+                self._wake.wait(BATCH_S)
+                self._wake.clear()  # stop() queued _Stop first: it is not missed
+                continue
+            item = items.popleft()
             if isinstance(item, _Stop):
                 break
             if isinstance(item, _End):
