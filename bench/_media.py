@@ -113,10 +113,13 @@ def encode_video(width: int = WIDTH, height: int = HEIGHT, bitrate: int = VIDEO_
 L1T3_PATTERN = (0, 2, 1, 2)
 
 
-def install_layered_vp8_packetizer(pattern: tuple[int, ...]) -> None:
+def install_layered_vp8_packetizer() -> None:
     """Make aiortc's VP8 packetizer in this process write what a layered sender writes
     in each payload descriptor (RFC 7741): the temporal layer (TID), TL0PICIDX and the
-    layer sync bit, for frames replayed by PacketLoopTrack (frame n has pts n * ticks).
+    layer sync bit, for frames replayed by PacketLoopTrack from a clip encoded with
+    layers (frame n has pts n * ticks; PacketLoopTrack puts the clip's layer pattern
+    in each packet's ``opaque``). Frames of a clip without layers keep aiortc's own
+    descriptor, as a browser sending one layer writes it.
 
     aiortc writes only the picture id; a forwarder that drops layers needs the rest.
     In the L1T3 pattern 0,2,1,2 the second and third frames refer to the base layer
@@ -125,9 +128,13 @@ def install_layered_vp8_packetizer(pattern: tuple[int, ...]) -> None:
     from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
 
     ticks = VIDEO_CLOCK // FPS
-    period = len(pattern)
+    one_layer = vpx.Vp8Encoder.pack
 
     def pack(self: Any, packet: av.Packet[Any]) -> tuple[list[bytes], int]:
+        pattern = packet.opaque
+        if not isinstance(pattern, tuple) or len(pattern) < 2:
+            return one_layer(self, packet)
+        period = len(pattern)
         index = int(packet.pts or 0) // ticks
         tid = pattern[index % period]
         sync = 1 if tid > 0 and (index % period) in (1, 2) else 0
@@ -219,5 +226,6 @@ class PacketLoopTrack(MediaStreamTrack):
         packet = av.Packet(data)
         packet.pts = self._sent * clip.frame_ticks
         packet.time_base = self._time_base
+        packet.opaque = clip.layer_pattern  # for install_layered_vp8_packetizer
         self._sent += 1
         return packet

@@ -235,9 +235,8 @@ class RoomLoad:
 async def main(config: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     clips = load_room_clips(Path(config["media"]))
-    pattern = clips["video_360p"].layer_pattern
-    if len(pattern) > 1:
-        install_layered_vp8_packetizer(pattern)
+    if any(len(clip.layer_pattern) > 1 for clip in clips.values()):
+        install_layered_vp8_packetizer()
     LoadParticipant.inline = bool(config.get("inline_receive", True))
     LoadParticipant.estimate = bool(config.get("subscriber_remb", False))
     rooms: list[RoomLoad] = []

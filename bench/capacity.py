@@ -496,7 +496,7 @@ async def main() -> None:
         media = Path(tmp) / "clips.pickle"
         layered = not args.no_temporal_layers
 
-        def camera(width: int, height: int, bitrate: int) -> Any:
+        def camera(width: int, height: int, bitrate: int, layered: bool) -> Any:
             # libvpx undershoots with temporal layers (~15 % here): ask once more for
             # what it fell short by, so the cameras send what the issue names.
             clip = encode_video(width, height, bitrate, temporal_layers=layered)
@@ -505,12 +505,15 @@ async def main() -> None:
                                     temporal_layers=layered)
             return clip
 
-        clips = {"video_360p": camera(640, 360, 500_000), "video_720p": camera(1280, 720, 1_500_000),
+        # The student's page sends one layer (web_ui/static/js/connection.js: the
+        # student is everyone's large tile and the recording's subject).
+        clips = {"video_360p": camera(640, 360, 500_000, layered),
+                 "video_720p": camera(1280, 720, 1_500_000, False),
                  "audio": encode_audio(), "silence": encode_silence()}
         media.write_bytes(pickle.dumps(clips))
         print(f"pre-encoded media: VP8 640x360 {clips['video_360p'].bitrate / 1e3:.0f} kbit/s, "
               f"1280x720 {clips['video_720p'].bitrate / 1e3:.0f} kbit/s (30 fps, keyframe every "
-              f"2 s, {'three temporal layers (L1T3)' if layered else 'no layers'}), Opus {clips['audio'].bitrate / 1e3:.0f} kbit/s, "
+              f"2 s, {'the 640x360 cameras in three temporal layers (L1T3), the student in one' if layered else 'no layers'}), Opus {clips['audio'].bitrate / 1e3:.0f} kbit/s, "
               f"{'one speaker at a time, the others DTX' if args.audio == 'dtx' else 'every microphone continuous'}; {os.cpu_count()} CPUs; "
               f"server: {workers_note}; layer selection: "
               f"{wanted if available else 'not in this server'}; window {args.seconds:.0f} s",
