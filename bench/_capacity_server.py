@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from forwarding import Child
+from forwarding import Child, pin_to
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -97,7 +97,10 @@ def day_body(index: int) -> dict[str, Any]:
     }
 
 
-async def start_server(config: Path, stats_dir: Path, log: Path, workers: int | None) -> Child:
+async def start_server(config: Path, stats_dir: Path, log: Path, workers: int | None,
+                       cpus: set[int] | None = None) -> Child:
+    """``cpus``: the server and its workers run on these CPUs only (serve's default
+    worker count is then their number)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(BENCH / "_stats_hook"), *filter(None, [env.get("PYTHONPATH")])])
@@ -107,7 +110,7 @@ async def start_server(config: Path, stats_dir: Path, log: Path, workers: int | 
         args += ["--workers", str(workers)]
     proc = await asyncio.create_subprocess_exec(
         *args, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT)
+        stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT, preexec_fn=pin_to(cpus))
     return Child("server", proc, log)
 
 

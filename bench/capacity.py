@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python bench/capacity.py [--quick] [--max-rooms R] [--seconds S]
           [--layer-selection on|off|both] [--workers N] [--processes-per-room P]
+          [--server-cpus LIST]
 (see bench/README.md).
 
 It re-executes itself inside scripts/netns-run, as forwarding.py does. For R = 1, 2,
@@ -104,9 +105,11 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
     write_config(step_dir / "config.yaml", data_dir, port, hash_token(organizer), layer_selection)
     base = f"http://127.0.0.1:{port}"
     result: dict[str, Any] = {"rooms": rooms_count, "layer_selection": layer_selection,
-                              "workers": workers}
+                              "workers": workers,
+                              "server_cpus": sorted(args.server_cpus or ()) or None,
+                              "load_cpus": sorted(args.load_cpus or ()) or None}
     server = await start_server(step_dir / "config.yaml", stats_dir, step_dir / "server.log",
-                                workers)
+                                workers, args.server_cpus)
     clients: list[Child] = []
     began = time.monotonic()
     try:
@@ -125,7 +128,7 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
                       "turn_s": args.turn_s}
             clients.append(await Child.start(
                 f"load generator {n}", [str(BENCH / "_room_clients.py"), json.dumps(config)],
-                step_dir / f"clients-{n}.log"))
+                step_dir / f"clients-{n}.log", args.load_cpus))
         readies = await asyncio.gather(*(c.read(120 + args.ready_timeout) for c in clients))
         result["setup_s"] = round(time.monotonic() - began, 1)
         not_ready = [r for r in readies if r.get("event") != "ready"]
@@ -240,8 +243,29 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
     lost = result["udp_drops_by"].get("load generators", 0)
     result.update({
         "load_generators_dropped": lost > LOAD_DROPS_SHARE * max(result["udp_datagrams"] + lost, 1),
+        # With --server-cpus: the load generators' own CPUs (everything but the
+        # server's processes counts there) ran out.
+        "load_cores_saturated": bool(args.load_cpus) and (
+            sum(client_pcts) + max(result["other_cpu_pct"], 0) > 90 * len(args.load_cpus)),
     })
     return result
+
+
+def parse_cpus(text: str) -> set[int]:
+    """``"0,2-3"`` -> {0, 2, 3} (taskset's list form)."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise ValueError(f"{text!r} is not a CPU list such as 0 or 0,1 or 0-3")
+        cpus.update(range(int(first), int(last or first) + 1))
+    if not cpus:
+        raise ValueError(f"{text!r} names no CPU")
+    return cpus
+
+
+def format_cpus(cpus: set[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
 
 
 def load_shares(rooms: list[dict[str, Any]], processes_per_room: int) -> list[list[dict[str, Any]]]:
@@ -357,12 +381,23 @@ def print_step(r: dict[str, Any], started: float) -> None:
         print(f"  day {day}: its publishers sent under {FULL_RATE * 30:.0f} frames/s: the "
               f"load generator fell behind (the ratios are taken against what they sent)",
               flush=True)
-    cores = os.cpu_count() or 1
-    total = r["server_cpu_pct"] + sum(r["clients_cpu_pct"]) + max(r["other_cpu_pct"], 0)
-    if total > 90 * cores:
-        print(f"  the machine was saturated ({total:.0f}% of {cores * 100}%): server and load "
-              f"generators share its cores, so this R measures the machine, not the server "
-              f"alone", flush=True)
+    if r.get("server_cpus"):
+        server_cores, load_cores = len(r["server_cpus"]), len(r["load_cpus"])
+        if r["server_cpu_pct"] > 90 * server_cores:
+            print(f"  the server's {server_cores} CPU(s) were saturated "
+                  f"({r['server_cpu_pct']:.0f}% of {server_cores * 100}%)", flush=True)
+        if r["load_cores_saturated"]:
+            load = sum(r["clients_cpu_pct"]) + max(r["other_cpu_pct"], 0)
+            print(f"  the load generators' {load_cores} CPU(s) were saturated ({load:.0f}% "
+                  f"of {load_cores * 100}%, the rest of the machine included): they, not the "
+                  f"server, may have been the limit", flush=True)
+    else:
+        cores = os.cpu_count() or 1
+        total = r["server_cpu_pct"] + sum(r["clients_cpu_pct"]) + max(r["other_cpu_pct"], 0)
+        if total > 90 * cores:
+            print(f"  the machine was saturated ({total:.0f}% of {cores * 100}%): server and "
+                  f"load generators share its cores, so this R measures the machine, not the "
+                  f"server alone", flush=True)
     if r["udp_receive_buffer_drops"]:
         print(f"  {r['udp_receive_buffer_drops']} of {r['udp_datagrams']} UDP datagrams were "
               f"dropped by full receive buffers: a process (server or load generator) did not "
@@ -392,7 +427,8 @@ def summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
                              f"{sum(s['recorded']['expected'] for s in measured)}"),
         "recorded_min_video_fps": best["recorded"]["min_video_fps"] if best else None,
         "load_generator_busy": any(s.get("busy_clients") or s.get("publishers_behind")
-                                   or s.get("load_generators_dropped") for s in measured),
+                                   or s.get("load_generators_dropped")
+                                   or s.get("load_cores_saturated") for s in measured),
         "video_encodes": sum(sum(s["encodes_window"].values()) for s in measured),
     }
 
@@ -428,6 +464,10 @@ async def main() -> None:
     parser.add_argument("--workers", type=int,
                         help="defense-room serve --workers N (default: the server's own "
                              "default; ignored, with a note, if serve has no --workers)")
+    parser.add_argument("--server-cpus", metavar="LIST",
+                        help="run the server on these CPUs only (e.g. 0 or 0,1 or 0-3) and the "
+                             "load generators on the others, so that each has cores of its "
+                             "own (serve's default workers: one per server CPU)")
     parser.add_argument("--processes-per-room", type=int, default=2,
                         help="load-generator processes per room, each with a share of its "
                              "eight people (default 2)")
@@ -466,6 +506,18 @@ async def main() -> None:
     if not (args.max_rooms >= 1 and args.seconds > 0 and 1 <= args.processes_per_room <= 8):
         parser.error("--max-rooms must be at least 1, --seconds above 0, --processes-per-room "
                      "from 1 to 8")
+    args.load_cpus = None
+    if args.server_cpus is not None:
+        usable = os.sched_getaffinity(0)
+        try:
+            args.server_cpus = parse_cpus(args.server_cpus)
+        except ValueError as exc:
+            parser.error(f"--server-cpus: {exc}")
+        if not args.server_cpus <= usable or not usable - args.server_cpus:
+            parser.error(f"--server-cpus must name some of the CPUs this bench may use "
+                         f"({format_cpus(usable)}) and leave at least one for the load "
+                         f"generators")
+        args.load_cpus = usable - args.server_cpus
 
     sys.path.insert(0, str(ROOT))
     from _media import encode_audio, encode_video
@@ -515,7 +567,10 @@ async def main() -> None:
               f"1280x720 {clips['video_720p'].bitrate / 1e3:.0f} kbit/s (30 fps, keyframe every "
               f"2 s, {'the 640x360 cameras in three temporal layers (L1T3), the student in one' if layered else 'no layers'}), Opus {clips['audio'].bitrate / 1e3:.0f} kbit/s, "
               f"{'one speaker at a time, the others DTX' if args.audio == 'dtx' else 'every microphone continuous'}; {os.cpu_count()} CPUs; "
-              f"server: {workers_note}; layer selection: "
+              f"server: {workers_note}"
+              + (f" on CPU(s) {format_cpus(args.server_cpus)}, load generators on "
+                 f"{format_cpus(args.load_cpus)}" if args.server_cpus else "")
+              + "; layer selection: "
               f"{wanted if available else 'not in this server'}; window {args.seconds:.0f} s",
               flush=True)
         by_setting: dict[str, list[dict[str, Any]]] = {}
@@ -529,6 +584,7 @@ async def main() -> None:
         print(f"total {time.monotonic() - started:.0f} s")
         last = list(by_setting)[-1]
         line: dict[str, Any] = {**summary(by_setting[last]), "cores": os.cpu_count(),
+                                "server_cpus": len(args.server_cpus) if args.server_cpus else None,
                                 "layer_selection": last, "audio": args.audio,
                                 "workers": workers if workers is not None else
                                 ("default" if multi else 1)}

@@ -40,6 +40,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,14 @@ class Scenario:
         return self.size if self.shape == "fanout" else self.size * (self.size - 1)
 
 
+def pin_to(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` confining a child (and its own children) to ``cpus``."""
+    if not cpus:
+        return None
+    chosen = set(cpus)
+    return lambda: os.sched_setaffinity(0, chosen)
+
+
 class Child:
     """A bench subprocess that speaks JSON lines on stdout."""
 
@@ -93,11 +102,13 @@ class Child:
         self.log = log
 
     @classmethod
-    async def start(cls, name: str, args: list[str], log: Path) -> Child:
+    async def start(cls, name: str, args: list[str], log: Path,
+                    cpus: set[int] | None = None) -> Child:
+        """``cpus``: run it (and whatever it starts) on these CPUs only."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable, *args, cwd=ROOT,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=log.open("wb"),
+            stderr=log.open("wb"), preexec_fn=pin_to(cpus),
         )
         return cls(name, proc, log)
 

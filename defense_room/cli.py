@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
     serve.add_argument("--workers", type=_worker_count, default=None, metavar="N",
                        help="worker processes, each hosting its share of the days "
-                            "(default: server.workers, 0 there meaning one per CPU core; "
+                            "(default: server.workers, 0 there meaning one per CPU core "
+                            "this process may use; "
                             "1: a single process)")
     # How the front starts each worker (server/workers.py); not for operators.
     serve.add_argument("--worker", help=argparse.SUPPRESS)
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                                     organizer_sha256=args.organizer_sha256)
             workers = args.workers if args.workers is not None else config.server.workers
             return serve_forever(config, demo=args.demo, host=args.host, port=args.port,
-                                 workers=workers or os.cpu_count() or 1,
+                                 workers=workers or usable_cores(),
                                  config_path=_path_of(args.config), verbose=args.verbose)
         if args.command == "day":
             from .daycli import import_day, print_readiness
@@ -156,6 +157,16 @@ def server_keys(config: Config, command: str) -> int:
         print("Retired keys (older packages verify with these):")
         print("\n".join(f"  {fp}" for fp in retired))
     return 0
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (``taskset``, a container's cpuset), which
+    can be fewer than the machine has: one worker per core beyond them would only
+    share them."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _worker_count(text: str) -> int:

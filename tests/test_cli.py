@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from .conftest import free_port
 
@@ -98,3 +99,40 @@ async def test_unknown_config_key_names_the_key(tmp_path: Path) -> None:
     _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     assert "server.prot" in stderr.decode()
+
+
+async def _announced(config: Path, port: int, cpus: set[int]) -> list[str]:
+    """What ``serve`` (default workers) prints once it listens, run on ``cpus`` only."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "defense_room.cli", "serve", "--config", str(config),
+        "--port", str(port), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        # Up to the key's fingerprint, the line after its heading.
+        while not (len(lines) >= 2 and lines[-2].startswith("Package signing key")):
+            raw = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert raw, f"server exited early: {lines}"
+            lines.append(raw.decode().rstrip("\n"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.wait_for(proc.wait(), 30)
+    assert rc == 0
+    return lines
+
+
+async def test_default_workers_follow_the_cores_the_server_may_use(tmp_path: Path) -> None:
+    # One worker per core it may run on (taskset, a container's cpuset), not per core
+    # of the machine: more workers than cores would only share them.
+    cpus = sorted(os.sched_getaffinity(0))
+    config = tmp_path / "config.yaml"
+    config.write_text("data_dir: ./state\nserver:\n  host: 127.0.0.1\n  workers: 0\n")
+    one = await _announced(config, free_port(), {cpus[0]})
+    assert any(l.startswith("Defense room server at") for l in one), one
+    assert not any(l.startswith("Workers:") for l in one), one
+    if len(cpus) < 2:
+        pytest.skip("one CPU here: the two-core case needs two")
+    two = await _announced(config, free_port(), set(cpus[:2]))
+    assert "Workers: 2 processes, each hosting the days whose id modulo 2 is its number" in two, two
