@@ -241,12 +241,13 @@ async def run_step(rooms_count: int, args: argparse.Namespace, media: Path, work
     # Datagrams the load generators' own sockets dropped: they could not keep up,
     # so the frames the server sent are not counted.
     lost = result["udp_drops_by"].get("load generators", 0)
+    load_side = sum(client_pcts) + max(result["other_cpu_pct"], 0)
     result.update({
+        "load_side_cpu_pct": round(load_side, 1),
         "load_generators_dropped": lost > LOAD_DROPS_SHARE * max(result["udp_datagrams"] + lost, 1),
         # With --server-cpus: the load generators' own CPUs (everything but the
         # server's processes counts there) ran out.
-        "load_cores_saturated": bool(args.load_cpus) and (
-            sum(client_pcts) + max(result["other_cpu_pct"], 0) > 90 * len(args.load_cpus)),
+        "load_cores_saturated": bool(args.load_cpus) and load_side > 90 * len(args.load_cpus),
     })
     return result
 
@@ -387,13 +388,13 @@ def print_step(r: dict[str, Any], started: float) -> None:
             print(f"  the server's {server_cores} CPU(s) were saturated "
                   f"({r['server_cpu_pct']:.0f}% of {server_cores * 100}%)", flush=True)
         if r["load_cores_saturated"]:
-            load = sum(r["clients_cpu_pct"]) + max(r["other_cpu_pct"], 0)
-            print(f"  the load generators' {load_cores} CPU(s) were saturated ({load:.0f}% "
+            print(f"  the load generators' {load_cores} CPU(s) were saturated "
+                  f"({r['load_side_cpu_pct']:.0f}% "
                   f"of {load_cores * 100}%, the rest of the machine included): they, not the "
                   f"server, may have been the limit", flush=True)
     else:
         cores = os.cpu_count() or 1
-        total = r["server_cpu_pct"] + sum(r["clients_cpu_pct"]) + max(r["other_cpu_pct"], 0)
+        total = r["server_cpu_pct"] + r["load_side_cpu_pct"]
         if total > 90 * cores:
             print(f"  the machine was saturated ({total:.0f}% of {cores * 100}%): server and "
                   f"load generators share its cores, so this R measures the machine, not the "
@@ -548,13 +549,13 @@ async def main() -> None:
         media = Path(tmp) / "clips.pickle"
         layered = not args.no_temporal_layers
 
-        def camera(width: int, height: int, bitrate: int, layered: bool) -> Any:
+        def camera(width: int, height: int, bitrate: int, with_layers: bool) -> Any:
             # libvpx undershoots with temporal layers (~15 % here): ask once more for
             # what it fell short by, so the cameras send what the issue names.
-            clip = encode_video(width, height, bitrate, temporal_layers=layered)
+            clip = encode_video(width, height, bitrate, temporal_layers=with_layers)
             if abs(clip.bitrate / bitrate - 1) > 0.1:
                 clip = encode_video(width, height, round(bitrate * bitrate / clip.bitrate),
-                                    temporal_layers=layered)
+                                    temporal_layers=with_layers)
             return clip
 
         # The student's page sends one layer (web_ui/static/js/connection.js: the
